@@ -1,0 +1,549 @@
+//! Request and response bodies of cerd's local HTTP API (DESIGN §8).
+//!
+//! Every type here is an interface shared by `cerd` (server) and `cerctl`
+//! (client). Routes, all JSON, over the node's Unix socket:
+//!
+//! | method | path                              | request            | response            |
+//! |--------|-----------------------------------|--------------------|---------------------|
+//! | GET    | /v1/status                        |                    | [`Status`]          |
+//! | GET    | /v1/incidents?[`IncidentQuery`]   |                    | [`IncidentList`]    |
+//! | POST   | /v1/incidents                     | [`FileIncident`]   | [`Filed`] (201)     |
+//! | GET    | /v1/incidents/{id}                |                    | [`IncidentDetail`]  |
+//! | POST   | /v1/incidents/{id}/updates        | [`UpdateIncident`] | [`Filed`] (201)     |
+//! | POST   | /v1/incidents/{id}/retraction     | [`RetractIncident`]| [`Filed`] (201)     |
+//! | GET    | /v1/indicators?[`IocQuery`]       |                    | [`IocSearch`]       |
+//! | GET    | /v1/peers                         |                    | [`PeerList`]        |
+//! | GET    | /v1/certs                         |                    | [`CertList`]        |
+//! | GET    | /v1/export?[`ExportQuery`]        |                    | [`EnvelopeExport`]  |
+//! | GET    | /metrics                          |                    | Prometheus text     |
+//!
+//! Errors are [`ApiError`] with a matching HTTP status.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::envelope::{IncidentBody, Kind, UpdateBody};
+use crate::error::{FieldError, FieldErrors};
+use crate::id::{EnvelopeId, Fingerprint};
+use crate::incident::IncidentState;
+use crate::model::{Affected, Classification, Indicator, IndicatorType, Severity, Status as IncidentStatus, Timestamp, Tlp};
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable, machine-readable: see [`ErrorCode`].
+    pub code: String,
+    pub message: String,
+    /// For `invalid_field`: every refused field with its reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldProblem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldProblem {
+    pub field: String,
+    pub reason: String,
+}
+
+/// The error codes the API uses, with their HTTP statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// 400: the body or query is not of the expected shape.
+    BadRequest,
+    /// 422: a field's value is refused; see `fields`.
+    InvalidField,
+    /// 404
+    NotFound,
+    /// 403: the request is well-formed but not allowed (e.g. updating
+    /// another CERT's fields).
+    Forbidden,
+    /// 409: conflicts with the current state (e.g. already retracted).
+    Conflict,
+    /// 413
+    TooLarge,
+    /// 500
+    Internal,
+    /// 503: the node is shutting down or its store is unavailable.
+    Unavailable,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 8] = [
+        ErrorCode::BadRequest,
+        ErrorCode::InvalidField,
+        ErrorCode::NotFound,
+        ErrorCode::Forbidden,
+        ErrorCode::Conflict,
+        ErrorCode::TooLarge,
+        ErrorCode::Internal,
+        ErrorCode::Unavailable,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::InvalidField => "invalid_field",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unavailable => "unavailable",
+        }
+    }
+
+    pub fn http_status(&self) -> u16 {
+        match self {
+            ErrorCode::BadRequest => 400,
+            ErrorCode::InvalidField => 422,
+            ErrorCode::NotFound => 404,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::Conflict => 409,
+            ErrorCode::TooLarge => 413,
+            ErrorCode::Internal => 500,
+            ErrorCode::Unavailable => 503,
+        }
+    }
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            error: ErrorBody {
+                code: code.as_str().into(),
+                message: message.into(),
+                fields: vec![],
+            },
+        }
+    }
+
+    pub fn invalid(errors: &FieldErrors) -> Self {
+        ApiError {
+            error: ErrorBody {
+                code: ErrorCode::InvalidField.as_str().into(),
+                message: errors.to_string(),
+                fields: errors
+                    .0
+                    .iter()
+                    .map(|e| FieldProblem {
+                        field: e.field.to_string(),
+                        reason: e.reason.clone(),
+                    })
+                    .collect(),
+            },
+        }
+    }
+
+    pub fn is(&self, code: ErrorCode) -> bool {
+        self.error.code == code.as_str()
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.error.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError::invalid(&FieldErrors::from(e))
+    }
+}
+
+/// `GET /v1/status`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub name: String,
+    pub fingerprint: Fingerprint,
+    pub version: String,
+    pub data_dir: String,
+    pub api_socket: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    pub uptime_seconds: u64,
+    pub envelopes: u64,
+    pub tombstones: u64,
+    pub incidents: u64,
+    pub indicators: u64,
+    pub authors: u64,
+    /// Bytes the store occupies on disk.
+    pub store_bytes: u64,
+    pub trusted_certs: u64,
+    pub peers_connected: u64,
+    pub peers_configured: u64,
+    pub equivocations: u64,
+}
+
+/// `POST /v1/incidents`: a new incident, as an analyst files it.
+/// The same shape is what `cerctl incident file --from FILE` reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileIncident {
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    pub severity: Severity,
+    pub tlp: Tlp,
+    pub classification: Classification,
+    #[serde(default = "new_status")]
+    pub status: IncidentStatus,
+    #[serde(default)]
+    pub indicators: Vec<Indicator>,
+    #[serde(default)]
+    pub affected: Affected,
+    #[serde(default)]
+    pub occurred: Option<Timestamp>,
+    #[serde(default)]
+    pub detected: Option<Timestamp>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Recipients, by CERT name or fingerprint (TLP AMBER and above).
+    #[serde(default)]
+    pub to: Vec<String>,
+}
+
+fn new_status() -> IncidentStatus {
+    IncidentStatus::New
+}
+
+impl FileIncident {
+    /// The incident body this request describes, checked field by field.
+    pub fn to_body(&self) -> Result<IncidentBody, FieldErrors> {
+        let body = IncidentBody {
+            title: self.title.trim().to_owned(),
+            description: self.description.clone(),
+            severity: self.severity,
+            classification: self.classification.clone(),
+            status: self.status,
+            indicators: dedup_indicators(&self.indicators),
+            affected: self.affected.clone(),
+            occurred: self.occurred,
+            detected: self.detected,
+            tags: self.tags.clone(),
+        };
+        body.validate()?;
+        Ok(body)
+    }
+}
+
+fn dedup_indicators(indicators: &[Indicator]) -> Vec<Indicator> {
+    let mut seen = std::collections::HashSet::new();
+    indicators
+        .iter()
+        .filter(|i| seen.insert((i.kind, i.value.clone())))
+        .cloned()
+        .collect()
+}
+
+/// `POST /v1/incidents/{id}/updates`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateIncident {
+    #[serde(default)]
+    pub status: Option<IncidentStatus>,
+    #[serde(default)]
+    pub severity: Option<Severity>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub classification: Option<Classification>,
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(default)]
+    pub indicators: Vec<Indicator>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+impl UpdateIncident {
+    pub fn to_body(&self) -> Result<UpdateBody, FieldError> {
+        let body = UpdateBody {
+            status: self.status,
+            severity: self.severity,
+            title: self.title.as_ref().map(|t| t.trim().to_owned()),
+            description: self.description.clone(),
+            classification: self.classification.clone(),
+            note: self.note.clone(),
+            indicators: dedup_indicators(&self.indicators),
+            tags: self.tags.clone(),
+        };
+        body.validate()?;
+        Ok(body)
+    }
+}
+
+/// `POST /v1/incidents/{id}/retraction`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetractIncident {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// The answer to a filing, update or retraction: the envelope now durable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Filed {
+    pub incident: Uuid,
+    pub envelope: EnvelopeId,
+    pub seq: u64,
+    pub kind: Kind,
+}
+
+/// Query of `GET /v1/incidents`. All filters combine with AND.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentQuery {
+    /// Only incidents changed at or after this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity_at_least: Option<Severity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tlp: Option<Tlp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<IncidentStatus>,
+    /// `class/type` or `class/*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<String>,
+    /// The reporting CERT, by name or fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Include retracted incidents (tombstones).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub include_retracted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+/// Default and largest page of `GET /v1/incidents`.
+pub const DEFAULT_LIST_LIMIT: usize = 100;
+pub const MAX_LIST_LIMIT: usize = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentList {
+    pub incidents: Vec<IncidentSummary>,
+    /// True when more incidents matched than `limit` allowed.
+    pub truncated: bool,
+}
+
+/// One row of an incident listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentSummary {
+    pub id: Uuid,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+    pub tlp: Tlp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<Classification>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<IncidentStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporter: Option<Fingerprint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporter_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filed: Option<Timestamp>,
+    pub updated: Timestamp,
+    pub indicators: usize,
+    pub readable: bool,
+    pub retracted: bool,
+}
+
+impl IncidentSummary {
+    pub fn of(state: &IncidentState, reporter_name: Option<String>) -> Self {
+        let content = state.content.as_ref().filter(|_| state.retracted.is_none());
+        IncidentSummary {
+            id: state.id,
+            title: state.display_title().to_owned(),
+            severity: content.map(|c| c.severity),
+            tlp: state.tlp,
+            classification: content.map(|c| c.classification.clone()),
+            status: content.map(|c| c.status),
+            reporter: state.reporter.clone(),
+            reporter_name,
+            filed: state.filed,
+            updated: state.updated,
+            indicators: state.indicators.len(),
+            readable: state.readable,
+            retracted: state.retracted.is_some(),
+        }
+    }
+}
+
+/// `GET /v1/incidents/{id}`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentDetail {
+    pub incident: IncidentState,
+    /// Every envelope about the incident this node holds, in fold order.
+    pub envelopes: Vec<EnvelopeInfo>,
+    /// Names of the CERTs that appear, by fingerprint.
+    pub names: BTreeMap<Fingerprint, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvelopeInfo {
+    pub id: EnvelopeId,
+    pub author: Fingerprint,
+    pub seq: u64,
+    pub kind: Kind,
+    pub created: Timestamp,
+    pub tlp: Tlp,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<Fingerprint>,
+    pub signature: SignatureState,
+    /// Size of the stored document; 0 for a tombstone.
+    pub bytes: usize,
+}
+
+/// What this node knows of an envelope's signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureState {
+    /// Verified against the author's certificate when stored, and the
+    /// signed bytes are held.
+    Good,
+    /// Withdrawn by its author: only a tombstone is held.
+    Withdrawn,
+}
+
+/// Query of `GET /v1/indicators`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IocQuery {
+    pub value: String,
+    /// Restrict to one type; otherwise every type the value parses as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type")]
+    pub kind: Option<IndicatorType>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IocSearch {
+    /// The normalized forms searched, one per candidate type.
+    pub searched: Vec<SearchedAs>,
+    pub matches: Vec<IocMatch>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchedAs {
+    #[serde(rename = "type")]
+    pub kind: IndicatorType,
+    pub value: String,
+}
+
+/// One incident that names the indicator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IocMatch {
+    #[serde(rename = "type")]
+    pub kind: IndicatorType,
+    pub value: String,
+    pub incident: Uuid,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+    pub tlp: Tlp,
+    /// The CERTs that reported or sighted it in this incident.
+    pub reported_by: Vec<CertRef>,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub sightings: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertRef {
+    pub fingerprint: Fingerprint,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// `GET /v1/peers`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PeerList {
+    pub peers: Vec<PeerInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    pub connected: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Timestamp>,
+    pub envelopes_sent: u64,
+    pub envelopes_received: u64,
+    /// Envelopes this peer holds that we lack, as of its last summary.
+    pub behind: u64,
+    pub rejections: BTreeMap<String, u64>,
+}
+
+/// `GET /v1/certs`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CertList {
+    pub certs: Vec<CertInfo>,
+    /// Files in the trust store that were refused, with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<RefusedCert>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CertInfo {
+    pub name: String,
+    pub fingerprint: Fingerprint,
+    /// This node's own certificate.
+    pub own: bool,
+    pub can_encrypt: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefusedCert {
+    pub file: String,
+    pub reason: String,
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// The signed envelopes themselves: bytes plus detached signature.
+    Envelopes,
+}
+
+/// Query of `GET /v1/export`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    pub format: ExportFormat,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvelopeExport {
+    pub envelopes: Vec<ExportedEnvelope>,
+}
+
+/// One envelope as stored: `json` is the exact signed document (it is
+/// always UTF-8 JSON), `sig` the detached binary signature in base64.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportedEnvelope {
+    pub id: EnvelopeId,
+    pub json: String,
+    pub sig: String,
+}

@@ -1,0 +1,563 @@
+//! An incident's current state, folded from the envelopes about it.
+//!
+//! The fold is a pure function of the set of envelopes, independent of the
+//! order they arrived in: every node holding the same envelopes shows the
+//! same incident. Retractions are honoured even when they arrive before
+//! what they retract.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::envelope::{Body, Envelope, IncidentBody, Kind, ReceiptState};
+use crate::id::{EnvelopeId, Fingerprint};
+use crate::model::{Affected, Classification, Indicator, IndicatorType, Severity, Status, Timestamp, Tlp};
+
+/// One envelope as input to the fold.
+#[derive(Debug, Clone)]
+pub struct FoldInput {
+    pub id: EnvelopeId,
+    pub author: Fingerprint,
+    pub seq: u64,
+    pub kind: Kind,
+    pub created: Timestamp,
+    pub tlp: Tlp,
+    pub recipients: Vec<Fingerprint>,
+    /// None when this node cannot read the body (encrypted for others)
+    /// or no longer holds it (retracted).
+    pub body: Option<Body>,
+}
+
+impl FoldInput {
+    pub fn new(id: EnvelopeId, envelope: &Envelope, body: Option<Body>) -> Self {
+        FoldInput {
+            id,
+            author: envelope.author.clone(),
+            seq: envelope.seq,
+            kind: envelope.kind,
+            created: envelope.created,
+            tlp: envelope.tlp,
+            recipients: envelope.recipients.clone(),
+            body,
+        }
+    }
+}
+
+/// The materialized state of one incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentState {
+    pub id: Uuid,
+    /// The incident's author; None while only later envelopes are held.
+    pub reporter: Option<Fingerprint>,
+    pub tlp: Tlp,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<Fingerprint>,
+    /// When the incident envelope was created.
+    pub filed: Option<Timestamp>,
+    /// The newest envelope's creation time.
+    pub updated: Timestamp,
+    /// Whether this node can read the incident's body.
+    pub readable: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Content>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indicators: Vec<IndicatorEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retracted: Option<Retracted>,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// What the incident says, after all permitted updates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Content {
+    pub title: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    pub severity: Severity,
+    pub classification: Classification,
+    pub status: Status,
+    #[serde(default)]
+    pub affected: Affected,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detected: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+/// An indicator named by the incident, with who reported or sighted it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndicatorEntry {
+    #[serde(rename = "type")]
+    pub kind: IndicatorType,
+    pub value: String,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// CERTs that reported or sighted it, in first-seen order.
+    pub reported_by: Vec<Fingerprint>,
+    pub sightings: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Retracted {
+    pub by: EnvelopeId,
+    pub at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One line of the incident's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub envelope: EnvelopeId,
+    pub author: Fingerprint,
+    pub seq: u64,
+    pub at: Timestamp,
+    pub kind: Kind,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// What one envelope did to the incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Filed,
+    Updated {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changes: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        indicators_added: usize,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ignored: Vec<String>,
+    },
+    Sighting {
+        #[serde(rename = "type")]
+        kind: IndicatorType,
+        value: String,
+        seen: Timestamp,
+        count: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+    },
+    Retracted {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<EnvelopeId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    Receipt {
+        target: EnvelopeId,
+        state: ReceiptState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+    },
+    /// The envelope's body is encrypted for other CERTs.
+    Encrypted,
+    /// The envelope was withdrawn by its author; its body is gone.
+    Withdrawn,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl IncidentState {
+    /// Folds the envelopes about one incident into its state.
+    /// Returns None for an empty input.
+    pub fn fold(id: Uuid, inputs: &[FoldInput]) -> Option<IncidentState> {
+        let mut inputs: Vec<&FoldInput> = inputs.iter().collect();
+        // Incident envelopes first, then by creation time; ties broken by
+        // author and seq so every node folds in the same order.
+        inputs.sort_by(|a, b| {
+            (a.kind != Kind::Incident, a.created, &a.author, a.seq, a.id)
+                .cmp(&(b.kind != Kind::Incident, b.created, &b.author, b.seq, b.id))
+        });
+        let first = inputs.first()?;
+        let origin = inputs.iter().find(|i| i.kind == Kind::Incident).copied();
+        let reporter = origin.map(|o| o.author.clone());
+
+        // Which envelopes are withdrawn, and is the whole incident?
+        let by_id: BTreeMap<EnvelopeId, &FoldInput> = inputs.iter().map(|i| (i.id, *i)).collect();
+        let mut withdrawn: HashSet<EnvelopeId> = HashSet::new();
+        let mut retracted = None;
+        for input in inputs.iter().filter(|i| i.kind == Kind::Retraction) {
+            let Some(Body::Retraction(body)) = &input.body else { continue };
+            match body.target {
+                // Authors withdraw only their own envelopes.
+                Some(target) if by_id.get(&target).is_none_or(|t| t.author == input.author) => {
+                    withdrawn.insert(target);
+                }
+                None if retracted.is_none() && reporter.as_ref().is_none_or(|r| *r == input.author) => {
+                    retracted = Some(Retracted {
+                        by: input.id,
+                        at: input.created,
+                        reason: body.reason.clone(),
+                    });
+                }
+                _ => {}
+            }
+        }
+
+        let (tlp, recipients) = match origin {
+            Some(o) => (o.tlp, o.recipients.clone()),
+            None => (first.tlp, first.recipients.clone()),
+        };
+        let mut state = IncidentState {
+            id,
+            reporter: reporter.clone(),
+            tlp,
+            recipients,
+            filed: origin.map(|o| o.created),
+            updated: inputs.iter().map(|i| i.created).max().unwrap_or(first.created),
+            readable: false,
+            content: None,
+            indicators: Vec::new(),
+            retracted: retracted.clone(),
+            timeline: Vec::new(),
+        };
+        let mut indicators = Indicators::default();
+
+        for input in &inputs {
+            let event = if withdrawn.contains(&input.id) || (retracted.is_some() && input.kind != Kind::Retraction)
+            {
+                Event::Withdrawn
+            } else {
+                match &input.body {
+                    None => Event::Encrypted,
+                    Some(body) => state.apply(input, body, reporter.as_ref(), origin.map(|o| o.id), &mut indicators),
+                }
+            };
+            state.timeline.push(TimelineEntry {
+                envelope: input.id,
+                author: input.author.clone(),
+                seq: input.seq,
+                at: input.created,
+                kind: input.kind,
+                event,
+            });
+        }
+        state.readable = state.content.is_some();
+        state.indicators = indicators.entries;
+        Some(state)
+    }
+
+    fn apply(
+        &mut self,
+        input: &FoldInput,
+        body: &Body,
+        reporter: Option<&Fingerprint>,
+        origin: Option<EnvelopeId>,
+        indicators: &mut Indicators,
+    ) -> Event {
+        match body {
+            Body::Incident(incident) => {
+                if Some(input.id) != origin {
+                    // A second incident envelope for the same subject: only
+                    // the first (in fold order) defines it.
+                    return Event::Updated {
+                        changes: vec![],
+                        note: None,
+                        indicators_added: 0,
+                        ignored: vec!["duplicate incident envelope for this subject".into()],
+                    };
+                }
+                self.content = Some(Content::from_body(incident));
+                for indicator in &incident.indicators {
+                    indicators.add(indicator, &input.author, input.created);
+                }
+                Event::Filed
+            }
+            Body::Update(update) => {
+                let mut changes = Vec::new();
+                let mut ignored = Vec::new();
+                let by_reporter = reporter == Some(&input.author);
+                if update.changes_fields() && !by_reporter {
+                    ignored.push("field changes from a CERT other than the incident's author".into());
+                }
+                if let (Some(content), true) = (self.content.as_mut(), by_reporter) {
+                    if let Some(status) = update.status {
+                        changes.push(format!("status: {} -> {}", content.status, status));
+                        content.status = status;
+                    }
+                    if let Some(severity) = update.severity {
+                        changes.push(format!("severity: {} -> {}", content.severity, severity));
+                        content.severity = severity;
+                    }
+                    if let Some(classification) = &update.classification {
+                        changes.push(format!(
+                            "classification: {} -> {}",
+                            content.classification, classification
+                        ));
+                        content.classification = classification.clone();
+                    }
+                    if let Some(title) = &update.title {
+                        changes.push("title changed".into());
+                        content.title = title.clone();
+                    }
+                    if let Some(description) = &update.description {
+                        changes.push("description changed".into());
+                        content.description = description.clone();
+                    }
+                }
+                if let Some(content) = self.content.as_mut() {
+                    for tag in &update.tags {
+                        if !content.tags.contains(tag) {
+                            content.tags.push(tag.clone());
+                            changes.push(format!("tag added: {tag}"));
+                        }
+                    }
+                }
+                let before = indicators.entries.len();
+                for indicator in &update.indicators {
+                    indicators.add(indicator, &input.author, input.created);
+                }
+                Event::Updated {
+                    changes,
+                    note: update.note.clone(),
+                    indicators_added: indicators.entries.len() - before,
+                    ignored,
+                }
+            }
+            Body::Sighting(sighting) => {
+                indicators.sight(&sighting.indicator, &input.author, sighting.seen, sighting.count);
+                Event::Sighting {
+                    kind: sighting.indicator.kind,
+                    value: sighting.indicator.value.clone(),
+                    seen: sighting.seen,
+                    count: sighting.count,
+                    comment: sighting.comment.clone(),
+                }
+            }
+            Body::Retraction(retraction) => Event::Retracted {
+                target: retraction.target,
+                reason: retraction.reason.clone(),
+            },
+            Body::Receipt(receipt) => Event::Receipt {
+                target: receipt.target,
+                state: receipt.state,
+                comment: receipt.comment.clone(),
+            },
+        }
+    }
+
+    /// The title, or a placeholder saying why it cannot be shown.
+    pub fn display_title(&self) -> &str {
+        match (&self.content, &self.retracted) {
+            (_, Some(_)) => "(retracted)",
+            (Some(content), None) => &content.title,
+            (None, None) if self.reporter.is_none() => "(incident not yet received)",
+            (None, None) => "(encrypted)",
+        }
+    }
+
+    /// Receipts sent about this incident's envelopes, newest state per CERT.
+    pub fn receipts(&self) -> Vec<(&Fingerprint, ReceiptState, Timestamp)> {
+        let mut latest: BTreeMap<&Fingerprint, (ReceiptState, Timestamp)> = BTreeMap::new();
+        for entry in &self.timeline {
+            if let Event::Receipt { state, .. } = &entry.event {
+                let slot = latest.entry(&entry.author).or_insert((*state, entry.at));
+                if *state >= slot.0 {
+                    *slot = (*state, entry.at);
+                }
+            }
+        }
+        latest.into_iter().map(|(f, (s, t))| (f, s, t)).collect()
+    }
+}
+
+impl Content {
+    fn from_body(body: &IncidentBody) -> Self {
+        Content {
+            title: body.title.clone(),
+            description: body.description.clone(),
+            severity: body.severity,
+            classification: body.classification.clone(),
+            status: body.status,
+            affected: body.affected.clone(),
+            occurred: body.occurred,
+            detected: body.detected,
+            tags: body.tags.clone(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Indicators {
+    entries: Vec<IndicatorEntry>,
+    index: BTreeMap<(IndicatorType, String), usize>,
+}
+
+impl Indicators {
+    fn entry(&mut self, indicator: &Indicator, author: &Fingerprint, at: Timestamp) -> &mut IndicatorEntry {
+        let key = (indicator.kind, indicator.value.clone());
+        let index = match self.index.get(&key) {
+            Some(index) => *index,
+            None => {
+                self.entries.push(IndicatorEntry {
+                    kind: indicator.kind,
+                    value: indicator.value.clone(),
+                    first_seen: at,
+                    last_seen: at,
+                    confidence: indicator.confidence,
+                    comment: indicator.comment.clone(),
+                    reported_by: vec![],
+                    sightings: 0,
+                });
+                self.index.insert(key, self.entries.len() - 1);
+                self.entries.len() - 1
+            }
+        };
+        let entry = &mut self.entries[index];
+        if !entry.reported_by.contains(author) {
+            entry.reported_by.push(author.clone());
+        }
+        entry
+    }
+
+    fn add(&mut self, indicator: &Indicator, author: &Fingerprint, at: Timestamp) {
+        let first = indicator.first_seen.unwrap_or(at);
+        let last = indicator.last_seen.unwrap_or(first.max(at));
+        let entry = self.entry(indicator, author, first);
+        entry.first_seen = entry.first_seen.min(first);
+        entry.last_seen = entry.last_seen.max(last);
+    }
+
+    fn sight(&mut self, indicator: &Indicator, author: &Fingerprint, seen: Timestamp, count: u32) {
+        let entry = self.entry(indicator, author, seen);
+        entry.first_seen = entry.first_seen.min(seen);
+        entry.last_seen = entry.last_seen.max(seen);
+        entry.sightings = entry.sightings.saturating_add(count);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::{RetractionBody, SightingBody, UpdateBody};
+
+    fn fpr(c: char) -> Fingerprint {
+        Fingerprint::parse(&c.to_string().repeat(40)).unwrap()
+    }
+
+    fn input(n: u8, author: char, seq: u64, minute: u8, body: Body) -> FoldInput {
+        FoldInput {
+            id: EnvelopeId::of(&[n]),
+            author: fpr(author),
+            seq,
+            kind: body.kind(),
+            created: format!("2026-11-28T13:{minute:02}:00Z").parse().unwrap(),
+            tlp: Tlp::Green,
+            recipients: vec![],
+            body: Some(body),
+        }
+    }
+
+    fn filed() -> Body {
+        Body::Incident(IncidentBody {
+            title: "C2 server".into(),
+            description: String::new(),
+            severity: Severity::High,
+            classification: Classification::parse("malicious-code/c2-server").unwrap(),
+            status: Status::New,
+            indicators: vec![Indicator::parse_spec("ipv4:203.0.113.7").unwrap()],
+            affected: Affected::default(),
+            occurred: None,
+            detected: None,
+            tags: vec![],
+        })
+    }
+
+    fn update(status: Status, note: &str) -> Body {
+        Body::Update(UpdateBody {
+            status: Some(status),
+            note: Some(note.into()),
+            ..UpdateBody::default()
+        })
+    }
+
+    #[test]
+    fn fold_is_independent_of_arrival_order() {
+        let a = vec![
+            input(1, 'A', 1, 0, filed()),
+            input(2, 'A', 2, 5, update(Status::Contained, "takedown requested")),
+            input(
+                3,
+                'B',
+                1,
+                7,
+                Body::Sighting(SightingBody {
+                    indicator: Indicator::parse_spec("ipv4:203.0.113.7").unwrap(),
+                    seen: "2026-11-28T13:06:00Z".parse().unwrap(),
+                    count: 3,
+                    comment: None,
+                }),
+            ),
+        ];
+        let mut b = a.clone();
+        b.reverse();
+        let sa = IncidentState::fold(Uuid::nil(), &a).unwrap();
+        let sb = IncidentState::fold(Uuid::nil(), &b).unwrap();
+        assert_eq!(sa, sb);
+        let content = sa.content.as_ref().unwrap();
+        assert_eq!(content.status, Status::Contained);
+        assert_eq!(sa.indicators.len(), 1);
+        assert_eq!(sa.indicators[0].sightings, 3);
+        assert_eq!(sa.indicators[0].reported_by, vec![fpr('A'), fpr('B')]);
+        assert_eq!(sa.timeline.len(), 3);
+    }
+
+    #[test]
+    fn only_the_author_changes_fields() {
+        let inputs = vec![
+            input(1, 'A', 1, 0, filed()),
+            input(2, 'B', 1, 5, update(Status::Closed, "we think it's done")),
+        ];
+        let state = IncidentState::fold(Uuid::nil(), &inputs).unwrap();
+        assert_eq!(state.content.unwrap().status, Status::New);
+        match &state.timeline[1].event {
+            Event::Updated { ignored, note, .. } => {
+                assert_eq!(ignored.len(), 1);
+                assert_eq!(note.as_deref(), Some("we think it's done"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn retraction_before_the_incident_still_retracts() {
+        let retraction = Body::Retraction(RetractionBody { target: None, reason: Some("false positive".into()) });
+        let inputs = vec![input(9, 'A', 2, 9, retraction), input(1, 'A', 1, 0, filed())];
+        let state = IncidentState::fold(Uuid::nil(), &inputs).unwrap();
+        assert!(state.retracted.is_some());
+        assert!(state.indicators.is_empty());
+        assert_eq!(state.display_title(), "(retracted)");
+    }
+
+    #[test]
+    fn a_third_party_cannot_retract() {
+        let retraction = Body::Retraction(RetractionBody { target: None, reason: None });
+        let inputs = vec![input(1, 'A', 1, 0, filed()), input(9, 'B', 1, 9, retraction)];
+        let state = IncidentState::fold(Uuid::nil(), &inputs).unwrap();
+        assert!(state.retracted.is_none());
+        assert_eq!(state.indicators.len(), 1);
+    }
+
+    #[test]
+    fn unreadable_body_is_shown_as_encrypted() {
+        let mut only = input(1, 'A', 1, 0, filed());
+        only.body = None;
+        let state = IncidentState::fold(Uuid::nil(), &[only]).unwrap();
+        assert!(!state.readable);
+        assert_eq!(state.display_title(), "(encrypted)");
+        assert_eq!(state.timeline[0].event, Event::Encrypted);
+    }
+}

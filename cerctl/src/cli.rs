@@ -1,0 +1,479 @@
+//! The command line: clap types and the parsers of flag values.
+//!
+//! Kept apart from the API types in `cer_proto::api` so flags can change
+//! without changing the interface. Every flag value goes through
+//! cer-proto's own parser, so a bad value is a usage error that says what
+//! is valid, exactly as the daemon would say it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cer_proto::model::{
+    normalize_tag, Classification, CountryCode, Indicator, IndicatorType, Severity, Status,
+    Timestamp, Tlp,
+};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use uuid::Uuid;
+
+/// Default API socket, relative to where cerctl runs: where `cerd run`
+/// puts it when started in the same directory without a config file.
+pub const DEFAULT_SOCKET: &str = "./cerd-data/cerd.sock";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cerctl",
+    version,
+    about = "The CERT analyst's command line for cerd: file, update, query and export incidents",
+    after_help = "Exit status: 0 ok; 1 not found or refused by cerd; 2 usage error, cerd unreachable or other error."
+)]
+pub struct Cli {
+    /// cerd's API socket.
+    #[arg(long, global = true, env = "CERD_SOCKET", value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+
+    /// Print the API response as JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show this node's identity, store and mesh counters.
+    Status,
+    /// File, list, show, update and retract incidents.
+    #[command(subcommand)]
+    Incident(IncidentCommand),
+    /// Look up indicators of compromise.
+    #[command(subcommand)]
+    Ioc(IocCommand),
+    /// Export signed envelopes, verifiable with `gpg --verify ID.sig ID.json`.
+    Export(ExportArgs),
+    /// Show the mesh peers and their sync counters.
+    Peers,
+    /// Show the trust store.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentCommand {
+    /// File a new incident; prints its id.
+    File(FileArgs),
+    /// List incidents, most recently updated first.
+    #[command(visible_alias = "ls")]
+    List(ListArgs),
+    /// Show an incident: fields, indicators, timeline and signatures.
+    Show(ShowArgs),
+    /// Change an incident, add a note or indicators; prints the envelope id.
+    Update(UpdateArgs),
+    /// Withdraw an incident you filed, everywhere it went.
+    Retract(RetractArgs),
+}
+
+/// The content flags, all refused together with `--from`: a file is the
+/// whole incident, and mixing the two would leave unclear which wins.
+const CONTENT_FLAGS: [&str; 13] = [
+    "title",
+    "severity",
+    "tlp",
+    "class",
+    "description",
+    "status",
+    "ioc",
+    "tag",
+    "country",
+    "sector",
+    "to",
+    "occurred",
+    "detected",
+];
+
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// Read the whole incident from a YAML or JSON file (`-` for stdin)
+    /// instead of flags. Fields: title, description, severity, tlp,
+    /// classification, status, indicators, affected, occurred, detected,
+    /// tags, to.
+    #[arg(long, value_name = "FILE|-", conflicts_with_all = CONTENT_FLAGS)]
+    pub from: Option<PathBuf>,
+
+    /// One-line title.
+    #[arg(long, required_unless_present = "from")]
+    pub title: Option<String>,
+
+    /// low, medium, high or critical.
+    #[arg(long, required_unless_present = "from")]
+    pub severity: Option<Severity>,
+
+    /// TLP 2.0 label: clear, green, amber, amber+strict or red.
+    #[arg(long, required_unless_present = "from")]
+    pub tlp: Option<Tlp>,
+
+    /// RSIT classification, `class/type`, e.g. malicious-code/c2-server.
+    #[arg(long, value_name = "CLASS/TYPE", required_unless_present = "from", value_parser = Classification::parse)]
+    pub class: Option<Classification>,
+
+    #[arg(long)]
+    pub description: Option<String>,
+
+    /// new (default), open, contained, resolved or closed.
+    #[arg(long)]
+    pub status: Option<Status>,
+
+    /// An indicator as type:value, e.g. ipv4:203.0.113.7 (repeatable).
+    #[arg(long, value_name = "TYPE:VALUE", value_parser = Indicator::parse_spec)]
+    pub ioc: Vec<Indicator>,
+
+    /// A tag (repeatable).
+    #[arg(long, value_parser = normalize_tag)]
+    pub tag: Vec<String>,
+
+    /// An affected country, ISO 3166 alpha-2 (repeatable).
+    #[arg(long, value_name = "CC")]
+    pub country: Vec<CountryCode>,
+
+    /// An affected sector, e.g. energy (repeatable).
+    #[arg(long, value_parser = normalize_tag)]
+    pub sector: Vec<String>,
+
+    /// A recipient CERT, by name or fingerprint (repeatable; TLP:RED needs
+    /// at least one, TLP:AMBER defaults to every trusted CERT).
+    #[arg(long, value_name = "NAME|FPR")]
+    pub to: Vec<String>,
+
+    /// When the incident happened (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub occurred: Option<Timestamp>,
+
+    /// When it was detected (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub detected: Option<Timestamp>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only incidents changed since a time: a duration back from now
+    /// (`30m`, `24h`, `7d`) or an RFC 3339 timestamp.
+    #[arg(long, value_name = "DURATION|TIME", value_parser = parse_since)]
+    pub since: Option<Since>,
+
+    #[arg(long, value_name = "SEVERITY")]
+    pub severity_at_least: Option<Severity>,
+
+    #[arg(long)]
+    pub tlp: Option<Tlp>,
+
+    #[arg(long)]
+    pub status: Option<Status>,
+
+    /// `class/type`, or `class/*` for a whole class.
+    #[arg(long, value_name = "CLASS/TYPE", value_parser = parse_class_pattern)]
+    pub class: Option<String>,
+
+    /// The reporting CERT, by name or fingerprint.
+    #[arg(long, value_name = "NAME|FPR")]
+    pub from: Option<String>,
+
+    /// At most this many incidents (the daemon's default is 100).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=cer_proto::api::MAX_LIST_LIMIT as i64))]
+    pub limit: Option<u32>,
+
+    /// Include retracted incidents.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    pub id: Uuid,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("change").required(true).multiple(true)))]
+pub struct UpdateArgs {
+    pub id: Uuid,
+
+    #[arg(long, group = "change")]
+    pub status: Option<Status>,
+
+    #[arg(long, group = "change")]
+    pub severity: Option<Severity>,
+
+    #[arg(long, group = "change")]
+    pub title: Option<String>,
+
+    #[arg(long, group = "change")]
+    pub description: Option<String>,
+
+    #[arg(long, value_name = "CLASS/TYPE", group = "change", value_parser = Classification::parse)]
+    pub class: Option<Classification>,
+
+    /// A note for the timeline (any CERT may add one).
+    #[arg(long, value_name = "TEXT", group = "change")]
+    pub note: Option<String>,
+
+    /// Add an indicator as type:value (repeatable).
+    #[arg(long, value_name = "TYPE:VALUE", group = "change", value_parser = Indicator::parse_spec)]
+    pub ioc: Vec<Indicator>,
+
+    /// Add a tag (repeatable).
+    #[arg(long, group = "change", value_parser = normalize_tag)]
+    pub tag: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RetractArgs {
+    pub id: Uuid,
+
+    /// Why, shown to everyone who held the incident.
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IocCommand {
+    /// Every incident and CERT that reported VALUE; exit 1 if none.
+    Search(SearchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// The indicator value; its type is guessed unless --type is given.
+    pub value: String,
+
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<IndicatorType>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[arg(long, value_enum, default_value_t = ExportFormat::Envelopes)]
+    pub format: ExportFormat,
+
+    /// Only the envelopes of this incident.
+    #[arg(long, value_name = "ID")]
+    pub incident: Option<Uuid>,
+
+    /// Write `<envelope id>.json` and `<envelope id>.sig` files into DIR
+    /// (created if missing) instead of printing JSON.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// The signed envelopes as stored: exact JSON bytes and detached signatures.
+    Envelopes,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// List trusted certificates and refused files.
+    List,
+}
+
+/// `--since`: resolved against the clock when the command runs, so
+/// parsing stays pure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    Ago(Duration),
+    At(Timestamp),
+}
+
+impl Since {
+    pub fn resolve(self, now: time::OffsetDateTime) -> Timestamp {
+        match self {
+            Since::At(at) => at,
+            Since::Ago(ago) => {
+                let ago = i128::try_from(ago.as_nanos()).unwrap_or(i128::MAX);
+                Timestamp::from_unix_nanos(now.unix_timestamp_nanos().saturating_sub(ago))
+            }
+        }
+    }
+}
+
+fn parse_since(raw: &str) -> Result<Since, String> {
+    if let Ok(ago) = humantime::parse_duration(raw.trim()) {
+        return Ok(Since::Ago(ago));
+    }
+    Timestamp::parse(raw)
+        .map(Since::At)
+        .map_err(|_| format!("expected a duration such as 24h or 7d, or an RFC 3339 time such as 2026-11-28T13:00:00Z, got '{raw}'"))
+}
+
+fn parse_class_pattern(raw: &str) -> Result<String, cer_proto::FieldError> {
+    Classification::check_pattern(raw)?;
+    let pattern = raw.trim().to_ascii_lowercase();
+    // Send the canonical spelling, so aliases the parser accepts work too.
+    Ok(match Classification::parse(&pattern) {
+        Ok(class) => class.to_string(),
+        Err(_) => pattern,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("cerctl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn file_flags_are_parsed_by_cer_proto() {
+        let cli = parse(&[
+            "incident",
+            "file",
+            "--title",
+            "C2",
+            "--severity",
+            "HIGH",
+            "--tlp",
+            "TLP:AMBER",
+            "--class",
+            "malicious-code/c2-server",
+            "--ioc",
+            "ipv4:203.0.113.7",
+            "--tag",
+            "Botnet",
+            "--country",
+            "ke",
+            "--to",
+            "KE-CIRT",
+        ])
+        .unwrap();
+        let Command::Incident(IncidentCommand::File(file)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(file.severity, Some(Severity::High));
+        assert_eq!(file.tlp, Some(Tlp::Amber));
+        assert_eq!(file.ioc.len(), 1);
+        assert_eq!(file.tag, ["botnet"]);
+        assert_eq!(file.to, ["KE-CIRT"]);
+    }
+
+    #[test]
+    fn a_misspelled_severity_is_a_usage_error_naming_the_valid_values() {
+        let err = parse(&[
+            "incident",
+            "file",
+            "--title",
+            "x",
+            "--severity",
+            "hgih",
+            "--tlp",
+            "green",
+            "--class",
+            "test/test",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
+        let text = err.to_string();
+        assert!(text.contains("hgih") && text.contains("critical"), "{text}");
+    }
+
+    #[test]
+    fn a_bad_ioc_is_a_usage_error_with_the_reason() {
+        let err = parse(&[
+            "incident",
+            "update",
+            &Uuid::nil().to_string(),
+            "--ioc",
+            "sha256:abc",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
+        assert!(err.to_string().contains("sha256"), "{err}");
+        let err = parse(&[
+            "incident",
+            "update",
+            &Uuid::nil().to_string(),
+            "--ioc",
+            "no-type-here",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn from_refuses_content_flags_and_replaces_required_ones() {
+        assert!(parse(&["incident", "file", "--from", "-"]).is_ok());
+        let err = parse(&["incident", "file", "--from", "-", "--title", "x"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ArgumentConflict);
+        let err = parse(&["incident", "file", "--title", "x"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn update_needs_a_change() {
+        let err = parse(&["incident", "update", &Uuid::nil().to_string()]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
+        assert!(parse(&[
+            "incident",
+            "update",
+            &Uuid::nil().to_string(),
+            "--note",
+            "seen here too"
+        ])
+        .is_ok());
+    }
+
+    #[test]
+    fn since_takes_a_duration_or_a_time() {
+        let now = time::macros::datetime!(2026-11-28 13:00:00 UTC);
+        assert_eq!(
+            parse_since("24h").unwrap().resolve(now).to_string(),
+            "2026-11-27T13:00:00Z"
+        );
+        assert_eq!(
+            parse_since("2026-11-01T00:00:00Z")
+                .unwrap()
+                .resolve(now)
+                .to_string(),
+            "2026-11-01T00:00:00Z"
+        );
+        assert!(parse_since("yesterday").unwrap_err().contains("24h"));
+    }
+
+    #[test]
+    fn class_patterns_are_checked() {
+        assert_eq!(parse_class_pattern("Fraud/*").unwrap(), "fraud/*");
+        assert_eq!(
+            parse_class_pattern("fraud/phishing").unwrap(),
+            "fraud/phishing"
+        );
+        assert!(parse_class_pattern("fraud/nope").is_err());
+    }
+
+    #[test]
+    fn global_flags_go_anywhere() {
+        let cli = parse(&[
+            "incident",
+            "list",
+            "--json",
+            "--socket",
+            "/tmp/x.sock",
+            "--since",
+            "1h",
+        ])
+        .unwrap();
+        assert!(cli.json);
+        assert_eq!(cli.socket, PathBuf::from("/tmp/x.sock"));
+    }
+
+    #[test]
+    fn limit_is_bounded() {
+        assert!(parse(&["incident", "list", "--limit", "0"]).is_err());
+        assert!(parse(&["incident", "list", "--limit", "10"]).is_ok());
+    }
+}

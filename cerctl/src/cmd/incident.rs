@@ -1,0 +1,529 @@
+//! `cerctl incident ...`: file, list, show, update and retract.
+
+USES
+pub(super) async fn file(ctx: &Ctx<'_>, io: &mut Io<'_>, args: FileArgs) -> anyhow::Result<i32> {
+    let incident = match &args.from {
+        Some(path) => input::read_file_incident(path, io.stdin)?,
+        None => {
+            let incident = incident_from_flags(args)?;
+            incident
+                .to_body()
+                .map_err(|errors| anyhow::Error::new(errors).context("invalid incident"))?;
+            incident
+        }
+    };
+    let filed = connect(ctx).await?.file_incident(&incident).await?;
+    if ctx.json {
+        return print_json(io, &filed);
+    }
+    // Only the id, so `id=$(cerctl incident file ...)` works.
+    writeln!(io.stdout, "{}", filed.incident)?;
+    Ok(exit::OK)
+}
+
+fn incident_from_flags(args: FileArgs) -> anyhow::Result<FileIncident> {
+    // clap enforces these without --from; this is for a future change of
+    // the flags, not for users.
+    let (Some(title), Some(severity), Some(tlp), Some(classification)) =
+        (args.title, args.severity, args.tlp, args.class)
+    else {
+        bail!("--title, --severity, --tlp and --class are required without --from");
+    };
+    Ok(FileIncident {
+        title,
+        description: args.description.unwrap_or_default(),
+        severity,
+        tlp,
+        classification,
+        status: args.status.unwrap_or(IncidentStatus::New),
+        indicators: args.ioc,
+        affected: Affected {
+            sectors: args.sector,
+            countries: args.country,
+        },
+        occurred: args.occurred,
+        detected: args.detected,
+        tags: args.tag,
+        to: args.to,
+    })
+}
+
+pub(super) async fn list(ctx: &Ctx<'_>, io: &mut Io<'_>, args: ListArgs) -> anyhow::Result<i32> {
+    let now = OffsetDateTime::now_utc();
+    let query = IncidentQuery {
+        since: args.since.map(|since| since.resolve(now)),
+        severity_at_least: args.severity_at_least,
+        tlp: args.tlp,
+        status: args.status,
+        classification: args.class,
+        from: args.from,
+        include_retracted: args.all,
+        limit: args.limit.map(|n| n as usize),
+    };
+    let list = connect(ctx).await?.list_incidents(&query).await?;
+    if ctx.json {
+        return print_json(io, &list);
+    }
+    write_incident_list(io.stdout, &list, now)?;
+    Ok(exit::OK)
+}
+
+fn write_incident_list(
+    out: &mut dyn Write,
+    list: &IncidentList,
+    now: OffsetDateTime,
+) -> std::io::Result<()> {
+    if list.incidents.is_empty() {
+        return writeln!(out, "no incidents match");
+    }
+    let mut table = render::table([
+        "ID", "UPDATED", "SEVERITY", "TLP", "STATUS", "CLASS", "REPORTER", "TITLE",
+    ]);
+    for incident in &list.incidents {
+        let reporter = match (&incident.reporter_name, &incident.reporter) {
+            (Some(name), _) => one_line(name),
+            (None, Some(fingerprint)) => fingerprint.short().to_owned(),
+            (None, None) => "-".to_owned(),
+        };
+        table.add_row([
+            incident.id.to_string(),
+            age(incident.updated.0, now),
+            or_dash(incident.severity),
+            incident.tlp.to_string(),
+            if incident.retracted {
+                "retracted".to_owned()
+            } else {
+                or_dash(incident.status)
+            },
+            or_dash(incident.classification.as_ref()),
+            reporter,
+            truncate(&incident.title, render::TITLE_CHARS),
+        ]);
+    }
+    render::write_table(out, &table)?;
+    if list.truncated {
+        writeln!(
+            out,
+            "(showing the {} most recent; more match: narrow the filters or raise --limit)",
+            list.incidents.len()
+        )?;
+    }
+    Ok(())
+}
+
+pub(super) async fn show(ctx: &Ctx<'_>, io: &mut Io<'_>, args: ShowArgs) -> anyhow::Result<i32> {
+    let detail = connect(ctx).await?.incident(args.id).await?;
+    if ctx.json {
+        return print_json(io, &detail);
+    }
+    write_detail(io.stdout, &detail, OffsetDateTime::now_utc())?;
+    Ok(exit::OK)
+}
+
+fn write_detail(
+    out: &mut dyn Write,
+    detail: &IncidentDetail,
+    now: OffsetDateTime,
+) -> std::io::Result<()> {
+    let incident = &detail.incident;
+    let names = &detail.names;
+    let content = incident
+        .content
+        .as_ref()
+        .filter(|_| incident.retracted.is_none());
+
+    let mut rows: Vec<(&str, String)> = vec![
+        ("title", one_line(incident.display_title())),
+        ("id", incident.id.to_string()),
+    ];
+    if let Some(content) = content {
+        rows.push(("severity", content.severity.to_string()));
+    }
+    let mut tlp = format!("TLP:{}", incident.tlp.as_str().to_ascii_uppercase());
+    if !incident.recipients.is_empty() {
+        let recipients: Vec<String> = incident
+            .recipients
+            .iter()
+            .map(|r| cert_name(r, names))
+            .collect();
+        tlp.push_str(&format!(" (to {})", recipients.join(", ")));
+    }
+    rows.push(("tlp", tlp));
+    if let Some(content) = content {
+        rows.push(("status", content.status.to_string()));
+        rows.push(("classification", content.classification.to_string()));
+    }
+    rows.push((
+        "reporter",
+        incident
+            .reporter
+            .as_ref()
+            .map_or_else(|| "(not yet received)".to_owned(), |r| cert_full(r, names)),
+    ));
+    if let Some(filed) = &incident.filed {
+        rows.push(("filed", when(filed, now)));
+    }
+    rows.push(("updated", when(&incident.updated, now)));
+    if let Some(content) = content {
+        if let Some(occurred) = &content.occurred {
+            rows.push(("occurred", when(occurred, now)));
+        }
+        if let Some(detected) = &content.detected {
+            rows.push(("detected", when(detected, now)));
+        }
+        if !content.tags.is_empty() {
+            rows.push(("tags", content.tags.join(", ")));
+        }
+        if !content.affected.sectors.is_empty() {
+            rows.push(("sectors", content.affected.sectors.join(", ")));
+        }
+        if !content.affected.countries.is_empty() {
+            let countries: Vec<String> = content
+                .affected
+                .countries
+                .iter()
+                .map(|c| c.to_string())
+                .collect();
+            rows.push(("countries", countries.join(", ")));
+        }
+    }
+    write_fields(out, &rows)?;
+
+    if let Some(retracted) = &incident.retracted {
+        writeln!(
+            out,
+            "\nRETRACTED by its reporter {}{}; its content and indicators are withdrawn.",
+            when(&retracted.at, now),
+            retracted
+                .reason
+                .as_deref()
+                .map(|r| format!(": {}", one_line(r)))
+                .unwrap_or_default()
+        )?;
+    } else if !incident.readable {
+        writeln!(
+            out,
+            "\nENCRYPTED: this TLP:{} incident is addressed to other CERTs; this node holds and relays it as \
+             ciphertext and cannot read it.",
+            incident.tlp.as_str().to_ascii_uppercase()
+        )?;
+    }
+
+    if let Some(content) = content.filter(|c| !c.description.trim().is_empty()) {
+        writeln!(out, "\nDescription:")?;
+        for line in content.description.lines() {
+            writeln!(out, "  {}", one_line(line))?;
+        }
+    }
+
+    if !incident.indicators.is_empty() {
+        writeln!(out, "\nIndicators:")?;
+        let mut table = render::table([
+            "TYPE",
+            "VALUE",
+            "FIRST SEEN",
+            "LAST SEEN",
+            "REPORTED BY",
+            "SIGHTINGS",
+        ]);
+        for indicator in &incident.indicators {
+            let reporters: Vec<String> = indicator
+                .reported_by
+                .iter()
+                .map(|r| cert_name(r, names))
+                .collect();
+            table.add_row([
+                indicator.kind.to_string(),
+                one_line(&indicator.value),
+                indicator.first_seen.to_string(),
+                indicator.last_seen.to_string(),
+                reporters.join(", "),
+                indicator.sightings.to_string(),
+            ]);
+        }
+        render::write_table(out, &table)?;
+    }
+
+    if !incident.timeline.is_empty() {
+        writeln!(out, "\nTimeline:")?;
+        let mut table = render::table(["TIME", "AUTHOR", "KIND", "EVENT"]);
+        for entry in &incident.timeline {
+            table.add_row([
+                entry.at.to_string(),
+                cert_name(&entry.author, names),
+                entry.kind.to_string(),
+                event_summary(&entry.event),
+            ]);
+        }
+        render::write_table(out, &table)?;
+    }
+
+    if !detail.envelopes.is_empty() {
+        writeln!(out, "\nEnvelopes:")?;
+        let mut table = render::table(["ENVELOPE", "KIND", "SEQ", "CREATED", "SIGNATURE"]);
+        for envelope in &detail.envelopes {
+            let signature = match envelope.signature {
+                SignatureState::Good => {
+                    format!("good signature by {}", cert_full(&envelope.author, names))
+                }
+                SignatureState::Withdrawn => {
+                    format!(
+                        "withdrawn by {} (tombstone only)",
+                        cert_full(&envelope.author, names)
+                    )
+                }
+            };
+            table.add_row([
+                envelope.id.to_string(),
+                envelope.kind.to_string(),
+                envelope.seq.to_string(),
+                envelope.created.to_string(),
+                signature,
+            ]);
+        }
+        render::write_table(out, &table)?;
+    }
+    Ok(())
+}
+
+/// One line saying what an envelope did to the incident.
+fn event_summary(event: &Event) -> String {
+    match event {
+        Event::Filed => "filed".into(),
+        Event::Updated {
+            changes,
+            note,
+            indicators_added,
+            ignored,
+        } => {
+            let mut parts: Vec<String> = changes.iter().map(|c| one_line(c)).collect();
+            if *indicators_added > 0 {
+                parts.push(format!(
+                    "+{indicators_added} indicator{}",
+                    plural(*indicators_added)
+                ));
+            }
+            if let Some(note) = note {
+                parts.push(format!("note: {}", truncate(note, 120)));
+            }
+            if !ignored.is_empty() {
+                let ignored: Vec<String> = ignored.iter().map(|i| one_line(i)).collect();
+                parts.push(format!("ignored: {}", ignored.join(", ")));
+            }
+            if parts.is_empty() {
+                "updated".into()
+            } else {
+                parts.join("; ")
+            }
+        }
+        Event::Sighting {
+            kind,
+            value,
+            seen,
+            count,
+            comment,
+        } => {
+            let mut text = format!("sighted {kind}:{} x{count} at {seen}", one_line(value));
+            if let Some(comment) = comment {
+                text.push_str(&format!(" ({})", truncate(comment, 80)));
+            }
+            text
+        }
+        Event::Retracted { target, reason } => {
+            let mut text = match target {
+                Some(target) => format!("withdrew envelope {}", short_id(target)),
+                None => "retracted the incident".to_owned(),
+            };
+            if let Some(reason) = reason {
+                text.push_str(&format!(": {}", truncate(reason, 120)));
+            }
+            text
+        }
+        Event::Receipt {
+            target,
+            state,
+            comment,
+        } => {
+            let state = match state {
+                ReceiptState::Received => "received",
+                ReceiptState::Actioned => "actioned",
+                ReceiptState::Resolved => "resolved",
+            };
+            let mut text = format!("receipt: {state} (envelope {})", short_id(target));
+            if let Some(comment) = comment {
+                text.push_str(&format!(": {}", truncate(comment, 80)));
+            }
+            text
+        }
+        Event::Encrypted => "(encrypted for other CERTs)".into(),
+        Event::Withdrawn => "(withdrawn by its author)".into(),
+    }
+}
+
+pub(super) async fn update(ctx: &Ctx<'_>, io: &mut Io<'_>, args: UpdateArgs) -> anyhow::Result<i32> {
+    let update = UpdateIncident {
+        status: args.status,
+        severity: args.severity,
+        title: args.title,
+        description: args.description,
+        classification: args.class,
+        note: args.note,
+        indicators: args.ioc,
+        tags: args.tag,
+    };
+    update
+        .to_body()
+        .map_err(|e| anyhow::Error::new(FieldErrors::from(e)).context("invalid update"))?;
+    let filed = connect(ctx)
+        .await?
+        .update_incident(args.id, &update)
+        .await?;
+    if ctx.json {
+        return print_json(io, &filed);
+    }
+    writeln!(io.stdout, "{}", filed.envelope)?;
+    Ok(exit::OK)
+}
+
+pub(super) async fn retract(ctx: &Ctx<'_>, io: &mut Io<'_>, args: RetractArgs) -> anyhow::Result<i32> {
+    let retraction = RetractIncident {
+        reason: args.reason,
+    };
+    let filed = connect(ctx)
+        .await?
+        .retract_incident(args.id, &retraction)
+        .await?;
+    if ctx.json {
+        return print_json(io, &filed);
+    }
+    writeln!(io.stdout, "{}", filed.envelope)?;
+    Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fpr(c: char) -> Fingerprint {
+        Fingerprint::parse(&c.to_string().repeat(40)).unwrap()
+    }
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn list_shows_one_row_per_incident() {
+        let now = time::macros::datetime!(2026-11-28 13:00:00 UTC);
+        let list = IncidentList {
+            incidents: vec![IncidentSummary {
+                id: Uuid::nil(),
+                title: "A very long title that certainly does not fit in the listing column".into(),
+                severity: Some(Severity::High),
+                tlp: Tlp::Amber,
+                classification: Some(Classification::parse("malicious-code/c2-server").unwrap()),
+                status: Some(IncidentStatus::Open),
+                reporter: Some(fpr('A')),
+                reporter_name: Some("KE-CIRT".into()),
+                filed: Some(ts("2026-11-28T12:00:00Z")),
+                updated: ts("2026-11-28T12:55:00Z"),
+                indicators: 1,
+                readable: true,
+                retracted: false,
+            }],
+            truncated: true,
+        };
+        let mut out = Vec::new();
+        write_incident_list(&mut out, &list, now).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let row = text.lines().nth(1).unwrap();
+        for cell in [
+            "00000000-0000-0000-0000-000000000000",
+            "5m ago",
+            "high",
+            "amber",
+            "open",
+            "KE-CIRT",
+            "…",
+        ] {
+            assert!(row.contains(cell), "{cell} missing from {row}");
+        }
+        assert!(text.contains("--limit"), "{text}");
+    }
+
+    #[test]
+    fn show_names_signers_and_indicators() {
+        let now = time::macros::datetime!(2026-11-28 13:00:00 UTC);
+        let id = EnvelopeId::of(b"envelope");
+        let detail = IncidentDetail {
+            incident: cer_proto::incident::IncidentState {
+                id: Uuid::nil(),
+                reporter: Some(fpr('A')),
+                tlp: Tlp::Green,
+                recipients: vec![],
+                filed: Some(ts("2026-11-28T12:00:00Z")),
+                updated: ts("2026-11-28T12:00:00Z"),
+                readable: true,
+                content: Some(Content {
+                    title: "C2 server".into(),
+                    description: "Seen beaconing.\nTwice.".into(),
+                    severity: Severity::High,
+                    classification: Classification::parse("malicious-code/c2-server").unwrap(),
+                    status: IncidentStatus::New,
+                    affected: Affected::default(),
+                    occurred: None,
+                    detected: None,
+                    tags: vec!["botnet".into()],
+                }),
+                indicators: vec![IndicatorEntry {
+                    kind: IndicatorType::Ipv4,
+                    value: "203.0.113.7".into(),
+                    first_seen: ts("2026-11-28T12:00:00Z"),
+                    last_seen: ts("2026-11-28T12:30:00Z"),
+                    confidence: None,
+                    comment: None,
+                    reported_by: vec![fpr('A'), fpr('B')],
+                    sightings: 3,
+                }],
+                retracted: None,
+                timeline: vec![TimelineEntry {
+                    envelope: id,
+                    author: fpr('A'),
+                    seq: 1,
+                    at: ts("2026-11-28T12:00:00Z"),
+                    kind: Kind::Incident,
+                    event: Event::Filed,
+                }],
+            },
+            envelopes: vec![EnvelopeInfo {
+                id,
+                author: fpr('A'),
+                seq: 1,
+                kind: Kind::Incident,
+                created: ts("2026-11-28T12:00:00Z"),
+                tlp: Tlp::Green,
+                recipients: vec![],
+                signature: SignatureState::Good,
+                bytes: 300,
+            }],
+            names: BTreeMap::from([(fpr('A'), "KE-CIRT".to_owned())]),
+        };
+        let mut out = Vec::new();
+        write_detail(&mut out, &detail, now).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        for needle in [
+            "title:",
+            "C2 server",
+            "TLP:GREEN",
+            "1h ago",
+            "  Seen beaconing.",
+            "203.0.113.7",
+            "KE-CIRT, BBBBBBBBBBBBBBBB",
+            &format!("good signature by KE-CIRT ({})", fpr('A')),
+            &id.to_hex(),
+        ] {
+            assert!(text.contains(needle), "{needle} missing from\n{text}");
+        }
+    }
+
+}

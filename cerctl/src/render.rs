@@ -1,0 +1,176 @@
+//! Human output: tables, relative ages, truncation and short names.
+//!
+//! Pure formatting with the clock passed in, so it is tested without a
+//! daemon. comfy-table is used only here.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use cer_proto::model::Timestamp;
+use cer_proto::Fingerprint;
+use comfy_table::{presets, Table};
+use time::OffsetDateTime;
+
+/// Longest title shown in a listing, in characters.
+pub const TITLE_CHARS: usize = 48;
+
+/// A borderless table with a header, left-aligned, two spaces between
+/// columns: easy to read and to `grep`/`awk`.
+pub fn table<I, S>(header: I) -> Table
+where
+    I: IntoIterator<Item = S>,
+    S: Into<comfy_table::Cell>,
+{
+    let mut table = Table::new();
+    table.load_preset(presets::NOTHING).set_header(header);
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    table
+}
+
+/// Writes a table without the trailing blanks its padding leaves.
+pub fn write_table(out: &mut dyn Write, table: &Table) -> io::Result<()> {
+    for line in table.lines() {
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+/// How long ago `then` was, relative to `now`: `12s ago`, `5m ago`,
+/// `3h ago`, `2d ago`; the date for anything older than 30 days;
+/// `in 5m` for times ahead of `now` (clock skew between CERTs).
+pub fn age(then: OffsetDateTime, now: OffsetDateTime) -> String {
+    let seconds = (now - then).whole_seconds();
+    let span = short_span(seconds.unsigned_abs());
+    if seconds < 0 {
+        if seconds.unsigned_abs() > 30 * DAY {
+            return date(then);
+        }
+        return format!("in {span}");
+    }
+    if seconds < 5 {
+        return "just now".into();
+    }
+    if seconds.unsigned_abs() > 30 * DAY {
+        return date(then);
+    }
+    format!("{span} ago")
+}
+
+/// A timestamp in full with its age: `2026-11-28T13:00:00Z (5m ago)`.
+pub fn when(at: &Timestamp, now: OffsetDateTime) -> String {
+    format!("{at} ({})", age(at.0, now))
+}
+
+/// Cuts `text` to at most `max` characters, marking the cut with `…`.
+/// Control characters (from other CERTs' text) are shown as spaces so
+/// they cannot break the table or the terminal.
+pub fn truncate(text: &str, max: usize) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    match clean.char_indices().nth(max.saturating_sub(1)) {
+        Some((cut, _)) if clean.chars().count() > max => format!("{}…", &clean[..cut]),
+        _ => clean,
+    }
+}
+
+/// Free text from other CERTs, one line, control characters blanked.
+pub fn one_line(text: &str) -> String {
+    truncate(text, usize::MAX)
+}
+
+/// A CERT by name when known, otherwise by short fingerprint.
+pub fn cert_name(fingerprint: &Fingerprint, names: &BTreeMap<Fingerprint, String>) -> String {
+    match names.get(fingerprint) {
+        Some(name) => one_line(name),
+        None => fingerprint.short().to_owned(),
+    }
+}
+
+/// "NAME (FINGERPRINT)", or just the fingerprint when the name is unknown.
+pub fn cert_full(fingerprint: &Fingerprint, names: &BTreeMap<Fingerprint, String>) -> String {
+    match names.get(fingerprint) {
+        Some(name) => format!("{} ({fingerprint})", one_line(name)),
+        None => fingerprint.to_string(),
+    }
+}
+
+/// An optional value, or `-`.
+pub fn or_dash<T: std::fmt::Display>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+const MINUTE: u64 = 60;
+const HOUR: u64 = 60 * MINUTE;
+const DAY: u64 = 24 * HOUR;
+
+fn short_span(seconds: u64) -> String {
+    match seconds {
+        s if s < MINUTE => format!("{s}s"),
+        s if s < HOUR => format!("{}m", s / MINUTE),
+        s if s < DAY => format!("{}h", s / HOUR),
+        s => format!("{}d", s / DAY),
+    }
+}
+
+fn date(at: OffsetDateTime) -> String {
+    let (year, month, day) = (at.year(), u8::from(at.month()), at.day());
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+    use time::Duration;
+
+    #[test]
+    fn ages_are_short_and_relative() {
+        let now = datetime!(2026-11-28 13:00:00 UTC);
+        let ago = |d: Duration| age(now - d, now);
+        assert_eq!(ago(Duration::seconds(2)), "just now");
+        assert_eq!(ago(Duration::seconds(42)), "42s ago");
+        assert_eq!(ago(Duration::minutes(5) + Duration::seconds(59)), "5m ago");
+        assert_eq!(ago(Duration::hours(3)), "3h ago");
+        assert_eq!(ago(Duration::days(2) + Duration::hours(23)), "2d ago");
+        assert_eq!(ago(Duration::days(45)), "2026-10-14");
+        assert_eq!(ago(Duration::minutes(-5)), "in 5m");
+    }
+
+    #[test]
+    fn truncation_counts_characters_and_blanks_controls() {
+        assert_eq!(truncate("short", 10), "short");
+        assert_eq!(truncate("exactly10!", 10), "exactly10!");
+        assert_eq!(truncate("a longer title here", 10), "a longer …");
+        assert_eq!(truncate("ééééééé", 4), "ééé…");
+        assert_eq!(truncate("two\nlines\x1b[31m", 40), "two lines [31m");
+    }
+
+    #[test]
+    fn certs_show_names_when_known() {
+        let fpr = Fingerprint::parse(&"AB".repeat(20)).unwrap();
+        let mut names = BTreeMap::new();
+        assert_eq!(cert_name(&fpr, &names), "ABABABABABABABAB");
+        names.insert(fpr.clone(), "KE-CIRT".to_owned());
+        assert_eq!(cert_name(&fpr, &names), "KE-CIRT");
+        assert_eq!(
+            cert_full(&fpr, &names),
+            format!("KE-CIRT ({})", "AB".repeat(20))
+        );
+    }
+
+    #[test]
+    fn table_has_no_borders() {
+        let mut t = table(["ID", "TITLE"]);
+        t.add_row(["1", "one"]);
+        let mut out = Vec::new();
+        write_table(&mut out, &t).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains('|') && !text.contains('+'), "{text}");
+        assert!(text.lines().all(|l| !l.ends_with(' ')), "{text:?}");
+        assert!(text.lines().next().unwrap().starts_with("ID"), "{text}");
+    }
+}

@@ -1,0 +1,273 @@
+//! The local HTTP/JSON API on a Unix socket (DESIGN §8).
+//!
+//! Architecture invariant: this is the only module that knows HTTP. It
+//! turns requests into [`Node`] calls and [`NodeError`]s into JSON errors
+//! with the right status; it holds no state of its own. A refused request
+//! changes nothing: every check happens before the node publishes.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, RawQuery, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cer_proto::api::{
+    ApiError, ErrorCode, ExportQuery, FileIncident, IncidentQuery, IocQuery, PeerList,
+    RetractIncident, UpdateIncident,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::net::UnixListener;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::node::{Node, NodeError};
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Binds the API socket with mode 0660, replacing a stale socket file left
+/// by a node that is no longer running.
+pub async fn bind(path: &Path) -> anyhow::Result<UnixListener> {
+    use anyhow::Context;
+    if path.exists() {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            anyhow::bail!(
+                "another cerd is already serving {}; stop it first or choose another data_dir",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing stale socket {}", path.display()))?;
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("binding API socket {}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("setting mode 0660 on {}", path.display()))?;
+    Ok(listener)
+}
+
+/// Serves the API until `shutdown` completes.
+pub async fn serve(
+    listener: UnixListener,
+    node: Arc<Node>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(node))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+pub fn router(node: Arc<Node>) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/incidents", get(list_incidents).post(file_incident))
+        .route("/v1/incidents/{id}", get(show_incident))
+        .route("/v1/incidents/{id}/updates", post(update_incident))
+        .route("/v1/incidents/{id}/retraction", post(retract_incident))
+        .route("/v1/indicators", get(search_indicators))
+        .route("/v1/peers", get(peers))
+        .route("/v1/certs", get(certs))
+        .route("/v1/export", get(export))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(trace_request))
+        .with_state(node)
+}
+
+type Node_ = State<Arc<Node>>;
+type ApiResult<T> = Result<T, Failure>;
+
+/// An error response: status plus the JSON body clients parse.
+pub struct Failure(ApiError);
+
+impl Failure {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Failure(ApiError::new(code, message))
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let status = ErrorCode::ALL
+            .iter()
+            .find(|c| self.0.is(**c))
+            .map(|c| c.http_status())
+            .unwrap_or(500);
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(self.0)).into_response()
+    }
+}
+
+impl From<NodeError> for Failure {
+    fn from(e: NodeError) -> Self {
+        match e {
+            NodeError::Invalid(errors) => Failure(ApiError::invalid(&errors)),
+            NodeError::NotFound(m) => Failure::new(ErrorCode::NotFound, m),
+            NodeError::Forbidden(m) => Failure::new(ErrorCode::Forbidden, m),
+            NodeError::Conflict(m) => Failure::new(ErrorCode::Conflict, m),
+            NodeError::TooLarge(m) => Failure::new(ErrorCode::TooLarge, m),
+            other => {
+                tracing::error!(error = %other, "request failed");
+                Failure::new(ErrorCode::Internal, other.to_string())
+            }
+        }
+    }
+}
+
+fn json_body<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
+    if body.is_empty() {
+        return Err(Failure::new(ErrorCode::BadRequest, "request body is empty; expected JSON"));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        let code = match e.classify() {
+            serde_json::error::Category::Data => ErrorCode::InvalidField,
+            _ => ErrorCode::BadRequest,
+        };
+        Failure::new(code, format!("request body: {e}"))
+    })
+}
+
+fn query<T: DeserializeOwned + Default>(raw: Option<String>) -> ApiResult<T> {
+    match raw {
+        None => Ok(T::default()),
+        Some(raw) => serde_urlencoded::from_str(&raw)
+            .map_err(|e| Failure::new(ErrorCode::InvalidField, format!("query: {e}"))),
+    }
+}
+
+fn incident_id(raw: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| {
+        Failure::new(
+            ErrorCode::InvalidField,
+            format!("incident id: '{raw}' is not a UUID"),
+        )
+    })
+}
+
+fn created<T: Serialize>(value: T) -> Response {
+    (StatusCode::CREATED, Json(value)).into_response()
+}
+
+async fn status(State(node): Node_) -> Json<cer_proto::api::Status> {
+    Json(node.status())
+}
+
+async fn file_incident(State(node): Node_, body: Bytes) -> ApiResult<Response> {
+    let request: FileIncident = json_body(&body)?;
+    Ok(created(node.file(request).await?))
+}
+
+async fn list_incidents(State(node): Node_, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q: IncidentQuery = query(raw)?;
+    Ok(Json(node.list(&q)?).into_response())
+}
+
+async fn show_incident(State(node): Node_, UrlPath(id): UrlPath<String>) -> ApiResult<Response> {
+    Ok(Json(node.detail(incident_id(&id)?)?).into_response())
+}
+
+async fn update_incident(
+    State(node): Node_,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let id = incident_id(&id)?;
+    let request: UpdateIncident = json_body(&body)?;
+    Ok(created(node.update(id, request).await?))
+}
+
+async fn retract_incident(
+    State(node): Node_,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let id = incident_id(&id)?;
+    let request: RetractIncident = if body.is_empty() {
+        RetractIncident::default()
+    } else {
+        json_body(&body)?
+    };
+    Ok(created(node.retract(id, request).await?))
+}
+
+async fn search_indicators(State(node): Node_, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let Some(raw) = raw else {
+        return Err(Failure::new(ErrorCode::InvalidField, "query: value is required"));
+    };
+    let q: IocQuery = serde_urlencoded::from_str(&raw)
+        .map_err(|e| Failure::new(ErrorCode::InvalidField, format!("query: {e}")))?;
+    Ok(Json(node.search_ioc(&q)?).into_response())
+}
+
+async fn peers(State(_node): Node_) -> Json<PeerList> {
+    // No mesh links exist until the node federates; an empty list is the
+    // truthful answer.
+    Json(PeerList::default())
+}
+
+async fn certs(State(node): Node_) -> Json<cer_proto::api::CertList> {
+    Json(node.certs())
+}
+
+async fn export(State(node): Node_, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let Some(raw) = raw else {
+        return Err(Failure::new(ErrorCode::InvalidField, "query: format is required"));
+    };
+    let q: ExportQuery = serde_urlencoded::from_str(&raw)
+        .map_err(|e| Failure::new(ErrorCode::InvalidField, format!("query: {e}")))?;
+    Ok(Json(node.export(&q)?).into_response())
+}
+
+async fn metrics(State(node): Node_) -> Response {
+    let s = node.status();
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, value: u64| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
+    };
+    gauge("cerd_envelopes", "Envelopes held, tombstones included.", s.envelopes);
+    gauge("cerd_tombstones", "Envelopes withdrawn by their authors.", s.tombstones);
+    gauge("cerd_incidents", "Incidents known.", s.incidents);
+    gauge("cerd_indicators", "Indicator index entries.", s.indicators);
+    gauge("cerd_authors", "Authors with at least one envelope held.", s.authors);
+    gauge("cerd_equivocations", "Conflicting envelopes kept as evidence.", s.equivocations);
+    gauge("cerd_store_bytes", "Bytes the store occupies on disk.", s.store_bytes);
+    gauge("cerd_trusted_certs", "Certificates in the trust store.", s.trusted_certs);
+    gauge("cerd_uptime_seconds", "Seconds since the node started.", s.uptime_seconds);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        out,
+    )
+        .into_response()
+}
+
+async fn not_found(request: Request) -> Failure {
+    Failure::new(
+        ErrorCode::NotFound,
+        format!("no route {} {}", request.method(), request.uri().path()),
+    )
+}
+
+async fn trace_request(request: Request, next: Next) -> Response {
+    let span = tracing::info_span!("api", method = %request.method(), path = %request.uri().path());
+    async move {
+        let started = Instant::now();
+        let response = next.run(request).await;
+        tracing::debug!(status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request served");
+        response
+    }
+    .instrument(span)
+    .await
+}

@@ -1,0 +1,271 @@
+//! Node configuration (`cerd.toml`): parsing, defaults and validation.
+//!
+//! Every key has a default, so a node starts with no file at all. Unknown
+//! keys are errors. Relative paths are relative to the configuration
+//! file's folder (or to the working directory when there is no file).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cer_proto::Fingerprint;
+use serde::Deserialize;
+
+/// Default QUIC listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7443";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {field}: {reason}")]
+    Invalid { path: PathBuf, field: String, reason: String },
+}
+
+/// The configuration as written in the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    name: Option<String>,
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+    api_socket: Option<PathBuf>,
+    certs_dir: Option<PathBuf>,
+    playbooks_dir: Option<PathBuf>,
+    anti_entropy_interval: Option<String>,
+    #[serde(default, rename = "peer")]
+    peers: Vec<PeerFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeerFile {
+    addr: String,
+    fingerprint: Option<String>,
+}
+
+/// The resolved configuration a node runs with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where the configuration came from (None: embedded defaults).
+    pub source: Option<PathBuf>,
+    /// The node's name; None means "the name in the existing identity, or
+    /// the host name for a new one".
+    pub name: Option<String>,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub api_socket: PathBuf,
+    pub certs_dir: PathBuf,
+    pub playbooks_dir: PathBuf,
+    pub anti_entropy_interval: Duration,
+    pub peers: Vec<Peer>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Peer {
+    pub addr: String,
+    pub fingerprint: Option<Fingerprint>,
+}
+
+impl Config {
+    /// The embedded defaults, relative to `base` (usually the working directory).
+    pub fn defaults(base: &Path) -> Config {
+        Config::resolve(File::default(), base, None).expect("embedded defaults are valid")
+    }
+
+    /// Reads and validates a configuration file, reporting every problem.
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let text = std::fs::read_to_string(path).map_err(|source| {
+            vec![ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            }]
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses configuration text as if read from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let file: File = toml::from_str(text).map_err(|e| {
+            vec![ConfigError::Parse {
+                path: path.to_owned(),
+                message: e.to_string().trim_end().replace('\n', "\n  "),
+            }]
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        Config::resolve(file, base, Some(path))
+    }
+
+    fn resolve(file: File, base: &Path, source: Option<&Path>) -> Result<Config, Vec<ConfigError>> {
+        let shown = source.map(Path::to_owned).unwrap_or_else(|| PathBuf::from("(defaults)"));
+        let mut errors = Vec::new();
+        let mut invalid = |field: &str, reason: String| {
+            errors.push(ConfigError::Invalid {
+                path: shown.clone(),
+                field: field.to_owned(),
+                reason,
+            })
+        };
+        let at = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+
+        if let Some(name) = &file.name {
+            if let Err(reason) = check_name(name) {
+                invalid("name", reason);
+            }
+        }
+        let data_dir = at(file.data_dir.clone().unwrap_or_else(|| "cerd-data".into()));
+        let listen_text = file.listen.clone().unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen = match listen_text.parse::<SocketAddr>() {
+            Ok(addr) => addr,
+            Err(_) => {
+                invalid(
+                    "listen",
+                    format!("'{listen_text}' is not an address:port such as {DEFAULT_LISTEN}"),
+                );
+                DEFAULT_LISTEN.parse().expect("default address parses")
+            }
+        };
+        let api_socket = file
+            .api_socket
+            .clone()
+            .map(at)
+            .unwrap_or_else(|| data_dir.join("cerd.sock"));
+        if api_socket.as_os_str().len() > 100 {
+            invalid(
+                "api_socket",
+                format!(
+                    "{} is longer than the ~100 bytes a Unix socket path may have",
+                    api_socket.display()
+                ),
+            );
+        }
+        let certs_dir = at(file.certs_dir.clone().unwrap_or_else(|| "certs".into()));
+        let playbooks_dir = at(file.playbooks_dir.clone().unwrap_or_else(|| "playbooks".into()));
+        let interval_text = file.anti_entropy_interval.clone().unwrap_or_else(|| "30s".into());
+        let anti_entropy_interval = match humantime::parse_duration(&interval_text) {
+            Ok(d) if d >= Duration::from_secs(1) => d,
+            Ok(_) => {
+                invalid("anti_entropy_interval", "must be at least 1s".into());
+                Duration::from_secs(30)
+            }
+            Err(e) => {
+                invalid(
+                    "anti_entropy_interval",
+                    format!("'{interval_text}' is not a duration such as 30s or 5m: {e}"),
+                );
+                Duration::from_secs(30)
+            }
+        };
+        let mut peers = Vec::new();
+        for (i, peer) in file.peers.iter().enumerate() {
+            if peer.addr.trim().is_empty() || !peer.addr.contains(':') {
+                invalid(
+                    &format!("peer[{i}].addr"),
+                    format!("'{}' is not a host:port", peer.addr),
+                );
+            }
+            let fingerprint = match &peer.fingerprint {
+                None => None,
+                Some(f) => match Fingerprint::parse(f) {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        invalid(&format!("peer[{i}].fingerprint"), e.reason);
+                        None
+                    }
+                },
+            };
+            peers.push(Peer {
+                addr: peer.addr.trim().to_owned(),
+                fingerprint,
+            });
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Config {
+            source: source.map(Path::to_owned),
+            name: file.name,
+            data_dir,
+            listen,
+            api_socket,
+            certs_dir,
+            playbooks_dir,
+            anti_entropy_interval,
+            peers,
+        })
+    }
+}
+
+/// Checks a CERT name: what peers and listings show, and the key's User ID.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if trimmed.len() > 64 {
+        return Err(format!("at most 64 bytes, got {}", trimmed.len()));
+    }
+    if !trimmed
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | ' '))
+    {
+        return Err(format!(
+            "'{trimmed}' may contain only letters, digits, spaces and - _ . /"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_file() {
+        let config = Config::defaults(Path::new("/srv/cert"));
+        assert_eq!(config.data_dir, Path::new("/srv/cert/cerd-data"));
+        assert_eq!(config.api_socket, Path::new("/srv/cert/cerd-data/cerd.sock"));
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.anti_entropy_interval, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn relative_paths_follow_the_file() {
+        let text = "name = \"KE-CIRT\"\ndata_dir = \"state\"\n[[peer]]\naddr = \"127.0.0.1:7444\"\n";
+        let config = Config::parse(text, Path::new("/etc/cerd/cerd.toml")).unwrap();
+        assert_eq!(config.name.as_deref(), Some("KE-CIRT"));
+        assert_eq!(config.data_dir, Path::new("/etc/cerd/state"));
+        assert_eq!(config.certs_dir, Path::new("/etc/cerd/certs"));
+        assert_eq!(config.peers.len(), 1);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let errors = Config::parse("nmae = \"x\"\n", Path::new("c.toml")).unwrap_err();
+        let text = errors[0].to_string();
+        assert!(text.contains("unknown field `nmae`"), "{text}");
+        assert!(text.contains("line 1"), "{text}");
+    }
+
+    #[test]
+    fn every_invalid_value_is_reported() {
+        let text = "name = \"\"\nlisten = \"nowhere\"\nanti_entropy_interval = \"soon\"\n[[peer]]\naddr = \"x\"\nfingerprint = \"12\"\n";
+        let errors = Config::parse(text, Path::new("c.toml")).unwrap_err();
+        let fields: Vec<String> = errors
+            .iter()
+            .map(|e| match e {
+                ConfigError::Invalid { field, .. } => field.clone(),
+                other => panic!("unexpected {other}"),
+            })
+            .collect();
+        assert_eq!(
+            fields,
+            ["name", "listen", "anti_entropy_interval", "peer[0].addr", "peer[0].fingerprint"]
+        );
+    }
+}

@@ -1,0 +1,158 @@
+//! Starting and stopping a node: identity, store, API server, and the
+//! tasks that run beside them.
+//!
+//! `main.rs` is a thin shell over [`Daemon::start`] and
+//! [`Daemon::shutdown`]; tests run nodes in-process through the same calls.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{check_name, Config};
+use crate::node::{Node, AUDIT};
+use crate::sign::Identity;
+use crate::store::Store;
+use crate::api;
+
+/// File name of the node's secret key inside the data dir.
+pub const IDENTITY_FILE: &str = "identity.key";
+/// Folder of the sled store inside the data dir.
+pub const STORE_DIR: &str = "store";
+
+pub struct Daemon {
+    node: Arc<Node>,
+    stop: watch::Sender<bool>,
+    api: JoinHandle<std::io::Result<()>>,
+}
+
+impl Daemon {
+    /// Opens the node's state (initialising a new identity on first start)
+    /// and starts serving the API.
+    pub async fn start(config: Config) -> anyhow::Result<Daemon> {
+        let identity = open_or_init_identity(&config)?;
+        let store_path = config.data_dir.join(STORE_DIR);
+        let store = Store::open(&store_path)
+            .with_context(|| format!("opening store {}", store_path.display()))?;
+        let listener = api::bind(&config.api_socket).await?;
+        let node = Node::new(config, identity, store);
+        let (stop, stopped) = watch::channel(false);
+        let api = tokio::spawn(api::serve(listener, node.clone(), wait_for(stopped)));
+        let status = node.status();
+        tracing::info!(
+            name = %status.name,
+            fingerprint = %status.fingerprint,
+            api_socket = %status.api_socket,
+            envelopes = status.envelopes,
+            incidents = status.incidents,
+            "cerd ready"
+        );
+        Ok(Daemon { node, stop, api })
+    }
+
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// Stops accepting requests, lets in-flight ones finish, and flushes.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        match self.api.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "API server stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "API task failed"),
+        }
+        self.node.store().flush().context("flushing the store")?;
+        let _ = std::fs::remove_file(&self.node.config().api_socket);
+        tracing::info!("cerd stopped");
+        Ok(())
+    }
+}
+
+async fn wait_for(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
+}
+
+/// Creates the node's identity in its data dir. Fails if one exists.
+pub fn init(config: &Config, name: &str) -> anyhow::Result<Identity> {
+    check_name(name).map_err(|reason| anyhow::anyhow!("name: {reason}"))?;
+    let key_path = config.data_dir.join(IDENTITY_FILE);
+    if key_path.exists() {
+        let existing = Identity::load(&key_path)
+            .with_context(|| format!("reading {}", key_path.display()))?;
+        bail!(
+            "{} is already initialised as {} ({}); remove {} to start over",
+            config.data_dir.display(),
+            existing.name(),
+            existing.fingerprint(),
+            key_path.display()
+        );
+    }
+    create_data_dir(&config.data_dir)?;
+    let identity = Identity::generate(name.trim()).context("generating the node's key")?;
+    identity
+        .save(&key_path)
+        .with_context(|| format!("writing {}", key_path.display()))?;
+    let cert_path = public_cert_path(&config.data_dir, identity.name());
+    std::fs::write(&cert_path, identity.public_armored())
+        .with_context(|| format!("writing {}", cert_path.display()))?;
+    tracing::info!(
+        target: AUDIT,
+        event = "identity_created",
+        name = identity.name(),
+        fingerprint = %identity.fingerprint(),
+        certificate = %cert_path.display(),
+        "node identity created"
+    );
+    Ok(identity)
+}
+
+/// Loads the identity, or creates it on first start (embedded defaults).
+pub fn open_or_init_identity(config: &Config) -> anyhow::Result<Identity> {
+    let key_path = config.data_dir.join(IDENTITY_FILE);
+    if key_path.exists() {
+        let identity = Identity::load(&key_path)
+            .with_context(|| format!("reading the node's key {}", key_path.display()))?;
+        if let Some(name) = &config.name {
+            if name.trim() != identity.name() {
+                tracing::warn!(
+                    configured = %name,
+                    identity = identity.name(),
+                    "configured name differs from the identity's; the identity's name is used"
+                );
+            }
+        }
+        return Ok(identity);
+    }
+    let name = config.name.clone().unwrap_or_else(default_name);
+    init(config, &name)
+}
+
+/// Where `cerd init` writes the public certificate for sharing.
+pub fn public_cert_path(data_dir: &Path, name: &str) -> PathBuf {
+    let file: String = name
+        .chars()
+        .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' })
+        .collect();
+    data_dir.join(format!("{file}.asc"))
+}
+
+fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating data dir {}", dir.display()))
+}
+
+/// A new node without a configured name is named after its host.
+fn default_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| check_name(h).is_ok());
+    host.unwrap_or_else(|| "cerd".to_owned())
+}

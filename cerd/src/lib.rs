@@ -1,0 +1,18 @@
+//! The cerd daemon as a library, so tests and benchmarks run nodes
+//! in-process through the same code as the binary.
+//!
+//! Module ownership (see ARCHITECTURE.md): only `store` imports sled, only
+//! `sign` imports sequoia, only `api` knows HTTP.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod node;
+pub mod sign;
+pub mod store;
+pub mod verify;
+
+pub use config::Config;
+pub use daemon::Daemon;
+pub use node::Node;

@@ -1,0 +1,601 @@
+//! The node: this CERT's identity, trust store and store, and the
+//! operations the API and the mesh perform on them.
+//!
+//! Publishing (filing, updating, retracting) is serialized per node so
+//! each envelope extends the author's chain by exactly one; the wait for
+//! durability happens outside that critical section so concurrent
+//! publishers share flushes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use cer_proto::api::{
+    CertInfo, CertList, CertRef, EnvelopeExport, EnvelopeInfo, ExportQuery, ExportedEnvelope,
+    FileIncident, Filed, IncidentDetail, IncidentList, IncidentQuery, IncidentSummary, IocMatch,
+    IocQuery, IocSearch, RefusedCert, RetractIncident, SearchedAs, SignatureState, Status,
+    UpdateIncident, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
+};
+use cer_proto::envelope::{Body, Draft, DraftBody, Envelope, EnvelopeError, RetractionBody};
+use cer_proto::incident::IncidentState;
+use cer_proto::model::{IndicatorType, Timestamp, Tlp};
+use cer_proto::{EnvelopeId, FieldError, FieldErrors, Fingerprint};
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::sign::{self, Identity, TrustStore, TrustedCert};
+use crate::store::{Inserted, NewEnvelope, Store, StoreError, StoredEnvelope, SummaryFilter};
+use crate::verify::{self, Rejected};
+
+/// Target of the audit trail: one structured event per state change.
+pub const AUDIT: &str = "cerd::audit";
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("{0}")]
+    Invalid(FieldErrors),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("signing: {0}")]
+    Sign(String),
+}
+
+impl From<FieldError> for NodeError {
+    fn from(e: FieldError) -> Self {
+        NodeError::Invalid(e.into())
+    }
+}
+
+impl From<FieldErrors> for NodeError {
+    fn from(e: FieldErrors) -> Self {
+        NodeError::Invalid(e)
+    }
+}
+
+/// Why a received envelope was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Rejected(#[from] Rejected),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct Node {
+    identity: Identity,
+    trust: RwLock<Trust>,
+    store: Store,
+    config: Config,
+    publishing: tokio::sync::Mutex<()>,
+    started: Instant,
+}
+
+/// The trust store plus what the last load refused, for `cerctl certs`.
+struct Trust {
+    certs: TrustStore,
+    refused: Vec<(PathBuf, String)>,
+}
+
+impl Node {
+    pub fn new(config: Config, identity: Identity, store: Store) -> Arc<Node> {
+        let node = Node {
+            trust: RwLock::new(Trust {
+                certs: TrustStore::new(),
+                refused: Vec::new(),
+            }),
+            identity,
+            store,
+            config,
+            publishing: tokio::sync::Mutex::new(()),
+            started: Instant::now(),
+        };
+        node.reload_certs();
+        Arc::new(node)
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn fingerprint(&self) -> &Fingerprint {
+        self.identity.fingerprint()
+    }
+
+    /// Reloads `certs/`. This node's own certificate is always trusted.
+    pub fn reload_certs(&self) {
+        let (mut certs, refused) = TrustStore::load_dir(&self.config.certs_dir);
+        for (path, error) in &refused {
+            tracing::warn!(target: AUDIT, event = "cert_refused", file = %path.display(), %error, "certificate refused");
+        }
+        certs.insert(self.identity.public_cert());
+        let mut trust = self.trust.write().unwrap_or_else(|e| e.into_inner());
+        *trust = Trust {
+            certs,
+            refused: refused.into_iter().map(|(p, e)| (p, e.to_string())).collect(),
+        };
+    }
+
+    /// A snapshot of the trust store.
+    pub fn trust_store(&self) -> TrustStore {
+        self.trust.read().unwrap_or_else(|e| e.into_inner()).certs.clone()
+    }
+
+    fn with_trust<T>(&self, f: impl FnOnce(&TrustStore) -> T) -> T {
+        f(&self.trust.read().unwrap_or_else(|e| e.into_inner()).certs)
+    }
+
+    /// The name a fingerprint is known by, if any.
+    pub fn name_of(&self, fpr: &Fingerprint) -> Option<String> {
+        self.with_trust(|t| t.get(fpr).map(|c| c.name().to_owned()))
+    }
+
+    fn names(&self) -> BTreeMap<Fingerprint, String> {
+        self.with_trust(|t| t.iter().map(|c| (c.fingerprint().clone(), c.name().to_owned())).collect())
+    }
+
+    /// Resolves a CERT given by name or fingerprint.
+    pub fn resolve_cert(&self, who: &str) -> Option<TrustedCert> {
+        self.with_trust(|t| match Fingerprint::parse(who) {
+            Ok(fpr) => t.get(&fpr).cloned(),
+            Err(_) => t.find_by_name(who).cloned(),
+        })
+    }
+
+    // ---- publishing -------------------------------------------------
+
+    pub async fn file(&self, request: FileIncident) -> Result<Filed, NodeError> {
+        let mut errors = FieldErrors::default();
+        let body = match request.to_body() {
+            Ok(body) => Some(body),
+            Err(e) => {
+                errors.0.extend(e.0);
+                None
+            }
+        };
+        let recipients = match self.recipients_for(request.tlp, &request.to) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                errors.0.extend(e.0);
+                None
+            }
+        };
+        let (Some(body), Some(recipients)) = (body, recipients) else {
+            return Err(NodeError::Invalid(errors));
+        };
+        self.publish(Uuid::new_v4(), request.tlp, recipients, Body::Incident(body)).await
+    }
+
+    pub async fn update(&self, id: Uuid, request: UpdateIncident) -> Result<Filed, NodeError> {
+        let body = request.to_body()?;
+        let state = self.existing(id)?;
+        if state.retracted.is_some() {
+            return Err(NodeError::Conflict(format!("incident {id} was retracted by its author; it can no longer be updated")));
+        }
+        if !state.readable {
+            return Err(NodeError::Forbidden(format!(
+                "incident {id} is encrypted for other CERTs; this node cannot read or update it"
+            )));
+        }
+        let reporter = state.reporter.clone().expect("a readable incident has a reporter");
+        if body.changes_fields() && reporter != *self.fingerprint() {
+            let name = self.name_of(&reporter).unwrap_or_else(|| reporter.to_string());
+            return Err(NodeError::Forbidden(format!(
+                "only the incident's author, {name}, can change its status, severity, title, description or classification; notes, indicators and tags are open to every CERT"
+            )));
+        }
+        let mut recipients = state.recipients.clone();
+        if state.tlp.is_encrypted() && !recipients.contains(&reporter) && reporter != *self.fingerprint() {
+            recipients.push(reporter);
+        }
+        self.publish(id, state.tlp, recipients, Body::Update(body)).await
+    }
+
+    pub async fn retract(&self, id: Uuid, request: RetractIncident) -> Result<Filed, NodeError> {
+        let body = RetractionBody {
+            target: None,
+            reason: request.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()),
+        };
+        Body::Retraction(body.clone()).validate()?;
+        let state = self.existing(id)?;
+        if state.retracted.is_some() {
+            return Err(NodeError::Conflict(format!("incident {id} is already retracted")));
+        }
+        if state.reporter.as_ref() != Some(self.fingerprint()) {
+            return Err(NodeError::Forbidden(format!(
+                "only the incident's author can retract incident {id}"
+            )));
+        }
+        self.publish(id, state.tlp, state.recipients.clone(), Body::Retraction(body)).await
+    }
+
+    fn existing(&self, id: Uuid) -> Result<IncidentState, NodeError> {
+        self.store
+            .incident(id)?
+            .ok_or_else(|| NodeError::NotFound(format!("no incident {id}")))
+    }
+
+    /// Who may read an envelope of this TLP: named recipients, or for AMBER
+    /// without names every CERT in the trust store. Never includes self
+    /// (the author always can read its own envelopes).
+    fn recipients_for(&self, tlp: Tlp, to: &[String]) -> Result<Vec<Fingerprint>, FieldErrors> {
+        let mut errors = FieldErrors::default();
+        if !tlp.is_encrypted() {
+            if !to.is_empty() {
+                errors.push(FieldError::new(
+                    "to",
+                    format!("recipients apply to TLP:AMBER and above; TLP:{tlp} is shared with every peer"),
+                ));
+            }
+            return errors.into_result().map(|()| vec![]);
+        }
+        if tlp == Tlp::Red && to.is_empty() {
+            errors.push(FieldError::new("to", "TLP:RED requires named recipients (--to NAME or FINGERPRINT)"));
+            return Err(errors);
+        }
+        let mut recipients = Vec::new();
+        if to.is_empty() {
+            self.with_trust(|t| {
+                for cert in t.iter() {
+                    if cert.fingerprint() != self.fingerprint() && cert.can_encrypt() {
+                        recipients.push(cert.fingerprint().clone());
+                    }
+                }
+            });
+        }
+        for (i, who) in to.iter().enumerate() {
+            match self.resolve_cert(who.trim()) {
+                None => errors.push(FieldError::new(
+                    format!("to[{i}]"),
+                    format!("no trusted CERT named or with fingerprint '{who}' (see `cerctl certs list`)"),
+                )),
+                Some(cert) if !cert.can_encrypt() => errors.push(FieldError::new(
+                    format!("to[{i}]"),
+                    format!("{}'s certificate has no encryption key", cert.name()),
+                )),
+                Some(cert) if cert.fingerprint() == self.fingerprint() => {}
+                Some(cert) => {
+                    if !recipients.contains(cert.fingerprint()) {
+                        recipients.push(cert.fingerprint().clone());
+                    }
+                }
+            }
+        }
+        errors.into_result().map(|()| recipients)
+    }
+
+    async fn publish(&self, subject: Uuid, tlp: Tlp, recipients: Vec<Fingerprint>, body: Body) -> Result<Filed, NodeError> {
+        let kind = body.kind();
+        let (draft_body, decrypted) = if tlp.is_encrypted() {
+            let plain = serde_json::to_vec(&body.to_value()).map_err(|e| NodeError::Sign(e.to_string()))?;
+            let certs: Vec<TrustedCert> = self.with_trust(|t| recipients.iter().filter_map(|f| t.get(f).cloned()).collect());
+            if certs.len() != recipients.len() {
+                return Err(NodeError::Conflict(
+                    "a recipient's certificate is no longer in the trust store".into(),
+                ));
+            }
+            let own = self.identity.public_cert();
+            let mut to: Vec<&TrustedCert> = certs.iter().collect();
+            to.push(&own);
+            let armored = sign::encrypt_armored(&plain, &to).map_err(|e| NodeError::Sign(e.to_string()))?;
+            (DraftBody::Encrypted { kind, armored }, Some(body))
+        } else {
+            (DraftBody::Plain(body), None)
+        };
+
+        let turn = self.publishing.lock().await;
+        let tip = self.store.chain_tip(self.fingerprint())?;
+        let draft = Draft {
+            author: self.fingerprint().clone(),
+            seq: tip.map_or(1, |t| t.seq + 1),
+            prev: tip.map(|t| t.id),
+            created: now(),
+            subject,
+            tlp,
+            recipients,
+            body: draft_body,
+        };
+        let bytes = draft.to_bytes().map_err(|e| match e {
+            EnvelopeError::TooLarge { .. } => NodeError::TooLarge(e.to_string()),
+            EnvelopeError::Invalid(field) => NodeError::Invalid(field.into()),
+            other => NodeError::Sign(other.to_string()),
+        })?;
+        let sig = self.identity.sign_detached(&bytes);
+        let id = EnvelopeId::of(&bytes);
+        let envelope = Envelope::parse(&bytes).map_err(|e| NodeError::Sign(format!("own envelope does not parse: {e}")))?;
+        let seq = envelope.seq;
+        let inserted = self.store.insert(NewEnvelope {
+            id,
+            bytes,
+            sig,
+            envelope,
+            decrypted,
+        })?;
+        drop(turn);
+        if !matches!(inserted, Inserted::Stored(_)) {
+            return Err(NodeError::Conflict(format!("envelope seq {seq} was not stored: {inserted:?}")));
+        }
+        self.store.durable().await?;
+        tracing::info!(target: AUDIT, event = kind.as_str(), incident = %subject, envelope = %id, seq, tlp = %tlp, "published");
+        Ok(Filed {
+            incident: subject,
+            envelope: id,
+            seq,
+            kind,
+        })
+    }
+
+    // ---- receiving --------------------------------------------------
+
+    /// Verifies and stores an envelope from elsewhere (a peer, an import).
+    /// Not durable until the store's next flush; see [`Store::durable`].
+    pub fn ingest(&self, bytes: Vec<u8>, sig: Vec<u8>) -> Result<Inserted, IngestError> {
+        let envelope = self.with_trust(|t| verify::verify_signed(t, &bytes, &sig))?;
+        let decrypted = match (&envelope.body_enc, envelope.recipients.contains(self.fingerprint()) || envelope.author == *self.fingerprint()) {
+            (Some(armored), true) => match self.identity.decrypt_armored(armored) {
+                Ok(plain) => Body::from_slice(envelope.kind, &plain).ok(),
+                Err(e) => {
+                    tracing::warn!(target: AUDIT, event = "decrypt_failed", author = %envelope.author, seq = envelope.seq, error = %e, "cannot decrypt an envelope addressed to this node");
+                    None
+                }
+            },
+            _ => None,
+        };
+        let new = NewEnvelope {
+            id: EnvelopeId::of(&bytes),
+            bytes,
+            sig,
+            envelope,
+            decrypted,
+        };
+        let inserted = self.store.insert(new).map_err(|e| match e {
+            StoreError::Chain(chain) => IngestError::Rejected(Rejected::Chain(chain)),
+            other => IngestError::Store(other),
+        })?;
+        Ok(inserted)
+    }
+
+    // ---- queries ----------------------------------------------------
+
+    pub fn status(&self) -> Status {
+        let counts = self.store.counts();
+        Status {
+            name: self.identity.name().to_owned(),
+            fingerprint: self.fingerprint().clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            data_dir: self.config.data_dir.display().to_string(),
+            api_socket: self.config.api_socket.display().to_string(),
+            listen: None,
+            uptime_seconds: self.started.elapsed().as_secs(),
+            envelopes: counts.envelopes,
+            tombstones: counts.tombstones,
+            incidents: counts.incidents,
+            indicators: counts.indicators,
+            authors: counts.authors,
+            store_bytes: self.store.size_on_disk(),
+            trusted_certs: self.with_trust(|t| t.len() as u64),
+            peers_connected: 0,
+            peers_configured: self.config.peers.len() as u64,
+            equivocations: counts.equivocations,
+        }
+    }
+
+    pub fn list(&self, query: &IncidentQuery) -> Result<IncidentList, NodeError> {
+        let limit = query.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+        if limit == 0 || limit > MAX_LIST_LIMIT {
+            return Err(FieldError::new("limit", format!("must be between 1 and {MAX_LIST_LIMIT}")).into());
+        }
+        let from = match &query.from {
+            None => None,
+            Some(who) => Some(
+                self.resolve_cert(who)
+                    .map(|c| c.fingerprint().clone())
+                    .ok_or_else(|| FieldError::new("from", format!("no trusted CERT named or with fingerprint '{who}'")))?,
+            ),
+        };
+        if let Some(pattern) = &query.classification {
+            check_class_pattern(pattern)?;
+        }
+        let filter = ListFilter { query, from };
+        let (mut incidents, truncated) = self.store.list(&filter, limit)?;
+        for summary in &mut incidents {
+            summary.reporter_name = summary.reporter.as_ref().and_then(|r| self.name_of(r));
+        }
+        Ok(IncidentList { incidents, truncated })
+    }
+
+    pub fn detail(&self, id: Uuid) -> Result<IncidentDetail, NodeError> {
+        let incident = self.existing(id)?;
+        let mut envelopes = Vec::new();
+        for (eid, stored) in self.store.envelopes_of(id)? {
+            let info = match stored {
+                StoredEnvelope::Live { bytes, .. } => {
+                    let envelope = Envelope::parse(&bytes).map_err(|e| NodeError::Sign(e.to_string()))?;
+                    EnvelopeInfo {
+                        id: eid,
+                        author: envelope.author,
+                        seq: envelope.seq,
+                        kind: envelope.kind,
+                        created: envelope.created,
+                        tlp: envelope.tlp,
+                        recipients: envelope.recipients,
+                        signature: SignatureState::Good,
+                        bytes: bytes.len(),
+                    }
+                }
+                StoredEnvelope::Tombstone(t) => EnvelopeInfo {
+                    id: eid,
+                    author: t.author,
+                    seq: t.seq,
+                    kind: t.kind,
+                    created: t.created,
+                    tlp: t.tlp,
+                    recipients: t.recipients,
+                    signature: SignatureState::Withdrawn,
+                    bytes: 0,
+                },
+            };
+            envelopes.push(info);
+        }
+        let order: BTreeMap<EnvelopeId, usize> = incident.timeline.iter().enumerate().map(|(i, e)| (e.envelope, i)).collect();
+        envelopes.sort_by_key(|e| order.get(&e.id).copied().unwrap_or(usize::MAX));
+        Ok(IncidentDetail {
+            incident,
+            envelopes,
+            names: self.names(),
+        })
+    }
+
+    pub fn search_ioc(&self, query: &IocQuery) -> Result<IocSearch, NodeError> {
+        let searched: Vec<(IndicatorType, String)> = match query.kind {
+            Some(kind) => vec![(kind, kind.normalize(&query.value)?)],
+            None => IndicatorType::candidates(&query.value),
+        };
+        if searched.is_empty() {
+            return Err(FieldError::new("value", format!("'{}' is not a valid indicator of any type", query.value)).into());
+        }
+        let mut matches = Vec::new();
+        for (kind, value) in &searched {
+            for (incident, hit) in self.store.indicator_hits(*kind, value)? {
+                let Some(summary) = self.store.summary(incident)? else { continue };
+                matches.push(IocMatch {
+                    kind: *kind,
+                    value: value.clone(),
+                    incident,
+                    title: summary.title,
+                    severity: summary.severity,
+                    tlp: summary.tlp,
+                    reported_by: hit
+                        .reported_by
+                        .iter()
+                        .map(|f| CertRef {
+                            fingerprint: f.clone(),
+                            name: self.name_of(f),
+                        })
+                        .collect(),
+                    first_seen: hit.first_seen,
+                    last_seen: hit.last_seen,
+                    sightings: hit.sightings,
+                });
+            }
+        }
+        matches.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+        Ok(IocSearch {
+            searched: searched.into_iter().map(|(kind, value)| SearchedAs { kind, value }).collect(),
+            matches,
+        })
+    }
+
+    pub fn certs(&self) -> CertList {
+        let trust = self.trust.read().unwrap_or_else(|e| e.into_inner());
+        let mut certs: Vec<CertInfo> = trust
+            .certs
+            .iter()
+            .map(|c| CertInfo {
+                name: c.name().to_owned(),
+                fingerprint: c.fingerprint().clone(),
+                own: c.fingerprint() == self.fingerprint(),
+                can_encrypt: c.can_encrypt(),
+            })
+            .collect();
+        certs.sort_by(|a, b| (!a.own, &a.name).cmp(&(!b.own, &b.name)));
+        CertList {
+            certs,
+            refused: trust
+                .refused
+                .iter()
+                .map(|(file, reason)| RefusedCert {
+                    file: file.display().to_string(),
+                    reason: reason.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn export(&self, query: &ExportQuery) -> Result<EnvelopeExport, NodeError> {
+        let ids: Vec<EnvelopeId> = match query.incident {
+            Some(incident) => {
+                self.existing(incident)?;
+                self.store.envelopes_of(incident)?.into_iter().map(|(id, _)| id).collect()
+            }
+            None => self.store.envelope_ids().collect::<Result<_, _>>()?,
+        };
+        let mut envelopes = Vec::new();
+        for id in ids {
+            if let Some(StoredEnvelope::Live { bytes, sig }) = self.store.envelope(&id)? {
+                let json = String::from_utf8(bytes).map_err(|_| NodeError::Sign(format!("stored envelope {id} is not UTF-8")))?;
+                envelopes.push(ExportedEnvelope {
+                    id,
+                    json,
+                    sig: base64_encode(&sig),
+                });
+            }
+        }
+        Ok(EnvelopeExport { envelopes })
+    }
+}
+
+/// The current time, as envelopes record it.
+pub fn now() -> Timestamp {
+    Timestamp(time::OffsetDateTime::now_utc())
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn check_class_pattern(pattern: &str) -> Result<(), FieldError> {
+    let known = cer_proto::model::Classification::ALL
+        .iter()
+        .filter_map(|c| cer_proto::model::Classification::parse(c).ok())
+        .any(|c| c.matches(pattern));
+    if known {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            "classification",
+            format!("'{pattern}' matches no classification; use class/type or class/*"),
+        ))
+    }
+}
+
+struct ListFilter<'a> {
+    query: &'a IncidentQuery,
+    from: Option<Fingerprint>,
+}
+
+impl SummaryFilter for ListFilter<'_> {
+    fn since(&self) -> Option<Timestamp> {
+        self.query.since
+    }
+
+    fn accept(&self, s: &IncidentSummary) -> bool {
+        let q = self.query;
+        (q.include_retracted || !s.retracted)
+            && q.severity_at_least.is_none_or(|min| s.severity.is_some_and(|sev| sev >= min))
+            && q.tlp.is_none_or(|tlp| s.tlp == tlp)
+            && q.status.is_none_or(|st| s.status == Some(st))
+            && q
+                .classification
+                .as_ref()
+                .is_none_or(|p| s.classification.as_ref().is_some_and(|c| c.matches(p)))
+            && self.from.as_ref().is_none_or(|f| s.reporter.as_ref() == Some(f))
+    }
+}

@@ -1,0 +1,706 @@
+//! The node's durable store: envelopes, per-author chains, incident state
+//! and indexes, kept in sled.
+//!
+//! Architecture invariant: this is the only module that imports sled, so
+//! the engine can be replaced (an fsync'd log, another embedded database)
+//! without touching the rest of the daemon.
+//!
+//! What is stored, by tree:
+//!
+//! | tree         | key                          | value                                  |
+//! |--------------|------------------------------|----------------------------------------|
+//! | `envelopes`  | envelope id (32)             | live record (bytes + sig) or tombstone |
+//! | `authors`    | author fingerprint           | chain tip: highest contiguous seq + id |
+//! | `by_author`  | author ‖ seq (be u64)        | envelope id                            |
+//! | `by_subject` | incident uuid ‖ envelope id  | (empty)                                |
+//! | `decrypted`  | envelope id                  | body JSON this node decrypted          |
+//! | `incidents`  | incident uuid                | folded [`IncidentState`] (JSON)        |
+//! | `summaries`  | incident uuid                | [`IncidentSummary`] (JSON)             |
+//! | `by_time`    | updated (be i128 nanos) ‖ uuid | (empty)                              |
+//! | `indicators` | type ‖ value ‖ 0 ‖ uuid      | [`IndicatorHit`] (JSON)                |
+//! | `equivocations` | author ‖ seq ‖ id         | second envelope's record (evidence)    |
+//! | `meta`       | name                         | schema version, counters, pending set  |
+//!
+//! Only `envelopes`, `authors`, `by_author`, `by_subject` and `decrypted`
+//! are primary; everything else is derived from them by folding, so a
+//! write interrupted by a crash is repaired at open by refolding the
+//! subjects recorded as pending before the write began.
+//!
+//! Durability: writes become durable at the next flush. Callers
+//! acknowledge only after [`Store::durable`] returns; concurrent writers
+//! share one flush (group commit).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+
+use cer_proto::api::IncidentSummary;
+use cer_proto::envelope::{Body, ChainError, ChainTip, Envelope, Kind};
+use cer_proto::incident::{Event, FoldInput, IncidentState};
+use cer_proto::model::{IndicatorType, Timestamp, Tlp};
+use cer_proto::{EnvelopeId, Fingerprint};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// The on-disk layout version this code reads and writes.
+pub const SCHEMA_VERSION: u64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store engine: {0}")]
+    Engine(#[from] sled::Error),
+    #[error("store at {path} has schema version {found}, this cerd reads version {SCHEMA_VERSION}")]
+    Schema { path: PathBuf, found: u64 },
+    #[error("store record {what} is corrupt: {reason}")]
+    Corrupt { what: String, reason: String },
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error("the store's flusher has stopped")]
+    FlusherGone,
+}
+
+/// A verified envelope ready to be stored.
+#[derive(Debug, Clone)]
+pub struct NewEnvelope {
+    pub id: EnvelopeId,
+    pub bytes: Vec<u8>,
+    pub sig: Vec<u8>,
+    pub envelope: Envelope,
+    /// The body when this node decrypted it (encrypted envelopes only).
+    pub decrypted: Option<Body>,
+}
+
+/// What [`Store::insert`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inserted {
+    /// Stored; the incident's state after folding it in.
+    Stored(Box<IncidentState>),
+    /// This exact envelope was already held.
+    Duplicate,
+    /// Another envelope with the same author and seq is held: the new one
+    /// is kept as evidence only.
+    Equivocation { held: EnvelopeId },
+}
+
+/// One stored envelope, as read back.
+#[derive(Debug, Clone)]
+pub enum StoredEnvelope {
+    Live { bytes: Vec<u8>, sig: Vec<u8> },
+    Tombstone(Tombstone),
+}
+
+/// What remains of a withdrawn envelope: enough to keep the author's chain
+/// and the incident's timeline, nothing of the body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tombstone {
+    pub author: Fingerprint,
+    pub seq: u64,
+    #[serde(default)]
+    pub prev: Option<EnvelopeId>,
+    pub subject: Uuid,
+    pub kind: Kind,
+    pub created: Timestamp,
+    pub tlp: Tlp,
+    #[serde(default)]
+    pub recipients: Vec<Fingerprint>,
+    pub withdrawn_by: EnvelopeId,
+}
+
+/// One incident naming an indicator, as the indicator index keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndicatorHit {
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub sightings: u32,
+    pub reported_by: Vec<Fingerprint>,
+}
+
+/// Counts for `cerctl status` and metrics, kept up to date on write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub envelopes: u64,
+    pub tombstones: u64,
+    pub incidents: u64,
+    pub indicators: u64,
+    pub authors: u64,
+    pub equivocations: u64,
+}
+
+/// Filters applied while scanning incidents newest first.
+pub trait SummaryFilter {
+    /// Summaries updated before this are never wanted: stop scanning.
+    fn since(&self) -> Option<Timestamp>;
+    fn accept(&self, summary: &IncidentSummary) -> bool;
+}
+
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    db: sled::Db,
+    envelopes: sled::Tree,
+    authors: sled::Tree,
+    by_author: sled::Tree,
+    by_subject: sled::Tree,
+    decrypted: sled::Tree,
+    incidents: sled::Tree,
+    summaries: sled::Tree,
+    by_time: sled::Tree,
+    indicators: sled::Tree,
+    equivocations: sled::Tree,
+    meta: sled::Tree,
+    /// Serializes read-fold-write cycles so two writers never fold the
+    /// same incident from stale state.
+    write: Mutex<()>,
+    counts: CountCells,
+    flush_requests: Mutex<mpsc::Sender<oneshot::Sender<Result<(), String>>>>,
+}
+
+#[derive(Default)]
+struct CountCells {
+    envelopes: AtomicU64,
+    tombstones: AtomicU64,
+    incidents: AtomicU64,
+    indicators: AtomicU64,
+    authors: AtomicU64,
+    equivocations: AtomicU64,
+}
+
+const LIVE: u8 = 1;
+const TOMB: u8 = 0;
+const META_SCHEMA: &[u8] = b"schema";
+const META_COUNTS: &[u8] = b"counts";
+const META_PENDING: &[u8] = b"pending";
+
+impl Store {
+    /// Opens (or creates) the store in `path`, repairing derived state left
+    /// incomplete by a crash.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(256 * 1024 * 1024)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let tree = |name: &str| db.open_tree(name);
+        let meta = tree("meta")?;
+        match meta.get(META_SCHEMA)? {
+            None => {
+                meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+            }
+            Some(v) => {
+                let found = u64::from_be_bytes(v.as_ref().try_into().map_err(|_| corrupt("meta/schema", "not 8 bytes"))?);
+                if found != SCHEMA_VERSION {
+                    return Err(StoreError::Schema { path: path.to_owned(), found });
+                }
+            }
+        }
+        let (flush_tx, flush_rx) = mpsc::channel::<oneshot::Sender<Result<(), String>>>();
+        let flush_db = db.clone();
+        std::thread::Builder::new()
+            .name("store-flush".into())
+            .spawn(move || group_commit(flush_db, flush_rx))
+            .map_err(|e| corrupt("flusher", &e.to_string()))?;
+        let inner = Inner {
+            path: path.to_owned(),
+            envelopes: tree("envelopes")?,
+            authors: tree("authors")?,
+            by_author: tree("by_author")?,
+            by_subject: tree("by_subject")?,
+            decrypted: tree("decrypted")?,
+            incidents: tree("incidents")?,
+            summaries: tree("summaries")?,
+            by_time: tree("by_time")?,
+            indicators: tree("indicators")?,
+            equivocations: tree("equivocations")?,
+            meta,
+            db,
+            write: Mutex::new(()),
+            counts: CountCells::default(),
+            flush_requests: Mutex::new(flush_tx),
+        };
+        let store = Store { inner: Arc::new(inner) };
+        store.recover()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The highest contiguous envelope held of `author`.
+    pub fn chain_tip(&self, author: &Fingerprint) -> Result<Option<ChainTip>, StoreError> {
+        match self.inner.authors.get(author.as_bytes())? {
+            None => Ok(None),
+            Some(v) => Ok(Some(decode_json(&v, "authors")?)),
+        }
+    }
+
+    /// Every author's chain tip, for summaries.
+    pub fn chain_tips(&self) -> Result<Vec<(Fingerprint, ChainTip)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.inner.authors.iter() {
+            let (k, v) = item?;
+            let author = Fingerprint::parse(&String::from_utf8_lossy(&k))
+                .map_err(|e| corrupt("authors key", &e.to_string()))?;
+            out.push((author, decode_json(&v, "authors")?));
+        }
+        Ok(out)
+    }
+
+    /// Stores a verified envelope that extends its author's chain, folds it
+    /// into its incident and updates the indexes. The write is not durable
+    /// until [`Store::durable`] returns.
+    pub fn insert(&self, new: NewEnvelope) -> Result<Inserted, StoreError> {
+        let inner = &*self.inner;
+        let _guard = inner.write.lock().unwrap_or_else(|e| e.into_inner());
+        let envelope = &new.envelope;
+        let slot_key = author_seq_key(&envelope.author, envelope.seq);
+        if let Some(held) = inner.by_author.get(&slot_key)? {
+            let held = EnvelopeId::from_bytes(id_bytes(&held)?);
+            if held == new.id {
+                return Ok(Inserted::Duplicate);
+            }
+            let mut key = slot_key.clone();
+            key.extend_from_slice(new.id.as_bytes());
+            if inner.equivocations.insert(key, live_record(&new.bytes, &new.sig))?.is_none() {
+                self.bump(&inner.counts.equivocations, 1);
+                self.save_counts()?;
+            }
+            return Ok(Inserted::Equivocation { held });
+        }
+        let tip = self.chain_tip(&envelope.author)?;
+        envelope.check_follows(tip.as_ref())?;
+
+        let subject = envelope.subject;
+        self.mark_pending(subject, true)?;
+        inner.envelopes.insert(new.id.as_bytes(), live_record(&new.bytes, &new.sig))?;
+        inner.by_author.insert(slot_key, new.id.as_bytes())?;
+        let mut sk = subject.as_bytes().to_vec();
+        sk.extend_from_slice(new.id.as_bytes());
+        inner.by_subject.insert(sk, &[])?;
+        if let Some(body) = &new.decrypted {
+            inner.decrypted.insert(new.id.as_bytes(), serde_json::to_vec(&body.to_value()).map_err(json_err)?)?;
+        }
+        let tip = ChainTip { seq: envelope.seq, id: new.id };
+        if inner.authors.insert(envelope.author.as_bytes(), serde_json::to_vec(&tip).map_err(json_err)?)?.is_none() {
+            self.bump(&inner.counts.authors, 1);
+        }
+        self.bump(&inner.counts.envelopes, 1);
+        let state = self.refold(subject)?;
+        self.save_counts()?;
+        self.mark_pending(subject, false)?;
+        Ok(Inserted::Stored(Box::new(state.expect("a subject with a new envelope folds to a state"))))
+    }
+
+    /// Waits until every write made before the call is on disk. Concurrent
+    /// callers share one flush.
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .flush_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(tx)
+            .map_err(|_| StoreError::FlusherGone)?;
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(corrupt("flush", &reason)),
+            Err(_) => Err(StoreError::FlusherGone),
+        }
+    }
+
+    /// Flushes synchronously (shutdown, benchmarks).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
+    pub fn incident(&self, id: Uuid) -> Result<Option<IncidentState>, StoreError> {
+        match self.inner.incidents.get(id.as_bytes())? {
+            None => Ok(None),
+            Some(v) => Ok(Some(decode_json(&v, "incidents")?)),
+        }
+    }
+
+    pub fn summary(&self, id: Uuid) -> Result<Option<IncidentSummary>, StoreError> {
+        match self.inner.summaries.get(id.as_bytes())? {
+            None => Ok(None),
+            Some(v) => Ok(Some(decode_json(&v, "summaries")?)),
+        }
+    }
+
+    /// Incident summaries, most recently updated first, that pass `filter`;
+    /// at most `limit`. Returns whether more matched.
+    pub fn list(&self, filter: &dyn SummaryFilter, limit: usize) -> Result<(Vec<IncidentSummary>, bool), StoreError> {
+        let mut out = Vec::new();
+        let since = filter.since().map(|t| t.unix_nanos());
+        for item in self.inner.by_time.iter().rev() {
+            let (k, _) = item?;
+            if let Some(since) = since {
+                let updated = i128::from_be_bytes(k[..16].try_into().map_err(|_| corrupt("by_time key", "short"))?);
+                if updated < since {
+                    break;
+                }
+            }
+            let id = Uuid::from_slice(&k[16..]).map_err(|e| corrupt("by_time key", &e.to_string()))?;
+            let Some(summary) = self.summary(id)? else { continue };
+            if filter.accept(&summary) {
+                if out.len() == limit {
+                    return Ok((out, true));
+                }
+                out.push(summary);
+            }
+        }
+        Ok((out, false))
+    }
+
+    /// Incidents naming exactly this (normalized) indicator.
+    pub fn indicator_hits(&self, kind: IndicatorType, value: &str) -> Result<Vec<(Uuid, IndicatorHit)>, StoreError> {
+        let prefix = indicator_prefix(kind, value);
+        let mut out = Vec::new();
+        for item in self.inner.indicators.scan_prefix(&prefix) {
+            let (k, v) = item?;
+            let id = Uuid::from_slice(&k[prefix.len()..]).map_err(|e| corrupt("indicators key", &e.to_string()))?;
+            out.push((id, decode_json(&v, "indicators")?));
+        }
+        Ok(out)
+    }
+
+    /// Every envelope held about an incident, with its id.
+    pub fn envelopes_of(&self, subject: Uuid) -> Result<Vec<(EnvelopeId, StoredEnvelope)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.inner.by_subject.scan_prefix(subject.as_bytes()) {
+            let (k, _) = item?;
+            let id = EnvelopeId::from_bytes(id_bytes(&k[16..])?);
+            if let Some(stored) = self.envelope(&id)? {
+                out.push((id, stored));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn envelope(&self, id: &EnvelopeId) -> Result<Option<StoredEnvelope>, StoreError> {
+        match self.inner.envelopes.get(id.as_bytes())? {
+            None => Ok(None),
+            Some(v) => decode_record(&v).map(Some),
+        }
+    }
+
+    /// Every envelope id held, in no particular order.
+    pub fn envelope_ids(&self) -> impl Iterator<Item = Result<EnvelopeId, StoreError>> + '_ {
+        self.inner
+            .envelopes
+            .iter()
+            .keys()
+            .map(|k| Ok(EnvelopeId::from_bytes(id_bytes(&k?)?)))
+    }
+
+    pub fn counts(&self) -> Counts {
+        let c = &self.inner.counts;
+        Counts {
+            envelopes: c.envelopes.load(Ordering::Relaxed),
+            tombstones: c.tombstones.load(Ordering::Relaxed),
+            incidents: c.incidents.load(Ordering::Relaxed),
+            indicators: c.indicators.load(Ordering::Relaxed),
+            authors: c.authors.load(Ordering::Relaxed),
+            equivocations: c.equivocations.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Bytes the store occupies on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.inner.db.size_on_disk().unwrap_or(0)
+    }
+
+    fn bump(&self, cell: &AtomicU64, delta: i64) {
+        if delta >= 0 {
+            cell.fetch_add(delta as u64, Ordering::Relaxed);
+        } else {
+            cell.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+        }
+    }
+
+    fn save_counts(&self) -> Result<(), StoreError> {
+        let counts = serde_json::to_vec(&self.counts()).map_err(json_err)?;
+        self.inner.meta.insert(META_COUNTS, counts)?;
+        Ok(())
+    }
+
+    /// Records (or clears) that `subject`'s derived state is being rewritten.
+    fn mark_pending(&self, subject: Uuid, pending: bool) -> Result<(), StoreError> {
+        let mut key = META_PENDING.to_vec();
+        key.extend_from_slice(subject.as_bytes());
+        if pending {
+            self.inner.meta.insert(key, &[])?;
+        } else {
+            self.inner.meta.remove(key)?;
+        }
+        Ok(())
+    }
+
+    /// Loads counters and refolds subjects a crash left half-written.
+    fn recover(&self) -> Result<(), StoreError> {
+        let inner = &*self.inner;
+        let pending: Vec<Uuid> = inner
+            .meta
+            .scan_prefix(META_PENDING)
+            .keys()
+            .map(|k| {
+                let k = k?;
+                Uuid::from_slice(&k[META_PENDING.len()..]).map_err(|e| corrupt("meta/pending", &e.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
+        let saved: Option<Counts> = match inner.meta.get(META_COUNTS)? {
+            Some(v) => Some(decode_json(&v, "meta/counts")?),
+            None => None,
+        };
+        let counts = match saved {
+            Some(counts) if pending.is_empty() => counts,
+            // After a crash mid-write the saved counters may lag: recount.
+            _ => self.recount()?,
+        };
+        let c = &inner.counts;
+        c.envelopes.store(counts.envelopes, Ordering::Relaxed);
+        c.tombstones.store(counts.tombstones, Ordering::Relaxed);
+        c.incidents.store(counts.incidents, Ordering::Relaxed);
+        c.indicators.store(counts.indicators, Ordering::Relaxed);
+        c.authors.store(counts.authors, Ordering::Relaxed);
+        c.equivocations.store(counts.equivocations, Ordering::Relaxed);
+        if !pending.is_empty() {
+            tracing::warn!(subjects = pending.len(), "repairing incident state left incomplete by an unclean stop");
+            let _guard = inner.write.lock().unwrap_or_else(|e| e.into_inner());
+            for subject in pending {
+                self.refold(subject)?;
+                self.mark_pending(subject, false)?;
+            }
+            // Counters for derived data were adjusted by refold; the
+            // primary ones come from the recount above.
+            self.save_counts()?;
+            inner.db.flush()?;
+        }
+        Ok(())
+    }
+
+    fn recount(&self) -> Result<Counts, StoreError> {
+        let inner = &*self.inner;
+        let mut counts = Counts::default();
+        for item in inner.envelopes.iter() {
+            let (_, v) = item?;
+            if v.first() == Some(&TOMB) {
+                counts.tombstones += 1;
+            }
+            counts.envelopes += 1;
+        }
+        counts.incidents = inner.incidents.len() as u64;
+        counts.indicators = inner.indicators.len() as u64;
+        counts.authors = inner.authors.len() as u64;
+        counts.equivocations = inner.equivocations.len() as u64;
+        Ok(counts)
+    }
+
+    /// Recomputes an incident's state from its envelopes and brings the
+    /// derived trees in line. Caller holds the write lock.
+    fn refold(&self, subject: Uuid) -> Result<Option<IncidentState>, StoreError> {
+        let inner = &*self.inner;
+        let mut inputs = Vec::new();
+        for (id, stored) in self.envelopes_of(subject)? {
+            inputs.push(self.fold_input(id, stored)?);
+        }
+        let old_state = self.incident(subject)?;
+        let Some(mut state) = IncidentState::fold(subject, &inputs) else {
+            return Ok(None);
+        };
+
+        // Withdraw what the fold says is withdrawn: drop bodies, keep tombstones.
+        let withdrawn_by = state.retracted.as_ref().map(|r| r.by);
+        for entry in &state.timeline {
+            if entry.event != Event::Withdrawn {
+                continue;
+            }
+            if let Some(StoredEnvelope::Live { bytes, .. }) = self.envelope(&entry.envelope)? {
+                let by = withdrawn_by.or_else(|| find_targeted_retraction(&inputs, &entry.envelope));
+                let Some(by) = by else { continue };
+                let envelope = Envelope::parse(&bytes).map_err(|e| corrupt("envelope", &e.to_string()))?;
+                let tomb = Tombstone {
+                    author: envelope.author,
+                    seq: envelope.seq,
+                    prev: envelope.prev,
+                    subject: envelope.subject,
+                    kind: envelope.kind,
+                    created: envelope.created,
+                    tlp: envelope.tlp,
+                    recipients: envelope.recipients,
+                    withdrawn_by: by,
+                };
+                let mut record = vec![TOMB];
+                record.extend(serde_json::to_vec(&tomb).map_err(json_err)?);
+                inner.envelopes.insert(entry.envelope.as_bytes(), record)?;
+                inner.decrypted.remove(entry.envelope.as_bytes())?;
+                self.bump(&inner.counts.tombstones, 1);
+            }
+        }
+        if state.retracted.is_some() {
+            // Nothing of a retracted incident's content stays readable.
+            state.content = None;
+            state.indicators.clear();
+        }
+
+        // Indicator index: replace this incident's entries.
+        let mut batch = sled::Batch::default();
+        let mut removed = 0i64;
+        if let Some(old) = &old_state {
+            for entry in &old.indicators {
+                batch.remove(indicator_key(entry.kind, &entry.value, subject));
+                removed += 1;
+            }
+        }
+        for entry in &state.indicators {
+            let hit = IndicatorHit {
+                first_seen: entry.first_seen,
+                last_seen: entry.last_seen,
+                sightings: entry.sightings,
+                reported_by: entry.reported_by.clone(),
+            };
+            batch.insert(indicator_key(entry.kind, &entry.value, subject), serde_json::to_vec(&hit).map_err(json_err)?);
+        }
+        inner.indicators.apply_batch(batch)?;
+        self.bump(&inner.counts.indicators, state.indicators.len() as i64 - removed);
+
+        // Summary and time index.
+        if let Some(old) = &old_state {
+            inner.by_time.remove(time_key(old.updated, subject))?;
+        } else {
+            self.bump(&inner.counts.incidents, 1);
+        }
+        inner.by_time.insert(time_key(state.updated, subject), &[])?;
+        let summary = IncidentSummary::of(&state, None);
+        inner.summaries.insert(subject.as_bytes(), serde_json::to_vec(&summary).map_err(json_err)?)?;
+        inner.incidents.insert(subject.as_bytes(), serde_json::to_vec(&state).map_err(json_err)?)?;
+        Ok(Some(state))
+    }
+
+    fn fold_input(&self, id: EnvelopeId, stored: StoredEnvelope) -> Result<FoldInput, StoreError> {
+        match stored {
+            StoredEnvelope::Live { bytes, .. } => {
+                let envelope = Envelope::parse(&bytes).map_err(|e| corrupt("envelope", &e.to_string()))?;
+                let body = match envelope.plain_body() {
+                    Some(body) => Some(body.map_err(|e| corrupt("envelope body", &e.to_string()))?),
+                    None => match self.inner.decrypted.get(id.as_bytes())? {
+                        Some(plain) => {
+                            Some(Body::from_slice(envelope.kind, &plain).map_err(|e| corrupt("decrypted body", &e.to_string()))?)
+                        }
+                        None => None,
+                    },
+                };
+                Ok(FoldInput::new(id, &envelope, body))
+            }
+            StoredEnvelope::Tombstone(t) => Ok(FoldInput {
+                id,
+                author: t.author,
+                seq: t.seq,
+                kind: t.kind,
+                created: t.created,
+                tlp: t.tlp,
+                recipients: t.recipients,
+                body: None,
+            }),
+        }
+    }
+}
+
+/// Finds the retraction that withdrew `target` on its own.
+fn find_targeted_retraction(inputs: &[FoldInput], target: &EnvelopeId) -> Option<EnvelopeId> {
+    inputs.iter().find_map(|i| match &i.body {
+        Some(Body::Retraction(r)) if r.target.as_ref() == Some(target) => Some(i.id),
+        _ => None,
+    })
+}
+
+fn group_commit(db: sled::Db, requests: mpsc::Receiver<oneshot::Sender<Result<(), String>>>) {
+    while let Ok(first) = requests.recv() {
+        // Everyone queued by now wrote before this flush starts, so one
+        // flush makes all of them durable.
+        let mut waiters = vec![first];
+        waiters.extend(requests.try_iter());
+        let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "store flush failed");
+        }
+        for waiter in waiters {
+            let _ = waiter.send(result.clone());
+        }
+    }
+}
+
+fn live_record(bytes: &[u8], sig: &[u8]) -> Vec<u8> {
+    let mut record = Vec::with_capacity(5 + bytes.len() + sig.len());
+    record.push(LIVE);
+    record.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    record.extend_from_slice(bytes);
+    record.extend_from_slice(sig);
+    record
+}
+
+fn decode_record(v: &[u8]) -> Result<StoredEnvelope, StoreError> {
+    match v.split_first() {
+        Some((&LIVE, rest)) if rest.len() >= 4 => {
+            let len = u32::from_be_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+            let rest = &rest[4..];
+            if rest.len() < len {
+                return Err(corrupt("envelope record", "shorter than its length prefix"));
+            }
+            Ok(StoredEnvelope::Live { bytes: rest[..len].to_vec(), sig: rest[len..].to_vec() })
+        }
+        Some((&TOMB, rest)) => Ok(StoredEnvelope::Tombstone(decode_json(rest, "tombstone")?)),
+        _ => Err(corrupt("envelope record", "unknown tag")),
+    }
+}
+
+fn author_seq_key(author: &Fingerprint, seq: u64) -> Vec<u8> {
+    let mut key = author.as_bytes().to_vec();
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn time_key(t: Timestamp, id: Uuid) -> Vec<u8> {
+    let mut key = t.unix_nanos().to_be_bytes().to_vec();
+    // Flip the sign bit so big-endian bytes sort like the signed value.
+    key[0] ^= 0x80;
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+fn indicator_prefix(kind: IndicatorType, value: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(value.len() + 18);
+    key.extend_from_slice(kind.as_str().as_bytes());
+    key.push(b':');
+    key.extend_from_slice(value.as_bytes());
+    key.push(0);
+    key
+}
+
+fn indicator_key(kind: IndicatorType, value: &str, id: Uuid) -> Vec<u8> {
+    let mut key = indicator_prefix(kind, value);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+fn id_bytes(v: &[u8]) -> Result<[u8; 32], StoreError> {
+    v.try_into().map_err(|_| corrupt("envelope id", "not 32 bytes"))
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(v: &[u8], what: &str) -> Result<T, StoreError> {
+    serde_json::from_slice(v).map_err(|e| corrupt(what, &e.to_string()))
+}
+
+fn json_err(e: serde_json::Error) -> StoreError {
+    corrupt("json", &e.to_string())
+}
+
+fn corrupt(what: &str, reason: &str) -> StoreError {
+    StoreError::Corrupt { what: what.to_owned(), reason: reason.to_owned() }
+}

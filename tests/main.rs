@@ -1,0 +1,7 @@
+//! Integration tests: real `cerd` processes on loopback with fresh keys,
+//! driven through cerctl's library. One test binary, declared from the
+//! `cerd` crate so `CARGO_BIN_EXE_cerd` is set.
+
+mod harness;
+
+mod foundation;
