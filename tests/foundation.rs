@@ -46,7 +46,11 @@ fn file_show_update_retract_with_flags() {
         .collect();
     assert_eq!(
         values,
-        ["login-secure-bank.example", "https://login-secure-bank.example/x", "203.0.113.7"]
+        [
+            "login-secure-bank.example",
+            "https://login-secure-bank.example/x",
+            "203.0.113.7"
+        ]
     );
     let fingerprint = node.status()["fingerprint"].as_str().unwrap().to_owned();
     assert_eq!(incident["reporter"], fingerprint.as_str());
@@ -59,7 +63,15 @@ fn file_show_update_retract_with_flags() {
     assert!(text.contains("KE-CIRT"), "{text}");
     assert!(text.contains(&fingerprint), "{text}");
 
-    let out = node.cerctl(&["incident", "update", &id, "--status", "contained", "--note", "takedown requested"]);
+    let out = node.cerctl(&[
+        "incident",
+        "update",
+        &id,
+        "--status",
+        "contained",
+        "--note",
+        "takedown requested",
+    ]);
     out.ok();
     let incident = node.json(&["incident", "show", &id])["incident"].clone();
     assert_eq!(incident["content"]["status"], "contained");
@@ -68,14 +80,18 @@ fn file_show_update_retract_with_flags() {
     assert_eq!(timeline[1]["note"], "takedown requested");
     assert_eq!(timeline[1]["seq"], 2);
 
-    node.cerctl(&["incident", "retract", &id, "--reason", "duplicate report"]).ok();
+    node.cerctl(&["incident", "retract", &id, "--reason", "duplicate report"])
+        .ok();
     let list = node.json(&["incident", "list"]);
     assert_eq!(list["incidents"].as_array().unwrap().len(), 0, "{list}");
     let all = node.json(&["incident", "list", "--all"]);
     assert_eq!(all["incidents"][0]["retracted"], true);
     let incident = node.json(&["incident", "show", &id])["incident"].clone();
     assert!(incident["retracted"].is_object());
-    assert!(incident.get("content").is_none(), "retracted content must be gone: {incident}");
+    assert!(
+        incident.get("content").is_none(),
+        "retracted content must be gone: {incident}"
+    );
     // Retracted indicators are no longer found.
     let search = node.cerctl(&["ioc", "search", "203.0.113.7"]);
     assert_eq!(search.code, 1, "{search:?}");
@@ -118,7 +134,10 @@ tags: [botnet]
     let incident = node.json(&["incident", "show", &id])["incident"].clone();
     assert_eq!(incident["content"]["severity"], "critical");
     assert_eq!(incident["tlp"], "clear");
-    assert_eq!(incident["content"]["affected"]["countries"], serde_json::json!(["NG", "KE"]));
+    assert_eq!(
+        incident["content"]["affected"]["countries"],
+        serde_json::json!(["NG", "KE"])
+    );
     assert_eq!(
         incident["indicators"][1]["value"],
         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -130,7 +149,10 @@ tags: [botnet]
     let out = node.cerctl_stdin(&["incident", "file", "--from", "-"], json);
     let id2 = out.ok().trim().to_owned();
     let incident = node.json(&["incident", "show", &id2])["incident"].clone();
-    assert_eq!(incident["content"]["classification"], "intrusions/application-compromise");
+    assert_eq!(
+        incident["content"]["classification"],
+        "intrusions/application-compromise"
+    );
 
     let out = node.cerctl_stdin(
         &["incident", "file", "--from", "-"],
@@ -145,8 +167,26 @@ tags: [botnet]
 #[test]
 fn every_query_filter() {
     let node = TestNode::start("CN-CERT");
-    let low = node.file(&["--title", "Low scan", "--severity", "low", "--tlp", "clear", "--class", "information-gathering/scanner"]);
-    let high = node.file(&["--title", "High C2", "--severity", "high", "--tlp", "green", "--class", "malicious-code/c2-server"]);
+    let low = node.file(&[
+        "--title",
+        "Low scan",
+        "--severity",
+        "low",
+        "--tlp",
+        "clear",
+        "--class",
+        "information-gathering/scanner",
+    ]);
+    let high = node.file(&[
+        "--title",
+        "High C2",
+        "--severity",
+        "high",
+        "--tlp",
+        "green",
+        "--class",
+        "malicious-code/c2-server",
+    ]);
     let crit = node.file(&[
         "--title",
         "Critical ransomware",
@@ -163,25 +203,46 @@ fn every_query_filter() {
         let mut all = vec!["incident", "list"];
         all.extend_from_slice(args);
         let v = node.json(&all);
-        v["incidents"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect()
+        v["incidents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_owned())
+            .collect()
     };
     // Newest first.
     assert_eq!(ids(&[]), [crit.clone(), high.clone(), low.clone()]);
-    assert_eq!(ids(&["--severity-at-least", "high"]), [crit.clone(), high.clone()]);
-    assert_eq!(ids(&["--severity-at-least", "medium", "--since", "24h"]), [crit.clone(), high.clone()]);
+    assert_eq!(
+        ids(&["--severity-at-least", "high"]),
+        [crit.clone(), high.clone()]
+    );
+    assert_eq!(
+        ids(&["--severity-at-least", "medium", "--since", "24h"]),
+        [crit.clone(), high.clone()]
+    );
     assert_eq!(ids(&["--tlp", "clear"]), [low.clone()]);
     assert_eq!(ids(&["--status", "open"]), [crit.clone()]);
     assert_eq!(ids(&["--status", "new"]), [high.clone(), low.clone()]);
-    assert_eq!(ids(&["--class", "malicious-code/*"]), [crit.clone(), high.clone()]);
-    assert_eq!(ids(&["--class", "information-gathering/scanner"]), [low.clone()]);
-    assert_eq!(ids(&["--from", "CN-CERT"]), [crit.clone(), high.clone(), low.clone()]);
+    assert_eq!(
+        ids(&["--class", "malicious-code/*"]),
+        [crit.clone(), high.clone()]
+    );
+    assert_eq!(
+        ids(&["--class", "information-gathering/scanner"]),
+        [low.clone()]
+    );
+    assert_eq!(
+        ids(&["--from", "CN-CERT"]),
+        [crit.clone(), high.clone(), low.clone()]
+    );
     let fpr = node.status()["fingerprint"].as_str().unwrap().to_owned();
     assert_eq!(ids(&["--from", &fpr, "--limit", "1"]).len(), 1);
     let limited = node.json(&["incident", "list", "--limit", "2"]);
     assert_eq!(limited["truncated"], true);
     // A time in the future excludes everything; an update brings one back.
     assert!(ids(&["--since", "2999-01-01T00:00:00Z"]).is_empty());
-    node.cerctl(&["incident", "update", &low, "--note", "seen again"]).ok();
+    node.cerctl(&["incident", "update", &low, "--note", "seen again"])
+        .ok();
     assert_eq!(ids(&[])[0], low, "updated incidents move to the top");
     // Unknown reporter is refused with the reason.
     let out = node.cerctl(&["incident", "list", "--from", "XX-CERT"]);
@@ -190,17 +251,60 @@ fn every_query_filter() {
     // The human table shows the rows.
     let table = node.cerctl(&["incident", "list"]);
     let text = table.ok();
-    assert!(text.contains("Critical ransomware") && text.contains("Low scan"), "{text}");
+    assert!(
+        text.contains("Critical ransomware") && text.contains("Low scan"),
+        "{text}"
+    );
 }
 
 #[test]
 fn ioc_search_across_incidents() {
     let node = TestNode::start("EG-CERT");
-    let a = node.file(&["--title", "A", "--severity", "high", "--tlp", "green", "--class", "malicious-code/c2-server", "--ioc", "ipv4:203.0.113.7", "--ioc", "domain:evil.example"]);
-    let b = node.file(&["--title", "B", "--severity", "low", "--tlp", "clear", "--class", "fraud/phishing", "--ioc", "domain:EVIL.example."]);
-    let c = node.file(&["--title", "C", "--severity", "medium", "--tlp", "green", "--class", "other/other", "--ioc", "ipv4:198.51.100.1"]);
+    let a = node.file(&[
+        "--title",
+        "A",
+        "--severity",
+        "high",
+        "--tlp",
+        "green",
+        "--class",
+        "malicious-code/c2-server",
+        "--ioc",
+        "ipv4:203.0.113.7",
+        "--ioc",
+        "domain:evil.example",
+    ]);
+    let b = node.file(&[
+        "--title",
+        "B",
+        "--severity",
+        "low",
+        "--tlp",
+        "clear",
+        "--class",
+        "fraud/phishing",
+        "--ioc",
+        "domain:EVIL.example.",
+    ]);
+    let c = node.file(&[
+        "--title",
+        "C",
+        "--severity",
+        "medium",
+        "--tlp",
+        "green",
+        "--class",
+        "other/other",
+        "--ioc",
+        "ipv4:198.51.100.1",
+    ]);
     let search = node.json(&["ioc", "search", "Evil.Example"]);
-    let mut found: Vec<String> = search["matches"].as_array().unwrap().iter().map(|m| m["incident"].as_str().unwrap().to_owned()).collect();
+    let mut found: Vec<String> = search["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["incident"].as_str().unwrap().to_owned())
+        .collect();
     found.sort();
     let mut expected = vec![a.clone(), b.clone()];
     expected.sort();
@@ -213,7 +317,8 @@ fn ioc_search_across_incidents() {
     assert_eq!(ip["matches"].as_array().unwrap().len(), 1);
     assert_eq!(ip["matches"][0]["incident"], a.as_str());
     // Indicators added by an update are found too.
-    node.cerctl(&["incident", "update", &c, "--ioc", "ipv4:203.0.113.7"]).ok();
+    node.cerctl(&["incident", "update", &c, "--ioc", "ipv4:203.0.113.7"])
+        .ok();
     let ip = node.json(&["ioc", "search", "203.0.113.7"]);
     assert_eq!(ip["matches"].as_array().unwrap().len(), 2);
     // Nothing found: exit 1 with a message.
@@ -228,23 +333,110 @@ fn bad_input_is_refused_and_changes_nothing() {
     let node = TestNode::start("KE-CIRT");
     let id = file_phishing(&node);
     let before = node.status();
-    let base = ["incident", "file", "--title", "T", "--severity", "high", "--tlp", "green", "--class", "fraud/phishing"];
+    let base = [
+        "incident",
+        "file",
+        "--title",
+        "T",
+        "--severity",
+        "high",
+        "--tlp",
+        "green",
+        "--class",
+        "fraud/phishing",
+    ];
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["incident", "file", "--title", "T", "--severity", "hgih", "--tlp", "green", "--class", "fraud/phishing"], "severity"),
-        (vec!["incident", "file", "--title", "T", "--severity", "high", "--tlp", "purple", "--class", "fraud/phishing"], "tlp"),
-        (vec!["incident", "file", "--title", "T", "--severity", "high", "--tlp", "green", "--class", "fraud/fishing"], "fraud/phishing"),
-        (vec!["incident", "file", "--title", "", "--severity", "high", "--tlp", "green", "--class", "fraud/phishing"], "title"),
+        (
+            vec![
+                "incident",
+                "file",
+                "--title",
+                "T",
+                "--severity",
+                "hgih",
+                "--tlp",
+                "green",
+                "--class",
+                "fraud/phishing",
+            ],
+            "severity",
+        ),
+        (
+            vec![
+                "incident",
+                "file",
+                "--title",
+                "T",
+                "--severity",
+                "high",
+                "--tlp",
+                "purple",
+                "--class",
+                "fraud/phishing",
+            ],
+            "tlp",
+        ),
+        (
+            vec![
+                "incident",
+                "file",
+                "--title",
+                "T",
+                "--severity",
+                "high",
+                "--tlp",
+                "green",
+                "--class",
+                "fraud/fishing",
+            ],
+            "fraud/phishing",
+        ),
+        (
+            vec![
+                "incident",
+                "file",
+                "--title",
+                "",
+                "--severity",
+                "high",
+                "--tlp",
+                "green",
+                "--class",
+                "fraud/phishing",
+            ],
+            "title",
+        ),
         ([&base[..], &["--ioc", "sha256:abc"]].concat(), "sha256"),
         ([&base[..], &["--ioc", "ipv4:999.1.1.1"]].concat(), "ipv4"),
         ([&base[..], &["--ioc", "nonsense"]].concat(), "ioc"),
         ([&base[..], &["--ioc", "colour:red"]].concat(), "type"),
         ([&base[..], &["--country", "XX"]].concat(), "country"),
         ([&base[..], &["--to", "KE-CIRT"]].concat(), "to"),
-        (vec!["incident", "file", "--title", "T", "--severity", "high", "--tlp", "red", "--class", "fraud/phishing"], "RED"),
-        (vec!["incident", "update", &id, "--status", "finished"], "status"),
-        (vec!["incident", "update", &id], "nothing"),
+        (
+            vec![
+                "incident",
+                "file",
+                "--title",
+                "T",
+                "--severity",
+                "high",
+                "--tlp",
+                "red",
+                "--class",
+                "fraud/phishing",
+            ],
+            "RED",
+        ),
+        (
+            vec!["incident", "update", &id, "--status", "finished"],
+            "status",
+        ),
+        (vec!["incident", "update", &id], "required"),
         (vec!["incident", "show", "not-a-uuid"], "uuid"),
-        (vec!["incident", "list", "--since", "yesterday-ish"], "since"),
+        (
+            vec!["incident", "list", "--since", "yesterday-ish"],
+            "since",
+        ),
         (vec!["incident", "list", "--limit", "0"], "limit"),
     ];
     for (args, needle) in &cases {
@@ -255,7 +447,10 @@ fn bad_input_is_refused_and_changes_nothing() {
             "{args:?}: error does not mention {needle}: {out:?}"
         );
     }
-    let bad_yaml = node.cerctl_stdin(&["incident", "file", "--from", "-"], "title: x\nseverity: [\n");
+    let bad_yaml = node.cerctl_stdin(
+        &["incident", "file", "--from", "-"],
+        "title: x\nseverity: [\n",
+    );
     assert_eq!(bad_yaml.code, 2, "{bad_yaml:?}");
     assert!(bad_yaml.stderr.contains("line"), "{bad_yaml:?}");
     let unknown_field = node.cerctl_stdin(
@@ -263,13 +458,19 @@ fn bad_input_is_refused_and_changes_nothing() {
         "title: x\nseverity: high\ntlp: green\nclassification: fraud/phishing\nsevrity: low\n",
     );
     assert_ne!(unknown_field.code, 0);
-    assert!(unknown_field.stderr.contains("sevrity"), "{unknown_field:?}");
+    assert!(
+        unknown_field.stderr.contains("sevrity"),
+        "{unknown_field:?}"
+    );
     let missing = node.cerctl(&["incident", "show", &uuid::Uuid::new_v4().to_string()]);
     assert_eq!(missing.code, 1, "{missing:?}");
 
     let after = node.status();
     for field in ["envelopes", "incidents", "indicators", "authors"] {
-        assert_eq!(before[field], after[field], "{field} changed after refused input");
+        assert_eq!(
+            before[field], after[field],
+            "{field} changed after refused input"
+        );
     }
 }
 
@@ -278,10 +479,15 @@ fn api_refuses_malformed_bodies_with_json_errors() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let node = TestNode::start("KE-CIRT");
     let before = node.status();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let exchange = |request: String| -> String {
         rt.block_on(async {
-            let mut s = tokio::net::UnixStream::connect(node.socket()).await.unwrap();
+            let mut s = tokio::net::UnixStream::connect(node.socket())
+                .await
+                .unwrap();
             s.write_all(request.as_bytes()).await.unwrap();
             let mut out = String::new();
             s.read_to_string(&mut out).await.unwrap();
@@ -297,16 +503,40 @@ fn api_refuses_malformed_bodies_with_json_errors() {
     let r = post("/v1/incidents", "{not json");
     assert!(r.starts_with("HTTP/1.1 400"), "{r}");
     assert!(r.contains("\"code\":\"bad_request\""), "{r}");
-    let r = post("/v1/incidents", r#"{"title":"x","severity":"high","tlp":"green","classification":"nope/nope"}"#);
+    let r = post(
+        "/v1/incidents",
+        r#"{"title":"x","severity":"high","tlp":"green","classification":"nope/nope"}"#,
+    );
     assert!(r.starts_with("HTTP/1.1 422"), "{r}");
     assert!(r.contains("classification"), "{r}");
-    let r = post("/v1/incidents", r#"{"title":"x","severity":"high","tlp":"green","classification":"fraud/phishing","extra":1}"#);
+    let r = post(
+        "/v1/incidents",
+        r#"{"title":"x","severity":"high","tlp":"green","classification":"fraud/phishing","extra":1}"#,
+    );
     assert!(r.starts_with("HTTP/1.1 422"), "{r}");
     assert!(r.contains("extra"), "{r}");
+    let list = node.json(&["incident", "list", "--all"]);
+    assert!(list["incidents"].as_array().unwrap().is_empty());
+    let id = node.file(&[
+        "--title",
+        "t",
+        "--severity",
+        "low",
+        "--tlp",
+        "green",
+        "--class",
+        "test/test",
+    ]);
+    let before = node.status();
+    let r = post(&format!("/v1/incidents/{id}/updates"), "{}");
+    assert!(r.starts_with("HTTP/1.1 422"), "{r}");
+    assert!(r.contains("changes nothing"), "{r}");
+    let r = post("/v1/incidents/not-a-uuid/updates", r#"{"note":"x"}"#);
+    assert!(r.starts_with("HTTP/1.1 422"), "{r}");
     let r = exchange("GET /v1/nowhere HTTP/1.1\r\nhost: cerd\r\nconnection: close\r\n\r\n".into());
     assert!(r.starts_with("HTTP/1.1 404"), "{r}");
     let r = exchange("GET /metrics HTTP/1.1\r\nhost: cerd\r\nconnection: close\r\n\r\n".into());
-    assert!(r.contains("cerd_incidents 0"), "{r}");
+    assert!(r.contains("cerd_incidents 1"), "{r}");
     let after = node.status();
     assert_eq!(before["envelopes"], after["envelopes"]);
 }
@@ -316,7 +546,10 @@ fn daemon_not_running_names_the_socket() {
     let node = TestNode::new("KE-CIRT");
     let out = node.cerctl(&["status"]);
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains(&node.socket().display().to_string()), "{out:?}");
+    assert!(
+        out.stderr.contains(&node.socket().display().to_string()),
+        "{out:?}"
+    );
     assert!(out.stderr.contains("cerd"), "{out:?}");
 }
 
@@ -328,8 +561,18 @@ fn socket_mode_and_identity_files() {
     assert_eq!(mode(&node.socket()), 0o660);
     assert_eq!(mode(&node.data_dir().join("identity.key")), 0o600);
     let cert = std::fs::read_to_string(node.data_dir().join("KE-CIRT.asc")).unwrap();
-    assert!(cert.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"), "{cert}");
-    assert!(!cert.contains("PRIVATE"), "the shared certificate must not hold secret keys");
+    assert!(
+        cert.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"),
+        "{cert}"
+    );
+    assert!(
+        !cert.contains("PRIVATE"),
+        "the shared certificate must not hold secret keys"
+    );
+    // SIGTERM stops it cleanly and removes the socket.
+    let mut node = node;
+    node.stop();
+    assert!(!node.socket().exists());
 }
 
 #[test]
@@ -349,15 +592,31 @@ fn kill_9_loses_nothing_acknowledged() {
                     n += 1;
                     let title = format!("load {w}-{n}");
                     let argv: Vec<String> = [
-                        "cerctl", "--socket", &socket, "incident", "file", "--title", &title, "--severity", "low",
-                        "--tlp", "green", "--class", "test/test", "--ioc", &format!("ipv4:10.{w}.{}.{}", n / 250, n % 250),
+                        "cerctl",
+                        "--socket",
+                        &socket,
+                        "incident",
+                        "file",
+                        "--title",
+                        &title,
+                        "--severity",
+                        "low",
+                        "--tlp",
+                        "green",
+                        "--class",
+                        "test/test",
+                        "--ioc",
+                        &format!("ipv4:10.{w}.{}.{}", n / 250, n % 250),
                     ]
                     .iter()
                     .map(|s| s.to_string())
                     .collect();
                     let out = cerctl_raw(&argv, "");
                     if out.code == 0 {
-                        acknowledged.lock().unwrap().push(out.stdout.trim().to_owned());
+                        acknowledged
+                            .lock()
+                            .unwrap()
+                            .push(out.stdout.trim().to_owned());
                     } else {
                         return;
                     }
@@ -377,14 +636,32 @@ fn kill_9_loses_nothing_acknowledged() {
     let acked = acknowledged.lock().unwrap().clone();
     node.spawn();
     let status = node.status();
-    assert!(status["incidents"].as_u64().unwrap() >= acked.len() as u64, "{status}");
+    assert!(
+        status["incidents"].as_u64().unwrap() >= acked.len() as u64,
+        "{status}"
+    );
     for id in &acked {
         let out = node.cerctl(&["--json", "incident", "show", id]);
-        assert_eq!(out.code, 0, "acknowledged incident {id} lost after kill -9: {out:?}");
+        assert_eq!(
+            out.code, 0,
+            "acknowledged incident {id} lost after kill -9: {out:?}"
+        );
     }
     // The store stays writable and consistent after recovery.
-    let id = node.file(&["--title", "after restart", "--severity", "low", "--tlp", "green", "--class", "test/test"]);
-    assert_eq!(node.json(&["incident", "show", &id])["incident"]["content"]["title"], "after restart");
+    let id = node.file(&[
+        "--title",
+        "after restart",
+        "--severity",
+        "low",
+        "--tlp",
+        "green",
+        "--class",
+        "test/test",
+    ]);
+    assert_eq!(
+        node.json(&["incident", "show", &id])["incident"]["content"]["title"],
+        "after restart"
+    );
 }
 
 #[test]
@@ -395,9 +672,26 @@ fn exported_envelopes_verify_with_gnupg() {
     }
     let node = TestNode::start("KE-CIRT");
     let id = file_phishing(&node);
-    node.cerctl(&["incident", "update", &id, "--status", "contained", "--note", "takedown requested"]).ok();
+    node.cerctl(&[
+        "incident",
+        "update",
+        &id,
+        "--status",
+        "contained",
+        "--note",
+        "takedown requested",
+    ])
+    .ok();
     let out_dir = node.dir.path().join("export");
-    let out = node.cerctl(&["export", "--format", "envelopes", "--incident", &id, "--out", out_dir.to_str().unwrap()]);
+    let out = node.cerctl(&[
+        "export",
+        "--format",
+        "envelopes",
+        "--incident",
+        &id,
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
     out.ok();
     let home = node.dir.path().join("gnupg");
     std::fs::create_dir_all(&home).unwrap();
@@ -408,7 +702,9 @@ fn exported_envelopes_verify_with_gnupg() {
         c.arg("--homedir").arg(&home).arg("--batch").arg("--no-tty");
         c
     };
-    let (ok, text) = run(gpg().arg("--import").arg(node.data_dir().join("KE-CIRT.asc")));
+    let (ok, text) = run(gpg()
+        .arg("--import")
+        .arg(node.data_dir().join("KE-CIRT.asc")));
     assert!(ok, "gpg --import failed: {text}");
     let mut jsons: Vec<_> = std::fs::read_dir(&out_dir)
         .unwrap()
@@ -420,7 +716,11 @@ fn exported_envelopes_verify_with_gnupg() {
     for json in &jsons {
         let sig = json.with_extension("sig");
         let (ok, text) = run(gpg().arg("--verify").arg(&sig).arg(json));
-        assert!(ok && text.contains("Good signature"), "gpg --verify {}: {text}", json.display());
+        assert!(
+            ok && text.contains("Good signature"),
+            "gpg --verify {}: {text}",
+            json.display()
+        );
         // The file name is the SHA-256 of the bytes.
         let bytes = std::fs::read(json).unwrap();
         let id = cer_proto::EnvelopeId::of(&bytes).to_hex();
@@ -444,28 +744,54 @@ fn cerd_check_reports_every_problem() {
         &node.config_path(),
         b"name = \"\"\nlisten = \"nowhere\"\nanti_entropy_interval = \"soon\"\n",
     );
-    let (ok, text) = run(Command::new(crate::harness::CERD).arg("--config").arg(node.config_path()).arg("check"));
+    let (ok, text) = run(Command::new(crate::harness::CERD)
+        .arg("--config")
+        .arg(node.config_path())
+        .arg("check"));
     assert!(!ok, "{text}");
     for field in ["name", "listen", "anti_entropy_interval"] {
-        assert!(text.contains(field), "check does not mention {field}: {text}");
+        assert!(
+            text.contains(field),
+            "check does not mention {field}: {text}"
+        );
     }
-    write_file(&node.config_path(), b"name = \"KE-CIRT\"\ncerts_dir = \"certs\"\ncolour = 1\n");
-    let (ok, text) = run(Command::new(crate::harness::CERD).arg("--config").arg(node.config_path()).arg("check"));
+    write_file(
+        &node.config_path(),
+        b"name = \"KE-CIRT\"\ncerts_dir = \"certs\"\ncolour = 1\n",
+    );
+    let (ok, text) = run(Command::new(crate::harness::CERD)
+        .arg("--config")
+        .arg(node.config_path())
+        .arg("check"));
     assert!(!ok && text.contains("colour"), "{text}");
     // A junk certificate is named with its reason; a good config passes.
-    write_file(&node.config_path(), b"name = \"KE-CIRT\"\ncerts_dir = \"certs\"\n");
+    write_file(
+        &node.config_path(),
+        b"name = \"KE-CIRT\"\ncerts_dir = \"certs\"\n",
+    );
     write_file(&node.dir.path().join("certs/junk.asc"), b"not a key");
-    let (ok, text) = run(Command::new(crate::harness::CERD).arg("--config").arg(node.config_path()).arg("check"));
+    let (ok, text) = run(Command::new(crate::harness::CERD)
+        .arg("--config")
+        .arg(node.config_path())
+        .arg("check"));
     assert!(!ok && text.contains("junk.asc"), "{text}");
     std::fs::remove_file(node.dir.path().join("certs/junk.asc")).unwrap();
-    let (ok, text) = run(Command::new(crate::harness::CERD).arg("--config").arg(node.config_path()).arg("check"));
+    let (ok, text) = run(Command::new(crate::harness::CERD)
+        .arg("--config")
+        .arg(node.config_path())
+        .arg("check"));
     assert!(ok, "{text}");
 }
 
 #[test]
 fn cerd_init_creates_identity_once() {
     let node = TestNode::new("KE-CIRT");
-    let init = || run(Command::new(crate::harness::CERD).arg("--config").arg(node.config_path()).args(["init", "--name", "KE-CIRT"]));
+    let init = || {
+        run(Command::new(crate::harness::CERD)
+            .arg("--config")
+            .arg(node.config_path())
+            .args(["init", "--name", "KE-CIRT"]))
+    };
     let (ok, text) = init();
     assert!(ok, "{text}");
     assert!(text.contains("fingerprint"), "{text}");

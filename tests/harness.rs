@@ -3,7 +3,7 @@
 //! wait polls with a deadline. A node's log is printed if a test fails
 //! while the node is alive.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -112,7 +112,11 @@ impl TestNode {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("{} exited during start-up ({status}):\n{}", self.name, self.log());
+                panic!(
+                    "{} exited during start-up ({status}):\n{}",
+                    self.name,
+                    self.log()
+                );
             }
             if self.socket().exists() && self.cerctl(&["status"]).code == 0 {
                 return;
@@ -134,13 +138,22 @@ impl TestNode {
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
                 if let Some(status) = child.try_wait().unwrap() {
-                    assert!(status.success(), "{} exited with {status}:\n{}", self.name, self.log());
+                    assert!(
+                        status.success(),
+                        "{} exited with {status}:\n{}",
+                        self.name,
+                        self.log()
+                    );
                     return;
                 }
                 if Instant::now() > deadline {
                     let _ = child.kill();
                     let _ = child.wait();
-                    panic!("{} did not stop within 20s of SIGTERM:\n{}", self.name, self.log());
+                    panic!(
+                        "{} did not stop within 20s of SIGTERM:\n{}",
+                        self.name,
+                        self.log()
+                    );
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -163,7 +176,11 @@ impl TestNode {
     /// Runs cerctl against this node with `stdin` as standard input.
     pub fn cerctl_stdin(&self, args: &[&str], stdin: &str) -> Output {
         let socket = self.socket();
-        let mut argv: Vec<String> = vec!["cerctl".into(), "--socket".into(), socket.display().to_string()];
+        let mut argv: Vec<String> = vec![
+            "cerctl".into(),
+            "--socket".into(),
+            socket.display().to_string(),
+        ];
         argv.extend(args.iter().map(|a| a.to_string()));
         cerctl_raw(&argv, stdin)
     }
@@ -191,7 +208,11 @@ impl TestNode {
 impl Drop for TestNode {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("----- log of {} -----\n{}\n----- end of log -----", self.name, self.log());
+            eprintln!(
+                "----- log of {} -----\n{}\n----- end of log -----",
+                self.name,
+                self.log()
+            );
         }
         if let Some(mut child) = self.child.take() {
             signal(&child, libc::SIGTERM);
@@ -213,7 +234,12 @@ pub fn cerctl_raw(argv: &[String], stdin: &str) -> Output {
     let mut input = stdin.as_bytes();
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
-    let code = cerctl::main_with(argv.iter().map(std::ffi::OsString::from), &mut input, &mut stdout, &mut stderr);
+    let code = cerctl::main_with(
+        argv.iter().map(std::ffi::OsString::from),
+        &mut input,
+        &mut stdout,
+        &mut stderr,
+    );
     Output {
         code,
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -238,7 +264,10 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -254,10 +283,4 @@ pub fn run(cmd: &mut Command) -> (bool, String) {
 pub fn write_file(path: &Path, contents: &[u8]) {
     let mut f = std::fs::File::create(path).unwrap();
     f.write_all(contents).unwrap();
-}
-
-pub fn read_file(path: &Path) -> Vec<u8> {
-    let mut v = Vec::new();
-    std::fs::File::open(path).unwrap().read_to_end(&mut v).unwrap();
-    v
 }

@@ -28,7 +28,10 @@ use crate::envelope::{IncidentBody, Kind, UpdateBody};
 use crate::error::{FieldError, FieldErrors};
 use crate::id::{EnvelopeId, Fingerprint};
 use crate::incident::IncidentState;
-use crate::model::{Affected, Classification, Indicator, IndicatorType, Severity, Status as IncidentStatus, Timestamp, Tlp};
+use crate::model::{
+    Affected, Classification, Indicator, IndicatorType, Severity, Status as IncidentStatus,
+    Timestamp, Tlp,
+};
 
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

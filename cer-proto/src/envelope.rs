@@ -13,9 +13,7 @@ use uuid::Uuid;
 
 use crate::error::FieldError;
 use crate::id::{EnvelopeId, Fingerprint};
-use crate::model::{
-    Affected, Classification, Indicator, Severity, Status, Timestamp, Tlp,
-};
+use crate::model::{Affected, Classification, Indicator, Severity, Status, Timestamp, Tlp};
 
 /// The envelope format version this crate writes and accepts.
 pub const VERSION: u32 = 1;
@@ -156,12 +154,18 @@ impl Envelope {
             (true, _, _) => {
                 return Err(FieldError::new(
                     "body_enc",
-                    format!("TLP:{} requires an encrypted body and no plaintext body", self.tlp),
+                    format!(
+                        "TLP:{} requires an encrypted body and no plaintext body",
+                        self.tlp
+                    ),
                 ))
             }
         }
         if self.tlp == Tlp::Red && self.recipients.is_empty() {
-            return Err(FieldError::new("recipients", "TLP:RED requires named recipients"));
+            return Err(FieldError::new(
+                "recipients",
+                "TLP:RED requires named recipients",
+            ));
         }
         Ok(())
     }
@@ -250,8 +254,8 @@ impl Draft {
             body_enc,
         };
         envelope.check_shape().map_err(EnvelopeError::Invalid)?;
-        let bytes = serde_json::to_vec(&envelope)
-            .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec(&envelope).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
         if bytes.len() > MAX_ENVELOPE_BYTES {
             return Err(EnvelopeError::TooLarge {
                 size: bytes.len(),
@@ -284,7 +288,9 @@ impl Body {
     }
 
     pub fn from_value(kind: Kind, value: serde_json::Value) -> Result<Body, FieldError> {
-        fn typed<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, FieldError> {
+        fn typed<T: serde::de::DeserializeOwned>(
+            value: serde_json::Value,
+        ) -> Result<T, FieldError> {
             serde_json::from_value(value).map_err(|e| FieldError::new("body", e.to_string()))
         }
         let body = match kind {
@@ -377,13 +383,20 @@ impl IncidentBody {
         if let Err(e) = check_title(&self.title) {
             errors.push(e);
         }
-        if let Err(e) = check_text("description", Some(&self.description), MAX_DESCRIPTION_CHARS) {
+        if let Err(e) = check_text(
+            "description",
+            Some(&self.description),
+            MAX_DESCRIPTION_CHARS,
+        ) {
             errors.push(e);
         }
         if self.indicators.len() > MAX_INDICATORS {
             errors.push(FieldError::new(
                 "indicators",
-                format!("at most {MAX_INDICATORS} per envelope, got {}", self.indicators.len()),
+                format!(
+                    "at most {MAX_INDICATORS} per envelope, got {}",
+                    self.indicators.len()
+                ),
             ));
         }
         for (i, indicator) in self.indicators.iter().enumerate() {
@@ -394,7 +407,10 @@ impl IncidentBody {
         check_list(&mut errors, "tags", &self.tags);
         check_list(&mut errors, "affected.sectors", &self.affected.sectors);
         if self.affected.countries.len() > MAX_TAGS {
-            errors.push(FieldError::new("affected.countries", format!("at most {MAX_TAGS}")));
+            errors.push(FieldError::new(
+                "affected.countries",
+                format!("at most {MAX_TAGS}"),
+            ));
         }
         if let (Some(occurred), Some(detected)) = (self.occurred, self.detected) {
             if detected < occurred {
@@ -410,7 +426,10 @@ impl IncidentBody {
 
 fn check_list(errors: &mut crate::error::FieldErrors, field: &'static str, items: &[String]) {
     if items.len() > MAX_TAGS {
-        errors.push(FieldError::new(field, format!("at most {MAX_TAGS}, got {}", items.len())));
+        errors.push(FieldError::new(
+            field,
+            format!("at most {MAX_TAGS}, got {}", items.len()),
+        ));
     }
     for (i, item) in items.iter().enumerate() {
         match crate::model::normalize_tag(item) {
@@ -430,7 +449,10 @@ pub fn check_title(title: &str) -> Result<(), FieldError> {
         return Err(FieldError::new("title", "must not be empty"));
     }
     if title.chars().any(char::is_control) {
-        return Err(FieldError::new("title", "must be one line without control characters"));
+        return Err(FieldError::new(
+            "title",
+            "must be one line without control characters",
+        ));
     }
     let chars = title.chars().count();
     if chars > MAX_TITLE_CHARS {
@@ -450,11 +472,17 @@ pub fn check_text(field: &'static str, text: Option<&str>, max: usize) -> Result
         .chars()
         .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
     {
-        return Err(FieldError::new(field, "must not contain control characters"));
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     let chars = text.chars().count();
     if chars > max {
-        return Err(FieldError::new(field, format!("at most {max} characters, got {chars}")));
+        return Err(FieldError::new(
+            field,
+            format!("at most {max} characters, got {chars}"),
+        ));
     }
     Ok(())
 }
@@ -485,7 +513,10 @@ pub struct UpdateBody {
 
 impl UpdateBody {
     pub fn is_empty(&self) -> bool {
-        !self.changes_fields() && self.note.is_none() && self.indicators.is_empty() && self.tags.is_empty()
+        !self.changes_fields()
+            && self.note.is_none()
+            && self.indicators.is_empty()
+            && self.tags.is_empty()
     }
 
     /// Whether the update changes fields only the incident's author may change.
@@ -504,10 +535,17 @@ impl UpdateBody {
         if let Some(title) = &self.title {
             check_title(title)?;
         }
-        check_text("description", self.description.as_deref(), MAX_DESCRIPTION_CHARS)?;
+        check_text(
+            "description",
+            self.description.as_deref(),
+            MAX_DESCRIPTION_CHARS,
+        )?;
         check_text("note", self.note.as_deref(), MAX_NOTE_CHARS)?;
         if self.indicators.len() > MAX_INDICATORS {
-            return Err(FieldError::new("indicators", format!("at most {MAX_INDICATORS}")));
+            return Err(FieldError::new(
+                "indicators",
+                format!("at most {MAX_INDICATORS}"),
+            ));
         }
         for (i, indicator) in self.indicators.iter().enumerate() {
             indicator
@@ -648,17 +686,30 @@ mod tests {
     fn chain_checks() {
         let first = draft(1, None).to_bytes().unwrap();
         let first_id = EnvelopeId::of(&first);
-        let tip = ChainTip { seq: 1, id: first_id };
+        let tip = ChainTip {
+            seq: 1,
+            id: first_id,
+        };
         let second = Envelope::parse(&draft(2, Some(first_id)).to_bytes().unwrap()).unwrap();
         assert_eq!(second.check_follows(Some(&tip)), Ok(()));
         assert!(matches!(
             second.check_follows(None),
-            Err(ChainError::SeqMismatch { expected_prev_seq: 0, got: 2 })
+            Err(ChainError::SeqMismatch {
+                expected_prev_seq: 0,
+                got: 2
+            })
         ));
-        let wrong = Envelope::parse(&draft(2, Some(EnvelopeId::of(b"x"))).to_bytes().unwrap()).unwrap();
-        assert!(matches!(wrong.check_follows(Some(&tip)), Err(ChainError::PrevMismatch { .. })));
+        let wrong =
+            Envelope::parse(&draft(2, Some(EnvelopeId::of(b"x"))).to_bytes().unwrap()).unwrap();
+        assert!(matches!(
+            wrong.check_follows(Some(&tip)),
+            Err(ChainError::PrevMismatch { .. })
+        ));
         let third = Envelope::parse(&draft(3, Some(first_id)).to_bytes().unwrap()).unwrap();
-        assert!(matches!(third.check_follows(Some(&tip)), Err(ChainError::SeqMismatch { .. })));
+        assert!(matches!(
+            third.check_follows(Some(&tip)),
+            Err(ChainError::SeqMismatch { .. })
+        ));
     }
 
     #[test]
@@ -667,7 +718,10 @@ mod tests {
             Envelope::parse(&vec![b' '; MAX_ENVELOPE_BYTES + 1]),
             Err(EnvelopeError::TooLarge { .. })
         ));
-        assert!(matches!(Envelope::parse(b"{not json"), Err(EnvelopeError::Malformed(_))));
+        assert!(matches!(
+            Envelope::parse(b"{not json"),
+            Err(EnvelopeError::Malformed(_))
+        ));
         let mut value: serde_json::Value =
             serde_json::from_slice(&draft(1, None).to_bytes().unwrap()).unwrap();
         value["v"] = 2.into();

@@ -32,7 +32,10 @@ impl Fingerprint {
             ));
         }
         if !cleaned.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(FieldError::new("fingerprint", "must contain only hex digits"));
+            return Err(FieldError::new(
+                "fingerprint",
+                "must contain only hex digits",
+            ));
         }
         Ok(Fingerprint(cleaned.to_ascii_uppercase()))
     }

@@ -12,7 +12,9 @@ use uuid::Uuid;
 
 use crate::envelope::{Body, Envelope, IncidentBody, Kind, ReceiptState};
 use crate::id::{EnvelopeId, Fingerprint};
-use crate::model::{Affected, Classification, Indicator, IndicatorType, Severity, Status, Timestamp, Tlp};
+use crate::model::{
+    Affected, Classification, Indicator, IndicatorType, Severity, Status, Timestamp, Tlp,
+};
 
 /// One envelope as input to the fold.
 #[derive(Debug, Clone)]
@@ -178,8 +180,13 @@ impl IncidentState {
         // Incident envelopes first, then by creation time; ties broken by
         // author and seq so every node folds in the same order.
         inputs.sort_by(|a, b| {
-            (a.kind != Kind::Incident, a.created, &a.author, a.seq, a.id)
-                .cmp(&(b.kind != Kind::Incident, b.created, &b.author, b.seq, b.id))
+            (a.kind != Kind::Incident, a.created, &a.author, a.seq, a.id).cmp(&(
+                b.kind != Kind::Incident,
+                b.created,
+                &b.author,
+                b.seq,
+                b.id,
+            ))
         });
         let first = inputs.first()?;
         let origin = inputs.iter().find(|i| i.kind == Kind::Incident).copied();
@@ -190,13 +197,17 @@ impl IncidentState {
         let mut withdrawn: HashSet<EnvelopeId> = HashSet::new();
         let mut retracted = None;
         for input in inputs.iter().filter(|i| i.kind == Kind::Retraction) {
-            let Some(Body::Retraction(body)) = &input.body else { continue };
+            let Some(Body::Retraction(body)) = &input.body else {
+                continue;
+            };
             match body.target {
                 // Authors withdraw only their own envelopes.
                 Some(target) if by_id.get(&target).is_none_or(|t| t.author == input.author) => {
                     withdrawn.insert(target);
                 }
-                None if retracted.is_none() && reporter.as_ref().is_none_or(|r| *r == input.author) => {
+                None if retracted.is_none()
+                    && reporter.as_ref().is_none_or(|r| *r == input.author) =>
+                {
                     retracted = Some(Retracted {
                         by: input.id,
                         at: input.created,
@@ -217,7 +228,11 @@ impl IncidentState {
             tlp,
             recipients,
             filed: origin.map(|o| o.created),
-            updated: inputs.iter().map(|i| i.created).max().unwrap_or(first.created),
+            updated: inputs
+                .iter()
+                .map(|i| i.created)
+                .max()
+                .unwrap_or(first.created),
             readable: false,
             content: None,
             indicators: Vec::new(),
@@ -227,13 +242,20 @@ impl IncidentState {
         let mut indicators = Indicators::default();
 
         for input in &inputs {
-            let event = if withdrawn.contains(&input.id) || (retracted.is_some() && input.kind != Kind::Retraction)
+            let event = if withdrawn.contains(&input.id)
+                || (retracted.is_some() && input.kind != Kind::Retraction)
             {
                 Event::Withdrawn
             } else {
                 match &input.body {
                     None => Event::Encrypted,
-                    Some(body) => state.apply(input, body, reporter.as_ref(), origin.map(|o| o.id), &mut indicators),
+                    Some(body) => state.apply(
+                        input,
+                        body,
+                        reporter.as_ref(),
+                        origin.map(|o| o.id),
+                        &mut indicators,
+                    ),
                 }
             };
             state.timeline.push(TimelineEntry {
@@ -281,7 +303,8 @@ impl IncidentState {
                 let mut ignored = Vec::new();
                 let by_reporter = reporter == Some(&input.author);
                 if update.changes_fields() && !by_reporter {
-                    ignored.push("field changes from a CERT other than the incident's author".into());
+                    ignored
+                        .push("field changes from a CERT other than the incident's author".into());
                 }
                 if let (Some(content), true) = (self.content.as_mut(), by_reporter) {
                     if let Some(status) = update.status {
@@ -328,7 +351,12 @@ impl IncidentState {
                 }
             }
             Body::Sighting(sighting) => {
-                indicators.sight(&sighting.indicator, &input.author, sighting.seen, sighting.count);
+                indicators.sight(
+                    &sighting.indicator,
+                    &input.author,
+                    sighting.seen,
+                    sighting.count,
+                );
                 Event::Sighting {
                     kind: sighting.indicator.kind,
                     value: sighting.indicator.value.clone(),
@@ -397,7 +425,12 @@ struct Indicators {
 }
 
 impl Indicators {
-    fn entry(&mut self, indicator: &Indicator, author: &Fingerprint, at: Timestamp) -> &mut IndicatorEntry {
+    fn entry(
+        &mut self,
+        indicator: &Indicator,
+        author: &Fingerprint,
+        at: Timestamp,
+    ) -> &mut IndicatorEntry {
         let key = (indicator.kind, indicator.value.clone());
         let index = match self.index.get(&key) {
             Some(index) => *index,
@@ -488,7 +521,13 @@ mod tests {
     fn fold_is_independent_of_arrival_order() {
         let a = vec![
             input(1, 'A', 1, 0, filed()),
-            input(2, 'A', 2, 5, update(Status::Contained, "takedown requested")),
+            input(
+                2,
+                'A',
+                2,
+                5,
+                update(Status::Contained, "takedown requested"),
+            ),
             input(
                 3,
                 'B',
@@ -534,8 +573,14 @@ mod tests {
 
     #[test]
     fn retraction_before_the_incident_still_retracts() {
-        let retraction = Body::Retraction(RetractionBody { target: None, reason: Some("false positive".into()) });
-        let inputs = vec![input(9, 'A', 2, 9, retraction), input(1, 'A', 1, 0, filed())];
+        let retraction = Body::Retraction(RetractionBody {
+            target: None,
+            reason: Some("false positive".into()),
+        });
+        let inputs = vec![
+            input(9, 'A', 2, 9, retraction),
+            input(1, 'A', 1, 0, filed()),
+        ];
         let state = IncidentState::fold(Uuid::nil(), &inputs).unwrap();
         assert!(state.retracted.is_some());
         assert!(state.indicators.is_empty());
@@ -544,8 +589,14 @@ mod tests {
 
     #[test]
     fn a_third_party_cannot_retract() {
-        let retraction = Body::Retraction(RetractionBody { target: None, reason: None });
-        let inputs = vec![input(1, 'A', 1, 0, filed()), input(9, 'B', 1, 9, retraction)];
+        let retraction = Body::Retraction(RetractionBody {
+            target: None,
+            reason: None,
+        });
+        let inputs = vec![
+            input(1, 'A', 1, 0, filed()),
+            input(9, 'B', 1, 9, retraction),
+        ];
         let state = IncidentState::fold(Uuid::nil(), &inputs).unwrap();
         assert!(state.retracted.is_none());
         assert_eq!(state.indicators.len(), 1);

@@ -31,6 +31,8 @@ pub enum InputError {
     TooLarge { name: String },
     #[error("{name} is not UTF-8 text")]
     NotUtf8 { name: String },
+    #[error("{name} is empty; expected an incident in YAML or JSON")]
+    Empty { name: String },
     /// The text does not parse as an incident. `location` is (line,
     /// column), both from 1, when the parser knows it.
     #[error("{name}: invalid {format}{}: {message}", at(*location))]
@@ -91,6 +93,11 @@ pub fn read_file_incident(
 /// then every field is checked as the daemon will check it, so mistakes
 /// are reported all at once and before anything is sent.
 pub fn parse_file_incident(text: &str, name: &str) -> Result<FileIncident, InputError> {
+    if text.trim().is_empty() {
+        return Err(InputError::Empty {
+            name: name.to_owned(),
+        });
+    }
     let mut incident: FileIncident = if text.trim_start().starts_with('{') {
         serde_json::from_str(text).map_err(|e| json_error(name, &e))?
     } else {
@@ -253,6 +260,15 @@ affected:
             "{message}"
         );
         assert_eq!(message.matches("line").count(), 1, "{message}");
+    }
+
+    #[test]
+    fn empty_input_says_so() {
+        let err = parse_file_incident(" \n", "stdin").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "stdin is empty; expected an incident in YAML or JSON"
+        );
     }
 
     #[test]

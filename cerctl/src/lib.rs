@@ -26,6 +26,8 @@ mod cmd;
 mod fake;
 mod input;
 mod render;
+#[cfg(test)]
+mod tests;
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};

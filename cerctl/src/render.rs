@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use cer_proto::model::Timestamp;
-use cer_proto::Fingerprint;
+use cer_proto::{EnvelopeId, Fingerprint};
 use comfy_table::{presets, Table};
 use time::OffsetDateTime;
 
@@ -103,6 +103,31 @@ pub fn or_dash<T: std::fmt::Display>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
+/// The first 16 hex digits of an envelope id, for timelines.
+pub fn short_id(id: &EnvelopeId) -> String {
+    id.to_hex()[..16].to_owned()
+}
+
+/// `s` for counts other than one.
+pub fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// A size in bytes, binary units.
+pub fn bytes(n: u64) -> String {
+    const KIB: u64 = 1024;
+    match n {
+        n if n < KIB => format!("{n} B"),
+        n if n < KIB * KIB => format!("{:.1} KiB", n as f64 / KIB as f64),
+        n if n < KIB * KIB * KIB => format!("{:.1} MiB", n as f64 / (KIB * KIB) as f64),
+        n => format!("{:.1} GiB", n as f64 / (KIB * KIB * KIB) as f64),
+    }
+}
+
 const MINUTE: u64 = 60;
 const HOUR: u64 = 60 * MINUTE;
 const DAY: u64 = 24 * HOUR;
@@ -160,6 +185,13 @@ mod tests {
             cert_full(&fpr, &names),
             format!("KE-CIRT ({})", "AB".repeat(20))
         );
+    }
+
+    #[test]
+    fn sizes_use_binary_units() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(4096), "4.0 KiB");
+        assert_eq!(bytes(3 * 1024 * 1024 + 512 * 1024), "3.5 MiB");
     }
 
     #[test]

@@ -1,327 +1,333 @@
 //! Tests of the library entry points ([`crate::run`], [`crate::main_with`]):
 //! parsing, checking before connecting, exit codes and error reports.
 
-USES
+use cer_proto::api;
+use cer_proto::{EnvelopeId, FieldErrors};
+use std::io::Write;
+use uuid::Uuid;
 
-    /// Runs the CLI with no daemon behind `socket`.
-    async fn run_offline(args: &[&str], stdin: &str) -> (i32, String, String) {
-        let mut stdin = stdin.as_bytes();
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        let argv = ["cerctl"].iter().chain(args.iter()).copied();
-        let code = crate::run(argv, &mut stdin, &mut stdout, &mut stderr).await;
-        (
-            code,
-            String::from_utf8(stdout).unwrap(),
-            String::from_utf8(stderr).unwrap(),
-        )
-    }
+use crate::exit;
+use crate::fake::{Fake, Reply};
 
-    fn missing_socket() -> String {
-        std::env::temp_dir()
-            .join(format!("cerctl-missing-{}.sock", Uuid::new_v4()))
-            .display()
-            .to_string()
-    }
+/// Runs the CLI through the library entry point, capturing its output.
+async fn run_cli(args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut stdin = stdin.as_bytes();
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let argv = ["cerctl"].iter().chain(args.iter()).copied();
+    let code = crate::run(argv, &mut stdin, &mut stdout, &mut stderr).await;
+    (
+        code,
+        String::from_utf8(stdout).unwrap(),
+        String::from_utf8(stderr).unwrap(),
+    )
+}
 
-    const YAML: &str =
-        "title: C2 server\nseverity: high\ntlp: green\nclassification: malicious-code/c2-server\n";
+fn missing_socket() -> String {
+    std::env::temp_dir()
+        .join(format!("cerctl-missing-{}.sock", Uuid::new_v4()))
+        .display()
+        .to_string()
+}
 
-    #[tokio::test]
-    async fn a_valid_file_from_stdin_gets_as_far_as_connecting() {
-        let socket = missing_socket();
-        for input in [
-            YAML,
-            r#"{"title": "C2", "severity": "high", "tlp": "green", "classification": "test/test"}"#,
-        ] {
-            let (code, stdout, stderr) = run_offline(
-                &["--socket", &socket, "incident", "file", "--from", "-"],
-                input,
-            )
-            .await;
-            assert_eq!(code, exit::ERROR, "{stderr}");
-            assert!(stdout.is_empty());
-            assert!(
-                stderr.starts_with("cerctl: cannot connect to cerd at "),
-                "{stderr}"
-            );
-            assert!(stderr.contains(&socket), "{stderr}");
-            assert!(stderr.contains("cerd run"), "{stderr}");
-        }
-    }
+const YAML: &str =
+    "title: C2 server\nseverity: high\ntlp: green\nclassification: malicious-code/c2-server\n";
 
-    #[tokio::test]
-    async fn bad_yaml_is_refused_with_its_location_before_connecting() {
-        let socket = missing_socket();
-        let bad = "title: C2 server\nseverity: high\ntlp: [green\n";
-        let (code, _, stderr) = run_offline(
+#[tokio::test]
+async fn a_valid_file_from_stdin_gets_as_far_as_connecting() {
+    let socket = missing_socket();
+    for input in [
+        YAML,
+        r#"{"title": "C2", "severity": "high", "tlp": "green", "classification": "test/test"}"#,
+    ] {
+        let (code, stdout, stderr) = run_cli(
             &["--socket", &socket, "incident", "file", "--from", "-"],
-            bad,
+            input,
         )
         .await;
-        assert_eq!(code, exit::ERROR);
-        assert!(
-            stderr.starts_with("cerctl: stdin: invalid YAML at line "),
-            "{stderr}"
-        );
-        assert!(stderr.contains("column"), "{stderr}");
-        assert!(!stderr.contains("cannot connect"), "{stderr}");
-    }
-
-    #[tokio::test]
-    async fn invalid_fields_are_listed_one_per_line_before_connecting() {
-        let socket = missing_socket();
-        let bad = YAML.replace("title: C2 server", "title: ' '") + "tags: ['no spaces allowed']\n";
-        let (code, _, stderr) = run_offline(
-            &["--socket", &socket, "incident", "file", "--from", "-"],
-            &bad,
-        )
-        .await;
-        assert_eq!(code, exit::ERROR);
-        assert!(
-            stderr.starts_with("cerctl: stdin: invalid incident: "),
-            "{stderr}"
-        );
-        assert!(
-            stderr.lines().any(|l| l.starts_with("  title: ")),
-            "{stderr}"
-        );
-        assert!(
-            stderr.lines().any(|l| l.starts_with("  tags[0]: ")),
-            "{stderr}"
-        );
-        assert!(!stderr.contains("cannot connect"), "{stderr}");
-    }
-
-    #[tokio::test]
-    async fn flag_values_are_checked_before_connecting() {
-        let socket = missing_socket();
-        let (code, _, stderr) = run_offline(
-            &[
-                "--socket",
-                &socket,
-                "incident",
-                "file",
-                "--title",
-                "x",
-                "--severity",
-                "hgih",
-                "--tlp",
-                "green",
-                "--class",
-                "test/test",
-            ],
-            "",
-        )
-        .await;
-        assert_eq!(code, exit::ERROR);
-        assert!(
-            stderr.contains("hgih") && stderr.contains("critical"),
-            "{stderr}"
-        );
-        let (code, _, stderr) = run_offline(
-            &[
-                "--socket",
-                &socket,
-                "incident",
-                "file",
-                "--title",
-                "  ",
-                "--severity",
-                "high",
-                "--tlp",
-                "green",
-                "--class",
-                "test/test",
-            ],
-            "",
-        )
-        .await;
-        assert_eq!(code, exit::ERROR);
-        assert!(
-            stderr.starts_with("cerctl: invalid incident: title: "),
-            "{stderr}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_missing_socket_is_exit_2_and_names_the_socket() {
-        let socket = missing_socket();
-        let (code, stdout, stderr) = run_offline(&["--socket", &socket, "status"], "").await;
-        assert_eq!(code, exit::ERROR);
+        assert_eq!(code, exit::ERROR, "{stderr}");
         assert!(stdout.is_empty());
         assert!(
-            stderr.contains(&socket) && stderr.contains("CERD_SOCKET"),
+            stderr.starts_with("cerctl: cannot connect to cerd at "),
             "{stderr}"
         );
+        assert!(stderr.contains(&socket), "{stderr}");
+        assert!(stderr.contains("cerd run"), "{stderr}");
     }
+}
 
-    #[tokio::test]
-    async fn help_goes_to_stdout_and_usage_errors_to_stderr() {
-        let (code, stdout, _) = run_offline(&["--help"], "").await;
-        assert_eq!(code, exit::OK);
-        assert!(stdout.contains("incident"), "{stdout}");
-        let (code, stdout, stderr) = run_offline(&["incident", "frobnicate"], "").await;
-        assert_eq!(code, exit::ERROR);
-        assert!(stdout.is_empty());
-        assert!(stderr.contains("frobnicate"), "{stderr}");
-    }
+#[tokio::test]
+async fn bad_yaml_is_refused_with_its_location_before_connecting() {
+    let socket = missing_socket();
+    let bad = "title: C2 server\nseverity: high\ntlp: [green\n";
+    let (code, _, stderr) = run_cli(
+        &["--socket", &socket, "incident", "file", "--from", "-"],
+        bad,
+    )
+    .await;
+    assert_eq!(code, exit::ERROR);
+    assert!(
+        stderr.starts_with("cerctl: stdin: invalid YAML at line "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("column"), "{stderr}");
+    assert!(!stderr.contains("cannot connect"), "{stderr}");
+}
 
-    #[tokio::test]
-    async fn commands_against_a_scripted_daemon() {
-        let incident = Uuid::new_v4();
-        let envelope = EnvelopeId::of(b"x");
-        let filed = serde_json::json!({"incident": incident, "envelope": envelope, "seq": 1, "kind": "incident"});
-        let not_found =
-            api::ApiError::new(api::ErrorCode::NotFound, format!("no incident {incident}"));
-        let nothing = serde_json::json!({"searched": [{"type": "ipv4", "value": "198.51.100.1"}], "matches": []});
-        let fake = Fake::start(vec![
-            Reply::json(201, filed.to_string()),
-            Reply::json(404, serde_json::to_string(&not_found).unwrap()),
-            Reply::json(200, nothing.to_string()),
-        ]);
-        let socket = fake.socket.display().to_string();
+#[tokio::test]
+async fn invalid_fields_are_listed_one_per_line_before_connecting() {
+    let socket = missing_socket();
+    let bad = YAML.replace("title: C2 server", "title: ' '") + "tags: ['no spaces allowed']\n";
+    let (code, _, stderr) = run_cli(
+        &["--socket", &socket, "incident", "file", "--from", "-"],
+        &bad,
+    )
+    .await;
+    assert_eq!(code, exit::ERROR);
+    assert!(
+        stderr.starts_with("cerctl: stdin: invalid incident: "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.lines().any(|l| l.starts_with("  title: ")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.lines().any(|l| l.starts_with("  tags[0]: ")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("cannot connect"), "{stderr}");
+}
 
-        let (code, stdout, stderr) = run_offline(
-            &[
-                "--socket",
-                &socket,
-                "incident",
-                "file",
-                "--title",
-                "C2",
-                "--severity",
-                "high",
-                "--tlp",
-                "green",
-                "--class",
-                "malicious-code/c2-server",
-                "--ioc",
-                "ipv4:203.0.113.7",
-            ],
-            "",
-        )
-        .await;
-        assert_eq!((code, stderr.as_str()), (exit::OK, ""));
-        assert_eq!(stdout, format!("{incident}\n"));
+#[tokio::test]
+async fn flag_values_are_checked_before_connecting() {
+    let socket = missing_socket();
+    let (code, _, stderr) = run_cli(
+        &[
+            "--socket",
+            &socket,
+            "incident",
+            "file",
+            "--title",
+            "x",
+            "--severity",
+            "hgih",
+            "--tlp",
+            "green",
+            "--class",
+            "test/test",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(code, exit::ERROR);
+    assert!(
+        stderr.contains("hgih") && stderr.contains("critical"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run_cli(
+        &[
+            "--socket",
+            &socket,
+            "incident",
+            "file",
+            "--title",
+            "  ",
+            "--severity",
+            "high",
+            "--tlp",
+            "green",
+            "--class",
+            "test/test",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(code, exit::ERROR);
+    assert!(
+        stderr.starts_with("cerctl: invalid incident: title: "),
+        "{stderr}"
+    );
+}
 
-        let (code, _, stderr) = run_offline(
-            &[
-                "--socket",
-                &socket,
-                "incident",
-                "show",
-                &incident.to_string(),
-            ],
-            "",
-        )
-        .await;
-        assert_eq!(code, exit::NOT_FOUND);
-        assert_eq!(stderr, format!("cerctl: no incident {incident}\n"));
+#[tokio::test]
+async fn a_missing_socket_is_exit_2_and_names_the_socket() {
+    let socket = missing_socket();
+    let (code, stdout, stderr) = run_cli(&["--socket", &socket, "status"], "").await;
+    assert_eq!(code, exit::ERROR);
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.contains(&socket) && stderr.contains("CERD_SOCKET"),
+        "{stderr}"
+    );
+}
 
-        let (code, stdout, _) =
-            run_offline(&["--socket", &socket, "ioc", "search", "198.51.100.1"], "").await;
-        assert_eq!(code, exit::NOT_FOUND);
-        assert!(
-            stdout.starts_with("no incident names 198.51.100.1"),
-            "{stdout}"
-        );
+#[tokio::test]
+async fn help_goes_to_stdout_and_usage_errors_to_stderr() {
+    let (code, stdout, _) = run_cli(&["--help"], "").await;
+    assert_eq!(code, exit::OK);
+    assert!(stdout.contains("incident"), "{stdout}");
+    let (code, stdout, stderr) = run_cli(&["incident", "frobnicate"], "").await;
+    assert_eq!(code, exit::ERROR);
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("frobnicate"), "{stderr}");
+}
 
-        let seen = fake.finish().await;
-        let body: serde_json::Value = serde_json::from_str(&seen[0].body).unwrap();
-        assert_eq!(body["indicators"][0]["value"], "203.0.113.7");
-        assert_eq!(seen[2].request, "GET /v1/indicators?value=198.51.100.1");
-    }
+#[tokio::test]
+async fn commands_against_a_scripted_daemon() {
+    let incident = Uuid::new_v4();
+    let envelope = EnvelopeId::of(b"x");
+    let filed = serde_json::json!({"incident": incident, "envelope": envelope, "seq": 1, "kind": "incident"});
+    let not_found = api::ApiError::new(api::ErrorCode::NotFound, format!("no incident {incident}"));
+    let nothing =
+        serde_json::json!({"searched": [{"type": "ipv4", "value": "198.51.100.1"}], "matches": []});
+    let fake = Fake::start(vec![
+        Reply::json(201, filed.to_string()),
+        Reply::json(404, serde_json::to_string(&not_found).unwrap()),
+        Reply::json(200, nothing.to_string()),
+    ]);
+    let socket = fake.socket.display().to_string();
 
-    #[test]
-    fn main_with_runs_its_own_runtime() {
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        let code = crate::main_with(
-            ["cerctl", "--version"],
-            &mut std::io::empty(),
-            &mut stdout,
-            &mut stderr,
-        );
-        assert_eq!(code, exit::OK);
-        assert!(String::from_utf8(stdout).unwrap().starts_with("cerctl "));
-    }
+    let (code, stdout, stderr) = run_cli(
+        &[
+            "--socket",
+            &socket,
+            "incident",
+            "file",
+            "--title",
+            "C2",
+            "--severity",
+            "high",
+            "--tlp",
+            "green",
+            "--class",
+            "malicious-code/c2-server",
+            "--ioc",
+            "ipv4:203.0.113.7",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!((code, stderr.as_str()), (exit::OK, ""));
+    assert_eq!(stdout, format!("{incident}\n"));
 
-    #[test]
-    fn a_closed_stdout_is_not_an_error() {
-        struct Closed;
-        impl Write for Closed {
-            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
-                Err(std::io::ErrorKind::BrokenPipe.into())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Err(std::io::ErrorKind::BrokenPipe.into())
-            }
+    let (code, _, stderr) = run_cli(
+        &[
+            "--socket",
+            &socket,
+            "incident",
+            "show",
+            &incident.to_string(),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(code, exit::NOT_FOUND);
+    assert_eq!(stderr, format!("cerctl: no incident {incident}\n"));
+
+    let (code, stdout, _) =
+        run_cli(&["--socket", &socket, "ioc", "search", "198.51.100.1"], "").await;
+    assert_eq!(code, exit::NOT_FOUND);
+    assert!(
+        stdout.starts_with("no incident names 198.51.100.1"),
+        "{stdout}"
+    );
+
+    let seen = fake.finish().await;
+    let body: serde_json::Value = serde_json::from_str(&seen[0].body).unwrap();
+    assert_eq!(body["indicators"][0]["value"], "203.0.113.7");
+    assert_eq!(seen[2].request, "GET /v1/indicators?value=198.51.100.1");
+}
+
+#[test]
+fn main_with_runs_its_own_runtime() {
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let code = crate::main_with(
+        ["cerctl", "--version"],
+        &mut std::io::empty(),
+        &mut stdout,
+        &mut stderr,
+    );
+    assert_eq!(code, exit::OK);
+    assert!(String::from_utf8(stdout).unwrap().starts_with("cerctl "));
+}
+
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    struct Closed;
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
         }
-        let mut stderr = Vec::new();
-        let code = crate::main_with(
-            ["cerctl", "--version"],
-            &mut std::io::empty(),
-            &mut Closed,
-            &mut stderr,
-        );
-        assert_eq!(code, exit::OK);
-        let err = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
-            .context("printing");
-        assert!(crate::is_broken_pipe(&err));
+        fn flush(&mut self) -> std::io::Result<()> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
     }
+    let mut stderr = Vec::new();
+    let code = crate::main_with(
+        ["cerctl", "--version"],
+        &mut std::io::empty(),
+        &mut Closed,
+        &mut stderr,
+    );
+    assert_eq!(code, exit::OK);
+    let err = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+        .context("printing");
+    assert!(crate::is_broken_pipe(&err));
+}
 
-    #[test]
-    fn api_refusals_are_exit_1_and_other_failures_exit_2() {
-        let api = |status: u16, code: api::ErrorCode| {
-            anyhow::Error::new(crate::ClientError::Api {
-                status,
-                error: api::ApiError::new(code, "nope"),
-            })
-        };
-        assert_eq!(
-            crate::exit_code(&api(404, api::ErrorCode::NotFound)),
-            exit::NOT_FOUND
-        );
-        assert_eq!(
-            crate::exit_code(&api(422, api::ErrorCode::InvalidField)),
-            exit::NOT_FOUND
-        );
-        assert_eq!(
-            crate::exit_code(&api(409, api::ErrorCode::Conflict)),
-            exit::NOT_FOUND
-        );
-        assert_eq!(
-            crate::exit_code(&api(500, api::ErrorCode::Internal)),
-            exit::ERROR
-        );
-        assert_eq!(
-            crate::exit_code(&api(400, api::ErrorCode::BadRequest)),
-            exit::ERROR
-        );
-        assert_eq!(crate::exit_code(&anyhow::anyhow!("other")), exit::ERROR);
-    }
+#[test]
+fn api_refusals_are_exit_1_and_other_failures_exit_2() {
+    let api = |status: u16, code: api::ErrorCode| {
+        anyhow::Error::new(crate::ClientError::Api {
+            status,
+            error: api::ApiError::new(code, "nope"),
+        })
+    };
+    assert_eq!(
+        crate::exit_code(&api(404, api::ErrorCode::NotFound)),
+        exit::NOT_FOUND
+    );
+    assert_eq!(
+        crate::exit_code(&api(422, api::ErrorCode::InvalidField)),
+        exit::NOT_FOUND
+    );
+    assert_eq!(
+        crate::exit_code(&api(409, api::ErrorCode::Conflict)),
+        exit::NOT_FOUND
+    );
+    assert_eq!(
+        crate::exit_code(&api(500, api::ErrorCode::Internal)),
+        exit::ERROR
+    );
+    assert_eq!(
+        crate::exit_code(&api(400, api::ErrorCode::BadRequest)),
+        exit::ERROR
+    );
+    assert_eq!(crate::exit_code(&anyhow::anyhow!("other")), exit::ERROR);
+}
 
-    #[test]
-    fn field_problems_from_the_daemon_are_listed() {
-        let mut errors = FieldErrors::default();
-        errors.push(cer_proto::FieldError::new("title", "must not be empty"));
-        errors.push(cer_proto::FieldError::new(
-            "recipients",
-            "TLP:RED requires named recipients",
-        ));
-        let err = anyhow::Error::new(crate::ClientError::Api {
-            status: 422,
-            error: api::ApiError::invalid(&errors),
-        });
-        let mut stderr = Vec::new();
-        crate::report(&err, &mut stderr);
-        let text = String::from_utf8(stderr).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(
-            lines,
-            [
-                "cerctl: title: must not be empty; recipients: TLP:RED requires named recipients",
-                "  title: must not be empty",
-                "  recipients: TLP:RED requires named recipients",
-            ]
-        );
-    }
+#[test]
+fn field_problems_from_the_daemon_are_listed() {
+    let mut errors = FieldErrors::default();
+    errors.push(cer_proto::FieldError::new("title", "must not be empty"));
+    errors.push(cer_proto::FieldError::new(
+        "recipients",
+        "TLP:RED requires named recipients",
+    ));
+    let err = anyhow::Error::new(crate::ClientError::Api {
+        status: 422,
+        error: api::ApiError::invalid(&errors),
+    });
+    let mut stderr = Vec::new();
+    crate::report(&err, &mut stderr);
+    let text = String::from_utf8(stderr).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "cerctl: title: must not be empty; recipients: TLP:RED requires named recipients",
+            "  title: must not be empty",
+            "  recipients: TLP:RED requires named recipients",
+        ]
+    );
+}

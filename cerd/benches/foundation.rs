@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use cer_proto::api::{FileIncident, IocQuery};
 use cer_proto::envelope::{Body, Draft, DraftBody, IncidentBody};
-use cer_proto::model::{Classification, Indicator, IndicatorType, Severity, Status, Timestamp, Tlp};
+use cer_proto::model::{
+    Classification, Indicator, IndicatorType, Severity, Status, Timestamp, Tlp,
+};
 use cer_proto::EnvelopeId;
 use cerd::sign::{Identity, TrustStore};
 use cerd::{Config, Daemon};
@@ -30,17 +32,33 @@ use uuid::Uuid;
 fn main() {
     let quick = std::env::var_os("CERD_BENCH_QUICK").is_some();
     let scale = if quick { 10 } else { 1 };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    println!("cerd foundation benchmarks{}", if quick { " (quick)" } else { "" });
-    println!("machine: {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!(
+        "cerd foundation benchmarks{}",
+        if quick { " (quick)" } else { "" }
+    );
+    println!(
+        "machine: {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     println!();
     verify_vs_ingest(&rt, 20_000 / scale);
     rt.block_on(cerctl_round_trip(200 / scale));
-    rt.block_on(indicator_lookup_and_bulk_insert(100 / scale, 10_000, 20_000 / scale));
+    rt.block_on(indicator_lookup_and_bulk_insert(
+        100 / scale,
+        10_000,
+        20_000 / scale,
+    ));
 }
 
 fn workdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("cerb").tempdir_in("/tmp").expect("temp dir")
+    tempfile::Builder::new()
+        .prefix("cerb")
+        .tempdir_in("/tmp")
+        .expect("temp dir")
 }
 
 fn config_in(dir: &Path) -> Config {
@@ -71,7 +89,11 @@ fn chain(author: &Identity, n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut out = Vec::with_capacity(n);
     let mut prev: Option<EnvelopeId> = None;
     for i in 0..n {
-        let ioc = Indicator::new(IndicatorType::Ipv4, &format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255)).expect("ipv4");
+        let ioc = Indicator::new(
+            IndicatorType::Ipv4,
+            &format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255),
+        )
+        .expect("ipv4");
         let draft = Draft {
             author: author.fingerprint().clone(),
             seq: i as u64 + 1,
@@ -121,7 +143,10 @@ fn verify_vs_ingest(rt: &tokio::runtime::Runtime, n: usize) {
     println!("    envelope size                 {avg_len} bytes");
     println!("    detached verify (sequoia)     {raw:>10.0} /s   (the physical limit: every ingest verifies once)");
     println!("    ingest verify+store+index     {ingest:>10.0} /s");
-    println!("    ratio ingest / verify         {:>10.1} %   (target >= 50 %)", 100.0 * ingest / raw);
+    println!(
+        "    ratio ingest / verify         {:>10.1} %   (target >= 50 %)",
+        100.0 * ingest / raw
+    );
     println!();
 }
 
@@ -149,13 +174,33 @@ async fn cerctl_round_trip(n: usize) {
         let out = tokio::process::Command::new(&cerctl)
             .arg("--socket")
             .arg(&socket)
-            .args(["incident", "file", "--title", &format!("round trip {i}"), "--severity", "high", "--tlp", "green"])
-            .args(["--class", "fraud/phishing", "--ioc", "domain:bank-login.example", "--ioc", "ipv4:203.0.113.7"])
+            .args([
+                "incident",
+                "file",
+                "--title",
+                &format!("round trip {i}"),
+                "--severity",
+                "high",
+                "--tlp",
+                "green",
+            ])
+            .args([
+                "--class",
+                "fraud/phishing",
+                "--ioc",
+                "domain:bank-login.example",
+                "--ioc",
+                "ipv4:203.0.113.7",
+            ])
             .output()
             .await
             .expect("cerctl runs");
         times.push(started.elapsed());
-        assert!(out.status.success(), "cerctl failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "cerctl failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     daemon.shutdown().await.expect("shutdown");
     report_latency(&mut times, "target median <= 20 ms");
@@ -174,14 +219,17 @@ async fn indicator_lookup_and_bulk_insert(incidents: usize, per_incident: usize,
     let started = Instant::now();
     for n in 0..incidents {
         let indicators = (0..per_incident)
-            .map(|k| Indicator::new(IndicatorType::Domain, &value(n * per_incident + k)).expect("domain"))
+            .map(|k| {
+                Indicator::new(IndicatorType::Domain, &value(n * per_incident + k)).expect("domain")
+            })
             .collect();
         let request = FileIncident {
             title: format!("bulk {n}"),
             description: String::new(),
             severity: Severity::Medium,
             tlp: Tlp::Green,
-            classification: Classification::parse("malicious-code/malware-distribution").expect("class"),
+            classification: Classification::parse("malicious-code/malware-distribution")
+                .expect("class"),
             status: Status::New,
             indicators,
             affected: Default::default(),
@@ -193,12 +241,18 @@ async fn indicator_lookup_and_bulk_insert(incidents: usize, per_incident: usize,
         node.file(request).await.expect("file");
     }
     let elapsed = started.elapsed();
-    println!("    inserted {total} indicators in {:.2} s", elapsed.as_secs_f64());
+    println!(
+        "    inserted {total} indicators in {:.2} s",
+        elapsed.as_secs_f64()
+    );
     println!(
         "    rate                          {:>10.0} indicators/s   (target >= 100,000/s)",
         total as f64 / elapsed.as_secs_f64()
     );
-    println!("    store on disk                 {:>10.1} MiB", node.store().size_on_disk() as f64 / 1048576.0);
+    println!(
+        "    store on disk                 {:>10.1} MiB",
+        node.store().size_on_disk() as f64 / 1048576.0
+    );
     println!();
 
     println!("(c) exact indicator lookup through the API, store of {total} indicators, {lookups} lookups");
@@ -210,7 +264,10 @@ async fn indicator_lookup_and_bulk_insert(incidents: usize, per_incident: usize,
         state ^= state >> 7;
         state ^= state << 17;
         let i = (state % total as u64) as usize;
-        let query = IocQuery { value: value(i), kind: None };
+        let query = IocQuery {
+            value: value(i),
+            kind: None,
+        };
         let started = Instant::now();
         let found = client.search_ioc(&query).await.expect("search");
         times.push(started.elapsed());

@@ -50,8 +50,8 @@ pub async fn bind(path: &Path) -> anyhow::Result<UnixListener> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    let listener =
-        UnixListener::bind(path).with_context(|| format!("binding API socket {}", path.display()))?;
+    let listener = UnixListener::bind(path)
+        .with_context(|| format!("binding API socket {}", path.display()))?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .with_context(|| format!("setting mode 0660 on {}", path.display()))?;
@@ -129,7 +129,10 @@ impl From<NodeError> for Failure {
 
 fn json_body<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
     if body.is_empty() {
-        return Err(Failure::new(ErrorCode::BadRequest, "request body is empty; expected JSON"));
+        return Err(Failure::new(
+            ErrorCode::BadRequest,
+            "request body is empty; expected JSON",
+        ));
     }
     serde_json::from_slice(body).map_err(|e| {
         let code = match e.classify() {
@@ -205,7 +208,10 @@ async fn retract_incident(
 
 async fn search_indicators(State(node): Node_, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let Some(raw) = raw else {
-        return Err(Failure::new(ErrorCode::InvalidField, "query: value is required"));
+        return Err(Failure::new(
+            ErrorCode::InvalidField,
+            "query: value is required",
+        ));
     };
     let q: IocQuery = serde_urlencoded::from_str(&raw)
         .map_err(|e| Failure::new(ErrorCode::InvalidField, format!("query: {e}")))?;
@@ -224,7 +230,10 @@ async fn certs(State(node): Node_) -> Json<cer_proto::api::CertList> {
 
 async fn export(State(node): Node_, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let Some(raw) = raw else {
-        return Err(Failure::new(ErrorCode::InvalidField, "query: format is required"));
+        return Err(Failure::new(
+            ErrorCode::InvalidField,
+            "query: format is required",
+        ));
     };
     let q: ExportQuery = serde_urlencoded::from_str(&raw)
         .map_err(|e| Failure::new(ErrorCode::InvalidField, format!("query: {e}")))?;
@@ -235,22 +244,48 @@ async fn metrics(State(node): Node_) -> Response {
     let s = node.status();
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, value: u64| {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+        ));
     };
-    gauge("cerd_envelopes", "Envelopes held, tombstones included.", s.envelopes);
-    gauge("cerd_tombstones", "Envelopes withdrawn by their authors.", s.tombstones);
+    gauge(
+        "cerd_envelopes",
+        "Envelopes held, tombstones included.",
+        s.envelopes,
+    );
+    gauge(
+        "cerd_tombstones",
+        "Envelopes withdrawn by their authors.",
+        s.tombstones,
+    );
     gauge("cerd_incidents", "Incidents known.", s.incidents);
     gauge("cerd_indicators", "Indicator index entries.", s.indicators);
-    gauge("cerd_authors", "Authors with at least one envelope held.", s.authors);
-    gauge("cerd_equivocations", "Conflicting envelopes kept as evidence.", s.equivocations);
-    gauge("cerd_store_bytes", "Bytes the store occupies on disk.", s.store_bytes);
-    gauge("cerd_trusted_certs", "Certificates in the trust store.", s.trusted_certs);
-    gauge("cerd_uptime_seconds", "Seconds since the node started.", s.uptime_seconds);
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        out,
-    )
-        .into_response()
+    gauge(
+        "cerd_authors",
+        "Authors with at least one envelope held.",
+        s.authors,
+    );
+    gauge(
+        "cerd_equivocations",
+        "Conflicting envelopes kept as evidence.",
+        s.equivocations,
+    );
+    gauge(
+        "cerd_store_bytes",
+        "Bytes the store occupies on disk.",
+        s.store_bytes,
+    );
+    gauge(
+        "cerd_trusted_certs",
+        "Certificates in the trust store.",
+        s.trusted_certs,
+    );
+    gauge(
+        "cerd_uptime_seconds",
+        "Seconds since the node started.",
+        s.uptime_seconds,
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
 async fn not_found(request: Request) -> Failure {
@@ -265,7 +300,11 @@ async fn trace_request(request: Request, next: Next) -> Response {
     async move {
         let started = Instant::now();
         let response = next.run(request).await;
-        tracing::debug!(status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request served");
+        tracing::debug!(
+            status = response.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+            "request served"
+        );
         response
     }
     .instrument(span)

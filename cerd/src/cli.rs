@@ -12,7 +12,11 @@ use crate::daemon::{self, Daemon, IDENTITY_FILE};
 use crate::sign::{Identity, TrustStore};
 
 #[derive(Debug, Parser)]
-#[command(name = "cerd", version, about = "Incident-response coordination daemon for national CERTs")]
+#[command(
+    name = "cerd",
+    version,
+    about = "Incident-response coordination daemon for national CERTs"
+)]
 struct Cli {
     /// Configuration file (TOML). Without it, embedded defaults apply:
     /// data in ./cerd-data, QUIC on 127.0.0.1:7443, ./certs, ./playbooks.
@@ -73,6 +77,7 @@ fn init_tracing(format: LogFormat) {
         .unwrap_or_else(|_| EnvFilter::new("info,sled=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -122,9 +127,16 @@ fn init(cli: &Cli, name: &str) -> anyhow::Result<ExitCode> {
     let config = load_config(cli)?;
     let identity = daemon::init(&config, name)?;
     let cert = daemon::public_cert_path(&config.data_dir, identity.name());
-    println!("initialised {} in {}", identity.name(), config.data_dir.display());
+    println!(
+        "initialised {} in {}",
+        identity.name(),
+        config.data_dir.display()
+    );
     println!("fingerprint {}", identity.fingerprint());
-    println!("public certificate {} (share it with peer CERTs)", cert.display());
+    println!(
+        "public certificate {} (share it with peer CERTs)",
+        cert.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -154,11 +166,18 @@ fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
                 Err(e) => problems.push(format!("{}: {e}", key.display())),
             }
         } else {
-            println!("note  no identity yet in {}: it is created on first start", config.data_dir.display());
+            println!(
+                "note  no identity yet in {}: it is created on first start",
+                config.data_dir.display()
+            );
         }
         if config.certs_dir.is_dir() {
             let (trust, refused) = TrustStore::load_dir(&config.certs_dir);
-            println!("ok    trust store {}: {} certificate(s)", config.certs_dir.display(), trust.len());
+            println!(
+                "ok    trust store {}: {} certificate(s)",
+                config.certs_dir.display(),
+                trust.len()
+            );
             for cert in trust.iter() {
                 println!("        {} {}", cert.fingerprint(), cert.name());
             }
@@ -166,7 +185,10 @@ fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
                 problems.push(format!("{}: {error}", path.display()));
             }
         } else {
-            println!("note  trust store {} does not exist: only this node is trusted", config.certs_dir.display());
+            println!(
+                "note  trust store {} does not exist: only this node is trusted",
+                config.certs_dir.display()
+            );
         }
     }
     if problems.is_empty() {

@@ -17,11 +17,18 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7443";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{path}: {field}: {reason}")]
-    Invalid { path: PathBuf, field: String, reason: String },
+    Invalid {
+        path: PathBuf,
+        field: String,
+        reason: String,
+    },
 }
 
 /// The configuration as written in the file.
@@ -102,7 +109,9 @@ impl Config {
     }
 
     fn resolve(file: File, base: &Path, source: Option<&Path>) -> Result<Config, Vec<ConfigError>> {
-        let shown = source.map(Path::to_owned).unwrap_or_else(|| PathBuf::from("(defaults)"));
+        let shown = source
+            .map(Path::to_owned)
+            .unwrap_or_else(|| PathBuf::from("(defaults)"));
         let mut errors = Vec::new();
         let mut invalid = |field: &str, reason: String| {
             errors.push(ConfigError::Invalid {
@@ -145,8 +154,14 @@ impl Config {
             );
         }
         let certs_dir = at(file.certs_dir.clone().unwrap_or_else(|| "certs".into()));
-        let playbooks_dir = at(file.playbooks_dir.clone().unwrap_or_else(|| "playbooks".into()));
-        let interval_text = file.anti_entropy_interval.clone().unwrap_or_else(|| "30s".into());
+        let playbooks_dir = at(file
+            .playbooks_dir
+            .clone()
+            .unwrap_or_else(|| "playbooks".into()));
+        let interval_text = file
+            .anti_entropy_interval
+            .clone()
+            .unwrap_or_else(|| "30s".into());
         let anti_entropy_interval = match humantime::parse_duration(&interval_text) {
             Ok(d) if d >= Duration::from_secs(1) => d,
             Ok(_) => {
@@ -229,14 +244,18 @@ mod tests {
     fn defaults_need_no_file() {
         let config = Config::defaults(Path::new("/srv/cert"));
         assert_eq!(config.data_dir, Path::new("/srv/cert/cerd-data"));
-        assert_eq!(config.api_socket, Path::new("/srv/cert/cerd-data/cerd.sock"));
+        assert_eq!(
+            config.api_socket,
+            Path::new("/srv/cert/cerd-data/cerd.sock")
+        );
         assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(config.anti_entropy_interval, Duration::from_secs(30));
     }
 
     #[test]
     fn relative_paths_follow_the_file() {
-        let text = "name = \"KE-CIRT\"\ndata_dir = \"state\"\n[[peer]]\naddr = \"127.0.0.1:7444\"\n";
+        let text =
+            "name = \"KE-CIRT\"\ndata_dir = \"state\"\n[[peer]]\naddr = \"127.0.0.1:7444\"\n";
         let config = Config::parse(text, Path::new("/etc/cerd/cerd.toml")).unwrap();
         assert_eq!(config.name.as_deref(), Some("KE-CIRT"));
         assert_eq!(config.data_dir, Path::new("/etc/cerd/state"));
@@ -265,7 +284,13 @@ mod tests {
             .collect();
         assert_eq!(
             fields,
-            ["name", "listen", "anti_entropy_interval", "peer[0].addr", "peer[0].fingerprint"]
+            [
+                "name",
+                "listen",
+                "anti_entropy_interval",
+                "peer[0].addr",
+                "peer[0].fingerprint"
+            ]
         );
     }
 }

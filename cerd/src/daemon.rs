@@ -11,11 +11,11 @@ use anyhow::{bail, Context};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::api;
 use crate::config::{check_name, Config};
 use crate::node::{Node, AUDIT};
 use crate::sign::Identity;
 use crate::store::Store;
-use crate::api;
 
 /// File name of the node's secret key inside the data dir.
 pub const IDENTITY_FILE: &str = "identity.key";
@@ -80,8 +80,8 @@ pub fn init(config: &Config, name: &str) -> anyhow::Result<Identity> {
     check_name(name).map_err(|reason| anyhow::anyhow!("name: {reason}"))?;
     let key_path = config.data_dir.join(IDENTITY_FILE);
     if key_path.exists() {
-        let existing = Identity::load(&key_path)
-            .with_context(|| format!("reading {}", key_path.display()))?;
+        let existing =
+            Identity::load(&key_path).with_context(|| format!("reading {}", key_path.display()))?;
         bail!(
             "{} is already initialised as {} ({}); remove {} to start over",
             config.data_dir.display(),
@@ -134,7 +134,13 @@ pub fn open_or_init_identity(config: &Config) -> anyhow::Result<Identity> {
 pub fn public_cert_path(data_dir: &Path, name: &str) -> PathBuf {
     let file: String = name
         .chars()
-        .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' })
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     data_dir.join(format!("{file}.asc"))
 }

@@ -128,13 +128,20 @@ impl Node {
         let mut trust = self.trust.write().unwrap_or_else(|e| e.into_inner());
         *trust = Trust {
             certs,
-            refused: refused.into_iter().map(|(p, e)| (p, e.to_string())).collect(),
+            refused: refused
+                .into_iter()
+                .map(|(p, e)| (p, e.to_string()))
+                .collect(),
         };
     }
 
     /// A snapshot of the trust store.
     pub fn trust_store(&self) -> TrustStore {
-        self.trust.read().unwrap_or_else(|e| e.into_inner()).certs.clone()
+        self.trust
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .certs
+            .clone()
     }
 
     fn with_trust<T>(&self, f: impl FnOnce(&TrustStore) -> T) -> T {
@@ -147,7 +154,11 @@ impl Node {
     }
 
     fn names(&self) -> BTreeMap<Fingerprint, String> {
-        self.with_trust(|t| t.iter().map(|c| (c.fingerprint().clone(), c.name().to_owned())).collect())
+        self.with_trust(|t| {
+            t.iter()
+                .map(|c| (c.fingerprint().clone(), c.name().to_owned()))
+                .collect()
+        })
     }
 
     /// Resolves a CERT given by name or fingerprint.
@@ -179,50 +190,78 @@ impl Node {
         let (Some(body), Some(recipients)) = (body, recipients) else {
             return Err(NodeError::Invalid(errors));
         };
-        self.publish(Uuid::new_v4(), request.tlp, recipients, Body::Incident(body)).await
+        self.publish(
+            Uuid::new_v4(),
+            request.tlp,
+            recipients,
+            Body::Incident(body),
+        )
+        .await
     }
 
     pub async fn update(&self, id: Uuid, request: UpdateIncident) -> Result<Filed, NodeError> {
         let body = request.to_body()?;
         let state = self.existing(id)?;
         if state.retracted.is_some() {
-            return Err(NodeError::Conflict(format!("incident {id} was retracted by its author; it can no longer be updated")));
+            return Err(NodeError::Conflict(format!(
+                "incident {id} was retracted by its author; it can no longer be updated"
+            )));
         }
         if !state.readable {
             return Err(NodeError::Forbidden(format!(
                 "incident {id} is encrypted for other CERTs; this node cannot read or update it"
             )));
         }
-        let reporter = state.reporter.clone().expect("a readable incident has a reporter");
+        let reporter = state
+            .reporter
+            .clone()
+            .expect("a readable incident has a reporter");
         if body.changes_fields() && reporter != *self.fingerprint() {
-            let name = self.name_of(&reporter).unwrap_or_else(|| reporter.to_string());
+            let name = self
+                .name_of(&reporter)
+                .unwrap_or_else(|| reporter.to_string());
             return Err(NodeError::Forbidden(format!(
                 "only the incident's author, {name}, can change its status, severity, title, description or classification; notes, indicators and tags are open to every CERT"
             )));
         }
         let mut recipients = state.recipients.clone();
-        if state.tlp.is_encrypted() && !recipients.contains(&reporter) && reporter != *self.fingerprint() {
+        if state.tlp.is_encrypted()
+            && !recipients.contains(&reporter)
+            && reporter != *self.fingerprint()
+        {
             recipients.push(reporter);
         }
-        self.publish(id, state.tlp, recipients, Body::Update(body)).await
+        self.publish(id, state.tlp, recipients, Body::Update(body))
+            .await
     }
 
     pub async fn retract(&self, id: Uuid, request: RetractIncident) -> Result<Filed, NodeError> {
         let body = RetractionBody {
             target: None,
-            reason: request.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()),
+            reason: request
+                .reason
+                .map(|r| r.trim().to_owned())
+                .filter(|r| !r.is_empty()),
         };
         Body::Retraction(body.clone()).validate()?;
         let state = self.existing(id)?;
         if state.retracted.is_some() {
-            return Err(NodeError::Conflict(format!("incident {id} is already retracted")));
+            return Err(NodeError::Conflict(format!(
+                "incident {id} is already retracted"
+            )));
         }
         if state.reporter.as_ref() != Some(self.fingerprint()) {
             return Err(NodeError::Forbidden(format!(
                 "only the incident's author can retract incident {id}"
             )));
         }
-        self.publish(id, state.tlp, state.recipients.clone(), Body::Retraction(body)).await
+        self.publish(
+            id,
+            state.tlp,
+            state.recipients.clone(),
+            Body::Retraction(body),
+        )
+        .await
     }
 
     fn existing(&self, id: Uuid) -> Result<IncidentState, NodeError> {
@@ -246,7 +285,10 @@ impl Node {
             return errors.into_result().map(|()| vec![]);
         }
         if tlp == Tlp::Red && to.is_empty() {
-            errors.push(FieldError::new("to", "TLP:RED requires named recipients (--to NAME or FINGERPRINT)"));
+            errors.push(FieldError::new(
+                "to",
+                "TLP:RED requires named recipients (--to NAME or FINGERPRINT)",
+            ));
             return Err(errors);
         }
         let mut recipients = Vec::new();
@@ -280,11 +322,23 @@ impl Node {
         errors.into_result().map(|()| recipients)
     }
 
-    async fn publish(&self, subject: Uuid, tlp: Tlp, recipients: Vec<Fingerprint>, body: Body) -> Result<Filed, NodeError> {
+    async fn publish(
+        &self,
+        subject: Uuid,
+        tlp: Tlp,
+        recipients: Vec<Fingerprint>,
+        body: Body,
+    ) -> Result<Filed, NodeError> {
         let kind = body.kind();
         let (draft_body, decrypted) = if tlp.is_encrypted() {
-            let plain = serde_json::to_vec(&body.to_value()).map_err(|e| NodeError::Sign(e.to_string()))?;
-            let certs: Vec<TrustedCert> = self.with_trust(|t| recipients.iter().filter_map(|f| t.get(f).cloned()).collect());
+            let plain =
+                serde_json::to_vec(&body.to_value()).map_err(|e| NodeError::Sign(e.to_string()))?;
+            let certs: Vec<TrustedCert> = self.with_trust(|t| {
+                recipients
+                    .iter()
+                    .filter_map(|f| t.get(f).cloned())
+                    .collect()
+            });
             if certs.len() != recipients.len() {
                 return Err(NodeError::Conflict(
                     "a recipient's certificate is no longer in the trust store".into(),
@@ -293,7 +347,8 @@ impl Node {
             let own = self.identity.public_cert();
             let mut to: Vec<&TrustedCert> = certs.iter().collect();
             to.push(&own);
-            let armored = sign::encrypt_armored(&plain, &to).map_err(|e| NodeError::Sign(e.to_string()))?;
+            let armored =
+                sign::encrypt_armored(&plain, &to).map_err(|e| NodeError::Sign(e.to_string()))?;
             (DraftBody::Encrypted { kind, armored }, Some(body))
         } else {
             (DraftBody::Plain(body), None)
@@ -318,7 +373,8 @@ impl Node {
         })?;
         let sig = self.identity.sign_detached(&bytes);
         let id = EnvelopeId::of(&bytes);
-        let envelope = Envelope::parse(&bytes).map_err(|e| NodeError::Sign(format!("own envelope does not parse: {e}")))?;
+        let envelope = Envelope::parse(&bytes)
+            .map_err(|e| NodeError::Sign(format!("own envelope does not parse: {e}")))?;
         let seq = envelope.seq;
         let inserted = self.store.insert(NewEnvelope {
             id,
@@ -329,7 +385,9 @@ impl Node {
         })?;
         drop(turn);
         if !matches!(inserted, Inserted::Stored(_)) {
-            return Err(NodeError::Conflict(format!("envelope seq {seq} was not stored: {inserted:?}")));
+            return Err(NodeError::Conflict(format!(
+                "envelope seq {seq} was not stored: {inserted:?}"
+            )));
         }
         self.store.durable().await?;
         tracing::info!(target: AUDIT, event = kind.as_str(), incident = %subject, envelope = %id, seq, tlp = %tlp, "published");
@@ -347,7 +405,11 @@ impl Node {
     /// Not durable until the store's next flush; see [`Store::durable`].
     pub fn ingest(&self, bytes: Vec<u8>, sig: Vec<u8>) -> Result<Inserted, IngestError> {
         let envelope = self.with_trust(|t| verify::verify_signed(t, &bytes, &sig))?;
-        let decrypted = match (&envelope.body_enc, envelope.recipients.contains(self.fingerprint()) || envelope.author == *self.fingerprint()) {
+        let decrypted = match (
+            &envelope.body_enc,
+            envelope.recipients.contains(self.fingerprint())
+                || envelope.author == *self.fingerprint(),
+        ) {
             (Some(armored), true) => match self.identity.decrypt_armored(armored) {
                 Ok(plain) => Body::from_slice(envelope.kind, &plain).ok(),
                 Err(e) => {
@@ -399,14 +461,23 @@ impl Node {
     pub fn list(&self, query: &IncidentQuery) -> Result<IncidentList, NodeError> {
         let limit = query.limit.unwrap_or(DEFAULT_LIST_LIMIT);
         if limit == 0 || limit > MAX_LIST_LIMIT {
-            return Err(FieldError::new("limit", format!("must be between 1 and {MAX_LIST_LIMIT}")).into());
+            return Err(FieldError::new(
+                "limit",
+                format!("must be between 1 and {MAX_LIST_LIMIT}"),
+            )
+            .into());
         }
         let from = match &query.from {
             None => None,
             Some(who) => Some(
                 self.resolve_cert(who)
                     .map(|c| c.fingerprint().clone())
-                    .ok_or_else(|| FieldError::new("from", format!("no trusted CERT named or with fingerprint '{who}'")))?,
+                    .ok_or_else(|| {
+                        FieldError::new(
+                            "from",
+                            format!("no trusted CERT named or with fingerprint '{who}'"),
+                        )
+                    })?,
             ),
         };
         if let Some(pattern) = &query.classification {
@@ -417,7 +488,10 @@ impl Node {
         for summary in &mut incidents {
             summary.reporter_name = summary.reporter.as_ref().and_then(|r| self.name_of(r));
         }
-        Ok(IncidentList { incidents, truncated })
+        Ok(IncidentList {
+            incidents,
+            truncated,
+        })
     }
 
     pub fn detail(&self, id: Uuid) -> Result<IncidentDetail, NodeError> {
@@ -426,7 +500,8 @@ impl Node {
         for (eid, stored) in self.store.envelopes_of(id)? {
             let info = match stored {
                 StoredEnvelope::Live { bytes, .. } => {
-                    let envelope = Envelope::parse(&bytes).map_err(|e| NodeError::Sign(e.to_string()))?;
+                    let envelope =
+                        Envelope::parse(&bytes).map_err(|e| NodeError::Sign(e.to_string()))?;
                     EnvelopeInfo {
                         id: eid,
                         author: envelope.author,
@@ -453,7 +528,12 @@ impl Node {
             };
             envelopes.push(info);
         }
-        let order: BTreeMap<EnvelopeId, usize> = incident.timeline.iter().enumerate().map(|(i, e)| (e.envelope, i)).collect();
+        let order: BTreeMap<EnvelopeId, usize> = incident
+            .timeline
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.envelope, i))
+            .collect();
         envelopes.sort_by_key(|e| order.get(&e.id).copied().unwrap_or(usize::MAX));
         Ok(IncidentDetail {
             incident,
@@ -468,12 +548,18 @@ impl Node {
             None => IndicatorType::candidates(&query.value),
         };
         if searched.is_empty() {
-            return Err(FieldError::new("value", format!("'{}' is not a valid indicator of any type", query.value)).into());
+            return Err(FieldError::new(
+                "value",
+                format!("'{}' is not a valid indicator of any type", query.value),
+            )
+            .into());
         }
         let mut matches = Vec::new();
         for (kind, value) in &searched {
             for (incident, hit) in self.store.indicator_hits(*kind, value)? {
-                let Some(summary) = self.store.summary(incident)? else { continue };
+                let Some(summary) = self.store.summary(incident)? else {
+                    continue;
+                };
                 matches.push(IocMatch {
                     kind: *kind,
                     value: value.clone(),
@@ -497,7 +583,10 @@ impl Node {
         }
         matches.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
         Ok(IocSearch {
-            searched: searched.into_iter().map(|(kind, value)| SearchedAs { kind, value }).collect(),
+            searched: searched
+                .into_iter()
+                .map(|(kind, value)| SearchedAs { kind, value })
+                .collect(),
             matches,
         })
     }
@@ -532,14 +621,19 @@ impl Node {
         let ids: Vec<EnvelopeId> = match query.incident {
             Some(incident) => {
                 self.existing(incident)?;
-                self.store.envelopes_of(incident)?.into_iter().map(|(id, _)| id).collect()
+                self.store
+                    .envelopes_of(incident)?
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect()
             }
             None => self.store.envelope_ids().collect::<Result<_, _>>()?,
         };
         let mut envelopes = Vec::new();
         for id in ids {
             if let Some(StoredEnvelope::Live { bytes, sig }) = self.store.envelope(&id)? {
-                let json = String::from_utf8(bytes).map_err(|_| NodeError::Sign(format!("stored envelope {id} is not UTF-8")))?;
+                let json = String::from_utf8(bytes)
+                    .map_err(|_| NodeError::Sign(format!("stored envelope {id} is not UTF-8")))?;
                 envelopes.push(ExportedEnvelope {
                     id,
                     json,
@@ -589,13 +683,16 @@ impl SummaryFilter for ListFilter<'_> {
     fn accept(&self, s: &IncidentSummary) -> bool {
         let q = self.query;
         (q.include_retracted || !s.retracted)
-            && q.severity_at_least.is_none_or(|min| s.severity.is_some_and(|sev| sev >= min))
+            && q.severity_at_least
+                .is_none_or(|min| s.severity.is_some_and(|sev| sev >= min))
             && q.tlp.is_none_or(|tlp| s.tlp == tlp)
             && q.status.is_none_or(|st| s.status == Some(st))
-            && q
-                .classification
+            && q.classification
                 .as_ref()
                 .is_none_or(|p| s.classification.as_ref().is_some_and(|c| c.matches(p)))
-            && self.from.as_ref().is_none_or(|f| s.reporter.as_ref() == Some(f))
+            && self
+                .from
+                .as_ref()
+                .is_none_or(|f| s.reporter.as_ref() == Some(f))
     }
 }

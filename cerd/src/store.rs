@@ -50,7 +50,9 @@ pub const SCHEMA_VERSION: u64 = 1;
 pub enum StoreError {
     #[error("store engine: {0}")]
     Engine(#[from] sled::Error),
-    #[error("store at {path} has schema version {found}, this cerd reads version {SCHEMA_VERSION}")]
+    #[error(
+        "store at {path} has schema version {found}, this cerd reads version {SCHEMA_VERSION}"
+    )]
     Schema { path: PathBuf, found: u64 },
     #[error("store record {what} is corrupt: {reason}")]
     Corrupt { what: String, reason: String },
@@ -192,9 +194,16 @@ impl Store {
                 meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
             }
             Some(v) => {
-                let found = u64::from_be_bytes(v.as_ref().try_into().map_err(|_| corrupt("meta/schema", "not 8 bytes"))?);
+                let found = u64::from_be_bytes(
+                    v.as_ref()
+                        .try_into()
+                        .map_err(|_| corrupt("meta/schema", "not 8 bytes"))?,
+                );
                 if found != SCHEMA_VERSION {
-                    return Err(StoreError::Schema { path: path.to_owned(), found });
+                    return Err(StoreError::Schema {
+                        path: path.to_owned(),
+                        found,
+                    });
                 }
             }
         }
@@ -222,7 +231,9 @@ impl Store {
             counts: CountCells::default(),
             flush_requests: Mutex::new(flush_tx),
         };
-        let store = Store { inner: Arc::new(inner) };
+        let store = Store {
+            inner: Arc::new(inner),
+        };
         store.recover()?;
         Ok(store)
     }
@@ -266,7 +277,11 @@ impl Store {
             }
             let mut key = slot_key.clone();
             key.extend_from_slice(new.id.as_bytes());
-            if inner.equivocations.insert(key, live_record(&new.bytes, &new.sig))?.is_none() {
+            if inner
+                .equivocations
+                .insert(key, live_record(&new.bytes, &new.sig))?
+                .is_none()
+            {
                 self.bump(&inner.counts.equivocations, 1);
                 self.save_counts()?;
             }
@@ -277,23 +292,40 @@ impl Store {
 
         let subject = envelope.subject;
         self.mark_pending(subject, true)?;
-        inner.envelopes.insert(new.id.as_bytes(), live_record(&new.bytes, &new.sig))?;
+        inner
+            .envelopes
+            .insert(new.id.as_bytes(), live_record(&new.bytes, &new.sig))?;
         inner.by_author.insert(slot_key, new.id.as_bytes())?;
         let mut sk = subject.as_bytes().to_vec();
         sk.extend_from_slice(new.id.as_bytes());
         inner.by_subject.insert(sk, &[])?;
         if let Some(body) = &new.decrypted {
-            inner.decrypted.insert(new.id.as_bytes(), serde_json::to_vec(&body.to_value()).map_err(json_err)?)?;
+            inner.decrypted.insert(
+                new.id.as_bytes(),
+                serde_json::to_vec(&body.to_value()).map_err(json_err)?,
+            )?;
         }
-        let tip = ChainTip { seq: envelope.seq, id: new.id };
-        if inner.authors.insert(envelope.author.as_bytes(), serde_json::to_vec(&tip).map_err(json_err)?)?.is_none() {
+        let tip = ChainTip {
+            seq: envelope.seq,
+            id: new.id,
+        };
+        if inner
+            .authors
+            .insert(
+                envelope.author.as_bytes(),
+                serde_json::to_vec(&tip).map_err(json_err)?,
+            )?
+            .is_none()
+        {
             self.bump(&inner.counts.authors, 1);
         }
         self.bump(&inner.counts.envelopes, 1);
         let state = self.refold(subject)?;
         self.save_counts()?;
         self.mark_pending(subject, false)?;
-        Ok(Inserted::Stored(Box::new(state.expect("a subject with a new envelope folds to a state"))))
+        Ok(Inserted::Stored(Box::new(
+            state.expect("a subject with a new envelope folds to a state"),
+        )))
     }
 
     /// Waits until every write made before the call is on disk. Concurrent
@@ -335,19 +367,25 @@ impl Store {
 
     /// Incident summaries, most recently updated first, that pass `filter`;
     /// at most `limit`. Returns whether more matched.
-    pub fn list(&self, filter: &dyn SummaryFilter, limit: usize) -> Result<(Vec<IncidentSummary>, bool), StoreError> {
+    pub fn list(
+        &self,
+        filter: &dyn SummaryFilter,
+        limit: usize,
+    ) -> Result<(Vec<IncidentSummary>, bool), StoreError> {
         let mut out = Vec::new();
         let since = filter.since().map(|t| t.unix_nanos());
         for item in self.inner.by_time.iter().rev() {
             let (k, _) = item?;
             if let Some(since) = since {
-                let updated = i128::from_be_bytes(k[..16].try_into().map_err(|_| corrupt("by_time key", "short"))?);
-                if updated < since {
+                if time_key_nanos(&k)? < since {
                     break;
                 }
             }
-            let id = Uuid::from_slice(&k[16..]).map_err(|e| corrupt("by_time key", &e.to_string()))?;
-            let Some(summary) = self.summary(id)? else { continue };
+            let id =
+                Uuid::from_slice(&k[16..]).map_err(|e| corrupt("by_time key", &e.to_string()))?;
+            let Some(summary) = self.summary(id)? else {
+                continue;
+            };
             if filter.accept(&summary) {
                 if out.len() == limit {
                     return Ok((out, true));
@@ -359,19 +397,27 @@ impl Store {
     }
 
     /// Incidents naming exactly this (normalized) indicator.
-    pub fn indicator_hits(&self, kind: IndicatorType, value: &str) -> Result<Vec<(Uuid, IndicatorHit)>, StoreError> {
+    pub fn indicator_hits(
+        &self,
+        kind: IndicatorType,
+        value: &str,
+    ) -> Result<Vec<(Uuid, IndicatorHit)>, StoreError> {
         let prefix = indicator_prefix(kind, value);
         let mut out = Vec::new();
         for item in self.inner.indicators.scan_prefix(&prefix) {
             let (k, v) = item?;
-            let id = Uuid::from_slice(&k[prefix.len()..]).map_err(|e| corrupt("indicators key", &e.to_string()))?;
+            let id = Uuid::from_slice(&k[prefix.len()..])
+                .map_err(|e| corrupt("indicators key", &e.to_string()))?;
             out.push((id, decode_json(&v, "indicators")?));
         }
         Ok(out)
     }
 
     /// Every envelope held about an incident, with its id.
-    pub fn envelopes_of(&self, subject: Uuid) -> Result<Vec<(EnvelopeId, StoredEnvelope)>, StoreError> {
+    pub fn envelopes_of(
+        &self,
+        subject: Uuid,
+    ) -> Result<Vec<(EnvelopeId, StoredEnvelope)>, StoreError> {
         let mut out = Vec::new();
         for item in self.inner.by_subject.scan_prefix(subject.as_bytes()) {
             let (k, _) = item?;
@@ -451,7 +497,8 @@ impl Store {
             .keys()
             .map(|k| {
                 let k = k?;
-                Uuid::from_slice(&k[META_PENDING.len()..]).map_err(|e| corrupt("meta/pending", &e.to_string()))
+                Uuid::from_slice(&k[META_PENDING.len()..])
+                    .map_err(|e| corrupt("meta/pending", &e.to_string()))
             })
             .collect::<Result<_, _>>()?;
         let saved: Option<Counts> = match inner.meta.get(META_COUNTS)? {
@@ -469,9 +516,13 @@ impl Store {
         c.incidents.store(counts.incidents, Ordering::Relaxed);
         c.indicators.store(counts.indicators, Ordering::Relaxed);
         c.authors.store(counts.authors, Ordering::Relaxed);
-        c.equivocations.store(counts.equivocations, Ordering::Relaxed);
+        c.equivocations
+            .store(counts.equivocations, Ordering::Relaxed);
         if !pending.is_empty() {
-            tracing::warn!(subjects = pending.len(), "repairing incident state left incomplete by an unclean stop");
+            tracing::warn!(
+                subjects = pending.len(),
+                "repairing incident state left incomplete by an unclean stop"
+            );
             let _guard = inner.write.lock().unwrap_or_else(|e| e.into_inner());
             for subject in pending {
                 self.refold(subject)?;
@@ -522,9 +573,11 @@ impl Store {
                 continue;
             }
             if let Some(StoredEnvelope::Live { bytes, .. }) = self.envelope(&entry.envelope)? {
-                let by = withdrawn_by.or_else(|| find_targeted_retraction(&inputs, &entry.envelope));
+                let by =
+                    withdrawn_by.or_else(|| find_targeted_retraction(&inputs, &entry.envelope));
                 let Some(by) = by else { continue };
-                let envelope = Envelope::parse(&bytes).map_err(|e| corrupt("envelope", &e.to_string()))?;
+                let envelope =
+                    Envelope::parse(&bytes).map_err(|e| corrupt("envelope", &e.to_string()))?;
                 let tomb = Tombstone {
                     author: envelope.author,
                     seq: envelope.seq,
@@ -565,10 +618,16 @@ impl Store {
                 sightings: entry.sightings,
                 reported_by: entry.reported_by.clone(),
             };
-            batch.insert(indicator_key(entry.kind, &entry.value, subject), serde_json::to_vec(&hit).map_err(json_err)?);
+            batch.insert(
+                indicator_key(entry.kind, &entry.value, subject),
+                serde_json::to_vec(&hit).map_err(json_err)?,
+            );
         }
         inner.indicators.apply_batch(batch)?;
-        self.bump(&inner.counts.indicators, state.indicators.len() as i64 - removed);
+        self.bump(
+            &inner.counts.indicators,
+            state.indicators.len() as i64 - removed,
+        );
 
         // Summary and time index.
         if let Some(old) = &old_state {
@@ -576,23 +635,33 @@ impl Store {
         } else {
             self.bump(&inner.counts.incidents, 1);
         }
-        inner.by_time.insert(time_key(state.updated, subject), &[])?;
+        inner
+            .by_time
+            .insert(time_key(state.updated, subject), &[])?;
         let summary = IncidentSummary::of(&state, None);
-        inner.summaries.insert(subject.as_bytes(), serde_json::to_vec(&summary).map_err(json_err)?)?;
-        inner.incidents.insert(subject.as_bytes(), serde_json::to_vec(&state).map_err(json_err)?)?;
+        inner.summaries.insert(
+            subject.as_bytes(),
+            serde_json::to_vec(&summary).map_err(json_err)?,
+        )?;
+        inner.incidents.insert(
+            subject.as_bytes(),
+            serde_json::to_vec(&state).map_err(json_err)?,
+        )?;
         Ok(Some(state))
     }
 
     fn fold_input(&self, id: EnvelopeId, stored: StoredEnvelope) -> Result<FoldInput, StoreError> {
         match stored {
             StoredEnvelope::Live { bytes, .. } => {
-                let envelope = Envelope::parse(&bytes).map_err(|e| corrupt("envelope", &e.to_string()))?;
+                let envelope =
+                    Envelope::parse(&bytes).map_err(|e| corrupt("envelope", &e.to_string()))?;
                 let body = match envelope.plain_body() {
                     Some(body) => Some(body.map_err(|e| corrupt("envelope body", &e.to_string()))?),
                     None => match self.inner.decrypted.get(id.as_bytes())? {
-                        Some(plain) => {
-                            Some(Body::from_slice(envelope.kind, &plain).map_err(|e| corrupt("decrypted body", &e.to_string()))?)
-                        }
+                        Some(plain) => Some(
+                            Body::from_slice(envelope.kind, &plain)
+                                .map_err(|e| corrupt("decrypted body", &e.to_string()))?,
+                        ),
                         None => None,
                     },
                 };
@@ -653,7 +722,10 @@ fn decode_record(v: &[u8]) -> Result<StoredEnvelope, StoreError> {
             if rest.len() < len {
                 return Err(corrupt("envelope record", "shorter than its length prefix"));
             }
-            Ok(StoredEnvelope::Live { bytes: rest[..len].to_vec(), sig: rest[len..].to_vec() })
+            Ok(StoredEnvelope::Live {
+                bytes: rest[..len].to_vec(),
+                sig: rest[len..].to_vec(),
+            })
         }
         Some((&TOMB, rest)) => Ok(StoredEnvelope::Tombstone(decode_json(rest, "tombstone")?)),
         _ => Err(corrupt("envelope record", "unknown tag")),
@@ -674,6 +746,15 @@ fn time_key(t: Timestamp, id: Uuid) -> Vec<u8> {
     key
 }
 
+fn time_key_nanos(key: &[u8]) -> Result<i128, StoreError> {
+    let mut bytes: [u8; 16] = key
+        .get(..16)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| corrupt("by_time key", "shorter than 16 bytes"))?;
+    bytes[0] ^= 0x80;
+    Ok(i128::from_be_bytes(bytes))
+}
+
 fn indicator_prefix(kind: IndicatorType, value: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(value.len() + 18);
     key.extend_from_slice(kind.as_str().as_bytes());
@@ -690,7 +771,8 @@ fn indicator_key(kind: IndicatorType, value: &str, id: Uuid) -> Vec<u8> {
 }
 
 fn id_bytes(v: &[u8]) -> Result<[u8; 32], StoreError> {
-    v.try_into().map_err(|_| corrupt("envelope id", "not 32 bytes"))
+    v.try_into()
+        .map_err(|_| corrupt("envelope id", "not 32 bytes"))
 }
 
 fn decode_json<T: serde::de::DeserializeOwned>(v: &[u8], what: &str) -> Result<T, StoreError> {
@@ -702,5 +784,8 @@ fn json_err(e: serde_json::Error) -> StoreError {
 }
 
 fn corrupt(what: &str, reason: &str) -> StoreError {
-    StoreError::Corrupt { what: what.to_owned(), reason: reason.to_owned() }
+    StoreError::Corrupt {
+        what: what.to_owned(),
+        reason: reason.to_owned(),
+    }
 }

@@ -5,7 +5,9 @@
 //! chain. Each refusal is a distinct [`Rejected`] variant so peers'
 //! counters and the audit trail can say exactly what was wrong.
 
-use cer_proto::envelope::{ChainError, ChainTip, Envelope, EnvelopeError, MAX_ENVELOPE_BYTES, MAX_SIGNATURE_BYTES};
+use cer_proto::envelope::{
+    ChainError, ChainTip, Envelope, EnvelopeError, MAX_ENVELOPE_BYTES, MAX_SIGNATURE_BYTES,
+};
 use cer_proto::Fingerprint;
 
 use crate::sign::{self, TrustStore};
@@ -27,7 +29,10 @@ pub enum Rejected {
     #[error("signature refused by policy: {0}")]
     Policy(String),
     #[error("author field {author} does not match the signer {signer}")]
-    AuthorMismatch { author: Fingerprint, signer: Fingerprint },
+    AuthorMismatch {
+        author: Fingerprint,
+        signer: Fingerprint,
+    },
     #[error(transparent)]
     Chain(#[from] ChainError),
 }

@@ -1,7 +1,22 @@
 //! `cerctl export`: the signed envelopes, as files `gpg --verify` accepts.
 
-USES
-pub(super) async fn export(ctx: &Ctx<'_>, io: &mut Io<'_>, args: ExportArgs) -> anyhow::Result<i32> {
+use std::path::Path;
+
+use anyhow::{bail, Context as _};
+use base64::Engine as _;
+use cer_proto::api::{self, EnvelopeExport, ExportQuery};
+use cer_proto::EnvelopeId;
+
+use super::{connect, print_json, Ctx, Io};
+use crate::cli::{ExportArgs, ExportFormat};
+use crate::exit;
+use crate::render::plural;
+
+pub(super) async fn export(
+    ctx: &Ctx<'_>,
+    io: &mut Io<'_>,
+    args: ExportArgs,
+) -> anyhow::Result<i32> {
     let query = ExportQuery {
         format: match args.format {
             ExportFormat::Envelopes => api::ExportFormat::Envelopes,
@@ -65,6 +80,8 @@ fn write_envelopes(dir: &Path, export: &EnvelopeExport) -> anyhow::Result<Vec<En
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cer_proto::api::ExportedEnvelope;
+    use uuid::Uuid;
 
     #[test]
     fn envelopes_are_written_byte_for_byte() {

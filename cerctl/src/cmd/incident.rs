@@ -1,6 +1,25 @@
 //! `cerctl incident ...`: file, list, show, update and retract.
 
-USES
+use std::io::Write;
+
+use anyhow::bail;
+use cer_proto::api::{
+    FileIncident, IncidentDetail, IncidentList, IncidentQuery, RetractIncident, SignatureState,
+    UpdateIncident,
+};
+use cer_proto::envelope::ReceiptState;
+use cer_proto::incident::Event;
+use cer_proto::model::{Affected, Status as IncidentStatus};
+use cer_proto::FieldErrors;
+use time::OffsetDateTime;
+
+use super::{connect, print_json, write_fields, Ctx, Io};
+use crate::cli::{FileArgs, ListArgs, RetractArgs, ShowArgs, UpdateArgs};
+use crate::render::{
+    self, age, cert_full, cert_name, one_line, or_dash, plural, short_id, truncate, when,
+};
+use crate::{exit, input};
+
 pub(super) async fn file(ctx: &Ctx<'_>, io: &mut Io<'_>, args: FileArgs) -> anyhow::Result<i32> {
     let incident = match &args.from {
         Some(path) => input::read_file_incident(path, io.stdin)?,
@@ -360,7 +379,11 @@ fn event_summary(event: &Event) -> String {
     }
 }
 
-pub(super) async fn update(ctx: &Ctx<'_>, io: &mut Io<'_>, args: UpdateArgs) -> anyhow::Result<i32> {
+pub(super) async fn update(
+    ctx: &Ctx<'_>,
+    io: &mut Io<'_>,
+    args: UpdateArgs,
+) -> anyhow::Result<i32> {
     let update = UpdateIncident {
         status: args.status,
         severity: args.severity,
@@ -385,7 +408,11 @@ pub(super) async fn update(ctx: &Ctx<'_>, io: &mut Io<'_>, args: UpdateArgs) -> 
     Ok(exit::OK)
 }
 
-pub(super) async fn retract(ctx: &Ctx<'_>, io: &mut Io<'_>, args: RetractArgs) -> anyhow::Result<i32> {
+pub(super) async fn retract(
+    ctx: &Ctx<'_>,
+    io: &mut Io<'_>,
+    args: RetractArgs,
+) -> anyhow::Result<i32> {
     let retraction = RetractIncident {
         reason: args.reason,
     };
@@ -403,6 +430,13 @@ pub(super) async fn retract(ctx: &Ctx<'_>, io: &mut Io<'_>, args: RetractArgs) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cer_proto::api::{EnvelopeInfo, IncidentSummary};
+    use cer_proto::envelope::Kind;
+    use cer_proto::incident::{Content, IndicatorEntry, TimelineEntry};
+    use cer_proto::model::{Classification, IndicatorType, Severity, Timestamp, Tlp};
+    use cer_proto::{EnvelopeId, Fingerprint};
+    use std::collections::BTreeMap;
+    use uuid::Uuid;
 
     fn fpr(c: char) -> Fingerprint {
         Fingerprint::parse(&c.to_string().repeat(40)).unwrap()
@@ -525,5 +559,4 @@ mod tests {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
         }
     }
-
 }

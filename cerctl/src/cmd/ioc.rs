@@ -1,7 +1,19 @@
 //! `cerctl ioc search`: who reported an indicator, and when.
 
-USES
-pub(super) async fn search(ctx: &Ctx<'_>, io: &mut Io<'_>, args: SearchArgs) -> anyhow::Result<i32> {
+use std::io::Write;
+
+use cer_proto::api::{IocQuery, IocSearch};
+
+use super::{connect, print_json, Ctx, Io};
+use crate::cli::SearchArgs;
+use crate::exit;
+use crate::render::{self, one_line, or_dash, truncate};
+
+pub(super) async fn search(
+    ctx: &Ctx<'_>,
+    io: &mut Io<'_>,
+    args: SearchArgs,
+) -> anyhow::Result<i32> {
     let query = IocQuery {
         value: args.value,
         kind: args.kind,

@@ -5,13 +5,20 @@
 //! Commands return the exit code for outcomes that are not errors (a
 //! search with no match); failures are errors, mapped to codes in lib.rs.
 
-
 mod export;
 mod incident;
 mod ioc;
 mod node;
 
-USES
+use std::io::{Read, Write};
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use crate::cli::{CertsCommand, Cli, Command, IncidentCommand, IocCommand};
+use crate::client::Client;
+use crate::exit;
 
 /// The standard streams a command reads and writes.
 pub(crate) struct Io<'a> {
@@ -31,16 +38,18 @@ pub(crate) async fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<i32> {
         json: cli.json,
     };
     match cli.command {
-        Command::Status => status(&ctx, io).await,
-        Command::Incident(IncidentCommand::File(args)) => file(&ctx, io, args).await,
-        Command::Incident(IncidentCommand::List(args)) => list(&ctx, io, args).await,
-        Command::Incident(IncidentCommand::Show(args)) => show(&ctx, io, args).await,
-        Command::Incident(IncidentCommand::Update(args)) => update(&ctx, io, args).await,
-        Command::Incident(IncidentCommand::Retract(args)) => retract(&ctx, io, args).await,
-        Command::Ioc(IocCommand::Search(args)) => search(&ctx, io, args).await,
-        Command::Export(args) => export(&ctx, io, args).await,
-        Command::Peers => peers(&ctx, io).await,
-        Command::Certs(CertsCommand::List) => certs(&ctx, io).await,
+        Command::Status => node::status(&ctx, io).await,
+        Command::Incident(IncidentCommand::File(args)) => incident::file(&ctx, io, args).await,
+        Command::Incident(IncidentCommand::List(args)) => incident::list(&ctx, io, args).await,
+        Command::Incident(IncidentCommand::Show(args)) => incident::show(&ctx, io, args).await,
+        Command::Incident(IncidentCommand::Update(args)) => incident::update(&ctx, io, args).await,
+        Command::Incident(IncidentCommand::Retract(args)) => {
+            incident::retract(&ctx, io, args).await
+        }
+        Command::Ioc(IocCommand::Search(args)) => ioc::search(&ctx, io, args).await,
+        Command::Export(args) => export::export(&ctx, io, args).await,
+        Command::Peers => node::peers(&ctx, io).await,
+        Command::Certs(CertsCommand::List) => node::certs(&ctx, io).await,
     }
 }
 
@@ -56,10 +65,6 @@ fn print_json<T: Serialize + ?Sized>(io: &mut Io<'_>, value: &T) -> anyhow::Resu
     Ok(exit::OK)
 }
 
-fn print_fields(io: &mut Io<'_>, rows: &[(&str, String)]) -> std::io::Result<()> {
-    write_fields(io.stdout, rows)
-}
-
 /// `key:   value` lines with the values aligned.
 fn write_fields(out: &mut dyn Write, rows: &[(&str, String)]) -> std::io::Result<()> {
     let width = rows.iter().map(|(key, _)| key.len()).max().unwrap_or(0) + 1;
@@ -67,26 +72,4 @@ fn write_fields(out: &mut dyn Write, rows: &[(&str, String)]) -> std::io::Result
         writeln!(out, "{:<width$} {value}", format!("{key}:"), width = width)?;
     }
     Ok(())
-}
-
-fn short_id(id: &EnvelopeId) -> String {
-    id.to_hex()[..16].to_owned()
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
-}
-
-fn bytes(n: u64) -> String {
-    const KIB: u64 = 1024;
-    match n {
-        n if n < KIB => format!("{n} B"),
-        n if n < KIB * KIB => format!("{:.1} KiB", n as f64 / KIB as f64),
-        n if n < KIB * KIB * KIB => format!("{:.1} MiB", n as f64 / (KIB * KIB) as f64),
-        n => format!("{:.1} GiB", n as f64 / (KIB * KIB * KIB) as f64),
-    }
 }

@@ -1,13 +1,27 @@
 //! What the node says about itself: `status`, `peers`, `certs list`.
 
-USES
+use std::io::Write;
+use std::time::Duration;
+
+use cer_proto::api::{CertList, PeerList, Status};
+use time::OffsetDateTime;
+
+use super::{connect, print_json, write_fields, Ctx, Io};
+use crate::exit;
+use crate::render::{self, age, bytes, one_line, or_dash};
+
 pub(super) async fn status(ctx: &Ctx<'_>, io: &mut Io<'_>) -> anyhow::Result<i32> {
     let status = connect(ctx).await?.status().await?;
     if ctx.json {
         return print_json(io, &status);
     }
-    let uptime = humantime::format_duration(std::time::Duration::from_secs(status.uptime_seconds));
-    let rows: [(&str, String); 14] = [
+    write_status(io.stdout, status)?;
+    Ok(exit::OK)
+}
+
+fn write_status(out: &mut dyn Write, status: Status) -> std::io::Result<()> {
+    let uptime = humantime::format_duration(Duration::from_secs(status.uptime_seconds));
+    let mut rows: Vec<(&str, String)> = vec![
         ("name", one_line(&status.name)),
         ("fingerprint", status.fingerprint.to_string()),
         ("version", status.version),
@@ -32,15 +46,17 @@ pub(super) async fn status(ctx: &Ctx<'_>, io: &mut Io<'_>) -> anyhow::Result<i32
             ),
         ),
     ];
-    print_fields(io, &rows)?;
     if status.equivocations > 0 {
-        writeln!(
-            io.stdout,
-            "{:<15} {} (an author signed two different envelopes with the same seq; see the daemon's log)",
-            "EQUIVOCATIONS:", status.equivocations
-        )?;
+        // Proof that an author signed two histories: rare, and worth a look.
+        rows.push((
+            "equivocations",
+            format!(
+                "{} (an author signed two different envelopes with the same seq; see the daemon's log)",
+                status.equivocations
+            ),
+        ));
     }
-    Ok(exit::OK)
+    write_fields(out, &rows)
 }
 
 pub(super) async fn peers(ctx: &Ctx<'_>, io: &mut Io<'_>) -> anyhow::Result<i32> {
@@ -141,4 +157,91 @@ fn write_certs(out: &mut dyn Write, certs: &CertList) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cer_proto::api::PeerInfo;
+    use cer_proto::Fingerprint;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn peers_show_state_and_rejections_by_reason() {
+        let now = time::macros::datetime!(2026-11-28 13:00:00 UTC);
+        let peers = PeerList {
+            peers: vec![
+                PeerInfo {
+                    name: Some("NG-CERT".into()),
+                    fingerprint: Some(Fingerprint::parse(&"C".repeat(40)).unwrap()),
+                    address: Some("198.51.100.20:7443".into()),
+                    connected: true,
+                    last_seen: Some("2026-11-28T12:59:00Z".parse().unwrap()),
+                    envelopes_sent: 4,
+                    envelopes_received: 7,
+                    behind: 0,
+                    rejections: BTreeMap::from([
+                        ("bad_signature".into(), 2),
+                        ("oversized".into(), 0),
+                    ]),
+                },
+                PeerInfo {
+                    name: None,
+                    fingerprint: None,
+                    address: Some("198.51.100.21:7443".into()),
+                    connected: false,
+                    last_seen: None,
+                    envelopes_sent: 0,
+                    envelopes_received: 0,
+                    behind: 3,
+                    rejections: BTreeMap::new(),
+                },
+            ],
+        };
+        let mut out = Vec::new();
+        write_peers(&mut out, &peers, now).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        for cell in [
+            "NG-CERT",
+            "CCCCCCCCCCCCCCCC",
+            "yes",
+            "1m ago",
+            "2 (bad_signature=2)",
+        ] {
+            assert!(lines[1].contains(cell), "{cell} missing from {}", lines[1]);
+        }
+        assert!(
+            lines[2].contains("never") && lines[2].contains(" no "),
+            "{}",
+            lines[2]
+        );
+    }
+
+    #[test]
+    fn status_flags_equivocations() {
+        let mut status: Status = serde_json::from_value(serde_json::json!({
+            "name": "KE-CIRT", "fingerprint": "A".repeat(40), "version": "0.1.0",
+            "data_dir": "cerd-data", "api_socket": "cerd-data/cerd.sock", "uptime_seconds": 3700,
+            "envelopes": 10, "tombstones": 1, "incidents": 4, "indicators": 9, "authors": 2,
+            "store_bytes": 2_097_152, "trusted_certs": 3, "peers_connected": 1, "peers_configured": 2,
+            "equivocations": 0
+        }))
+        .unwrap();
+        let mut out = Vec::new();
+        write_status(&mut out, status.clone()).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("uptime:        1h 1m 40s"), "{text}");
+        assert!(
+            text.contains("2.0 MiB") && !text.contains("equivocations"),
+            "{text}"
+        );
+        status.equivocations = 1;
+        let mut out = Vec::new();
+        write_status(&mut out, status).unwrap();
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("equivocations: 1 "));
+    }
 }
