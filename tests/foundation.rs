@@ -220,8 +220,8 @@ fn every_query_filter() {
         ids(&["--severity-at-least", "medium", "--since", "24h"]),
         [crit.clone(), high.clone()]
     );
-    assert_eq!(ids(&["--tlp", "clear"]), [low.clone()]);
-    assert_eq!(ids(&["--status", "open"]), [crit.clone()]);
+    assert_eq!(ids(&["--tlp", "clear"]), [low.as_str()]);
+    assert_eq!(ids(&["--status", "open"]), [crit.as_str()]);
     assert_eq!(ids(&["--status", "new"]), [high.clone(), low.clone()]);
     assert_eq!(
         ids(&["--class", "malicious-code/*"]),
@@ -229,7 +229,7 @@ fn every_query_filter() {
     );
     assert_eq!(
         ids(&["--class", "information-gathering/scanner"]),
-        [low.clone()]
+        [low.as_str()]
     );
     assert_eq!(
         ids(&["--from", "CN-CERT"]),
@@ -478,7 +478,6 @@ fn bad_input_is_refused_and_changes_nothing() {
 fn api_refuses_malformed_bodies_with_json_errors() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let node = TestNode::start("KE-CIRT");
-    let before = node.status();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -581,7 +581,7 @@ impl Node {
                 });
             }
         }
-        matches.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+        matches.sort_by_key(|m| std::cmp::Reverse(m.last_seen));
         Ok(IocSearch {
             searched: searched
                 .into_iter()
