@@ -40,7 +40,7 @@ pub struct Seen {
 
 pub struct Fake {
     pub socket: PathBuf,
-    task: JoinHandle<Vec<Seen>>,
+    task: Option<JoinHandle<Vec<Seen>>>,
 }
 
 impl Fake {
@@ -50,14 +50,26 @@ impl Fake {
             std::env::temp_dir().join(format!("cerctl-fake-{}.sock", uuid::Uuid::new_v4()));
         let listener = UnixListener::bind(&socket).expect("bind the fake socket");
         let task = tokio::spawn(serve(listener, replies));
-        Fake { socket, task }
+        Fake {
+            socket,
+            task: Some(task),
+        }
     }
 
     /// Waits until every reply was sent and returns what was seen.
-    pub async fn finish(self) -> Vec<Seen> {
-        let seen = self.task.await.expect("fake server task");
+    pub async fn finish(mut self) -> Vec<Seen> {
+        let task = self.task.take().expect("finish is called once");
+        task.await.expect("fake server task")
+    }
+}
+
+/// Removes the socket file even when a test fails half-way.
+impl Drop for Fake {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
         let _ = std::fs::remove_file(&self.socket);
-        seen
     }
 }
 

@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use cer_proto::model::Timestamp;
 use cer_proto::{EnvelopeId, Fingerprint};
 use comfy_table::{presets, Table};
-use time::OffsetDateTime;
+use time::{OffsetDateTime, UtcOffset};
 
 /// Longest title shown in a listing, in characters.
 pub const TITLE_CHARS: usize = 48;
@@ -58,9 +58,17 @@ pub fn age(then: OffsetDateTime, now: OffsetDateTime) -> String {
     format!("{span} ago")
 }
 
-/// A timestamp in full with its age: `2026-11-28T13:00:00Z (5m ago)`.
+/// A timestamp to the second, in UTC: `2026-11-28T13:00:00Z`. Tables do
+/// not need the nanoseconds envelopes carry; `--json` keeps them.
+pub fn seconds(at: &Timestamp) -> String {
+    let t = at.0.checked_to_offset(UtcOffset::UTC).unwrap_or(at.0);
+    let (hour, minute, second) = t.to_hms();
+    format!("{}T{hour:02}:{minute:02}:{second:02}Z", date(t))
+}
+
+/// A timestamp with its age: `2026-11-28T13:00:00Z (5m ago)`.
 pub fn when(at: &Timestamp, now: OffsetDateTime) -> String {
-    format!("{at} ({})", age(at.0, now))
+    format!("{} ({})", seconds(at), age(at.0, now))
 }
 
 /// Cuts `text` to at most `max` characters, marking the cut with `…`.
@@ -163,6 +171,14 @@ mod tests {
         assert_eq!(ago(Duration::days(2) + Duration::hours(23)), "2d ago");
         assert_eq!(ago(Duration::days(45)), "2026-10-14");
         assert_eq!(ago(Duration::minutes(-5)), "in 5m");
+    }
+
+    #[test]
+    fn timestamps_are_shown_to_the_second_in_utc() {
+        let at: Timestamp = "2026-11-28T15:01:03.660897342+02:00".parse().unwrap();
+        assert_eq!(seconds(&at), "2026-11-28T13:01:03Z");
+        let now = time::macros::datetime!(2026-11-28 13:06:04 UTC);
+        assert_eq!(when(&at, now), "2026-11-28T13:01:03Z (5m ago)");
     }
 
     #[test]

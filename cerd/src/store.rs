@@ -159,7 +159,24 @@ struct Inner {
     /// same incident from stale state.
     write: Mutex<()>,
     counts: CountCells,
-    flush_requests: Mutex<mpsc::Sender<oneshot::Sender<Result<(), String>>>>,
+    flush_requests: Mutex<Option<mpsc::Sender<FlushWaiter>>>,
+    flusher: Option<std::thread::JoinHandle<()>>,
+}
+
+type FlushWaiter = oneshot::Sender<Result<(), String>>;
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel ends the flusher, which holds a handle on the
+        // database; join it so the files are released when the store is.
+        self.flush_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(flusher) = self.flusher.take() {
+            let _ = flusher.join();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -207,9 +224,9 @@ impl Store {
                 }
             }
         }
-        let (flush_tx, flush_rx) = mpsc::channel::<oneshot::Sender<Result<(), String>>>();
+        let (flush_tx, flush_rx) = mpsc::channel::<FlushWaiter>();
         let flush_db = db.clone();
-        std::thread::Builder::new()
+        let flusher = std::thread::Builder::new()
             .name("store-flush".into())
             .spawn(move || group_commit(flush_db, flush_rx))
             .map_err(|e| corrupt("flusher", &e.to_string()))?;
@@ -229,7 +246,8 @@ impl Store {
             db,
             write: Mutex::new(()),
             counts: CountCells::default(),
-            flush_requests: Mutex::new(flush_tx),
+            flush_requests: Mutex::new(Some(flush_tx)),
+            flusher: Some(flusher),
         };
         let store = Store {
             inner: Arc::new(inner),
@@ -336,6 +354,8 @@ impl Store {
             .flush_requests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .ok_or(StoreError::FlusherGone)?
             .send(tx)
             .map_err(|_| StoreError::FlusherGone)?;
         match rx.await {
@@ -689,7 +709,7 @@ fn find_targeted_retraction(inputs: &[FoldInput], target: &EnvelopeId) -> Option
     })
 }
 
-fn group_commit(db: sled::Db, requests: mpsc::Receiver<oneshot::Sender<Result<(), String>>>) {
+fn group_commit(db: sled::Db, requests: mpsc::Receiver<FlushWaiter>) {
     while let Ok(first) = requests.recv() {
         // Everyone queued by now wrote before this flush starts, so one
         // flush makes all of them durable.
@@ -787,5 +807,230 @@ fn corrupt(what: &str, reason: &str) -> StoreError {
     StoreError::Corrupt {
         what: what.to_owned(),
         reason: reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cer_proto::envelope::{Draft, DraftBody, IncidentBody, RetractionBody};
+    use cer_proto::model::{Classification, Indicator, Severity, Status};
+
+    use super::*;
+
+    fn author() -> Fingerprint {
+        Fingerprint::parse(&"AB12".repeat(10)).unwrap()
+    }
+
+    fn incident(title: &str, iocs: &[&str]) -> Body {
+        Body::Incident(IncidentBody {
+            title: title.into(),
+            description: String::new(),
+            severity: Severity::High,
+            classification: Classification::parse("malicious-code/c2-server").unwrap(),
+            status: Status::New,
+            indicators: iocs
+                .iter()
+                .map(|s| Indicator::parse_spec(s).unwrap())
+                .collect(),
+            affected: Default::default(),
+            occurred: None,
+            detected: None,
+            tags: vec![],
+        })
+    }
+
+    /// The next envelope of `author()` after `tip`.
+    fn next(tip: Option<ChainTip>, subject: Uuid, body: Body) -> NewEnvelope {
+        let bytes = Draft {
+            author: author(),
+            seq: tip.map_or(1, |t| t.seq + 1),
+            prev: tip.map(|t| t.id),
+            created: Timestamp(time::OffsetDateTime::now_utc()),
+            subject,
+            tlp: Tlp::Green,
+            recipients: vec![],
+            body: DraftBody::Plain(body),
+        }
+        .to_bytes()
+        .unwrap();
+        NewEnvelope {
+            id: EnvelopeId::of(&bytes),
+            envelope: Envelope::parse(&bytes).unwrap(),
+            bytes,
+            sig: b"sig".to_vec(),
+            decrypted: None,
+        }
+    }
+
+    fn tip_of(new: &NewEnvelope) -> Option<ChainTip> {
+        Some(ChainTip {
+            seq: new.envelope.seq,
+            id: new.id,
+        })
+    }
+
+    #[test]
+    fn duplicates_equivocations_and_gaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let subject = Uuid::new_v4();
+        let first = next(None, subject, incident("one", &["ipv4:203.0.113.7"]));
+        assert!(matches!(
+            store.insert(first.clone()).unwrap(),
+            Inserted::Stored(_)
+        ));
+        assert_eq!(store.insert(first.clone()).unwrap(), Inserted::Duplicate);
+
+        let rival = next(None, Uuid::new_v4(), incident("rival", &[]));
+        assert_eq!(
+            store.insert(rival).unwrap(),
+            Inserted::Equivocation { held: first.id }
+        );
+        assert_eq!(store.counts().equivocations, 1);
+
+        let third = next(
+            Some(ChainTip {
+                seq: 2,
+                id: first.id,
+            }),
+            Uuid::new_v4(),
+            incident("gap", &[]),
+        );
+        assert!(matches!(store.insert(third), Err(StoreError::Chain(_))));
+        let counts = store.counts();
+        assert_eq!(
+            (
+                counts.envelopes,
+                counts.incidents,
+                counts.indicators,
+                counts.authors
+            ),
+            (1, 1, 1, 1)
+        );
+        assert_eq!(store.chain_tip(&author()).unwrap(), tip_of(&first));
+        assert_eq!(
+            store
+                .indicator_hits(IndicatorType::Ipv4, "203.0.113.7")
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn retraction_leaves_only_tombstones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let subject = Uuid::new_v4();
+        let first = next(
+            None,
+            subject,
+            incident("secret-ish title", &["domain:evil.example"]),
+        );
+        store.insert(first.clone()).unwrap();
+        let retraction = next(
+            tip_of(&first),
+            subject,
+            Body::Retraction(RetractionBody {
+                target: None,
+                reason: Some("false positive".into()),
+            }),
+        );
+        let Inserted::Stored(state) = store.insert(retraction.clone()).unwrap() else {
+            panic!("not stored")
+        };
+        assert!(state.retracted.is_some());
+        assert!(state.content.is_none());
+        assert!(store
+            .indicator_hits(IndicatorType::Domain, "evil.example")
+            .unwrap()
+            .is_empty());
+        match store.envelope(&first.id).unwrap().unwrap() {
+            StoredEnvelope::Tombstone(t) => assert_eq!(t.withdrawn_by, retraction.id),
+            StoredEnvelope::Live { .. } => panic!("retracted body still held"),
+        }
+        let counts = store.counts();
+        assert_eq!((counts.tombstones, counts.indicators), (1, 0));
+        assert!(store.summary(subject).unwrap().unwrap().retracted);
+    }
+
+    #[test]
+    fn reopen_repairs_an_interrupted_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let subject = Uuid::new_v4();
+        let first = next(
+            None,
+            subject,
+            incident("interrupted", &["ipv4:198.51.100.1"]),
+        );
+        {
+            let store = Store::open(dir.path()).unwrap();
+            // What a crash between the primary and the derived writes leaves.
+            store.mark_pending(subject, true).unwrap();
+            let inner = &store.inner;
+            inner
+                .envelopes
+                .insert(first.id.as_bytes(), live_record(&first.bytes, &first.sig))
+                .unwrap();
+            inner
+                .by_author
+                .insert(author_seq_key(&author(), 1), first.id.as_bytes())
+                .unwrap();
+            let mut sk = subject.as_bytes().to_vec();
+            sk.extend_from_slice(first.id.as_bytes());
+            inner.by_subject.insert(sk, &[]).unwrap();
+            inner
+                .authors
+                .insert(
+                    author().as_bytes(),
+                    serde_json::to_vec(&tip_of(&first).unwrap()).unwrap(),
+                )
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let state = store.incident(subject).unwrap().expect("refolded at open");
+        assert_eq!(state.content.unwrap().title, "interrupted");
+        assert_eq!(
+            store
+                .indicator_hits(IndicatorType::Ipv4, "198.51.100.1")
+                .unwrap()
+                .len(),
+            1
+        );
+        let counts = store.counts();
+        assert_eq!(
+            (counts.envelopes, counts.incidents, counts.indicators),
+            (1, 1, 1)
+        );
+        // And the chain continues from the recovered tip.
+        let second = next(tip_of(&first), subject, incident("dup subject", &[]));
+        assert!(matches!(store.insert(second).unwrap(), Inserted::Stored(_)));
+    }
+
+    #[test]
+    fn counts_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = next(
+            None,
+            Uuid::new_v4(),
+            incident("a", &["ipv4:192.0.2.1", "ipv4:192.0.2.2"]),
+        );
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.insert(first).unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let counts = store.counts();
+        assert_eq!(
+            (
+                counts.envelopes,
+                counts.incidents,
+                counts.indicators,
+                counts.authors
+            ),
+            (1, 1, 2, 1)
+        );
     }
 }

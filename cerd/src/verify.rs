@@ -92,3 +92,158 @@ pub fn verify_envelope(
     envelope.check_follows(tip)?;
     Ok(envelope)
 }
+
+#[cfg(test)]
+mod tests {
+    use cer_proto::envelope::{Body, Draft, DraftBody, IncidentBody};
+    use cer_proto::model::{Classification, Severity, Status, Tlp};
+    use cer_proto::EnvelopeId;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::sign::Identity;
+
+    fn draft(author: &Identity, seq: u64, prev: Option<EnvelopeId>) -> Vec<u8> {
+        Draft {
+            author: author.fingerprint().clone(),
+            seq,
+            prev,
+            created: "2026-11-28T13:00:00Z".parse().unwrap(),
+            subject: Uuid::new_v4(),
+            tlp: Tlp::Green,
+            recipients: vec![],
+            body: DraftBody::Plain(Body::Incident(IncidentBody {
+                title: format!("incident {seq}"),
+                description: String::new(),
+                severity: Severity::High,
+                classification: Classification::parse("fraud/phishing").unwrap(),
+                status: Status::New,
+                indicators: vec![],
+                affected: Default::default(),
+                occurred: None,
+                detected: None,
+                tags: vec![],
+            })),
+        }
+        .to_bytes()
+        .unwrap()
+    }
+
+    struct World {
+        alice: Identity,
+        mallory: Identity,
+        trust: TrustStore,
+    }
+
+    fn world() -> World {
+        let alice = Identity::generate("ALICE-CERT").unwrap();
+        let mallory = Identity::generate("MALLORY").unwrap();
+        let mut trust = TrustStore::new();
+        trust.insert(alice.public_cert());
+        World {
+            alice,
+            mallory,
+            trust,
+        }
+    }
+
+    #[test]
+    fn accepts_a_good_chain() {
+        let w = world();
+        let first = draft(&w.alice, 1, None);
+        let sig = w.alice.sign_detached(&first);
+        let envelope = verify_envelope(&w.trust, &first, &sig, None).unwrap();
+        assert_eq!(envelope.seq, 1);
+        let tip = ChainTip {
+            seq: 1,
+            id: EnvelopeId::of(&first),
+        };
+        let second = draft(&w.alice, 2, Some(tip.id));
+        let sig = w.alice.sign_detached(&second);
+        verify_envelope(&w.trust, &second, &sig, Some(&tip)).unwrap();
+    }
+
+    #[test]
+    fn each_refusal_is_distinct() {
+        let w = world();
+        let bytes = draft(&w.alice, 1, None);
+        let sig = w.alice.sign_detached(&bytes);
+
+        let mut tampered = bytes.clone();
+        let at = tampered.len() - 10;
+        tampered[at] = tampered[at].wrapping_add(1);
+        let bad = verify_envelope(&w.trust, &tampered, &sig, None).unwrap_err();
+        // A flipped byte inside a string stays valid JSON: the signature catches it.
+        assert!(
+            matches!(bad, Rejected::BadSignature { .. } | Rejected::Malformed(_)),
+            "{bad}"
+        );
+        let mut retitled = String::from_utf8(bytes.clone()).unwrap();
+        retitled = retitled.replace("incident 1", "incident 9");
+        let bad = verify_envelope(&w.trust, retitled.as_bytes(), &sig, None).unwrap_err();
+        assert_eq!(bad.reason_code(), "bad_signature", "{bad}");
+
+        let stranger = draft(&w.mallory, 1, None);
+        let bad = verify_envelope(
+            &w.trust,
+            &stranger,
+            &w.mallory.sign_detached(&stranger),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(bad.reason_code(), "unknown_signer", "{bad}");
+
+        // Alice signs a document that claims Mallory wrote it.
+        let mut trust = w.trust.clone();
+        trust.insert(w.mallory.public_cert());
+        let forged = draft(&w.mallory, 1, None);
+        let bad =
+            verify_envelope(&trust, &forged, &w.alice.sign_detached(&forged), None).unwrap_err();
+        assert!(matches!(bad, Rejected::AuthorMismatch { .. }), "{bad}");
+
+        let bad = verify_envelope(
+            &w.trust,
+            &bytes,
+            &sig,
+            Some(&ChainTip {
+                seq: 1,
+                id: EnvelopeId::of(b"x"),
+            }),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(bad, Rejected::Chain(ChainError::SeqMismatch { .. })),
+            "{bad}"
+        );
+        let second = draft(&w.alice, 2, Some(EnvelopeId::of(b"not the first")));
+        let tip = ChainTip {
+            seq: 1,
+            id: EnvelopeId::of(&bytes),
+        };
+        let bad = verify_envelope(
+            &w.trust,
+            &second,
+            &w.alice.sign_detached(&second),
+            Some(&tip),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(bad, Rejected::Chain(ChainError::PrevMismatch { .. })),
+            "{bad}"
+        );
+
+        let huge = vec![b' '; MAX_ENVELOPE_BYTES + 1];
+        let bad = verify_envelope(&w.trust, &huge, &sig, None).unwrap_err();
+        assert!(matches!(bad, Rejected::TooLarge { .. }), "{bad}");
+
+        let junk = b"{\"v\":1,";
+        let bad = verify_envelope(&w.trust, junk, &w.alice.sign_detached(junk), None).unwrap_err();
+        assert!(matches!(bad, Rejected::Malformed(_)), "{bad}");
+
+        let bad = verify_envelope(&w.trust, &bytes, b"not a signature", None).unwrap_err();
+        assert!(matches!(bad, Rejected::MalformedSignature(_)), "{bad}");
+        let bad = verify_envelope(&w.trust, &bytes, &vec![0u8; MAX_SIGNATURE_BYTES + 1], None)
+            .unwrap_err();
+        assert!(matches!(bad, Rejected::SignatureTooLarge { .. }), "{bad}");
+    }
+}

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use super::{connect, print_json, write_fields, Ctx, Io};
 use crate::cli::{FileArgs, ListArgs, RetractArgs, ShowArgs, UpdateArgs};
 use crate::render::{
-    self, age, cert_full, cert_name, one_line, or_dash, plural, short_id, truncate, when,
+    self, age, cert_full, cert_name, one_line, or_dash, plural, seconds, short_id, truncate, when,
 };
 use crate::{exit, input};
 
@@ -254,8 +254,8 @@ fn write_detail(
             table.add_row([
                 indicator.kind.to_string(),
                 one_line(&indicator.value),
-                indicator.first_seen.to_string(),
-                indicator.last_seen.to_string(),
+                seconds(&indicator.first_seen),
+                seconds(&indicator.last_seen),
                 reporters.join(", "),
                 indicator.sightings.to_string(),
             ]);
@@ -268,7 +268,7 @@ fn write_detail(
         let mut table = render::table(["TIME", "AUTHOR", "KIND", "EVENT"]);
         for entry in &incident.timeline {
             table.add_row([
-                entry.at.to_string(),
+                seconds(&entry.at),
                 cert_name(&entry.author, names),
                 entry.kind.to_string(),
                 event_summary(&entry.event),
@@ -296,7 +296,7 @@ fn write_detail(
                 envelope.id.to_string(),
                 envelope.kind.to_string(),
                 envelope.seq.to_string(),
-                envelope.created.to_string(),
+                seconds(&envelope.created),
                 signature,
             ]);
         }

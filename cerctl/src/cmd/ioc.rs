@@ -7,7 +7,7 @@ use cer_proto::api::{IocQuery, IocSearch};
 use super::{connect, print_json, Ctx, Io};
 use crate::cli::SearchArgs;
 use crate::exit;
-use crate::render::{self, one_line, or_dash, truncate};
+use crate::render::{self, one_line, or_dash, seconds, truncate};
 
 pub(super) async fn search(
     ctx: &Ctx<'_>,
@@ -79,8 +79,8 @@ fn write_search(out: &mut dyn Write, value: &str, found: &IocSearch) -> std::io:
             or_dash(found.severity),
             found.tlp.to_string(),
             reporters.join(", "),
-            found.first_seen.to_string(),
-            found.last_seen.to_string(),
+            seconds(&found.first_seen),
+            seconds(&found.last_seen),
             found.sightings.to_string(),
         ]);
     }
