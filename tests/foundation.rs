@@ -484,13 +484,20 @@ fn api_refuses_malformed_bodies_with_json_errors() {
         .unwrap();
     let exchange = |request: String| -> String {
         rt.block_on(async {
-            let mut s = tokio::net::UnixStream::connect(node.socket())
+            let s = tokio::net::UnixStream::connect(node.socket())
                 .await
                 .unwrap();
-            s.write_all(request.as_bytes()).await.unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).await.unwrap();
-            out
+            let (mut rd, mut wr) = s.into_split();
+            // The node may answer (and close) before reading a refused body:
+            // write concurrently and ignore a broken pipe.
+            let writer = tokio::spawn(async move {
+                let _ = wr.write_all(request.as_bytes()).await;
+                wr
+            });
+            let mut out = Vec::new();
+            let _ = rd.read_to_end(&mut out).await;
+            drop(writer.await);
+            String::from_utf8_lossy(&out).into_owned()
         })
     };
     let post = |path: &str, body: &str| {
@@ -532,6 +539,18 @@ fn api_refuses_malformed_bodies_with_json_errors() {
     assert!(r.contains("changes nothing"), "{r}");
     let r = post("/v1/incidents/not-a-uuid/updates", r#"{"note":"x"}"#);
     assert!(r.starts_with("HTTP/1.1 422"), "{r}");
+    let r =
+        exchange("DELETE /v1/status HTTP/1.1\r\nhost: cerd\r\nconnection: close\r\n\r\n".into());
+    assert!(r.starts_with("HTTP/1.1 405"), "{r}");
+    assert!(r.contains("\"code\":\"method_not_allowed\""), "{r}");
+    let huge = format!("{{\"title\":\"{}\"}}", "x".repeat(5 * 1024 * 1024));
+    let r = post("/v1/incidents", &huge);
+    assert!(r.starts_with("HTTP/1.1 413"), "{}", &r[..r.len().min(300)]);
+    assert!(
+        r.contains("\"code\":\"too_large\""),
+        "{}",
+        &r[..r.len().min(300)]
+    );
     let r = exchange("GET /v1/nowhere HTTP/1.1\r\nhost: cerd\r\nconnection: close\r\n\r\n".into());
     assert!(r.starts_with("HTTP/1.1 404"), "{r}");
     let r = exchange("GET /metrics HTTP/1.1\r\nhost: cerd\r\nconnection: close\r\n\r\n".into());

@@ -64,6 +64,8 @@ pub enum ErrorCode {
     InvalidField,
     /// 404
     NotFound,
+    /// 405: the route exists, not with this method.
+    MethodNotAllowed,
     /// 403: the request is well-formed but not allowed (e.g. updating
     /// another CERT's fields).
     Forbidden,
@@ -78,10 +80,11 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 9] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidField,
         ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
         ErrorCode::Forbidden,
         ErrorCode::Conflict,
         ErrorCode::TooLarge,
@@ -94,6 +97,7 @@ impl ErrorCode {
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::InvalidField => "invalid_field",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::Conflict => "conflict",
             ErrorCode::TooLarge => "too_large",
@@ -107,6 +111,7 @@ impl ErrorCode {
             ErrorCode::BadRequest => 400,
             ErrorCode::InvalidField => 422,
             ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Forbidden => 403,
             ErrorCode::Conflict => 409,
             ErrorCode::TooLarge => 413,

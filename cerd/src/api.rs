@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, RawQuery, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -82,6 +83,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/export", get(export))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(trace_request))
         .with_state(node)
@@ -127,14 +129,25 @@ impl From<NodeError> for Failure {
     }
 }
 
-fn json_body<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
+/// The request body, or a JSON error for one that is too large or unreadable.
+type Body = Result<Bytes, BytesRejection>;
+
+fn json_body<T: DeserializeOwned>(body: Body) -> ApiResult<T> {
+    let body = body.map_err(|rejection| {
+        let code = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ErrorCode::TooLarge
+        } else {
+            ErrorCode::BadRequest
+        };
+        Failure::new(code, format!("request body: {}", rejection.body_text()))
+    })?;
     if body.is_empty() {
         return Err(Failure::new(
             ErrorCode::BadRequest,
             "request body is empty; expected JSON",
         ));
     }
-    serde_json::from_slice(body).map_err(|e| {
+    serde_json::from_slice(&body).map_err(|e| {
         let code = match e.classify() {
             serde_json::error::Category::Data => ErrorCode::InvalidField,
             _ => ErrorCode::BadRequest,
@@ -168,8 +181,8 @@ async fn status(State(node): Node_) -> Json<cer_proto::api::Status> {
     Json(node.status())
 }
 
-async fn file_incident(State(node): Node_, body: Bytes) -> ApiResult<Response> {
-    let request: FileIncident = json_body(&body)?;
+async fn file_incident(State(node): Node_, body: Body) -> ApiResult<Response> {
+    let request: FileIncident = json_body(body)?;
     Ok(created(node.file(request).await?))
 }
 
@@ -185,23 +198,22 @@ async fn show_incident(State(node): Node_, UrlPath(id): UrlPath<String>) -> ApiR
 async fn update_incident(
     State(node): Node_,
     UrlPath(id): UrlPath<String>,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Response> {
     let id = incident_id(&id)?;
-    let request: UpdateIncident = json_body(&body)?;
+    let request: UpdateIncident = json_body(body)?;
     Ok(created(node.update(id, request).await?))
 }
 
 async fn retract_incident(
     State(node): Node_,
     UrlPath(id): UrlPath<String>,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Response> {
     let id = incident_id(&id)?;
-    let request: RetractIncident = if body.is_empty() {
-        RetractIncident::default()
-    } else {
-        json_body(&body)?
+    let request: RetractIncident = match &body {
+        Ok(bytes) if bytes.is_empty() => RetractIncident::default(),
+        _ => json_body(body)?,
     };
     Ok(created(node.retract(id, request).await?))
 }
@@ -292,6 +304,17 @@ async fn not_found(request: Request) -> Failure {
     Failure::new(
         ErrorCode::NotFound,
         format!("no route {} {}", request.method(), request.uri().path()),
+    )
+}
+
+async fn method_not_allowed(request: Request) -> Failure {
+    Failure::new(
+        ErrorCode::MethodNotAllowed,
+        format!(
+            "method {} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
     )
 }
 

@@ -481,7 +481,7 @@ impl Node {
             ),
         };
         if let Some(pattern) = &query.classification {
-            check_class_pattern(pattern)?;
+            cer_proto::model::Classification::check_pattern(pattern)?;
         }
         let filter = ListFilter { query, from };
         let (mut incidents, truncated) = self.store.list(&filter, limit)?;
@@ -653,21 +653,6 @@ pub fn now() -> Timestamp {
 fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-fn check_class_pattern(pattern: &str) -> Result<(), FieldError> {
-    let known = cer_proto::model::Classification::ALL
-        .iter()
-        .filter_map(|c| cer_proto::model::Classification::parse(c).ok())
-        .any(|c| c.matches(pattern));
-    if known {
-        Ok(())
-    } else {
-        Err(FieldError::new(
-            "classification",
-            format!("'{pattern}' matches no classification; use class/type or class/*"),
-        ))
-    }
 }
 
 struct ListFilter<'a> {
