@@ -951,7 +951,6 @@ mod tests {
 
     use std::process::Command;
     use std::sync::OnceLock;
-    use std::time::Instant;
 
     /// Key generation is cheap, but sharing keys keeps the tests quick.
     fn alice() -> &'static Identity {
