@@ -86,6 +86,67 @@ impl TestNode {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// Creates the node's identity (`cerd init`) without starting it.
+    pub fn init(&self) {
+        let (ok, text) = run(Command::new(CERD)
+            .arg("--config")
+            .arg(self.config_path())
+            .args(["init", "--name", &self.name]));
+        assert!(ok, "cerd init {}: {text}", self.name);
+    }
+
+    /// The node's public certificate, as `cerd init` wrote it.
+    pub fn cert_path(&self) -> PathBuf {
+        self.data_dir().join(format!("{}.asc", self.name))
+    }
+
+    pub fn certs_dir(&self) -> PathBuf {
+        self.dir.path().join("certs")
+    }
+
+    /// Puts `other`'s certificate in this node's trust store.
+    pub fn trust(&self, other: &TestNode) {
+        std::fs::copy(
+            other.cert_path(),
+            self.certs_dir().join(format!("{}.asc", other.name)),
+        )
+        .unwrap();
+    }
+
+    /// Adds a `[[peer]]` for this node to dial.
+    pub fn add_peer(&self, addr: &str) {
+        let mut config = std::fs::read_to_string(self.config_path()).unwrap();
+        config.push_str(&format!("\n[[peer]]\naddr = \"{addr}\"\n"));
+        std::fs::write(self.config_path(), config).unwrap();
+    }
+
+    /// The QUIC address the running node listens on.
+    pub fn listen_addr(&self) -> String {
+        self.status()["listen"]
+            .as_str()
+            .expect("listen address")
+            .to_owned()
+    }
+
+    /// Keeps the port the node got, so a restart listens on the same one.
+    pub fn pin_listen(&self) {
+        let addr = self.listen_addr();
+        let config = std::fs::read_to_string(self.config_path())
+            .unwrap()
+            .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{addr}\""));
+        std::fs::write(self.config_path(), config).unwrap();
+    }
+
+    pub fn fingerprint(&self) -> String {
+        let cert = std::fs::read_to_string(self.cert_path()).unwrap_or_default();
+        assert!(!cert.is_empty(), "{} has no certificate yet", self.name);
+        self.status()["fingerprint"].as_str().unwrap().to_owned()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// Starts the process and waits until its API answers.
     pub fn spawn(&mut self) {
         assert!(self.child.is_none(), "{} already running", self.name);

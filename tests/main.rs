@@ -4,4 +4,5 @@
 
 mod harness;
 
+mod federation;
 mod foundation;

@@ -11,9 +11,12 @@
 //! | GET    | /v1/incidents/{id}                |                    | [`IncidentDetail`]  |
 //! | POST   | /v1/incidents/{id}/updates        | [`UpdateIncident`] | [`Filed`] (201)     |
 //! | POST   | /v1/incidents/{id}/retraction     | [`RetractIncident`]| [`Filed`] (201)     |
+//! | POST   | /v1/incidents/{id}/receipts       | [`AcknowledgeIncident`] | [`Filed`] (201) |
 //! | GET    | /v1/indicators?[`IocQuery`]       |                    | [`IocSearch`]       |
 //! | GET    | /v1/peers                         |                    | [`PeerList`]        |
 //! | GET    | /v1/certs                         |                    | [`CertList`]        |
+//! | POST   | /v1/certs                         | [`AddCert`]        | [`CertInfo`] (201)  |
+//! | DELETE | /v1/certs/{fingerprint}           |                    | [`CertInfo`]        |
 //! | GET    | /v1/export?[`ExportQuery`]        |                    | [`EnvelopeExport`]  |
 //! | GET    | /metrics                          |                    | Prometheus text     |
 //!
@@ -298,6 +301,23 @@ impl UpdateIncident {
 pub struct RetractIncident {
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+/// `POST /v1/incidents/{id}/receipts`: a recipient tells the author how
+/// far it got with the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcknowledgeIncident {
+    pub state: crate::envelope::ReceiptState,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// `POST /v1/certs`: trust a CERT's certificate (ASCII-armored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddCert {
+    pub armored: String,
 }
 
 /// The answer to a filing, update or retraction: the envelope now durable.

@@ -14,6 +14,8 @@ pub mod error;
 pub mod id;
 pub mod incident;
 pub mod model;
+pub mod sync;
+pub mod wire;
 
 pub use error::{FieldError, FieldErrors};
 pub use id::{EnvelopeId, Fingerprint};

@@ -71,6 +71,8 @@ pub enum IncidentCommand {
     Update(UpdateArgs),
     /// Withdraw an incident you filed, everywhere it went.
     Retract(RetractArgs),
+    /// Send the incident's author a signed receipt (received, actioned, resolved).
+    Ack(AckArgs),
 }
 
 /// The content flags, all refused together with `--from`: a file is the
@@ -233,6 +235,19 @@ pub struct RetractArgs {
     pub reason: Option<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct AckArgs {
+    pub id: Uuid,
+
+    /// How far this CERT got: received, actioned or resolved.
+    #[arg(long, default_value = "received", value_parser = clap::value_parser!(cer_proto::envelope::ReceiptState))]
+    pub state: cer_proto::envelope::ReceiptState,
+
+    /// A short comment for the author.
+    #[arg(long)]
+    pub comment: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum IocCommand {
     /// Every incident and CERT that reported VALUE; exit 1 if none.
@@ -273,6 +288,20 @@ pub enum ExportFormat {
 pub enum CertsCommand {
     /// List trusted certificates and refused files.
     List,
+    /// Trust a CERT: add its certificate (ASCII-armored file) to the trust store.
+    Add {
+        /// The certificate file, e.g. the peer's `<NAME>.asc`.
+        file: std::path::PathBuf,
+    },
+    /// Stop trusting a CERT; its node is disconnected within seconds.
+    Remove {
+        #[arg(value_parser = parse_fingerprint)]
+        fingerprint: cer_proto::Fingerprint,
+    },
+}
+
+fn parse_fingerprint(s: &str) -> Result<cer_proto::Fingerprint, String> {
+    cer_proto::Fingerprint::parse(s).map_err(|e| e.to_string())
 }
 
 /// `--since`: resolved against the clock when the command runs, so

@@ -172,6 +172,12 @@ impl Client {
         decode(&Method::POST, path, &answer)
     }
 
+    /// `DELETE` a path and decode the JSON answer.
+    pub async fn delete_json<T: DeserializeOwned>(&mut self, path: &str) -> Result<T, ClientError> {
+        let body = self.request(Method::DELETE, path, None).await?;
+        decode(&Method::DELETE, path, &body)
+    }
+
     /// `GET` a path and return the raw body (e.g. `/metrics`).
     pub async fn get_bytes(&mut self, path_and_query: &str) -> Result<Bytes, ClientError> {
         self.request(Method::GET, path_and_query, None).await

@@ -19,8 +19,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cer_proto::api::{
-    ApiError, ErrorCode, ExportQuery, FileIncident, IncidentQuery, IocQuery, PeerList,
-    RetractIncident, UpdateIncident,
+    AcknowledgeIncident, AddCert, ApiError, ErrorCode, ExportQuery, FileIncident, IncidentQuery,
+    IocQuery, PeerList, RetractIncident, UpdateIncident,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -77,9 +77,14 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/incidents/{id}", get(show_incident))
         .route("/v1/incidents/{id}/updates", post(update_incident))
         .route("/v1/incidents/{id}/retraction", post(retract_incident))
+        .route("/v1/incidents/{id}/receipts", post(acknowledge_incident))
         .route("/v1/indicators", get(search_indicators))
         .route("/v1/peers", get(peers))
-        .route("/v1/certs", get(certs))
+        .route("/v1/certs", get(certs).post(add_cert))
+        .route(
+            "/v1/certs/{fingerprint}",
+            axum::routing::delete(remove_cert),
+        )
         .route("/v1/export", get(export))
         .route("/metrics", get(metrics))
         .fallback(not_found)
@@ -218,6 +223,27 @@ async fn retract_incident(
     Ok(created(node.retract(id, request).await?))
 }
 
+async fn acknowledge_incident(
+    State(node): Node_,
+    UrlPath(id): UrlPath<String>,
+    body: Body,
+) -> ApiResult<Response> {
+    let id = incident_id(&id)?;
+    let request: AcknowledgeIncident = json_body(body)?;
+    Ok(created(node.acknowledge(id, request).await?))
+}
+
+async fn add_cert(State(node): Node_, body: Body) -> ApiResult<Response> {
+    let request: AddCert = json_body(body)?;
+    Ok(created(node.add_cert(&request.armored)?))
+}
+
+async fn remove_cert(State(node): Node_, UrlPath(fpr): UrlPath<String>) -> ApiResult<Response> {
+    let fingerprint =
+        cer_proto::Fingerprint::parse(&fpr).map_err(|e| Failure(ApiError::from(e)))?;
+    Ok(Json(node.remove_cert(&fingerprint)?).into_response())
+}
+
 async fn search_indicators(State(node): Node_, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let Some(raw) = raw else {
         return Err(Failure::new(
@@ -230,10 +256,8 @@ async fn search_indicators(State(node): Node_, RawQuery(raw): RawQuery) -> ApiRe
     Ok(Json(node.search_ioc(&q)?).into_response())
 }
 
-async fn peers(State(_node): Node_) -> Json<PeerList> {
-    // No mesh links exist until the node federates; an empty list is the
-    // truthful answer.
-    Json(PeerList::default())
+async fn peers(State(node): Node_) -> Json<PeerList> {
+    Json(node.peers())
 }
 
 async fn certs(State(node): Node_) -> Json<cer_proto::api::CertList> {

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::api;
 use crate::config::{check_name, Config};
+use crate::mesh::{Endpoint, Mesh};
 use crate::node::{Node, AUDIT};
 use crate::sign::Identity;
 use crate::store::Store;
@@ -24,6 +25,8 @@ pub const STORE_DIR: &str = "store";
 
 pub struct Daemon {
     node: Arc<Node>,
+    mesh: Mesh,
+    watcher: Option<crate::watch::Watcher>,
     stop: watch::Sender<bool>,
     api: JoinHandle<std::io::Result<()>>,
 }
@@ -37,7 +40,15 @@ impl Daemon {
         let store = Store::open(&store_path)
             .with_context(|| format!("opening store {}", store_path.display()))?;
         let listener = api::bind(&config.api_socket).await?;
+        let listen = config.listen;
+        let peers = config.peers.clone();
+        let anti_entropy = config.anti_entropy_interval;
         let node = Node::new(config, identity, store);
+        let endpoint = Endpoint::bind(listen, node.identity().clone())
+            .with_context(|| format!("binding QUIC on {listen}"))?;
+        let mesh = Mesh::start(node.clone(), endpoint, peers, anti_entropy).await?;
+        node.set_listen(mesh.local_addr());
+        let watcher = crate::watch::Watcher::start(node.clone());
         let (stop, stopped) = watch::channel(false);
         let api = tokio::spawn(api::serve(listener, node.clone(), wait_for(stopped)));
         let status = node.status();
@@ -45,11 +56,18 @@ impl Daemon {
             name = %status.name,
             fingerprint = %status.fingerprint,
             api_socket = %status.api_socket,
+            listen = %mesh.local_addr(),
             envelopes = status.envelopes,
             incidents = status.incidents,
             "cerd ready"
         );
-        Ok(Daemon { node, stop, api })
+        Ok(Daemon {
+            node,
+            mesh,
+            watcher,
+            stop,
+            api,
+        })
     }
 
     pub fn node(&self) -> &Arc<Node> {
@@ -58,6 +76,8 @@ impl Daemon {
 
     /// Stops accepting requests, lets in-flight ones finish, and flushes.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        drop(self.watcher);
+        self.mesh.shutdown().await;
         let _ = self.stop.send(true);
         match self.api.await {
             Ok(Ok(())) => {}
@@ -132,8 +152,13 @@ pub fn open_or_init_identity(config: &Config) -> anyhow::Result<Identity> {
 
 /// Where `cerd init` writes the public certificate for sharing.
 pub fn public_cert_path(data_dir: &Path, name: &str) -> PathBuf {
-    let file: String = name
-        .chars()
+    data_dir.join(format!("{}.asc", file_safe(name)))
+}
+
+/// A CERT name as a file name: anything but letters, digits, `-`, `_`
+/// and `.` becomes `-`.
+pub fn file_safe(name: &str) -> String {
+    name.chars()
         .map(|c| {
             if c.is_alphanumeric() || c == '-' || c == '_' || c == '.' {
                 c
@@ -141,8 +166,7 @@ pub fn public_cert_path(data_dir: &Path, name: &str) -> PathBuf {
                 '-'
             }
         })
-        .collect();
-    data_dir.join(format!("{file}.asc"))
+        .collect()
 }
 
 fn create_data_dir(dir: &Path) -> anyhow::Result<()> {

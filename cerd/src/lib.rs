@@ -8,10 +8,12 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod mesh;
 pub mod node;
 pub mod sign;
 pub mod store;
 pub mod verify;
+pub mod watch;
 
 pub use config::Config;
 pub use daemon::Daemon;

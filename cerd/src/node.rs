@@ -12,10 +12,10 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use cer_proto::api::{
-    CertInfo, CertList, CertRef, EnvelopeExport, EnvelopeInfo, ExportQuery, ExportedEnvelope,
-    FileIncident, Filed, IncidentDetail, IncidentList, IncidentQuery, IncidentSummary, IocMatch,
-    IocQuery, IocSearch, RefusedCert, RetractIncident, SearchedAs, SignatureState, Status,
-    UpdateIncident, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
+    AcknowledgeIncident, CertInfo, CertList, CertRef, EnvelopeExport, EnvelopeInfo, ExportQuery,
+    ExportedEnvelope, FileIncident, Filed, IncidentDetail, IncidentList, IncidentQuery,
+    IncidentSummary, IocMatch, IocQuery, IocSearch, RefusedCert, RetractIncident, SearchedAs,
+    SignatureState, Status, UpdateIncident, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
 };
 use cer_proto::envelope::{Body, Draft, DraftBody, Envelope, EnvelopeError, RetractionBody};
 use cer_proto::incident::IncidentState;
@@ -70,8 +70,28 @@ pub enum IngestError {
     Store(#[from] StoreError),
 }
 
+/// What happened on this node, for the mesh (live push) and playbooks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeEvent {
+    /// An envelope is now durable in the store.
+    Stored {
+        author: Fingerprint,
+        seq: u64,
+        id: EnvelopeId,
+        subject: Uuid,
+        kind: cer_proto::envelope::Kind,
+        /// The peer it came from; None when filed on this node.
+        from: Option<Fingerprint>,
+    },
+    /// The trust store was reloaded.
+    TrustChanged,
+}
+
 pub struct Node {
-    identity: Identity,
+    identity: Arc<Identity>,
+    listen: std::sync::OnceLock<std::net::SocketAddr>,
+    events: tokio::sync::broadcast::Sender<NodeEvent>,
+    peers: RwLock<Vec<cer_proto::api::PeerInfo>>,
     trust: RwLock<Trust>,
     store: Store,
     config: Config,
@@ -88,11 +108,14 @@ struct Trust {
 impl Node {
     pub fn new(config: Config, identity: Identity, store: Store) -> Arc<Node> {
         let node = Node {
+            events: tokio::sync::broadcast::channel(4096).0,
+            peers: RwLock::new(Vec::new()),
             trust: RwLock::new(Trust {
                 certs: TrustStore::new(),
                 refused: Vec::new(),
             }),
-            identity,
+            identity: Arc::new(identity),
+            listen: std::sync::OnceLock::new(),
             store,
             config,
             publishing: tokio::sync::Mutex::new(()),
@@ -102,8 +125,17 @@ impl Node {
         Arc::new(node)
     }
 
-    pub fn identity(&self) -> &Identity {
+    pub fn identity(&self) -> &Arc<Identity> {
         &self.identity
+    }
+
+    /// Records the address the mesh listens on, once bound.
+    pub fn set_listen(&self, addr: std::net::SocketAddr) {
+        let _ = self.listen.set(addr);
+    }
+
+    pub fn listen(&self) -> Option<std::net::SocketAddr> {
+        self.listen.get().copied()
     }
 
     pub fn store(&self) -> &Store {
@@ -118,6 +150,28 @@ impl Node {
         self.identity.fingerprint()
     }
 
+    /// Events from now on. A receiver that falls behind by more than the
+    /// channel's capacity sees `Lagged` and must resynchronise.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<NodeEvent> {
+        self.events.subscribe()
+    }
+
+    /// Announces an event; nobody listening is fine.
+    pub fn emit(&self, event: NodeEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// Replaces the mesh's view of its peers (for `cerctl peers`).
+    pub fn set_peers(&self, peers: Vec<cer_proto::api::PeerInfo>) {
+        *self.peers.write().unwrap_or_else(|e| e.into_inner()) = peers;
+    }
+
+    pub fn peers(&self) -> cer_proto::api::PeerList {
+        cer_proto::api::PeerList {
+            peers: self.peers.read().unwrap_or_else(|e| e.into_inner()).clone(),
+        }
+    }
+
     /// Reloads `certs/`. This node's own certificate is always trusted.
     pub fn reload_certs(&self) {
         let (mut certs, refused) = TrustStore::load_dir(&self.config.certs_dir);
@@ -126,6 +180,18 @@ impl Node {
         }
         certs.insert(self.identity.public_cert());
         let mut trust = self.trust.write().unwrap_or_else(|e| e.into_inner());
+        for cert in certs.iter() {
+            if trust.certs.get(cert.fingerprint()).is_none()
+                && cert.fingerprint() != self.fingerprint()
+            {
+                tracing::info!(target: AUDIT, event = "cert_added", name = cert.name(), fingerprint = %cert.fingerprint(), "certificate trusted");
+            }
+        }
+        for cert in trust.certs.iter() {
+            if certs.get(cert.fingerprint()).is_none() {
+                tracing::info!(target: AUDIT, event = "cert_removed", name = cert.name(), fingerprint = %cert.fingerprint(), "certificate no longer trusted");
+            }
+        }
         *trust = Trust {
             certs,
             refused: refused
@@ -133,6 +199,8 @@ impl Node {
                 .map(|(p, e)| (p, e.to_string()))
                 .collect(),
         };
+        drop(trust);
+        self.emit(NodeEvent::TrustChanged);
     }
 
     /// A snapshot of the trust store.
@@ -264,6 +332,123 @@ impl Node {
         .await
     }
 
+    /// Sends the incident's author a signed receipt.
+    pub async fn acknowledge(
+        &self,
+        id: Uuid,
+        request: AcknowledgeIncident,
+    ) -> Result<Filed, NodeError> {
+        let state = self.existing(id)?;
+        if state.retracted.is_some() {
+            return Err(NodeError::Conflict(format!(
+                "incident {id} was retracted by its author"
+            )));
+        }
+        if !state.readable {
+            return Err(NodeError::Forbidden(format!(
+                "incident {id} is encrypted for other CERTs; only its recipients acknowledge it"
+            )));
+        }
+        let reporter = state
+            .reporter
+            .clone()
+            .expect("a readable incident has a reporter");
+        if reporter == *self.fingerprint() {
+            return Err(NodeError::Conflict(format!(
+                "this node filed incident {id}; receipts are for its recipients"
+            )));
+        }
+        let target = state
+            .timeline
+            .iter()
+            .find(|e| e.kind == cer_proto::envelope::Kind::Incident)
+            .map(|e| e.envelope)
+            .ok_or_else(|| {
+                NodeError::NotFound(format!("incident {id} has no filing envelope here"))
+            })?;
+        let body = Body::Receipt(cer_proto::envelope::ReceiptBody {
+            target,
+            state: request.state,
+            comment: request
+                .comment
+                .map(|c| c.trim().to_owned())
+                .filter(|c| !c.is_empty()),
+        });
+        body.validate()?;
+        let mut recipients = state.recipients.clone();
+        recipients.retain(|r| r != self.fingerprint());
+        if state.tlp.is_encrypted() && !recipients.contains(&reporter) {
+            recipients.push(reporter);
+        }
+        self.publish(id, state.tlp, recipients, body).await
+    }
+
+    /// Adds a certificate to the trust store folder and reloads it.
+    pub fn add_cert(&self, armored: &str) -> Result<CertInfo, NodeError> {
+        let cert = TrustedCert::parse(armored.as_bytes())
+            .map_err(|e| FieldError::new("certificate", e.to_string()))?;
+        if self.with_trust(|t| t.get(cert.fingerprint()).is_some()) {
+            return Err(NodeError::Conflict(format!(
+                "{} ({}) is already trusted",
+                cert.name(),
+                cert.fingerprint()
+            )));
+        }
+        let dir = &self.config.certs_dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| NodeError::Sign(format!("creating {}: {e}", dir.display())))?;
+        let file = dir.join(format!(
+            "{}-{}.asc",
+            crate::daemon::file_safe(cert.name()),
+            cert.fingerprint().short()
+        ));
+        std::fs::write(&file, cert.armored())
+            .map_err(|e| NodeError::Sign(format!("writing {}: {e}", file.display())))?;
+        self.reload_certs();
+        Ok(CertInfo {
+            name: cert.name().to_owned(),
+            fingerprint: cert.fingerprint().clone(),
+            own: false,
+            can_encrypt: cert.can_encrypt(),
+        })
+    }
+
+    /// Removes every file in the trust store folder holding this
+    /// certificate and reloads it. Connected peers using it are dropped.
+    pub fn remove_cert(&self, fingerprint: &Fingerprint) -> Result<CertInfo, NodeError> {
+        if fingerprint == self.fingerprint() {
+            return Err(NodeError::Forbidden(
+                "this node's own certificate cannot be removed".into(),
+            ));
+        }
+        let Some(cert) = self.with_trust(|t| t.get(fingerprint).cloned()) else {
+            return Err(NodeError::NotFound(format!(
+                "no trusted certificate {fingerprint}"
+            )));
+        };
+        let dir = &self.config.certs_dir;
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| NodeError::Sign(format!("reading {}: {e}", dir.display())))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let holds = std::fs::read(&path)
+                .ok()
+                .and_then(|bytes| TrustedCert::parse(&bytes).ok())
+                .is_some_and(|c| c.fingerprint() == fingerprint);
+            if holds {
+                std::fs::remove_file(&path)
+                    .map_err(|e| NodeError::Sign(format!("removing {}: {e}", path.display())))?;
+            }
+        }
+        self.reload_certs();
+        Ok(CertInfo {
+            name: cert.name().to_owned(),
+            fingerprint: fingerprint.clone(),
+            own: false,
+            can_encrypt: cert.can_encrypt(),
+        })
+    }
+
     fn existing(&self, id: Uuid) -> Result<IncidentState, NodeError> {
         self.store
             .incident(id)?
@@ -391,6 +576,14 @@ impl Node {
         }
         self.store.durable().await?;
         tracing::info!(target: AUDIT, event = kind.as_str(), incident = %subject, envelope = %id, seq, tlp = %tlp, "published");
+        self.emit(NodeEvent::Stored {
+            author: self.fingerprint().clone(),
+            seq,
+            id,
+            subject,
+            kind,
+            from: None,
+        });
         Ok(Filed {
             incident: subject,
             envelope: id,
@@ -433,6 +626,24 @@ impl Node {
         Ok(inserted)
     }
 
+    /// Stores a withdrawn envelope's tombstone received from a peer.
+    pub fn ingest_tombstone(
+        &self,
+        id: EnvelopeId,
+        tomb: crate::store::Tombstone,
+    ) -> Result<Inserted, IngestError> {
+        if !self.with_trust(|t| t.get(&tomb.author).is_some()) {
+            return Err(Rejected::UnknownSigner {
+                issuer: tomb.author.to_string(),
+            }
+            .into());
+        }
+        self.store.insert_tombstone(id, tomb).map_err(|e| match e {
+            StoreError::Chain(chain) => IngestError::Rejected(Rejected::Chain(chain)),
+            other => IngestError::Store(other),
+        })
+    }
+
     // ---- queries ----------------------------------------------------
 
     pub fn status(&self) -> Status {
@@ -443,7 +654,7 @@ impl Node {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             data_dir: self.config.data_dir.display().to_string(),
             api_socket: self.config.api_socket.display().to_string(),
-            listen: None,
+            listen: self.listen().map(|a| a.to_string()),
             uptime_seconds: self.started.elapsed().as_secs(),
             envelopes: counts.envelopes,
             tombstones: counts.tombstones,
@@ -452,7 +663,13 @@ impl Node {
             authors: counts.authors,
             store_bytes: self.store.size_on_disk(),
             trusted_certs: self.with_trust(|t| t.len() as u64),
-            peers_connected: 0,
+            peers_connected: self
+                .peers
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .filter(|p| p.connected)
+                .count() as u64,
             peers_configured: self.config.peers.len() as u64,
             equivocations: counts.equivocations,
         }

@@ -346,6 +346,102 @@ impl Store {
         )))
     }
 
+    /// `author`'s envelopes `from..=to` held in its chain, in seq order.
+    pub fn chain_range(
+        &self,
+        author: &Fingerprint,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(EnvelopeId, StoredEnvelope)>, StoreError> {
+        let mut out = Vec::new();
+        let start = author_seq_key(author, from);
+        let end = author_seq_key(author, to);
+        for item in self.inner.by_author.range(start..=end) {
+            let (_, v) = item?;
+            let id = EnvelopeId::from_bytes(id_bytes(&v)?);
+            if let Some(stored) = self.envelope(&id)? {
+                out.push((id, stored));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores what remains of an envelope its author withdrew, received
+    /// from a peer in its place in the chain. The tombstone's id is checked
+    /// by the chain: the author's next envelope must name it as `prev`.
+    pub fn insert_tombstone(
+        &self,
+        id: EnvelopeId,
+        tomb: Tombstone,
+    ) -> Result<Inserted, StoreError> {
+        let inner = &*self.inner;
+        let _guard = inner.write.lock().unwrap_or_else(|e| e.into_inner());
+        let slot_key = author_seq_key(&tomb.author, tomb.seq);
+        if let Some(held) = inner.by_author.get(&slot_key)? {
+            let held = EnvelopeId::from_bytes(id_bytes(&held)?);
+            return Ok(if held == id {
+                Inserted::Duplicate
+            } else {
+                Inserted::Equivocation { held }
+            });
+        }
+        let tip = self.chain_tip(&tomb.author)?;
+        match tip {
+            None if tomb.seq == 1 && tomb.prev.is_none() => {}
+            Some(t) if tomb.seq == t.seq + 1 && tomb.prev == Some(t.id) => {}
+            Some(t) if tomb.seq != t.seq + 1 => {
+                return Err(ChainError::SeqMismatch {
+                    expected_prev_seq: t.seq,
+                    got: tomb.seq,
+                }
+                .into())
+            }
+            Some(t) => {
+                return Err(ChainError::PrevMismatch {
+                    seq: tomb.seq,
+                    expected: t.id,
+                    got: tomb.prev,
+                }
+                .into())
+            }
+            None => {
+                return Err(ChainError::SeqMismatch {
+                    expected_prev_seq: 0,
+                    got: tomb.seq,
+                }
+                .into())
+            }
+        }
+        let subject = tomb.subject;
+        self.mark_pending(subject, true)?;
+        let mut record = vec![TOMB];
+        record.extend(serde_json::to_vec(&tomb).map_err(json_err)?);
+        inner.envelopes.insert(id.as_bytes(), record)?;
+        inner.by_author.insert(slot_key, id.as_bytes())?;
+        let mut sk = subject.as_bytes().to_vec();
+        sk.extend_from_slice(id.as_bytes());
+        inner.by_subject.insert(sk, &[])?;
+        let new_tip = ChainTip { seq: tomb.seq, id };
+        if inner
+            .authors
+            .insert(
+                tomb.author.as_bytes(),
+                serde_json::to_vec(&new_tip).map_err(json_err)?,
+            )?
+            .is_none()
+        {
+            self.bump(&inner.counts.authors, 1);
+        }
+        self.bump(&inner.counts.envelopes, 1);
+        self.bump(&inner.counts.tombstones, 1);
+        let state = self.refold(subject)?;
+        self.save_counts()?;
+        self.mark_pending(subject, false)?;
+        Ok(Inserted::Stored(Box::new(
+            state.expect("a subject with a new envelope folds to a state"),
+        )))
+    }
+
     /// Waits until every write made before the call is on disk. Concurrent
     /// callers share one flush.
     pub async fn durable(&self) -> Result<(), StoreError> {

@@ -14,7 +14,7 @@ use cer_proto::FieldErrors;
 use time::OffsetDateTime;
 
 use super::{connect, print_json, write_fields, Ctx, Io};
-use crate::cli::{FileArgs, ListArgs, RetractArgs, ShowArgs, UpdateArgs};
+use crate::cli::{AckArgs, FileArgs, ListArgs, RetractArgs, ShowArgs, UpdateArgs};
 use crate::render::{
     self, age, cert_full, cert_name, one_line, or_dash, plural, seconds, short_id, truncate, when,
 };
@@ -420,6 +420,20 @@ pub(super) async fn retract(
         .await?
         .retract_incident(args.id, &retraction)
         .await?;
+    if ctx.json {
+        return print_json(io, &filed);
+    }
+    writeln!(io.stdout, "{}", filed.envelope)?;
+    Ok(exit::OK)
+}
+
+pub(super) async fn ack(ctx: &Ctx<'_>, io: &mut Io<'_>, args: AckArgs) -> anyhow::Result<i32> {
+    let receipt = cer_proto::api::AcknowledgeIncident {
+        state: args.state,
+        comment: args.comment,
+    };
+    let path = format!("/v1/incidents/{}/receipts", args.id);
+    let filed: cer_proto::api::Filed = connect(ctx).await?.post_json(&path, &receipt).await?;
     if ctx.json {
         return print_json(io, &filed);
     }

@@ -46,10 +46,15 @@ pub(crate) async fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<i32> {
         Command::Incident(IncidentCommand::Retract(args)) => {
             incident::retract(&ctx, io, args).await
         }
+        Command::Incident(IncidentCommand::Ack(args)) => incident::ack(&ctx, io, args).await,
         Command::Ioc(IocCommand::Search(args)) => ioc::search(&ctx, io, args).await,
         Command::Export(args) => export::export(&ctx, io, args).await,
         Command::Peers => node::peers(&ctx, io).await,
         Command::Certs(CertsCommand::List) => node::certs(&ctx, io).await,
+        Command::Certs(CertsCommand::Add { file }) => node::add_cert(&ctx, io, &file).await,
+        Command::Certs(CertsCommand::Remove { fingerprint }) => {
+            node::remove_cert(&ctx, io, &fingerprint).await
+        }
     }
 }
 

@@ -125,6 +125,48 @@ pub(super) async fn certs(ctx: &Ctx<'_>, io: &mut Io<'_>) -> anyhow::Result<i32>
     Ok(exit::OK)
 }
 
+pub(super) async fn add_cert(
+    ctx: &Ctx<'_>,
+    io: &mut Io<'_>,
+    file: &std::path::Path,
+) -> anyhow::Result<i32> {
+    use anyhow::Context as _;
+    let armored = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read certificate {}", file.display()))?;
+    let request = cer_proto::api::AddCert { armored };
+    let cert: cer_proto::api::CertInfo =
+        connect(ctx).await?.post_json("/v1/certs", &request).await?;
+    if ctx.json {
+        return print_json(io, &cert);
+    }
+    writeln!(
+        io.stdout,
+        "trusted {} ({})",
+        one_line(&cert.name),
+        cert.fingerprint
+    )?;
+    Ok(exit::OK)
+}
+
+pub(super) async fn remove_cert(
+    ctx: &Ctx<'_>,
+    io: &mut Io<'_>,
+    fingerprint: &cer_proto::Fingerprint,
+) -> anyhow::Result<i32> {
+    let path = format!("/v1/certs/{fingerprint}");
+    let cert: cer_proto::api::CertInfo = connect(ctx).await?.delete_json(&path).await?;
+    if ctx.json {
+        return print_json(io, &cert);
+    }
+    writeln!(
+        io.stdout,
+        "no longer trusted: {} ({})",
+        one_line(&cert.name),
+        cert.fingerprint
+    )?;
+    Ok(exit::OK)
+}
+
 fn write_certs(out: &mut dyn Write, certs: &CertList) -> std::io::Result<()> {
     if certs.certs.is_empty() {
         writeln!(out, "no trusted certificates")?;

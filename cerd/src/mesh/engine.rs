@@ -1,0 +1,938 @@
+//! The mesh driver: runs the sync state machine (`cer_proto::sync`) over
+//! authenticated QUIC links.
+//!
+//! One engine task owns the state machine and every link's bookkeeping; it
+//! is the only place that changes them, so every transition is visible in
+//! one loop. Around it:
+//!
+//! - an accept task authenticates incoming connections,
+//! - one dialer task per configured peer reconnects with exponential
+//!   back-off, forever,
+//! - per link, a reader task (frames in, rate-limited) and an outbox task
+//!   (frames and envelope ranges out, read from the store in batches).
+//!
+//! Received envelopes are verified and stored by `Node::ingest` (signature,
+//! author, chain) before the state machine hears of them, and the state
+//! machine is told only after the store has flushed them: an envelope is
+//! never announced onwards before it is durable.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use cer_proto::api::PeerInfo;
+use cer_proto::envelope::Kind;
+use cer_proto::sync::{self as proto, Action};
+use cer_proto::wire::{Frame, Item, Role, WireTombstone, MAX_BATCH, MAX_FRAME_BYTES};
+use cer_proto::{EnvelopeId, Fingerprint};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use super::transport::{
+    CloseCode, Endpoint, FrameReceiver, FrameSender, Link, LinkHandle, MeshError,
+};
+use crate::config;
+use crate::node::{IngestError, Node, NodeEvent, AUDIT};
+use crate::store::{Inserted, StoredEnvelope, Tombstone};
+use crate::verify::Rejected;
+
+/// Frames a peer may send per second before it is disconnected, and the
+/// burst allowed above that rate.
+const FRAMES_PER_SECOND: f64 = 2_000.0;
+const FRAME_BURST: f64 = 8_000.0;
+/// Frame bytes a peer may send per second, and the burst.
+const BYTES_PER_SECOND: f64 = 64.0 * 1024.0 * 1024.0;
+const BYTE_BURST: f64 = 256.0 * 1024.0 * 1024.0;
+/// Messages queued for one peer's outbox before new ones are dropped
+/// (anti-entropy repairs what a full queue dropped).
+const OUTBOX_CAPACITY: usize = 4096;
+/// Frames queued from all readers to the engine (backpressure to peers).
+const INBOX_CAPACITY: usize = 1024;
+/// Largest frame the outbox builds: leave room below the hard maximum.
+const BATCH_BYTES: usize = MAX_FRAME_BYTES / 2;
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// A running mesh: endpoint, engine, dialers.
+pub struct Mesh {
+    endpoint: Endpoint,
+    local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Mesh {
+    /// Starts the engine, the accept loop and one dialer per configured
+    /// peer on a bound endpoint.
+    pub async fn start(
+        node: Arc<Node>,
+        endpoint: Endpoint,
+        peers: Vec<config::Peer>,
+        anti_entropy: Duration,
+    ) -> Result<Mesh, MeshError> {
+        let local_addr = endpoint.local_addr()?;
+        let (stop, stopped) = watch::channel(false);
+        let (inbox_tx, inbox) = mpsc::channel(INBOX_CAPACITY);
+        let connected: Arc<RwLock<HashSet<Fingerprint>>> = Arc::default();
+
+        let tips = node
+            .store()
+            .chain_tips()
+            .map_err(|e| MeshError::Protocol(e.to_string()))?;
+        let sync = proto::Sync::new(
+            proto::Config {
+                anti_entropy,
+                ..proto::Config::default()
+            },
+            tips,
+            trusted_authors(&node),
+        );
+        let engine = Engine {
+            events: node.subscribe(),
+            node: node.clone(),
+            sync,
+            links: HashMap::new(),
+            board: BTreeMap::new(),
+            configured: peers.clone(),
+            inbox,
+            inbox_tx: inbox_tx.clone(),
+            connected: connected.clone(),
+            next_link: 0,
+            stopped: stopped.clone(),
+        };
+        let mut tasks = vec![tokio::spawn(engine.run())];
+        tasks.push(tokio::spawn(accept_loop(
+            endpoint.clone(),
+            node.clone(),
+            inbox_tx.clone(),
+            stopped.clone(),
+        )));
+        for peer in peers {
+            tasks.push(tokio::spawn(dial_loop(
+                endpoint.clone(),
+                node.clone(),
+                peer,
+                inbox_tx.clone(),
+                connected.clone(),
+                stopped.clone(),
+            )));
+        }
+        tracing::info!(listen = %local_addr, "mesh listening (QUIC, ALPN cer/1)");
+        Ok(Mesh {
+            endpoint,
+            local_addr,
+            stop,
+            tasks,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Closes every link and stops the tasks.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        self.endpoint.close();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+    }
+}
+
+fn trusted_authors(node: &Node) -> Vec<Fingerprint> {
+    node.trust_store()
+        .iter()
+        .map(|c| c.fingerprint().clone())
+        .collect()
+}
+
+enum Input {
+    Link(Box<Link>),
+    Frame {
+        peer: Fingerprint,
+        link: u64,
+        frame: Frame,
+    },
+    Closed {
+        peer: Fingerprint,
+        link: u64,
+        reason: String,
+    },
+    Misbehaved {
+        peer: Fingerprint,
+        link: u64,
+        reason: &'static str,
+        detail: String,
+    },
+}
+
+enum Out {
+    Frame(Frame),
+    Range {
+        author: Fingerprint,
+        from: u64,
+        to: u64,
+    },
+}
+
+struct LinkEntry {
+    id: u64,
+    handle: LinkHandle,
+    outbox: mpsc::Sender<Out>,
+    role: Role,
+    remote: SocketAddr,
+}
+
+/// What `cerctl peers` shows about one peer.
+#[derive(Default)]
+struct PeerStats {
+    address: Option<SocketAddr>,
+    last_seen: Option<cer_proto::model::Timestamp>,
+    sent: Arc<AtomicU64>,
+    received: u64,
+    rejections: BTreeMap<String, u64>,
+}
+
+/// A received envelope stored but not yet durable.
+struct Unflushed {
+    author: Fingerprint,
+    seq: u64,
+    id: EnvelopeId,
+    from: Fingerprint,
+    subject: Uuid,
+    kind: Kind,
+}
+
+struct Engine {
+    node: Arc<Node>,
+    events: tokio::sync::broadcast::Receiver<NodeEvent>,
+    sync: proto::Sync,
+    links: HashMap<Fingerprint, LinkEntry>,
+    board: BTreeMap<Fingerprint, PeerStats>,
+    configured: Vec<config::Peer>,
+    inbox: mpsc::Receiver<Input>,
+    inbox_tx: mpsc::Sender<Input>,
+    connected: Arc<RwLock<HashSet<Fingerprint>>>,
+    next_link: u64,
+    stopped: watch::Receiver<bool>,
+}
+
+impl Engine {
+    async fn run(mut self) {
+        let mut board_tick = tokio::time::interval(Duration::from_secs(1));
+        board_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stopped = self.stopped.clone();
+        loop {
+            let deadline = self.sync.poll_timeout().map(tokio::time::Instant::from_std);
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = stopped.wait_for(|s| *s) => break,
+                Some(input) = self.inbox.recv() => self.handle_input(input),
+                event = self.events.recv() => self.handle_event(event),
+                _ = sleep => self.sync.handle_timeout(Instant::now()),
+                _ = board_tick.tick() => self.publish_board(),
+            }
+            self.drive().await;
+        }
+        for (_, link) in self.links.drain() {
+            link.handle.close(CloseCode::Normal, "shutdown");
+        }
+        self.node.set_peers(Vec::new());
+    }
+
+    fn handle_event(&mut self, event: Result<NodeEvent, tokio::sync::broadcast::error::RecvError>) {
+        use tokio::sync::broadcast::error::RecvError;
+        let now = Instant::now();
+        match event {
+            Ok(NodeEvent::Stored {
+                author,
+                seq,
+                id,
+                from: None,
+                ..
+            }) => self.sync.handle_stored(&author, seq, id, None, now),
+            Ok(NodeEvent::Stored { .. }) => {}
+            Ok(NodeEvent::TrustChanged) => {
+                let trusted = trusted_authors(&self.node);
+                tracing::debug!(certificates = trusted.len(), "trust store changed");
+                self.sync.set_trusted(trusted);
+            }
+            Err(RecvError::Lagged(missed)) => {
+                // Live pushes were missed; fresh summaries let peers ask.
+                tracing::warn!(missed, "mesh fell behind local events; resynchronising");
+                let peers: Vec<Fingerprint> = self.links.keys().cloned().collect();
+                for peer in peers {
+                    self.sync.handle_disconnected(&peer);
+                    self.sync.handle_connected(peer, now);
+                }
+            }
+            Err(RecvError::Closed) => {}
+        }
+    }
+
+    fn handle_input(&mut self, input: Input) {
+        let now = Instant::now();
+        match input {
+            Input::Link(link) => self.add_link(*link, now),
+            Input::Frame { peer, link, frame } => {
+                if self.links.get(&peer).is_some_and(|l| l.id == link) {
+                    self.board.entry(peer.clone()).or_default().last_seen =
+                        Some(crate::node::now());
+                    if let Frame::Goodbye { reason } = &frame {
+                        tracing::info!(peer = %self.name(&peer), %reason, "peer said goodbye");
+                        return;
+                    }
+                    self.sync.handle_frame(&peer, frame, now);
+                }
+            }
+            Input::Closed { peer, link, reason } => {
+                if self.links.get(&peer).is_some_and(|l| l.id == link) {
+                    self.links.remove(&peer);
+                    self.set_connected(&peer, false);
+                    self.sync.handle_disconnected(&peer);
+                    tracing::info!(target: AUDIT, event = "peer_down", peer = %self.name(&peer), fingerprint = %peer, %reason, "peer disconnected");
+                    self.publish_board();
+                }
+            }
+            Input::Misbehaved {
+                peer,
+                link,
+                reason,
+                detail,
+            } => {
+                *self
+                    .board
+                    .entry(peer.clone())
+                    .or_default()
+                    .rejections
+                    .entry(reason.to_owned())
+                    .or_default() += 1;
+                if let Some(entry) = self.links.get(&peer).filter(|l| l.id == link) {
+                    tracing::warn!(target: AUDIT, event = "peer_misbehaved", peer = %self.name(&peer), reason, %detail, "disconnecting peer");
+                    entry.handle.close(CloseCode::Protocol, &detail);
+                }
+            }
+        }
+    }
+
+    fn add_link(&mut self, link: Link, now: Instant) {
+        let peer = link.peer.clone();
+        let me = self.node.fingerprint().clone();
+        if peer == me {
+            link.handle()
+                .close(CloseCode::Duplicate, "connected to itself");
+            return;
+        }
+        // Two nodes may dial each other at once: both keep the link dialed
+        // by the smaller fingerprint, so they agree without talking.
+        let smaller = if me < peer { me.clone() } else { peer.clone() };
+        let preferred = |role: Role| {
+            let dialer = if role == Role::Dialer { &me } else { &peer };
+            *dialer == smaller
+        };
+        if let Some(existing) = self.links.get(&peer) {
+            if preferred(existing.role) || !preferred(link.role) {
+                link.handle()
+                    .close(CloseCode::Duplicate, "already connected");
+                return;
+            }
+            existing
+                .handle
+                .close(CloseCode::Duplicate, "replaced by the preferred link");
+            self.links.remove(&peer);
+            self.sync.handle_disconnected(&peer);
+        }
+        self.next_link += 1;
+        let id = self.next_link;
+        let role = link.role;
+        let remote = link.remote;
+        let (sender, receiver, handle) = link.split();
+        let (outbox, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
+        let stats = self.board.entry(peer.clone()).or_default();
+        stats.address = Some(remote);
+        stats.last_seen = Some(crate::node::now());
+        tokio::spawn(outbox_task(
+            self.node.clone(),
+            sender,
+            outbox_rx,
+            stats.sent.clone(),
+        ));
+        tokio::spawn(reader_task(
+            peer.clone(),
+            id,
+            receiver,
+            handle.clone(),
+            self.inbox_tx.clone(),
+        ));
+        self.links.insert(
+            peer.clone(),
+            LinkEntry {
+                id,
+                handle,
+                outbox,
+                role,
+                remote,
+            },
+        );
+        self.set_connected(&peer, true);
+        tracing::info!(target: AUDIT, event = "peer_up", peer = %self.name(&peer), fingerprint = %peer, %remote, ?role, "peer connected");
+        self.sync.handle_connected(peer, now);
+        self.publish_board();
+    }
+
+    fn set_connected(&self, peer: &Fingerprint, up: bool) {
+        let mut set = self.connected.write().unwrap_or_else(|e| e.into_inner());
+        if up {
+            set.insert(peer.clone());
+        } else {
+            set.remove(peer);
+        }
+    }
+
+    fn name(&self, peer: &Fingerprint) -> String {
+        self.node
+            .name_of(peer)
+            .unwrap_or_else(|| peer.short().to_owned())
+    }
+
+    /// Runs the state machine's actions until it has none left: sends,
+    /// ranges, and ingests (verified, stored, flushed, then announced).
+    async fn drive(&mut self) {
+        loop {
+            let mut unflushed = Vec::new();
+            while let Some(action) = self.sync.poll_action() {
+                match action {
+                    Action::Send { peer, frame } => self.enqueue(&peer, Out::Frame(frame)),
+                    Action::SendRange {
+                        peer,
+                        author,
+                        from,
+                        to,
+                    } => self.enqueue(&peer, Out::Range { author, from, to }),
+                    Action::Disconnect { peer, reason } => {
+                        if let Some(link) = self.links.get(&peer) {
+                            tracing::info!(target: AUDIT, event = "peer_untrusted", peer = %self.name(&peer), %reason, "disconnecting peer");
+                            link.handle.close(CloseCode::UnknownPeer, &reason);
+                        }
+                    }
+                    Action::Ingest {
+                        from,
+                        author,
+                        seq,
+                        item,
+                    } => {
+                        if let Some(stored) = self.ingest(&from, &author, seq, item) {
+                            unflushed.push(stored);
+                        }
+                    }
+                }
+            }
+            if unflushed.is_empty() {
+                return;
+            }
+            if let Err(e) = self.node.store().durable().await {
+                // Not durable: do not announce. Anti-entropy retries.
+                tracing::error!(error = %e, "store flush failed; received envelopes not acknowledged");
+                return;
+            }
+            let now = Instant::now();
+            for u in unflushed {
+                self.sync
+                    .handle_stored(&u.author, u.seq, u.id, Some(&u.from), now);
+                self.node.emit(NodeEvent::Stored {
+                    author: u.author,
+                    seq: u.seq,
+                    id: u.id,
+                    subject: u.subject,
+                    kind: u.kind,
+                    from: Some(u.from),
+                });
+            }
+        }
+    }
+
+    fn enqueue(&self, peer: &Fingerprint, out: Out) {
+        if let Some(link) = self.links.get(peer) {
+            if link.outbox.try_send(out).is_err() {
+                tracing::debug!(peer = %peer.short(), "outbox full; anti-entropy will repair");
+            }
+        }
+    }
+
+    fn ingest(
+        &mut self,
+        from: &Fingerprint,
+        author: &Fingerprint,
+        seq: u64,
+        item: Item,
+    ) -> Option<Unflushed> {
+        let now = Instant::now();
+        let result = match item {
+            Item::Live { bytes, sig } => {
+                let id = EnvelopeId::of(&bytes);
+                self.node.ingest(bytes, sig).map(|inserted| (id, inserted))
+            }
+            Item::Tombstone(t) => {
+                let id = t.id;
+                self.node
+                    .ingest_tombstone(id, tombstone_from_wire(t))
+                    .map(|inserted| (id, inserted))
+            }
+        };
+        match result {
+            Ok((id, Inserted::Stored(state))) => {
+                self.board.entry(from.clone()).or_default().received += 1;
+                tracing::info!(target: AUDIT, event = "received", author = %self.name(author), seq, envelope = %id, incident = %state.id, via = %self.name(from), "envelope received");
+                let kind = state
+                    .timeline
+                    .iter()
+                    .find(|e| e.envelope == id)
+                    .map_or(Kind::Incident, |e| e.kind);
+                Some(Unflushed {
+                    author: author.clone(),
+                    seq,
+                    id,
+                    from: from.clone(),
+                    subject: state.id,
+                    kind,
+                })
+            }
+            Ok((id, Inserted::Duplicate)) => {
+                self.sync.handle_stored(author, seq, id, Some(from), now);
+                None
+            }
+            Ok((id, Inserted::Equivocation { held })) => {
+                tracing::warn!(target: AUDIT, event = "equivocation", author = %self.name(author), seq, held = %held, other = %id, via = %self.name(from), "two different envelopes with the same author and seq: both kept as evidence");
+                *self
+                    .board
+                    .entry(from.clone())
+                    .or_default()
+                    .rejections
+                    .entry("equivocation".into())
+                    .or_default() += 1;
+                self.sync.handle_rejected(from, author, seq, now);
+                None
+            }
+            Err(IngestError::Rejected(rejected)) => {
+                let code = rejected.reason_code();
+                *self
+                    .board
+                    .entry(from.clone())
+                    .or_default()
+                    .rejections
+                    .entry(code.into())
+                    .or_default() += 1;
+                tracing::warn!(target: AUDIT, event = "rejected", author = %author.short(), seq, via = %self.name(from), reason = code, detail = %rejected, "envelope rejected");
+                self.sync.handle_rejected(from, author, seq, now);
+                if disconnects(&rejected) {
+                    if let Some(link) = self.links.get(from) {
+                        link.handle
+                            .close(CloseCode::Misbehaving, &rejected.to_string());
+                    }
+                }
+                None
+            }
+            Err(IngestError::Store(e)) => {
+                tracing::error!(error = %e, "store refused a received envelope");
+                self.sync.handle_rejected(from, author, seq, now);
+                None
+            }
+        }
+    }
+
+    fn publish_board(&self) {
+        let mut peers: Vec<PeerInfo> = Vec::new();
+        let mut seen_addresses = HashSet::new();
+        for (fpr, stats) in &self.board {
+            let link = self.links.get(fpr);
+            if let Some(addr) = stats.address {
+                seen_addresses.insert(addr.to_string());
+            }
+            peers.push(PeerInfo {
+                name: self.node.name_of(fpr),
+                fingerprint: Some(fpr.clone()),
+                address: link
+                    .map(|l| l.remote)
+                    .or(stats.address)
+                    .map(|a| a.to_string()),
+                connected: link.is_some(),
+                last_seen: stats.last_seen,
+                envelopes_sent: stats.sent.load(Ordering::Relaxed),
+                envelopes_received: stats.received,
+                behind: self.sync.peer(fpr).map_or(0, |v| v.behind),
+                rejections: stats.rejections.clone(),
+            });
+        }
+        for peer in &self.configured {
+            let known = peer
+                .fingerprint
+                .as_ref()
+                .is_some_and(|f| self.board.contains_key(f));
+            if !known && !seen_addresses.contains(&peer.addr) {
+                peers.push(PeerInfo {
+                    name: peer.fingerprint.as_ref().and_then(|f| self.node.name_of(f)),
+                    fingerprint: peer.fingerprint.clone(),
+                    address: Some(peer.addr.clone()),
+                    connected: false,
+                    last_seen: None,
+                    envelopes_sent: 0,
+                    envelopes_received: 0,
+                    behind: 0,
+                    rejections: BTreeMap::new(),
+                });
+            }
+        }
+        self.node.set_peers(peers);
+    }
+}
+
+/// Refusals that mean the peer is broken or hostile, not merely behind.
+fn disconnects(rejected: &Rejected) -> bool {
+    matches!(
+        rejected,
+        Rejected::BadSignature { .. }
+            | Rejected::AuthorMismatch { .. }
+            | Rejected::Malformed(_)
+            | Rejected::MalformedSignature(_)
+            | Rejected::TooLarge { .. }
+            | Rejected::SignatureTooLarge { .. }
+    )
+}
+
+fn tombstone_from_wire(t: WireTombstone) -> Tombstone {
+    Tombstone {
+        author: t.author,
+        seq: t.seq,
+        prev: t.prev,
+        subject: t.subject,
+        kind: t.kind,
+        created: t.created,
+        tlp: t.tlp,
+        recipients: t.recipients,
+        withdrawn_by: t.withdrawn_by,
+    }
+}
+
+fn tombstone_to_wire(id: EnvelopeId, t: Tombstone) -> WireTombstone {
+    WireTombstone {
+        author: t.author,
+        seq: t.seq,
+        id,
+        prev: t.prev,
+        subject: t.subject,
+        kind: t.kind,
+        created: t.created,
+        tlp: t.tlp,
+        recipients: t.recipients,
+        withdrawn_by: t.withdrawn_by,
+    }
+}
+
+async fn accept_loop(
+    endpoint: Endpoint,
+    node: Arc<Node>,
+    inbox: mpsc::Sender<Input>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let accepting = tokio::select! {
+            biased;
+            _ = stopped.wait_for(|s| *s) => return,
+            a = endpoint.accept() => match a { Some(a) => a, None => return },
+        };
+        let node = node.clone();
+        let inbox = inbox.clone();
+        tokio::spawn(async move {
+            let remote = accepting.remote_address();
+            let trust = node.trust_store();
+            match accepting.authenticate(&trust).await {
+                Ok(link) => {
+                    let _ = inbox.send(Input::Link(Box::new(link))).await;
+                }
+                Err(e) => {
+                    tracing::warn!(target: AUDIT, event = "peer_refused", %remote, reason = %e, "incoming connection refused");
+                }
+            }
+        });
+    }
+}
+
+async fn dial_loop(
+    endpoint: Endpoint,
+    node: Arc<Node>,
+    peer: config::Peer,
+    inbox: mpsc::Sender<Input>,
+    connected: Arc<RwLock<HashSet<Fingerprint>>>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut backoff = BACKOFF_MIN;
+    let mut known = peer.fingerprint.clone();
+    let mut failures = 0u32;
+    loop {
+        if *stopped.borrow() {
+            return;
+        }
+        let already = known.as_ref().is_some_and(|f| {
+            connected
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(f)
+        });
+        let wait = if already {
+            // The peer dialed us; check again later in case that link drops.
+            Duration::from_secs(1)
+        } else {
+            match dial_once(&endpoint, &node, &peer).await {
+                Ok(link) => {
+                    failures = 0;
+                    backoff = BACKOFF_MIN;
+                    known = Some(link.peer.clone());
+                    let handle = link.handle();
+                    if inbox.send(Input::Link(Box::new(link))).await.is_err() {
+                        return;
+                    }
+                    tokio::select! {
+                        _ = stopped.wait_for(|s| *s) => return,
+                        _ = handle.closed() => {}
+                    }
+                    BACKOFF_MIN
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures == 1 || failures.is_power_of_two() {
+                        tracing::warn!(peer = %peer.addr, attempt = failures, retry_in = ?backoff, error = %e, "cannot reach peer");
+                    }
+                    let wait = backoff + jitter(backoff / 4);
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    wait
+                }
+            }
+        };
+        tokio::select! {
+            _ = stopped.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+async fn dial_once(
+    endpoint: &Endpoint,
+    node: &Node,
+    peer: &config::Peer,
+) -> Result<Link, MeshError> {
+    let addr = tokio::net::lookup_host(&peer.addr)
+        .await
+        .map_err(|e| MeshError::Connect(format!("resolving {}: {e}", peer.addr)))?
+        .next()
+        .ok_or_else(|| MeshError::Connect(format!("{} resolves to no address", peer.addr)))?;
+    let trust = node.trust_store();
+    endpoint
+        .connect(addr, &trust, peer.fingerprint.as_ref())
+        .await
+}
+
+/// A pseudo-random share of `max`, so restarted peers do not redial in
+/// lockstep.
+fn jitter(max: Duration) -> Duration {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64)
+        ^ std::process::id() as u64;
+    Duration::from_nanos(seed % (max.as_nanos() as u64).max(1))
+}
+
+/// Reads frames from one link into the engine, enforcing rate limits.
+async fn reader_task(
+    peer: Fingerprint,
+    link: u64,
+    mut receiver: FrameReceiver,
+    handle: LinkHandle,
+    inbox: mpsc::Sender<Input>,
+) {
+    let mut frames = TokenBucket::new(FRAMES_PER_SECOND, FRAME_BURST);
+    let mut bytes = TokenBucket::new(BYTES_PER_SECOND, BYTE_BURST);
+    let mut last_bytes = 0u64;
+    let misbehaved = |reason: &'static str, detail: String| Input::Misbehaved {
+        peer: peer.clone(),
+        link,
+        reason,
+        detail,
+    };
+    let reason = loop {
+        tokio::select! {
+            closed = handle.closed() => break format!("{closed:?}"),
+            next = receiver.recv() => match next {
+                Ok(Some(frame)) => {
+                    let total = handle.stats().frame_bytes_received;
+                    let size = total.saturating_sub(last_bytes);
+                    last_bytes = total;
+                    if !frames.take(1.0) || !bytes.take(size as f64) {
+                        let _ = inbox.send(misbehaved("rate_limit", "rate limit exceeded".into())).await;
+                        break "rate limit exceeded".into();
+                    }
+                    let frame = Input::Frame { peer: peer.clone(), link, frame };
+                    if inbox.send(frame).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break "stream finished".into(),
+                Err(MeshError::Oversized { size }) => {
+                    let _ = inbox.send(misbehaved("oversized", format!("frame of {size} bytes"))).await;
+                    break format!("oversized frame ({size} bytes)");
+                }
+                Err(MeshError::Decode(e)) => {
+                    let _ = inbox.send(misbehaved("malformed", e.to_string())).await;
+                    break format!("undecodable frame: {e}");
+                }
+                Err(e) => break e.to_string(),
+            }
+        }
+    };
+    let _ = inbox.send(Input::Closed { peer, link, reason }).await;
+}
+
+/// Writes one link's frames; reads envelope ranges from the store and
+/// packs consecutive ones into batches.
+async fn outbox_task(
+    node: Arc<Node>,
+    mut sender: FrameSender,
+    mut outbox: mpsc::Receiver<Out>,
+    sent: Arc<AtomicU64>,
+) {
+    let mut batch = Batch::default();
+    while let Some(first) = outbox.recv().await {
+        let mut next = Some(first);
+        while let Some(out) = next.take().or_else(|| outbox.try_recv().ok()) {
+            let ok = match out {
+                Out::Frame(frame) => {
+                    batch.flush(&mut sender, &sent).await.is_ok()
+                        && sender.send(&frame).await.is_ok()
+                }
+                Out::Range { author, from, to } => {
+                    batch
+                        .add_range(&node, &author, from, to, &mut sender, &sent)
+                        .await
+                }
+            };
+            if !ok {
+                return;
+            }
+        }
+        if batch.flush(&mut sender, &sent).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Envelopes gathered for the next `Envelopes` frame.
+#[derive(Default)]
+struct Batch {
+    items: Vec<Item>,
+    bytes: usize,
+}
+
+impl Batch {
+    /// Adds `author`'s envelopes `from..=to`, sending full batches as they
+    /// fill. False when the link is gone.
+    async fn add_range(
+        &mut self,
+        node: &Node,
+        author: &Fingerprint,
+        from: u64,
+        to: u64,
+        sender: &mut FrameSender,
+        sent: &AtomicU64,
+    ) -> bool {
+        let mut seq = from;
+        while seq <= to {
+            let chunk_end = to.min(seq.saturating_add(MAX_BATCH as u64 - 1));
+            let stored = match node.store().chain_range(author, seq, chunk_end) {
+                Ok(stored) => stored,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading envelopes to send");
+                    return true;
+                }
+            };
+            if stored.is_empty() {
+                return true;
+            }
+            for (id, envelope) in stored {
+                let item = match envelope {
+                    StoredEnvelope::Live { bytes, sig } => {
+                        self.bytes += bytes.len() + sig.len() + 16;
+                        Item::Live { bytes, sig }
+                    }
+                    StoredEnvelope::Tombstone(t) => {
+                        self.bytes += 512;
+                        Item::Tombstone(tombstone_to_wire(id, t))
+                    }
+                };
+                self.items.push(item);
+                if (self.items.len() >= MAX_BATCH || self.bytes >= BATCH_BYTES)
+                    && self.flush(sender, sent).await.is_err()
+                {
+                    return false;
+                }
+            }
+            seq = chunk_end + 1;
+        }
+        true
+    }
+
+    async fn flush(&mut self, sender: &mut FrameSender, sent: &AtomicU64) -> Result<(), MeshError> {
+        if self.items.is_empty() {
+            return Ok(());
+        }
+        let n = self.items.len() as u64;
+        let frame = Frame::Envelopes {
+            items: std::mem::take(&mut self.items),
+        };
+        self.bytes = 0;
+        sender.send(&frame).await?;
+        sent.fetch_add(n, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// A token bucket: `rate` tokens per second, at most `burst` saved up.
+struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl TokenBucket {
+    fn new(rate: f64, burst: f64) -> Self {
+        TokenBucket {
+            rate,
+            burst,
+            tokens: burst,
+            at: Instant::now(),
+        }
+    }
+
+    fn take(&mut self, n: f64) -> bool {
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
+        self.at = now;
+        if self.tokens >= n {
+            self.tokens -= n;
+            true
+        } else {
+            false
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! Several real nodes on loopback: relay across hops, catch-up after being
+//! offline, TLP:RED ciphertext at the relay, retraction, receipts, and the
+//! trust store deciding who may connect.
+
+use std::time::Duration;
+
+use crate::harness::{eventually, TestNode};
+
+const SOON: Duration = Duration::from_secs(30);
+
+/// CN-CERT — KE-CIRT — NG-CERT: the ends are not connected to each other.
+/// KE starts first and keeps its port; CN and NG dial it.
+fn line() -> (TestNode, TestNode, TestNode) {
+    let mut ke = TestNode::new("KE-CIRT");
+    let mut cn = TestNode::new("CN-CERT");
+    let mut ng = TestNode::new("NG-CERT");
+    for node in [&ke, &cn, &ng] {
+        node.init();
+    }
+    ke.trust(&cn);
+    ke.trust(&ng);
+    cn.trust(&ke);
+    cn.trust(&ng);
+    ng.trust(&ke);
+    ng.trust(&cn);
+    ke.spawn();
+    ke.pin_listen();
+    let addr = ke.listen_addr();
+    cn.add_peer(&addr);
+    ng.add_peer(&addr);
+    cn.spawn();
+    ng.spawn();
+    wait_connected(&ke, 2);
+    (cn, ke, ng)
+}
+
+fn wait_connected(node: &TestNode, n: usize) {
+    eventually(
+        SOON,
+        &format!("{} to have {n} connected peers", node.name),
+        || {
+            let peers = node.json(&["peers"]);
+            let up = peers["peers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| p["connected"] == true)
+                .count();
+            (up >= n).then_some(())
+        },
+    );
+}
+
+fn has_incident(node: &TestNode, id: &str) -> Option<serde_json::Value> {
+    let out = node.cerctl(&["--json", "incident", "show", id]);
+    (out.code == 0).then(|| serde_json::from_str(&out.stdout).unwrap())
+}
+
+#[test]
+fn incident_crosses_a_relay_with_the_authors_signature() {
+    let (cn, ke, ng) = line();
+    let id = ng.file(&[
+        "--title",
+        "Ransomware C2 seen in two countries",
+        "--severity",
+        "high",
+        "--tlp",
+        "green",
+        "--class",
+        "malicious-code/c2-server",
+        "--ioc",
+        "ipv4:203.0.113.50",
+    ]);
+    let detail = eventually(SOON, "CN to receive NG's incident through KE", || {
+        has_incident(&cn, &id)
+    });
+    let ng_fpr = ng.fingerprint();
+    assert_eq!(detail["incident"]["reporter"], ng_fpr.as_str());
+    assert_eq!(
+        detail["incident"]["content"]["title"],
+        "Ransomware C2 seen in two countries"
+    );
+    assert_eq!(detail["envelopes"][0]["author"], ng_fpr.as_str());
+    assert_eq!(detail["envelopes"][0]["signature"], "good");
+    assert_eq!(detail["names"][&ng_fpr], "NG-CERT");
+    // KE relayed it and holds it too.
+    assert!(has_incident(&ke, &id).is_some());
+    // CN's copy is byte-identical: the id is the hash of the same bytes.
+    let cn_export = cn.json(&["export", "--format", "envelopes", "--incident", &id]);
+    let ng_export = ng.json(&["export", "--format", "envelopes", "--incident", &id]);
+    assert_eq!(cn_export["envelopes"], ng_export["envelopes"]);
+    // An update by the author follows the same way; CN's IOC search names NG.
+    ng.cerctl(&["incident", "update", &id, "--status", "contained"])
+        .ok();
+    eventually(SOON, "CN to see the update", || {
+        let d = has_incident(&cn, &id)?;
+        (d["incident"]["content"]["status"] == "contained").then_some(())
+    });
+    let search = cn.json(&["ioc", "search", "203.0.113.50"]);
+    assert_eq!(search["matches"][0]["reported_by"][0]["name"], "NG-CERT");
+    // Peers show traffic and no rejections.
+    let peers = ke.json(&["peers"]);
+    for peer in peers["peers"].as_array().unwrap() {
+        assert_eq!(peer["connected"], true, "{peers}");
+        assert!(
+            peer["rejections"].as_object().is_none_or(|r| r.is_empty()),
+            "{peers}"
+        );
+    }
+}
+
+#[test]
+fn offline_node_catches_up_with_only_what_is_missing() {
+    let (cn, mut ke, ng) = line();
+    let first = ng.file(&[
+        "--title",
+        "before the outage",
+        "--severity",
+        "low",
+        "--tlp",
+        "green",
+        "--class",
+        "test/test",
+    ]);
+    eventually(SOON, "CN to receive the first incident", || {
+        has_incident(&cn, &first)
+    });
+    ke.stop();
+    let mut filed = Vec::new();
+    for i in 0..200 {
+        filed.push(ng.file(&[
+            "--title",
+            &format!("during the outage {i}"),
+            "--severity",
+            "low",
+            "--tlp",
+            "green",
+            "--class",
+            "test/test",
+        ]));
+    }
+    assert!(
+        has_incident(&cn, &filed[0]).is_none(),
+        "CN has no path to NG while KE is down"
+    );
+    ke.spawn();
+    let last = filed.last().unwrap().clone();
+    eventually(Duration::from_secs(60), "CN to catch up through KE", || {
+        has_incident(&cn, &last)
+    });
+    for id in &filed {
+        assert!(has_incident(&cn, id).is_some(), "{id} missing at CN");
+    }
+    assert_eq!(cn.status()["incidents"], 201);
+    // KE received from NG only what it lacked: the 200 filed while it was down.
+    let peers = ke.json(&["peers"]);
+    let from_ng = peers["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "NG-CERT")
+        .expect("NG in KE's peers")
+        .clone();
+    assert_eq!(from_ng["envelopes_received"], 200, "{peers}");
+}
+
+#[test]
+fn red_incident_is_ciphertext_at_the_relay() {
+    let (cn, ke, ng) = line();
+    let title = "Compromise of the ministry mail server";
+    let id = ng.file(&[
+        "--title",
+        title,
+        "--severity",
+        "critical",
+        "--tlp",
+        "red",
+        "--class",
+        "intrusions/system-compromise",
+        "--to",
+        "CN-CERT",
+        "--ioc",
+        "domain:exfil-drop.example",
+    ]);
+    let at_cn = eventually(SOON, "CN to receive the RED incident", || {
+        has_incident(&cn, &id)
+    });
+    assert_eq!(at_cn["incident"]["content"]["title"], title);
+    assert_eq!(at_cn["incident"]["readable"], true);
+    let at_ke = eventually(SOON, "KE to relay the RED incident", || {
+        has_incident(&ke, &id)
+    });
+    assert_eq!(at_ke["incident"]["readable"], false);
+    assert!(at_ke["incident"].get("content").is_none(), "{at_ke}");
+    assert_eq!(
+        at_ke["incident"]["recipients"][0],
+        cn.fingerprint().as_str()
+    );
+    let shown = ke.cerctl(&["incident", "show", &id]);
+    assert!(
+        shown.ok().contains("CN-CERT"),
+        "the relay says whom it is encrypted for: {}",
+        shown.stdout
+    );
+    // Nothing readable in the relay's files.
+    ke.cerctl(&["status"]).ok();
+    assert!(
+        !dir_contains(&ke.data_dir(), title.as_bytes()),
+        "plaintext title found in KE's data dir"
+    );
+    assert!(
+        !dir_contains(&ke.data_dir(), b"exfil-drop.example"),
+        "plaintext indicator found in KE's data dir"
+    );
+    // The recipient indexes it: IOC search works at CN, not at KE.
+    assert_eq!(
+        cn.json(&["ioc", "search", "exfil-drop.example"])["matches"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(ke.cerctl(&["ioc", "search", "exfil-drop.example"]).code, 1);
+}
+
+fn dir_contains(dir: &std::path::Path, needle: &[u8]) -> bool {
+    walk(dir).into_iter().any(|file| {
+        std::fs::read(&file)
+            .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+            .unwrap_or(false)
+    })
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn retraction_and_receipt_travel_across_the_mesh() {
+    let (cn, ke, ng) = line();
+    let id = ng.file(&[
+        "--title",
+        "Phishing kit",
+        "--severity",
+        "medium",
+        "--tlp",
+        "green",
+        "--class",
+        "fraud/phishing",
+        "--ioc",
+        "domain:kit.example",
+    ]);
+    eventually(SOON, "CN to receive it", || has_incident(&cn, &id));
+
+    // CN's analyst marks it actioned; NG sees CN's signed receipt.
+    cn.cerctl(&[
+        "incident",
+        "ack",
+        &id,
+        "--state",
+        "actioned",
+        "--comment",
+        "blocked at the border",
+    ])
+    .ok();
+    let cn_fpr = cn.fingerprint();
+    eventually(SOON, "NG to see CN's receipt", || {
+        let d = has_incident(&ng, &id)?;
+        d["incident"]["timeline"]
+            .as_array()?
+            .iter()
+            .find(|e| {
+                e["event"] == "receipt"
+                    && e["author"] == cn_fpr.as_str()
+                    && e["state"] == "actioned"
+            })
+            .cloned()
+    });
+
+    // NG retracts; it disappears from every listing, a tombstone remains.
+    ng.cerctl(&["incident", "retract", &id, "--reason", "false positive"])
+        .ok();
+    for node in [&cn, &ke, &ng] {
+        eventually(
+            SOON,
+            &format!("{} to drop the retracted incident", node.name),
+            || {
+                let list = node.json(&["incident", "list"]);
+                let listed = list["incidents"]
+                    .as_array()?
+                    .iter()
+                    .any(|i| i["id"] == id.as_str());
+                (!listed).then_some(())
+            },
+        );
+        let d = has_incident(node, &id).expect("tombstone kept");
+        assert!(d["incident"]["retracted"].is_object());
+        assert_eq!(node.cerctl(&["ioc", "search", "kit.example"]).code, 1);
+    }
+    // The withdrawn body is no longer served by any node: exports hold only
+    // the retraction and the receipt, not the filing.
+    for node in [&cn, &ke, &ng] {
+        let export = node.json(&["export", "--format", "envelopes", "--incident", &id]);
+        let text = export.to_string();
+        assert!(
+            !text.contains("Phishing kit"),
+            "{} still serves the retracted body",
+            node.name
+        );
+    }
+}
+
+#[test]
+fn unknown_node_cannot_connect_and_removed_cert_disconnects() {
+    let (cn, ke, ng) = line();
+    // A stranger with its own key, unknown to KE, dials KE.
+    let mut stranger = TestNode::new("XX-CERT");
+    stranger.init();
+    stranger.trust(&ke);
+    stranger.add_peer(&ke.listen_addr());
+    stranger.spawn();
+    eventually(SOON, "KE to refuse the stranger", || {
+        ke.log().contains("peer_refused").then_some(())
+    });
+    let peers = stranger.json(&["peers"]);
+    assert!(
+        peers["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["connected"] == false),
+        "{peers}"
+    );
+    let at_ke = ke.json(&["peers"]);
+    assert!(
+        at_ke["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["name"] != "XX-CERT"),
+        "{at_ke}"
+    );
+
+    // KE stops trusting NG: NG is disconnected within seconds, no restart.
+    let ng_fpr = ng.fingerprint();
+    ke.cerctl(&["certs", "remove", &ng_fpr]).ok();
+    eventually(SOON, "KE to drop NG", || {
+        let peers = ke.json(&["peers"]);
+        let ng_up = peers["peers"]
+            .as_array()?
+            .iter()
+            .any(|p| p["fingerprint"] == ng_fpr.as_str() && p["connected"] == true);
+        (!ng_up).then_some(())
+    });
+    // And NG's new incidents no longer reach CN through KE.
+    let id = ng.file(&[
+        "--title",
+        "after removal",
+        "--severity",
+        "low",
+        "--tlp",
+        "green",
+        "--class",
+        "test/test",
+    ]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(has_incident(&cn, &id).is_none());
+    // Adding it back with cerctl restores the link.
+    ke.cerctl(&["certs", "add", ng.cert_path().to_str().unwrap()])
+        .ok();
+    eventually(
+        SOON,
+        "CN to receive NG's incident once KE trusts NG again",
+        || has_incident(&cn, &id),
+    );
+}
