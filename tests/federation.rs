@@ -383,3 +383,101 @@ fn unknown_node_cannot_connect_and_removed_cert_disconnects() {
         || has_incident(&cn, &id),
     );
 }
+
+#[test]
+fn tampered_envelope_from_a_peer_is_refused_and_the_peer_dropped() {
+    use std::sync::Arc;
+
+    use cer_proto::envelope::{Body, Draft, DraftBody, IncidentBody};
+    use cer_proto::model::{Classification, Severity, Status, Tlp};
+    use cer_proto::wire::{Frame, Item};
+    use cerd::mesh::transport::Endpoint;
+    use cerd::sign::{Identity, TrustStore};
+
+    let mut ke = TestNode::new("KE-CIRT");
+    ke.init();
+    let evil = Identity::generate("EVIL-CERT").unwrap();
+    std::fs::write(ke.certs_dir().join("evil.asc"), evil.public_armored()).unwrap();
+    ke.spawn();
+    let addr: std::net::SocketAddr = ke.listen_addr().parse().unwrap();
+
+    let draft = Draft {
+        author: evil.fingerprint().clone(),
+        seq: 1,
+        prev: None,
+        created: "2026-11-28T13:00:00Z".parse().unwrap(),
+        subject: uuid::Uuid::new_v4(),
+        tlp: Tlp::Green,
+        recipients: vec![],
+        body: DraftBody::Plain(Body::Incident(IncidentBody {
+            title: "Harmless report".into(),
+            description: String::new(),
+            severity: Severity::Low,
+            classification: Classification::parse("test/test").unwrap(),
+            status: Status::New,
+            indicators: vec![],
+            affected: Default::default(),
+            occurred: None,
+            detected: None,
+            tags: vec![],
+        })),
+    };
+    let bytes = draft.to_bytes().unwrap();
+    let sig = evil.sign_detached(&bytes);
+    // Same length, different meaning: the signature no longer matches.
+    let tampered = String::from_utf8(bytes)
+        .unwrap()
+        .replace("Harmless", "Alarming")
+        .into_bytes();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ke_cert = std::fs::read(ke.cert_path()).unwrap();
+    rt.block_on(async {
+        let mut trust = TrustStore::new();
+        trust.insert(cerd::sign::TrustedCert::parse(&ke_cert).unwrap());
+        let endpoint = Endpoint::bind("127.0.0.1:0".parse().unwrap(), Arc::new(evil)).unwrap();
+        let link = endpoint
+            .connect(addr, &trust, None)
+            .await
+            .expect("the trusted test peer connects");
+        let (mut sender, mut receiver, handle) = link.split();
+        sender
+            .send(&Frame::Envelopes {
+                items: vec![Item::Live {
+                    bytes: tampered,
+                    sig,
+                }],
+            })
+            .await
+            .unwrap();
+        // KE closes the link: read until it does.
+        let closed = tokio::time::timeout(SOON, async {
+            while let Ok(Some(_)) = receiver.recv().await {}
+            handle.closed().await
+        })
+        .await
+        .expect("KE disconnects the peer");
+        assert!(
+            format!("{closed:?}").contains("bad signature"),
+            "{closed:?}"
+        );
+        endpoint.close();
+    });
+    let peers = eventually(SOON, "KE to count the bad signature", || {
+        let peers = ke.json(&["peers"]);
+        let evil = peers["peers"]
+            .as_array()?
+            .iter()
+            .find(|p| p["name"] == "EVIL-CERT")?
+            .clone();
+        (evil["rejections"]["bad_signature"] == 1).then_some(evil)
+    });
+    assert_eq!(peers["envelopes_received"], 0);
+    // Nothing was stored, and the API kept serving throughout.
+    let status = ke.status();
+    assert_eq!(status["envelopes"], 0);
+    assert!(ke.log().contains("bad_signature"));
+}

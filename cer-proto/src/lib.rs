@@ -2,7 +2,7 @@
 //!
 //! This crate owns the data model (incidents, indicators, labels), the
 //! envelope format that authors sign, the local API's request and response
-//! types, and (later) the wire frames and the sync state machine.
+//! types, the mesh wire frames and the sync state machine.
 //!
 //! Architecture invariant: this crate performs no I/O and reads no clock.
 //! It depends on no async runtime, no storage engine, no network stack and
