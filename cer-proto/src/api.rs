@@ -518,6 +518,14 @@ pub struct PeerInfo {
     pub envelopes_received: u64,
     /// Envelopes this peer holds that we lack, as of its last summary.
     pub behind: u64,
+    /// Envelopes received from this peer that were already held.
+    #[serde(default)]
+    pub duplicates: u64,
+    /// Bytes on the wire (UDP payload) over the current or last link.
+    #[serde(default)]
+    pub bytes_sent: u64,
+    #[serde(default)]
+    pub bytes_received: u64,
     pub rejections: BTreeMap<String, u64>,
 }
 

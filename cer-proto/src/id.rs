@@ -52,6 +52,18 @@ impl Fingerprint {
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
     }
+
+    /// The 20 raw bytes, for compact binary encodings.
+    pub fn to_raw(&self) -> [u8; 20] {
+        let mut raw = [0u8; 20];
+        // parse admits exactly 40 hex digits, so this cannot fail.
+        hex::decode_to_slice(&self.0, &mut raw).expect("a Fingerprint is 40 hex digits");
+        raw
+    }
+
+    pub fn from_raw(raw: &[u8; 20]) -> Fingerprint {
+        Fingerprint(hex::encode_upper(raw))
+    }
 }
 
 impl TryFrom<String> for Fingerprint {

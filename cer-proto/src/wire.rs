@@ -519,10 +519,7 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 fn put_fingerprint(out: &mut Vec<u8>, fingerprint: &Fingerprint) {
-    let mut raw = [0u8; FINGERPRINT_LEN];
-    // Fingerprint::parse admits exactly 40 hex digits, so this cannot fail.
-    hex::decode_to_slice(fingerprint.as_str(), &mut raw).expect("a Fingerprint is 40 hex digits");
-    out.extend_from_slice(&raw);
+    out.extend_from_slice(&fingerprint.to_raw());
 }
 
 fn kind_code(kind: Kind) -> u8 {

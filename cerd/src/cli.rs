@@ -50,16 +50,30 @@ enum Command {
     /// Validate the configuration, identity and trust store; print every
     /// problem found.
     Check,
+    /// Run three federating CERT nodes on this machine and narrate what
+    /// they do (under a minute).
+    Demo {
+        /// Keep the nodes' folders here (must be new or empty) instead of
+        /// a temporary folder that is removed afterwards.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Runs the command line; the binary's `main` is only this.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    // The demo narrates on stdout; its three nodes' logs would drown it.
+    let quiet = matches!(cli.command, Some(Command::Demo { .. }));
+    init_tracing(
+        cli.log_format,
+        if quiet { "warn" } else { "info,sled=warn" },
+    );
     let result = match &cli.command {
         None | Some(Command::Run) => run(&cli),
         Some(Command::Init { name }) => init(&cli, name),
         Some(Command::Check) => check(&cli),
+        Some(Command::Demo { dir }) => demo(dir.clone()),
     };
     match result {
         Ok(code) => code,
@@ -70,11 +84,11 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(format: LogFormat) {
+fn init_tracing(format: LogFormat, default_filter: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("CERD_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info,sled=warn"));
+        .unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -121,6 +135,15 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         _ = int.recv() => {}
     }
     Ok(())
+}
+
+fn demo(dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(crate::demo::run(dir))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init(cli: &Cli, name: &str) -> anyhow::Result<ExitCode> {

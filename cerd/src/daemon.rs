@@ -84,7 +84,7 @@ impl Daemon {
             Ok(Err(e)) => tracing::warn!(error = %e, "API server stopped with an error"),
             Err(e) => tracing::warn!(error = %e, "API task failed"),
         }
-        self.node.store().flush().context("flushing the store")?;
+        self.node.store().close().context("closing the store")?;
         let _ = std::fs::remove_file(&self.node.config().api_socket);
         tracing::info!("cerd stopped");
         Ok(())

@@ -61,6 +61,12 @@ impl From<FieldErrors> for NodeError {
     }
 }
 
+/// A received envelope that passed every check but the chain.
+struct Checked {
+    envelope: Envelope,
+    body: Option<Body>,
+}
+
 /// Why a received envelope was not stored.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -515,7 +521,7 @@ impl Node {
         body: Body,
     ) -> Result<Filed, NodeError> {
         let kind = body.kind();
-        let (draft_body, decrypted) = if tlp.is_encrypted() {
+        let (draft_body, readable) = if tlp.is_encrypted() {
             let plain =
                 serde_json::to_vec(&body.to_value()).map_err(|e| NodeError::Sign(e.to_string()))?;
             let certs: Vec<TrustedCert> = self.with_trust(|t| {
@@ -536,7 +542,7 @@ impl Node {
                 sign::encrypt_armored(&plain, &to).map_err(|e| NodeError::Sign(e.to_string()))?;
             (DraftBody::Encrypted { kind, armored }, Some(body))
         } else {
-            (DraftBody::Plain(body), None)
+            (DraftBody::Plain(body.clone()), Some(body))
         };
 
         let turn = self.publishing.lock().await;
@@ -566,7 +572,7 @@ impl Node {
             bytes,
             sig,
             envelope,
-            decrypted,
+            body: readable,
         })?;
         drop(turn);
         if !matches!(inserted, Inserted::Stored(_)) {
@@ -597,33 +603,88 @@ impl Node {
     /// Verifies and stores an envelope from elsewhere (a peer, an import).
     /// Not durable until the store's next flush; see [`Store::durable`].
     pub fn ingest(&self, bytes: Vec<u8>, sig: Vec<u8>) -> Result<Inserted, IngestError> {
-        let envelope = self.with_trust(|t| verify::verify_signed(t, &bytes, &sig))?;
-        let decrypted = match (
-            &envelope.body_enc,
-            envelope.recipients.contains(self.fingerprint())
-                || envelope.author == *self.fingerprint(),
-        ) {
-            (Some(armored), true) => match self.identity.decrypt_armored(armored) {
-                Ok(plain) => Body::from_slice(envelope.kind, &plain).ok(),
-                Err(e) => {
-                    tracing::warn!(target: AUDIT, event = "decrypt_failed", author = %envelope.author, seq = envelope.seq, error = %e, "cannot decrypt an envelope addressed to this node");
-                    None
-                }
+        let checked = self.check(&bytes, &sig)?;
+        self.store_checked(bytes, sig, checked)
+    }
+
+    /// Verifies a batch of envelopes on every core, then stores them in
+    /// order. The result for each item is in the same position.
+    pub fn ingest_batch(
+        &self,
+        items: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Vec<Result<Inserted, IngestError>> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let checked: Vec<Result<Checked, IngestError>> = if items.len() < 16 || threads < 2 {
+            items.iter().map(|(b, s)| self.check(b, s)).collect()
+        } else {
+            let chunk = items.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = items
+                    .chunks(chunk)
+                    .map(|part| {
+                        scope.spawn(move || {
+                            part.iter()
+                                .map(|(b, s)| self.check(b, s))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                workers
+                    .into_iter()
+                    .flat_map(|w| w.join().expect("verification worker panicked"))
+                    .collect()
+            })
+        };
+        items
+            .into_iter()
+            .zip(checked)
+            .map(|((bytes, sig), checked)| self.store_checked(bytes, sig, checked?))
+            .collect()
+    }
+
+    /// Signature, author and body checks; decryption when addressed to us.
+    fn check(&self, bytes: &[u8], sig: &[u8]) -> Result<Checked, IngestError> {
+        let envelope = self.with_trust(|t| verify::verify_signed(t, bytes, sig))?;
+        let body = match (&envelope.body, &envelope.body_enc) {
+            (Some(_), _) => match envelope.plain_body() {
+                Some(Ok(body)) => Some(body),
+                Some(Err(e)) => return Err(Rejected::Malformed(format!("body: {e}")).into()),
+                None => None,
             },
+            (None, Some(armored))
+                if envelope.recipients.contains(self.fingerprint())
+                    || envelope.author == *self.fingerprint() =>
+            {
+                match self.identity.decrypt_armored(armored) {
+                    Ok(plain) => Body::from_slice(envelope.kind, &plain).ok(),
+                    Err(e) => {
+                        tracing::warn!(target: AUDIT, event = "decrypt_failed", author = %envelope.author, seq = envelope.seq, error = %e, "cannot decrypt an envelope addressed to this node");
+                        None
+                    }
+                }
+            }
             _ => None,
         };
+        Ok(Checked { envelope, body })
+    }
+
+    fn store_checked(
+        &self,
+        bytes: Vec<u8>,
+        sig: Vec<u8>,
+        checked: Checked,
+    ) -> Result<Inserted, IngestError> {
         let new = NewEnvelope {
             id: EnvelopeId::of(&bytes),
             bytes,
             sig,
-            envelope,
-            decrypted,
+            envelope: checked.envelope,
+            body: checked.body,
         };
-        let inserted = self.store.insert(new).map_err(|e| match e {
+        self.store.insert(new).map_err(|e| match e {
             StoreError::Chain(chain) => IngestError::Rejected(Rejected::Chain(chain)),
             other => IngestError::Store(other),
-        })?;
-        Ok(inserted)
+        })
     }
 
     /// Stores a withdrawn envelope's tombstone received from a peer.

@@ -14,12 +14,13 @@
 //! | `by_author`  | author ‖ seq (be u64)        | envelope id                            |
 //! | `by_subject` | incident uuid ‖ envelope id  | (empty)                                |
 //! | `decrypted`  | envelope id                  | body JSON this node decrypted          |
-//! | `incidents`  | incident uuid                | folded [`IncidentState`] (JSON)        |
+//! | `incidents`  | incident uuid                | folded [`IncidentState`] without its indicators (JSON) |
+//! | `incident_indicators` | uuid ‖ type ‖ value     | the incident's indicator (binary)      |
 //! | `summaries`  | incident uuid                | [`IncidentSummary`] (JSON)             |
 //! | `by_time`    | updated (be i128 nanos) ‖ uuid | (empty)                              |
-//! | `indicators` | type ‖ value ‖ 0 ‖ uuid      | [`IndicatorHit`] (JSON)                |
+//! | `indicators` | type ‖ value ‖ 0 ‖ uuid      | the same indicator record (binary)     |
 //! | `equivocations` | author ‖ seq ‖ id         | second envelope's record (evidence)    |
-//! | `meta`       | name                         | schema version, counters, pending set  |
+//! | `meta`       | name                         | schema version, counters, clean flag, pending set |
 //!
 //! Only `envelopes`, `authors`, `by_author`, `by_subject` and `decrypted`
 //! are primary; everything else is derived from them by folding, so a
@@ -36,7 +37,7 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use cer_proto::api::IncidentSummary;
 use cer_proto::envelope::{Body, ChainError, ChainTip, Envelope, Kind};
-use cer_proto::incident::{Event, FoldInput, IncidentState};
+use cer_proto::incident::{Event, FoldInput, IncidentState, IndicatorEntry};
 use cer_proto::model::{IndicatorType, Timestamp, Tlp};
 use cer_proto::{EnvelopeId, Fingerprint};
 use serde::{Deserialize, Serialize};
@@ -69,8 +70,10 @@ pub struct NewEnvelope {
     pub bytes: Vec<u8>,
     pub sig: Vec<u8>,
     pub envelope: Envelope,
-    /// The body when this node decrypted it (encrypted envelopes only).
-    pub decrypted: Option<Body>,
+    /// The body as this node can read it: the parsed plaintext body, or
+    /// the decrypted one (kept in the `decrypted` tree). None when the
+    /// envelope is encrypted for others.
+    pub body: Option<Body>,
 }
 
 /// What [`Store::insert`] did.
@@ -153,6 +156,7 @@ struct Inner {
     summaries: sled::Tree,
     by_time: sled::Tree,
     indicators: sled::Tree,
+    incident_indicators: sled::Tree,
     equivocations: sled::Tree,
     meta: sled::Tree,
     /// Serializes read-fold-write cycles so two writers never fold the
@@ -194,6 +198,7 @@ const TOMB: u8 = 0;
 const META_SCHEMA: &[u8] = b"schema";
 const META_COUNTS: &[u8] = b"counts";
 const META_PENDING: &[u8] = b"pending";
+const META_CLEAN: &[u8] = b"clean";
 
 impl Store {
     /// Opens (or creates) the store in `path`, repairing derived state left
@@ -241,6 +246,7 @@ impl Store {
             summaries: tree("summaries")?,
             by_time: tree("by_time")?,
             indicators: tree("indicators")?,
+            incident_indicators: tree("incident_indicators")?,
             equivocations: tree("equivocations")?,
             meta,
             db,
@@ -301,7 +307,6 @@ impl Store {
                 .is_none()
             {
                 self.bump(&inner.counts.equivocations, 1);
-                self.save_counts()?;
             }
             return Ok(Inserted::Equivocation { held });
         }
@@ -317,7 +322,7 @@ impl Store {
         let mut sk = subject.as_bytes().to_vec();
         sk.extend_from_slice(new.id.as_bytes());
         inner.by_subject.insert(sk, &[])?;
-        if let Some(body) = &new.decrypted {
+        if let (Some(body), Some(_)) = (&new.body, &envelope.body_enc) {
             inner.decrypted.insert(
                 new.id.as_bytes(),
                 serde_json::to_vec(&body.to_value()).map_err(json_err)?,
@@ -338,8 +343,8 @@ impl Store {
             self.bump(&inner.counts.authors, 1);
         }
         self.bump(&inner.counts.envelopes, 1);
-        let state = self.refold(subject)?;
-        self.save_counts()?;
+        let input = FoldInput::new(new.id, envelope, new.body.clone());
+        let state = self.refold(subject, Some(input))?;
         self.mark_pending(subject, false)?;
         Ok(Inserted::Stored(Box::new(
             state.expect("a subject with a new envelope folds to a state"),
@@ -434,8 +439,7 @@ impl Store {
         }
         self.bump(&inner.counts.envelopes, 1);
         self.bump(&inner.counts.tombstones, 1);
-        let state = self.refold(subject)?;
-        self.save_counts()?;
+        let state = self.refold(subject, None)?;
         self.mark_pending(subject, false)?;
         Ok(Inserted::Stored(Box::new(
             state.expect("a subject with a new envelope folds to a state"),
@@ -461,17 +465,37 @@ impl Store {
         }
     }
 
-    /// Flushes synchronously (shutdown, benchmarks).
+    /// Flushes synchronously (benchmarks, tests).
     pub fn flush(&self) -> Result<(), StoreError> {
         self.inner.db.flush()?;
         Ok(())
     }
 
+    /// Saves the counters, marks the store cleanly closed and flushes. The
+    /// next open trusts the saved counters instead of recounting.
+    pub fn close(&self) -> Result<(), StoreError> {
+        let _guard = self.inner.write.lock().unwrap_or_else(|e| e.into_inner());
+        self.save_counts()?;
+        self.inner.meta.insert(META_CLEAN, &[])?;
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
     pub fn incident(&self, id: Uuid) -> Result<Option<IncidentState>, StoreError> {
-        match self.inner.incidents.get(id.as_bytes())? {
-            None => Ok(None),
-            Some(v) => Ok(Some(decode_json(&v, "incidents")?)),
+        let Some(v) = self.inner.incidents.get(id.as_bytes())? else {
+            return Ok(None);
+        };
+        let mut state: IncidentState = decode_json(&v, "incidents")?;
+        let mut indicators = Vec::new();
+        for item in self.inner.incident_indicators.scan_prefix(id.as_bytes()) {
+            let (k, v) = item?;
+            let (kind, value) = split_indicator_key(&k[16..])?;
+            let (pos, entry) = decode_indicator(kind, value, &v)?;
+            indicators.push((pos, entry));
         }
+        indicators.sort_by_key(|(pos, _)| *pos);
+        state.indicators = indicators.into_iter().map(|(_, e)| e).collect();
+        Ok(Some(state))
     }
 
     pub fn summary(&self, id: Uuid) -> Result<Option<IncidentSummary>, StoreError> {
@@ -518,13 +542,23 @@ impl Store {
         kind: IndicatorType,
         value: &str,
     ) -> Result<Vec<(Uuid, IndicatorHit)>, StoreError> {
+        // Keys hold the exact value; the record holds the rest.
         let prefix = indicator_prefix(kind, value);
         let mut out = Vec::new();
         for item in self.inner.indicators.scan_prefix(&prefix) {
             let (k, v) = item?;
             let id = Uuid::from_slice(&k[prefix.len()..])
                 .map_err(|e| corrupt("indicators key", &e.to_string()))?;
-            out.push((id, decode_json(&v, "indicators")?));
+            let (_, entry) = decode_indicator(kind, value, &v)?;
+            out.push((
+                id,
+                IndicatorHit {
+                    first_seen: entry.first_seen,
+                    last_seen: entry.last_seen,
+                    sightings: entry.sightings,
+                    reported_by: entry.reported_by,
+                },
+            ));
         }
         Ok(out)
     }
@@ -604,7 +638,7 @@ impl Store {
         Ok(())
     }
 
-    /// Loads counters and refolds subjects a crash left half-written.
+    /// Refolds subjects a crash left half-written, then loads counters.
     fn recover(&self) -> Result<(), StoreError> {
         let inner = &*self.inner;
         let pending: Vec<Uuid> = inner
@@ -621,9 +655,25 @@ impl Store {
             Some(v) => Some(decode_json(&v, "meta/counts")?),
             None => None,
         };
+        // Counters are saved only at a clean close; after anything else
+        // they may lag, so recount. The flag is cleared (durably) before
+        // any write, so a later crash is never mistaken for a clean close.
+        let clean = inner.meta.remove(META_CLEAN)?.is_some();
+        inner.db.flush()?;
+        if !pending.is_empty() {
+            tracing::warn!(
+                subjects = pending.len(),
+                "repairing incident state left incomplete by an unclean stop"
+            );
+            let _guard = inner.write.lock().unwrap_or_else(|e| e.into_inner());
+            for subject in &pending {
+                self.refold(*subject, None)?;
+                self.mark_pending(*subject, false)?;
+            }
+            inner.db.flush()?;
+        }
         let counts = match saved {
-            Some(counts) if pending.is_empty() => counts,
-            // After a crash mid-write the saved counters may lag: recount.
+            Some(counts) if clean && pending.is_empty() => counts,
             _ => self.recount()?,
         };
         let c = &inner.counts;
@@ -634,21 +684,6 @@ impl Store {
         c.authors.store(counts.authors, Ordering::Relaxed);
         c.equivocations
             .store(counts.equivocations, Ordering::Relaxed);
-        if !pending.is_empty() {
-            tracing::warn!(
-                subjects = pending.len(),
-                "repairing incident state left incomplete by an unclean stop"
-            );
-            let _guard = inner.write.lock().unwrap_or_else(|e| e.into_inner());
-            for subject in pending {
-                self.refold(subject)?;
-                self.mark_pending(subject, false)?;
-            }
-            // Counters for derived data were adjusted by refold; the
-            // primary ones come from the recount above.
-            self.save_counts()?;
-            inner.db.flush()?;
-        }
         Ok(())
     }
 
@@ -670,14 +705,24 @@ impl Store {
     }
 
     /// Recomputes an incident's state from its envelopes and brings the
-    /// derived trees in line. Caller holds the write lock.
-    fn refold(&self, subject: Uuid) -> Result<Option<IncidentState>, StoreError> {
+    /// derived trees in line. `new` is an envelope just written whose
+    /// parsed form the caller already has (saves parsing it again).
+    /// Caller holds the write lock.
+    fn refold(
+        &self,
+        subject: Uuid,
+        new: Option<FoldInput>,
+    ) -> Result<Option<IncidentState>, StoreError> {
         let inner = &*self.inner;
         let mut inputs = Vec::new();
         for (id, stored) in self.envelopes_of(subject)? {
+            if new.as_ref().is_some_and(|n| n.id == id) {
+                continue;
+            }
             inputs.push(self.fold_input(id, stored)?);
         }
-        let old_state = self.incident(subject)?;
+        inputs.extend(new);
+        let old_summary = self.summary(subject)?;
         let Some(mut state) = IncidentState::fold(subject, &inputs) else {
             return Ok(None);
         };
@@ -718,38 +763,46 @@ impl Store {
             state.indicators.clear();
         }
 
-        // Indicator index: replace this incident's entries.
-        let mut batch = sled::Batch::default();
-        let mut removed = 0i64;
-        if let Some(old) = &old_state {
-            for entry in &old.indicators {
-                batch.remove(indicator_key(entry.kind, &entry.value, subject));
-                removed += 1;
+        // Indicator indexes: the incident's own list and the global one.
+        let mut old_keys = Vec::new();
+        for key in inner
+            .incident_indicators
+            .scan_prefix(subject.as_bytes())
+            .keys()
+        {
+            old_keys.push(key?);
+        }
+        let mut global = sled::Batch::default();
+        let mut own = sled::Batch::default();
+        let mut kept = std::collections::HashSet::new();
+        for (pos, entry) in state.indicators.iter().enumerate() {
+            let record = encode_indicator(pos as u32, entry);
+            let key = indicator_key(entry.kind, &entry.value, subject);
+            let mut own_key = subject.as_bytes().to_vec();
+            own_key.extend_from_slice(&key[..key.len() - 16]);
+            kept.insert(own_key.clone());
+            global.insert(key, record.clone());
+            own.insert(own_key, record);
+        }
+        let delta = state.indicators.len() as i64 - old_keys.len() as i64;
+        for old in old_keys {
+            if !kept.contains(old.as_ref()) {
+                let mut key = old[16..].to_vec();
+                key.extend_from_slice(subject.as_bytes());
+                global.remove(key);
+                own.remove(old);
             }
         }
-        for entry in &state.indicators {
-            let hit = IndicatorHit {
-                first_seen: entry.first_seen,
-                last_seen: entry.last_seen,
-                sightings: entry.sightings,
-                reported_by: entry.reported_by.clone(),
-            };
-            batch.insert(
-                indicator_key(entry.kind, &entry.value, subject),
-                serde_json::to_vec(&hit).map_err(json_err)?,
-            );
-        }
-        inner.indicators.apply_batch(batch)?;
-        self.bump(
-            &inner.counts.indicators,
-            state.indicators.len() as i64 - removed,
-        );
+        inner.indicators.apply_batch(global)?;
+        inner.incident_indicators.apply_batch(own)?;
+        self.bump(&inner.counts.indicators, delta);
 
         // Summary and time index.
-        if let Some(old) = &old_state {
-            inner.by_time.remove(time_key(old.updated, subject))?;
-        } else {
-            self.bump(&inner.counts.incidents, 1);
+        match &old_summary {
+            Some(old) => {
+                inner.by_time.remove(time_key(old.updated, subject))?;
+            }
+            None => self.bump(&inner.counts.incidents, 1),
         }
         inner
             .by_time
@@ -759,10 +812,12 @@ impl Store {
             subject.as_bytes(),
             serde_json::to_vec(&summary).map_err(json_err)?,
         )?;
+        let indicators = std::mem::take(&mut state.indicators);
         inner.incidents.insert(
             subject.as_bytes(),
             serde_json::to_vec(&state).map_err(json_err)?,
         )?;
+        state.indicators = indicators;
         Ok(Some(state))
     }
 
@@ -906,6 +961,86 @@ fn corrupt(what: &str, reason: &str) -> StoreError {
     }
 }
 
+/// An indicator record, as both indicator trees keep it: its position in
+/// the incident, first/last seen, sightings, confidence, comment and
+/// reporters. Binary, because there are millions and JSON with formatted
+/// timestamps made bulk inserts several times slower.
+fn encode_indicator(pos: u32, entry: &IndicatorEntry) -> Vec<u8> {
+    let comment = entry.comment.as_deref().unwrap_or("").as_bytes();
+    let comment = &comment[..comment.len().min(u16::MAX as usize)];
+    let mut out = Vec::with_capacity(48 + comment.len() + 20 * entry.reported_by.len());
+    out.extend_from_slice(&pos.to_be_bytes());
+    out.extend_from_slice(&entry.first_seen.unix_nanos().to_be_bytes());
+    out.extend_from_slice(&entry.last_seen.unix_nanos().to_be_bytes());
+    out.extend_from_slice(&entry.sightings.to_be_bytes());
+    out.push(entry.confidence.unwrap_or(u8::MAX));
+    out.extend_from_slice(&(comment.len() as u16).to_be_bytes());
+    out.extend_from_slice(comment);
+    for fpr in &entry.reported_by {
+        out.extend_from_slice(&fpr.to_raw());
+    }
+    out
+}
+
+fn decode_indicator(
+    kind: IndicatorType,
+    value: &str,
+    v: &[u8],
+) -> Result<(u32, IndicatorEntry), StoreError> {
+    let bad = || corrupt("indicator record", "truncated");
+    let take = |at: usize, n: usize| v.get(at..at + n).ok_or_else(bad);
+    let pos = u32::from_be_bytes(take(0, 4)?.try_into().expect("4 bytes"));
+    let first = i128::from_be_bytes(take(4, 16)?.try_into().expect("16 bytes"));
+    let last = i128::from_be_bytes(take(20, 16)?.try_into().expect("16 bytes"));
+    let sightings = u32::from_be_bytes(take(36, 4)?.try_into().expect("4 bytes"));
+    let confidence = *take(40, 1)?.first().expect("1 byte");
+    let comment_len = u16::from_be_bytes(take(41, 2)?.try_into().expect("2 bytes")) as usize;
+    let comment = std::str::from_utf8(take(43, comment_len)?)
+        .map_err(|_| corrupt("indicator record", "comment is not UTF-8"))?;
+    let rest = &v[43 + comment_len..];
+    if rest.len() % 20 != 0 {
+        return Err(corrupt(
+            "indicator record",
+            "reporter list is not whole fingerprints",
+        ));
+    }
+    let reported_by = rest
+        .chunks_exact(20)
+        .map(|raw| Fingerprint::from_raw(raw.try_into().expect("20 bytes")))
+        .collect();
+    Ok((
+        pos,
+        IndicatorEntry {
+            kind,
+            value: value.to_owned(),
+            first_seen: Timestamp::from_unix_nanos(first),
+            last_seen: Timestamp::from_unix_nanos(last),
+            confidence: (confidence != u8::MAX).then_some(confidence),
+            comment: (!comment.is_empty()).then(|| comment.to_owned()),
+            reported_by,
+            sightings,
+        },
+    ))
+}
+
+/// Splits `type:value\0` (the key of either indicator tree, after its
+/// prefix) into its parts.
+fn split_indicator_key(key: &[u8]) -> Result<(IndicatorType, &str), StoreError> {
+    let colon = key
+        .iter()
+        .position(|b| *b == b':')
+        .ok_or_else(|| corrupt("indicator key", "no type"))?;
+    let kind: IndicatorType = std::str::from_utf8(&key[..colon])
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| corrupt("indicator key", "unknown type"))?;
+    let rest = &key[colon + 1..];
+    let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
+    let value = std::str::from_utf8(&rest[..end])
+        .map_err(|_| corrupt("indicator key", "value is not UTF-8"))?;
+    Ok((kind, value))
+}
+
 #[cfg(test)]
 mod tests {
     use cer_proto::envelope::{Draft, DraftBody, IncidentBody, RetractionBody};
@@ -937,6 +1072,7 @@ mod tests {
 
     /// The next envelope of `author()` after `tip`.
     fn next(tip: Option<ChainTip>, subject: Uuid, body: Body) -> NewEnvelope {
+        let readable = body.clone();
         let bytes = Draft {
             author: author(),
             seq: tip.map_or(1, |t| t.seq + 1),
@@ -954,7 +1090,7 @@ mod tests {
             envelope: Envelope::parse(&bytes).unwrap(),
             bytes,
             sig: b"sig".to_vec(),
-            decrypted: None,
+            body: Some(readable),
         }
     }
 
@@ -1115,7 +1251,7 @@ mod tests {
         {
             let store = Store::open(dir.path()).unwrap();
             store.insert(first).unwrap();
-            store.flush().unwrap();
+            store.close().unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         let counts = store.counts();

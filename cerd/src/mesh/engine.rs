@@ -196,6 +196,8 @@ struct PeerStats {
     sent: Arc<AtomicU64>,
     received: u64,
     rejections: BTreeMap<String, u64>,
+    /// Traffic of the current link, or of the last one once it is down.
+    link: super::transport::LinkStats,
 }
 
 /// A received envelope stored but not yet durable.
@@ -298,7 +300,9 @@ impl Engine {
             }
             Input::Closed { peer, link, reason } => {
                 if self.links.get(&peer).is_some_and(|l| l.id == link) {
-                    self.links.remove(&peer);
+                    if let Some(entry) = self.links.remove(&peer) {
+                        self.board.entry(peer.clone()).or_default().link = entry.handle.stats();
+                    }
                     self.set_connected(&peer, false);
                     self.sync.handle_disconnected(&peer);
                     tracing::info!(target: AUDIT, event = "peer_down", peer = %self.name(&peer), fingerprint = %peer, %reason, "peer disconnected");
@@ -411,7 +415,19 @@ impl Engine {
     async fn drive(&mut self) {
         loop {
             let mut unflushed = Vec::new();
+            let mut ingests = Vec::new();
             while let Some(action) = self.sync.poll_action() {
+                if let Action::Ingest {
+                    from,
+                    author,
+                    seq,
+                    item,
+                } = action
+                {
+                    ingests.push((from, author, seq, item));
+                    continue;
+                }
+                self.ingest_all(std::mem::take(&mut ingests), &mut unflushed);
                 match action {
                     Action::Send { peer, frame } => self.enqueue(&peer, Out::Frame(frame)),
                     Action::SendRange {
@@ -426,18 +442,10 @@ impl Engine {
                             link.handle.close(CloseCode::UnknownPeer, &reason);
                         }
                     }
-                    Action::Ingest {
-                        from,
-                        author,
-                        seq,
-                        item,
-                    } => {
-                        if let Some(stored) = self.ingest(&from, &author, seq, item) {
-                            unflushed.push(stored);
-                        }
-                    }
+                    Action::Ingest { .. } => unreachable!("ingests are batched above"),
                 }
             }
+            self.ingest_all(ingests, &mut unflushed);
             if unflushed.is_empty() {
                 return;
             }
@@ -470,26 +478,61 @@ impl Engine {
         }
     }
 
-    fn ingest(
+    /// Verifies (in parallel) and stores items in the order the state
+    /// machine handed them out.
+    fn ingest_all(
+        &mut self,
+        items: Vec<(Fingerprint, Fingerprint, u64, Item)>,
+        unflushed: &mut Vec<Unflushed>,
+    ) {
+        let mut live = Vec::new();
+        let mut meta = Vec::new();
+        for (from, author, seq, item) in items {
+            match item {
+                Item::Live { bytes, sig } => {
+                    meta.push((from, author, seq, EnvelopeId::of(&bytes)));
+                    live.push((bytes, sig));
+                }
+                Item::Tombstone(t) => {
+                    self.ingest_live(&mut meta, &mut live, unflushed);
+                    let id = t.id;
+                    let result = self.node.ingest_tombstone(id, tombstone_from_wire(t));
+                    if let Some(u) = self.ingested(&from, &author, seq, id, result) {
+                        unflushed.push(u);
+                    }
+                }
+            }
+        }
+        self.ingest_live(&mut meta, &mut live, unflushed);
+    }
+
+    fn ingest_live(
+        &mut self,
+        meta: &mut Vec<(Fingerprint, Fingerprint, u64, EnvelopeId)>,
+        live: &mut Vec<(Vec<u8>, Vec<u8>)>,
+        unflushed: &mut Vec<Unflushed>,
+    ) {
+        if live.is_empty() {
+            return;
+        }
+        let results = self.node.ingest_batch(std::mem::take(live));
+        for ((from, author, seq, id), result) in meta.drain(..).zip(results) {
+            if let Some(u) = self.ingested(&from, &author, seq, id, result) {
+                unflushed.push(u);
+            }
+        }
+    }
+
+    fn ingested(
         &mut self,
         from: &Fingerprint,
         author: &Fingerprint,
         seq: u64,
-        item: Item,
+        id: EnvelopeId,
+        result: Result<Inserted, IngestError>,
     ) -> Option<Unflushed> {
         let now = Instant::now();
-        let result = match item {
-            Item::Live { bytes, sig } => {
-                let id = EnvelopeId::of(&bytes);
-                self.node.ingest(bytes, sig).map(|inserted| (id, inserted))
-            }
-            Item::Tombstone(t) => {
-                let id = t.id;
-                self.node
-                    .ingest_tombstone(id, tombstone_from_wire(t))
-                    .map(|inserted| (id, inserted))
-            }
-        };
+        let result = result.map(|inserted| (id, inserted));
         match result {
             Ok((id, Inserted::Stored(state))) => {
                 self.board.entry(from.clone()).or_default().received += 1;
@@ -551,11 +594,17 @@ impl Engine {
         }
     }
 
-    fn publish_board(&self) {
+    fn publish_board(&mut self) {
+        for (fpr, link) in &self.links {
+            if let Some(stats) = self.board.get_mut(fpr) {
+                stats.link = link.handle.stats();
+            }
+        }
         let mut peers: Vec<PeerInfo> = Vec::new();
         let mut seen_addresses = HashSet::new();
         for (fpr, stats) in &self.board {
             let link = self.links.get(fpr);
+            let view = self.sync.peer(fpr);
             if let Some(addr) = stats.address {
                 seen_addresses.insert(addr.to_string());
             }
@@ -570,7 +619,10 @@ impl Engine {
                 last_seen: stats.last_seen,
                 envelopes_sent: stats.sent.load(Ordering::Relaxed),
                 envelopes_received: stats.received,
-                behind: self.sync.peer(fpr).map_or(0, |v| v.behind),
+                behind: view.as_ref().map_or(0, |v| v.behind),
+                duplicates: view.as_ref().map_or(0, |v| v.duplicates),
+                bytes_sent: stats.link.udp_bytes_sent,
+                bytes_received: stats.link.udp_bytes_received,
                 rejections: stats.rejections.clone(),
             });
         }
@@ -589,6 +641,9 @@ impl Engine {
                     envelopes_sent: 0,
                     envelopes_received: 0,
                     behind: 0,
+                    duplicates: 0,
+                    bytes_sent: 0,
+                    bytes_received: 0,
                     rejections: BTreeMap::new(),
                 });
             }

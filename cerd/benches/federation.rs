@@ -1,0 +1,423 @@
+//! Federation benchmarks: real daemons (in one process, each with its own
+//! store, keys, API socket and QUIC endpoint on loopback). Prints figures;
+//! asserts nothing about time.
+//!
+//! ```text
+//! cargo bench -p cerd --bench federation
+//! ```
+//!
+//! (a) propagation latency from filing to arrival at every node, 16- and
+//!     32-node meshes with random degree 3-4;
+//! (b) catch-up of 100,000 missing envelopes: rate, bytes on the wire
+//!     against the envelopes' own bytes, and the summary exchange;
+//! (c) copies received per node per incident in the 32-node mesh.
+//!
+//! `CERD_BENCH_QUICK=1` shrinks the sizes for a smoke run.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cer_proto::api::{ExportFormat, ExportQuery, FileIncident};
+use cer_proto::model::{Classification, Severity, Status, Tlp};
+use cer_proto::wire::{Frame, Tip};
+use cerd::node::NodeEvent;
+use cerd::{Config, Daemon};
+use uuid::Uuid;
+
+fn main() {
+    let quick = std::env::var_os("CERD_BENCH_QUICK").is_some();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!(
+        "cerd federation benchmarks{}",
+        if quick { " (quick)" } else { "" }
+    );
+    println!(
+        "machine: {} cores; every node is a full daemon on 127.0.0.1",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!();
+    let incidents = if quick { 10 } else { 50 };
+    rt.block_on(propagation(16, incidents, 1));
+    rt.block_on(propagation(32, incidents, 2));
+    rt.block_on(catch_up(if quick { 10_000 } else { 100_000 }));
+}
+
+struct Cluster {
+    _dirs: Vec<tempfile::TempDir>,
+    daemons: Vec<Daemon>,
+}
+
+impl Cluster {
+    /// Starts `n` nodes that all trust each other; node i dials the nodes
+    /// in `dials[i]`.
+    async fn start(n: usize, dials: &[Vec<usize>]) -> Cluster {
+        let dirs: Vec<tempfile::TempDir> = (0..n)
+            .map(|_| {
+                tempfile::Builder::new()
+                    .prefix("cerf")
+                    .tempdir_in("/tmp")
+                    .expect("temp dir")
+            })
+            .collect();
+        let ports: Vec<u16> = (0..n)
+            .map(|_| {
+                std::net::UdpSocket::bind("127.0.0.1:0")
+                    .expect("free port")
+                    .local_addr()
+                    .expect("addr")
+                    .port()
+            })
+            .collect();
+        let names: Vec<String> = (0..n).map(|i| format!("CERT-{i:02}")).collect();
+        for (i, dir) in dirs.iter().enumerate() {
+            let config = write_config(dir.path(), &names[i], ports[i], &[]);
+            cerd::daemon::init(&config, &names[i]).expect("init");
+        }
+        for dir in &dirs {
+            std::fs::create_dir_all(dir.path().join("certs")).expect("certs dir");
+            for (j, other) in dirs.iter().enumerate() {
+                let cert = cerd::daemon::public_cert_path(&other.path().join("data"), &names[j]);
+                std::fs::copy(
+                    &cert,
+                    dir.path().join("certs").join(format!("{}.asc", names[j])),
+                )
+                .expect("copy cert");
+            }
+        }
+        let mut daemons = Vec::new();
+        for (i, dir) in dirs.iter().enumerate() {
+            let peers: Vec<u16> = dials[i].iter().map(|j| ports[*j]).collect();
+            let config = write_config(dir.path(), &names[i], ports[i], &peers);
+            daemons.push(Daemon::start(config).await.expect("daemon starts"));
+        }
+        Cluster {
+            _dirs: dirs,
+            daemons,
+        }
+    }
+
+    /// Waits until every node has at least `degree[i]` connected peers.
+    async fn wait_connected(&self, degree: &[usize]) -> Duration {
+        let started = Instant::now();
+        loop {
+            let ready = self.daemons.iter().zip(degree).all(|(d, want)| {
+                d.node()
+                    .peers()
+                    .peers
+                    .iter()
+                    .filter(|p| p.connected)
+                    .count()
+                    >= *want
+            });
+            if ready {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "mesh did not form"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn shutdown(self) {
+        for d in self.daemons {
+            d.shutdown().await.expect("shutdown");
+        }
+    }
+}
+
+fn write_config(dir: &Path, name: &str, port: u16, peers: &[u16]) -> Config {
+    let mut text = format!(
+        "name = \"{name}\"\ndata_dir = \"data\"\nlisten = \"127.0.0.1:{port}\"\ncerts_dir = \"certs\"\nplaybooks_dir = \"playbooks\"\nanti_entropy_interval = \"10s\"\n"
+    );
+    for p in peers {
+        text.push_str(&format!("[[peer]]\naddr = \"127.0.0.1:{p}\"\n"));
+    }
+    let path = dir.join("cerd.toml");
+    std::fs::write(&path, text).expect("config");
+    Config::load(&path).expect("valid config")
+}
+
+/// A connected random graph where every node has degree 3 or 4: a ring
+/// plus random chords. Returns who dials whom, and each node's degree.
+fn random_graph(n: usize, seed: u64) -> (Vec<Vec<usize>>, Vec<usize>) {
+    let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut edges: BTreeSet<(usize, usize)> = (0..n)
+        .map(|i| (i.min((i + 1) % n), i.max((i + 1) % n)))
+        .collect();
+    let degree = |edges: &BTreeSet<(usize, usize)>, v: usize| {
+        edges.iter().filter(|(a, b)| *a == v || *b == v).count()
+    };
+    for _ in 0..n * 20 {
+        let a = (next() % n as u64) as usize;
+        let b = (next() % n as u64) as usize;
+        let e = (a.min(b), a.max(b));
+        if a != b && !edges.contains(&e) && degree(&edges, a) < 4 && degree(&edges, b) < 4 {
+            let want = (0..n).any(|v| degree(&edges, v) < 3);
+            if want && (degree(&edges, a) < 3 || degree(&edges, b) < 3) {
+                edges.insert(e);
+            }
+        }
+    }
+    let mut dials = vec![Vec::new(); n];
+    for (a, b) in &edges {
+        dials[*a].push(*b);
+    }
+    let degrees = (0..n).map(|v| degree(&edges, v)).collect();
+    (dials, degrees)
+}
+
+fn incident(title: String) -> FileIncident {
+    FileIncident {
+        title,
+        description: String::new(),
+        severity: Severity::High,
+        tlp: Tlp::Green,
+        classification: Classification::parse("malicious-code/c2-server").expect("class"),
+        status: Status::New,
+        indicators: vec![],
+        affected: Default::default(),
+        occurred: None,
+        detected: None,
+        tags: vec![],
+        to: vec![],
+    }
+}
+
+async fn propagation(n: usize, incidents: usize, seed: u64) {
+    let (dials, degrees) = random_graph(n, seed);
+    let edges: usize = dials.iter().map(Vec::len).sum();
+    println!("(a) propagation, {n} nodes, {edges} links (degree {}-{}), {incidents} incidents filed one after another at rotating nodes",
+        degrees.iter().min().unwrap_or(&0), degrees.iter().max().unwrap_or(&0));
+    let cluster = Cluster::start(n, &dials).await;
+    let formed = cluster.wait_connected(&degrees).await;
+    println!("    mesh formed in {:.2} s", formed.as_secs_f64());
+
+    // Every node records when each incident's envelope became durable there.
+    let arrivals: Arc<Mutex<HashMap<(usize, Uuid), Instant>>> = Arc::default();
+    let mut listeners = Vec::new();
+    for (i, d) in cluster.daemons.iter().enumerate() {
+        let mut events = d.node().subscribe();
+        let arrivals = arrivals.clone();
+        listeners.push(tokio::spawn(async move {
+            while let Ok(event) = events.recv().await {
+                if let NodeEvent::Stored { subject, .. } = event {
+                    arrivals
+                        .lock()
+                        .expect("lock")
+                        .entry((i, subject))
+                        .or_insert_with(Instant::now);
+                }
+            }
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut worst_per_incident = Vec::new();
+    for k in 0..incidents {
+        let origin = (k * 7) % n;
+        let started = Instant::now();
+        let filed = cluster.daemons[origin]
+            .node()
+            .file(incident(format!("propagation {k}")))
+            .await
+            .expect("file");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let done = (0..n).all(|i| {
+                arrivals
+                    .lock()
+                    .expect("lock")
+                    .contains_key(&(i, filed.incident))
+            });
+            if done || Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let map = arrivals.lock().expect("lock");
+        let mut worst = Duration::ZERO;
+        for i in (0..n).filter(|i| *i != origin) {
+            match map.get(&(i, filed.incident)) {
+                Some(at) => {
+                    let d = at.saturating_duration_since(started);
+                    worst = worst.max(d);
+                    latencies.push(d);
+                }
+                None => println!("    incident {k} never reached node {i}"),
+            }
+        }
+        worst_per_incident.push(worst);
+    }
+    for l in listeners {
+        l.abort();
+    }
+    print!("    filing -> arrival, per node:        ");
+    report_latency(&mut latencies, "target p50 <= 200 ms, p99 <= 1 s");
+    print!("    filing -> arrival at the last node: ");
+    report_latency(&mut worst_per_incident, "");
+
+    // (c) copies received per node per incident.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut received = 0u64;
+    let mut duplicates = 0u64;
+    for d in &cluster.daemons {
+        for p in d.node().peers().peers {
+            received += p.envelopes_received;
+            duplicates += p.duplicates;
+        }
+    }
+    let per = |x: u64| x as f64 / (incidents * (n - 1)) as f64;
+    println!(
+        "(c) copies received per node per incident: {:.2} (1 stored + {:.2} duplicates dropped on arrival)",
+        per(received + duplicates),
+        per(duplicates)
+    );
+    println!();
+    cluster.shutdown().await;
+}
+
+async fn catch_up(total: usize) {
+    println!("(b) catch-up: a new node joins a peer holding {total} envelopes it lacks");
+    let cluster = Cluster::start(1, &[vec![]]).await;
+    let a = cluster.daemons[0].node().clone();
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for k in 0..total {
+        let a = a.clone();
+        tasks.spawn(async move {
+            a.file(incident(format!("catch-up {k}")))
+                .await
+                .expect("file")
+        });
+        if tasks.len() >= 64 {
+            tasks.join_next().await;
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    println!(
+        "    filed {total} at the first node in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let export = a
+        .export(&ExportQuery {
+            format: ExportFormat::Envelopes,
+            incident: None,
+        })
+        .expect("export");
+    let own_bytes: usize = export
+        .envelopes
+        .iter()
+        .map(|e| e.json.len() + base64_len(&e.sig))
+        .sum();
+
+    // Second node, dialing the first; it starts empty.
+    let port = a.listen().expect("listening").port();
+    let dir = tempfile::Builder::new()
+        .prefix("cerf")
+        .tempdir_in("/tmp")
+        .expect("temp dir");
+    let b_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let config = write_config(dir.path(), "CERT-NEW", b_port, &[]);
+    cerd::daemon::init(&config, "CERT-NEW").expect("init");
+    std::fs::create_dir_all(dir.path().join("certs")).expect("certs");
+    let a_cert = cerd::daemon::public_cert_path(&a.config().data_dir, a.identity().name());
+    std::fs::copy(&a_cert, dir.path().join("certs/a.asc")).expect("cert");
+    let b_cert = cerd::daemon::public_cert_path(&dir.path().join("data"), "CERT-NEW");
+    std::fs::copy(&b_cert, a.config().certs_dir.join("new.asc")).expect("cert");
+    // Let the first node's trust store pick up the newcomer.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.certs().certs.len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let config = write_config(dir.path(), "CERT-NEW", b_port, &[port]);
+    let started = Instant::now();
+    let b = Daemon::start(config).await.expect("second node");
+    loop {
+        if b.node().store().counts().envelopes as usize >= total {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "catch-up stalled"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let link = b
+        .node()
+        .peers()
+        .peers
+        .into_iter()
+        .find(|p| p.connected)
+        .expect("linked");
+    let wire = link.bytes_received + link.bytes_sent;
+    println!(
+        "    caught up {total} envelopes in {:.2} s: {:>8.0} envelopes/s   (target >= 10,000/s; includes connecting and authenticating)",
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "    bytes on the wire (UDP, both directions) {:.1} MiB for {:.1} MiB of envelopes + signatures: {:.3}x   (target <= 1.2x)",
+        wire as f64 / 1048576.0,
+        own_bytes as f64 / 1048576.0,
+        wire as f64 / own_bytes as f64
+    );
+    let tips: Vec<Tip> = b
+        .node()
+        .store()
+        .chain_tips()
+        .expect("tips")
+        .into_iter()
+        .map(|(author, tip)| Tip {
+            author,
+            seq: tip.seq,
+            id: tip.id,
+        })
+        .collect();
+    let summary = Frame::Summary { tips }.encoded_len();
+    println!(
+        "    summary frame: {summary} bytes for {} author(s) and a store of {total} envelopes (one tip per author, whatever the store size)",
+        b.node().store().chain_tips().map_or(0, |t| t.len())
+    );
+    b.shutdown().await.expect("shutdown");
+    cluster.shutdown().await;
+    println!();
+}
+
+fn base64_len(s: &str) -> usize {
+    s.len() / 4 * 3 - s.bytes().rev().take_while(|b| *b == b'=').count()
+}
+
+fn report_latency(times: &mut [Duration], target: &str) {
+    if times.is_empty() {
+        println!("no samples");
+        return;
+    }
+    times.sort();
+    let pct = |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1];
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms  {target}",
+        ms(pct(0.50)),
+        ms(pct(0.90)),
+        ms(pct(0.99)),
+        ms(times[times.len() - 1])
+    );
+}
