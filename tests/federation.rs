@@ -481,3 +481,23 @@ fn tampered_envelope_from_a_peer_is_refused_and_the_peer_dropped() {
     assert_eq!(status["envelopes"], 0);
     assert!(ke.log().contains("bad_signature"));
 }
+
+#[test]
+fn cerd_demo_runs_and_narrates() {
+    let (ok, text) =
+        crate::harness::run(std::process::Command::new(crate::harness::CERD).arg("demo"));
+    assert!(ok, "cerd demo failed:\n{text}");
+    for needle in [
+        "signature verified against NG-CERT's certificate",
+        "encrypted for CN-CERT",
+        "not found, only ciphertext",
+        "CN-CERT had all 500",
+        "receipt signed by CN-CERT: actioned",
+        "Gone from every node's listings",
+    ] {
+        assert!(
+            text.contains(needle),
+            "demo output lacks {needle:?}:\n{text}"
+        );
+    }
+}

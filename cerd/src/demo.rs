@@ -210,7 +210,21 @@ pub async fn run(dir: Option<PathBuf>) -> anyhow::Result<()> {
         has_receipt(ng.node(), filed.incident)
     })
     .await?;
-    say("   NG-CERT sees: receipt from CN-CERT — actioned: C2 addresses blocked at the national gateway");
+    let at_ng = ng.node().detail(filed.incident)?;
+    for entry in &at_ng.incident.timeline {
+        if let Event::Receipt { state, comment, .. } = &entry.event {
+            say(&format!(
+                "   NG-CERT sees a receipt signed by {}: {state}{}",
+                ng.node()
+                    .name_of(&entry.author)
+                    .unwrap_or_else(|| entry.author.to_string()),
+                comment
+                    .as_deref()
+                    .map(|c| format!(" — {c}"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
     say("");
 
     step(6, "NG-CERT retracts the first incident (false positive).");

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod demo;
 pub mod mesh;
 pub mod node;
+pub mod playbook;
 pub mod sign;
 pub mod store;
 pub mod verify;

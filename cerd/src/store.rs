@@ -18,7 +18,7 @@
 //! | `incident_indicators` | uuid ‖ type ‖ value     | the incident's indicator (binary)      |
 //! | `summaries`  | incident uuid                | [`IncidentSummary`] (JSON)             |
 //! | `by_time`    | updated (be i128 nanos) ‖ uuid | (empty)                              |
-//! | `indicators` | type ‖ value ‖ 0 ‖ uuid      | the same indicator record (binary)     |
+//! | `indicators` | type ‖ value ‖ 0 ‖ uuid      | (empty): exact-match index             |
 //! | `equivocations` | author ‖ seq ‖ id         | second envelope's record (evidence)    |
 //! | `meta`       | name                         | schema version, counters, clean flag, pending set |
 //!
@@ -545,11 +545,16 @@ impl Store {
         // Keys hold the exact value; the record holds the rest.
         let prefix = indicator_prefix(kind, value);
         let mut out = Vec::new();
-        for item in self.inner.indicators.scan_prefix(&prefix) {
-            let (k, v) = item?;
-            let id = Uuid::from_slice(&k[prefix.len()..])
+        for key in self.inner.indicators.scan_prefix(&prefix).keys() {
+            let key = key?;
+            let id = Uuid::from_slice(&key[prefix.len()..])
                 .map_err(|e| corrupt("indicators key", &e.to_string()))?;
-            let (_, entry) = decode_indicator(kind, value, &v)?;
+            let mut own_key = id.as_bytes().to_vec();
+            own_key.extend_from_slice(&prefix);
+            let Some(record) = self.inner.incident_indicators.get(own_key)? else {
+                continue;
+            };
+            let (_, entry) = decode_indicator(kind, value, &record)?;
             out.push((
                 id,
                 IndicatorHit {
@@ -781,7 +786,9 @@ impl Store {
             let mut own_key = subject.as_bytes().to_vec();
             own_key.extend_from_slice(&key[..key.len() - 16]);
             kept.insert(own_key.clone());
-            global.insert(key, record.clone());
+            // The global index only names the incident; the record lives
+            // once, in the incident's own list.
+            global.insert(key, &[]);
             own.insert(own_key, record);
         }
         let delta = state.indicators.len() as i64 - old_keys.len() as i64;
