@@ -91,6 +91,16 @@ pub enum NodeEvent {
     },
     /// The trust store was reloaded.
     TrustChanged,
+    /// A mesh link to a peer came up or went down.
+    PeerUp { peer: Fingerprint },
+    PeerDown { peer: Fingerprint, reason: String },
+    /// Two different envelopes with the same author and seq were seen.
+    Equivocation {
+        author: Fingerprint,
+        seq: u64,
+        held: EnvelopeId,
+        other: EnvelopeId,
+    },
 }
 
 pub struct Node {

@@ -264,7 +264,10 @@ impl Engine {
                 from: None,
                 ..
             }) => self.sync.handle_stored(&author, seq, id, None, now),
-            Ok(NodeEvent::Stored { .. }) => {}
+            Ok(NodeEvent::Stored { .. })
+            | Ok(NodeEvent::PeerUp { .. })
+            | Ok(NodeEvent::PeerDown { .. })
+            | Ok(NodeEvent::Equivocation { .. }) => {}
             Ok(NodeEvent::TrustChanged) => {
                 let trusted = trusted_authors(&self.node);
                 tracing::debug!(certificates = trusted.len(), "trust store changed");
@@ -306,6 +309,10 @@ impl Engine {
                     self.set_connected(&peer, false);
                     self.sync.handle_disconnected(&peer);
                     tracing::info!(target: AUDIT, event = "peer_down", peer = %self.name(&peer), fingerprint = %peer, %reason, "peer disconnected");
+                    self.node.emit(NodeEvent::PeerDown {
+                        peer: peer.clone(),
+                        reason,
+                    });
                     self.publish_board();
                 }
             }
@@ -391,6 +398,7 @@ impl Engine {
         );
         self.set_connected(&peer, true);
         tracing::info!(target: AUDIT, event = "peer_up", peer = %self.name(&peer), fingerprint = %peer, %remote, ?role, "peer connected");
+        self.node.emit(NodeEvent::PeerUp { peer: peer.clone() });
         self.sync.handle_connected(peer, now);
         self.publish_board();
     }
@@ -565,6 +573,12 @@ impl Engine {
                     .entry("equivocation".into())
                     .or_default() += 1;
                 self.sync.handle_rejected(from, author, seq, now);
+                self.node.emit(NodeEvent::Equivocation {
+                    author: author.clone(),
+                    seq,
+                    held,
+                    other: id,
+                });
                 None
             }
             Err(IngestError::Rejected(rejected)) => {

@@ -157,7 +157,8 @@ pub fn evaluate(playbook: &Playbook, trigger: &Trigger<'_>) -> Result<(), Skip> 
     }
     // A retracted incident's body is gone, not secret: its header (id,
     // TLP, reporter) may still go to retraction playbooks.
-    if !incident.readable && !(retracted && event == EventKind::RetractionReceived) {
+    let header_only = retracted && event == EventKind::RetractionReceived;
+    if !(incident.readable || header_only) {
         return Err(Skip::Unreadable);
     }
     if incident.tlp > playbook.max_tlp {
@@ -382,7 +383,6 @@ impl Values<'_, '_> {
             set("CER_INDICATOR_TYPE", self.get(Placeholder::IndicatorType));
             set("CER_INDICATOR_VALUE", self.get(Placeholder::IndicatorValue));
         }
-        let mut env = env;
         for (name, value) in extra {
             // The playbook may set PATH; CER_ names are refused at load.
             env.retain(|(n, _)| n != name);
@@ -540,7 +540,7 @@ fn cut(text: &str, max_chars: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::spec::parse;
     use super::*;
     use cer_proto::incident::{Content, Event, Retracted, TimelineEntry};
@@ -1072,6 +1072,7 @@ actions:
         assert_eq!(*timeout, Duration::from_secs(5));
         assert_eq!(*cwd, None);
         let env: std::collections::BTreeMap<_, _> = env.iter().cloned().collect();
+        let author = fpr('A');
         let expect = [
             ("PATH", EXEC_PATH),
             ("CER_PLAYBOOK", "block"),
@@ -1081,7 +1082,7 @@ actions:
             ("CER_SEVERITY", "high"),
             ("CER_CLASSIFICATION", "malicious-code/c2-server"),
             ("CER_STATUS", "new"),
-            ("CER_AUTHOR", fpr('A').as_str()),
+            ("CER_AUTHOR", author.as_str()),
             ("CER_AUTHOR_NAME", "KE-CIRT"),
             ("CER_INDICATOR_TYPE", "ipv6"),
             ("CER_INDICATOR_VALUE", "2001:db8::7"),
@@ -1089,6 +1090,12 @@ actions:
             ("CER_RUN_KEY", actions[1].key.as_str()),
         ];
         assert_eq!(env.len(), expect.len(), "{env:?}");
+        for name in env.keys().filter(|k| k.starts_with("CER_")) {
+            assert!(
+                super::super::spec::CER_VARIABLES.contains(&name.as_str()),
+                "{name}"
+            );
+        }
         for (k, v) in expect {
             assert_eq!(env.get(k).map(String::as_str), Some(v), "{k}");
         }
