@@ -143,10 +143,6 @@ impl TestNode {
         self.status()["fingerprint"].as_str().unwrap().to_owned()
     }
 
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
-    }
-
     /// Starts the process and waits until its API answers.
     pub fn spawn(&mut self) {
         assert!(self.child.is_none(), "{} already running", self.name);

@@ -6,3 +6,4 @@ mod harness;
 
 mod federation;
 mod foundation;
+mod playbooks;

@@ -18,6 +18,10 @@
 //! | POST   | /v1/certs                         | [`AddCert`]        | [`CertInfo`] (201)  |
 //! | DELETE | /v1/certs/{fingerprint}           |                    | [`CertInfo`]        |
 //! | GET    | /v1/export?[`ExportQuery`]        |                    | [`EnvelopeExport`]  |
+//! | GET    | /v1/playbooks                     |                    | [`PlaybookList`]    |
+//! | POST   | /v1/playbooks/check               | [`CheckPlaybook`]  | [`PlaybookCheck`]   |
+//! | POST   | /v1/playbooks/test                | [`TestPlaybook`]   | [`PlaybookTest`]    |
+//! | GET    | /v1/playbooks/runs?[`RunQuery`]   |                    | [`RunList`]         |
 //! | GET    | /metrics                          |                    | Prometheus text     |
 //!
 //! Errors are [`ApiError`] with a matching HTTP status.
@@ -419,6 +423,20 @@ pub struct IncidentDetail {
     pub envelopes: Vec<EnvelopeInfo>,
     /// Names of the CERTs that appear, by fingerprint.
     pub names: BTreeMap<Fingerprint, String>,
+    /// This node's own tags and notes (from playbooks); never shared.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub local: Vec<Annotation>,
+}
+
+/// A local tag or note on an incident, added by a playbook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Annotation {
+    pub at: Timestamp,
+    pub playbook: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -582,4 +600,171 @@ pub struct ExportedEnvelope {
     pub id: EnvelopeId,
     pub json: String,
     pub sig: String,
+}
+
+/// `GET /v1/playbooks`: what is loaded, and files refused (the previous
+/// version of a refused file stays active).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PlaybookList {
+    pub playbooks: Vec<PlaybookInfo>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<PlaybookProblem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlaybookInfo {
+    pub name: String,
+    pub file: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    pub on: Vec<String>,
+    pub max_tlp: Tlp,
+    pub actions: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlaybookProblem {
+    pub file: String,
+    pub message: String,
+}
+
+/// `POST /v1/playbooks/check`: validate a playbook without loading it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckPlaybook {
+    /// The file name, for error messages.
+    pub file: String,
+    pub yaml: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlaybookCheck {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Every problem, each `file:line:column: field: reason`.
+    pub errors: Vec<String>,
+}
+
+/// `POST /v1/playbooks/test`: what a playbook would run for an incident,
+/// without running anything.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestPlaybook {
+    pub file: String,
+    pub yaml: String,
+    pub incident: Uuid,
+    /// The event to simulate; default: the first incident event in `on`.
+    #[serde(default)]
+    pub event: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlaybookTest {
+    pub playbook: String,
+    pub event: String,
+    /// Each action that would run, described (`exec ARGV…`, `webhook URL`, …).
+    pub would_run: Vec<String>,
+    /// Why nothing would run, when nothing would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+/// Query of `GET /v1/playbooks/runs`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playbook: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunList {
+    /// Newest first.
+    pub runs: Vec<RunRecord>,
+}
+
+/// What happened when an action ran: stored in the run history and
+/// served by the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub playbook: String,
+    /// `incident.received`, …
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<Uuid>,
+    /// `exec /usr/local/sbin/block-ip 203.0.113.7`, `webhook http://…`.
+    pub action: String,
+    /// The planned action's key, for restart-safe deduplication.
+    pub key: String,
+    pub started: Timestamp,
+    pub duration_ms: u64,
+    /// Webhook tries made; 1 for everything else.
+    pub attempts: u32,
+    pub outcome: Outcome,
+    /// The first [`OUTPUT_LIMIT`] bytes (lossy UTF-8); for webhooks the
+    /// response body.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stdout: String,
+    /// Likewise; for webhooks, what went wrong on each failed try.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stderr: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Exit status 0, a 2xx answer, or a tag or note applied.
+    Ok {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        http_status: Option<u16>,
+    },
+    /// A non-zero exit, death by a signal, or a webhook that failed
+    /// every try (last answer or error).
+    Failed {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        http_status: Option<u16>,
+        reason: String,
+    },
+    /// The timeout passed (for webhooks: on the last try).
+    TimedOut,
+    /// The program could not be started (missing, not executable, bad cwd).
+    SpawnError { reason: String },
+    /// Not run by the runner (tag and note are applied by the caller).
+    Skipped { reason: String },
+}
+
+impl Outcome {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Outcome::Ok { .. })
+    }
+}
+
+/// `ok`, `ok (exit 0)`, `failed (exit 3)`, `failed (HTTP 500)`,
+/// `timed out`, `spawn error: …`, `skipped: …`.
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Ok {
+                exit_code: Some(code),
+                ..
+            } => write!(f, "ok (exit {code})"),
+            Outcome::Ok {
+                http_status: Some(status),
+                ..
+            } => write!(f, "ok (HTTP {status})"),
+            Outcome::Ok { .. } => f.write_str("ok"),
+            Outcome::Failed { reason, .. } => write!(f, "failed ({reason})"),
+            Outcome::TimedOut => f.write_str("timed out"),
+            Outcome::SpawnError { reason } => write!(f, "spawn error: {reason}"),
+            Outcome::Skipped { reason } => write!(f, "skipped: {reason}"),
+        }
+    }
 }

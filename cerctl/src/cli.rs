@@ -56,6 +56,35 @@ pub enum Command {
     /// Show the trust store.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Automation: loaded playbooks, checks, dry runs and run history.
+    #[command(subcommand)]
+    Playbook(PlaybookCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlaybookCommand {
+    /// Playbooks in force, and files refused (their previous version stays active).
+    List,
+    /// Validate a playbook file; every problem with its line and column.
+    Check { file: std::path::PathBuf },
+    /// Show what a playbook would run for an incident, without running it.
+    Test {
+        file: std::path::PathBuf,
+        #[arg(long)]
+        incident: Uuid,
+        /// The event to simulate (default: the playbook's first incident event).
+        #[arg(long)]
+        event: Option<String>,
+    },
+    /// What ran, when, exit status, duration and the first lines of output.
+    Runs {
+        #[arg(long)]
+        incident: Option<Uuid>,
+        #[arg(long)]
+        playbook: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -86,6 +86,10 @@ pub fn router(node: Arc<Node>) -> Router {
             axum::routing::delete(remove_cert),
         )
         .route("/v1/export", get(export))
+        .route("/v1/playbooks", get(playbooks))
+        .route("/v1/playbooks/check", post(check_playbook))
+        .route("/v1/playbooks/test", post(test_playbook))
+        .route("/v1/playbooks/runs", get(playbook_runs))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -274,6 +278,44 @@ async fn export(State(node): Node_, RawQuery(raw): RawQuery) -> ApiResult<Respon
     let q: ExportQuery = serde_urlencoded::from_str(&raw)
         .map_err(|e| Failure::new(ErrorCode::InvalidField, format!("query: {e}")))?;
     Ok(Json(node.export(&q)?).into_response())
+}
+
+async fn playbooks(State(node): Node_) -> Json<cer_proto::api::PlaybookList> {
+    Json(node.playbook_list())
+}
+
+async fn check_playbook(body: Body) -> ApiResult<Response> {
+    let request: cer_proto::api::CheckPlaybook = json_body(body)?;
+    let check = match crate::playbook::spec::parse_all(&request.yaml, &request.file) {
+        Ok(playbook) => cer_proto::api::PlaybookCheck {
+            name: Some(playbook.name),
+            errors: vec![],
+        },
+        Err(errors) => cer_proto::api::PlaybookCheck {
+            name: None,
+            errors: errors.iter().map(|e| e.to_string()).collect(),
+        },
+    };
+    Ok(Json(check).into_response())
+}
+
+async fn test_playbook(State(node): Node_, body: Body) -> ApiResult<Response> {
+    let request: cer_proto::api::TestPlaybook = json_body(body)?;
+    Ok(Json(node.test_playbook(&request)?).into_response())
+}
+
+async fn playbook_runs(State(node): Node_, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q: cer_proto::api::RunQuery = query(raw)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    let keep = |run: &cer_proto::api::RunRecord| {
+        q.incident.is_none_or(|id| run.incident == Some(id))
+            && q.playbook.as_ref().is_none_or(|p| run.playbook == *p)
+    };
+    let runs = node
+        .store()
+        .runs(&keep, limit)
+        .map_err(|e| NodeError::Store(e))?;
+    Ok(Json(cer_proto::api::RunList { runs }).into_response())
 }
 
 async fn metrics(State(node): Node_) -> Response {

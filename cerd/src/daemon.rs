@@ -27,6 +27,7 @@ pub struct Daemon {
     node: Arc<Node>,
     mesh: Mesh,
     watcher: Option<crate::watch::Watcher>,
+    playbooks: JoinHandle<()>,
     stop: watch::Sender<bool>,
     api: JoinHandle<std::io::Result<()>>,
 }
@@ -49,6 +50,8 @@ impl Daemon {
         let mesh = Mesh::start(node.clone(), endpoint, peers, anti_entropy).await?;
         node.set_listen(mesh.local_addr());
         let watcher = crate::watch::Watcher::start(node.clone());
+        let playbooks =
+            crate::playbook::driver::start(node.clone(), crate::playbook::Runner::default());
         let (stop, stopped) = watch::channel(false);
         let api = tokio::spawn(api::serve(listener, node.clone(), wait_for(stopped)));
         let status = node.status();
@@ -65,6 +68,7 @@ impl Daemon {
             node,
             mesh,
             watcher,
+            playbooks,
             stop,
             api,
         })
@@ -77,6 +81,7 @@ impl Daemon {
     /// Stops accepting requests, lets in-flight ones finish, and flushes.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         drop(self.watcher);
+        self.playbooks.abort();
         self.mesh.shutdown().await;
         let _ = self.stop.send(true);
         match self.api.await {

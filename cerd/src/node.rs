@@ -92,8 +92,13 @@ pub enum NodeEvent {
     /// The trust store was reloaded.
     TrustChanged,
     /// A mesh link to a peer came up or went down.
-    PeerUp { peer: Fingerprint },
-    PeerDown { peer: Fingerprint, reason: String },
+    PeerUp {
+        peer: Fingerprint,
+    },
+    PeerDown {
+        peer: Fingerprint,
+        reason: String,
+    },
     /// Two different envelopes with the same author and seq were seen.
     Equivocation {
         author: Fingerprint,
@@ -104,6 +109,7 @@ pub enum NodeEvent {
 }
 
 pub struct Node {
+    playbooks: RwLock<Playbooks>,
     identity: Arc<Identity>,
     listen: std::sync::OnceLock<std::net::SocketAddr>,
     events: tokio::sync::broadcast::Sender<NodeEvent>,
@@ -115,6 +121,14 @@ pub struct Node {
     started: Instant,
 }
 
+/// Loaded playbooks by file, and the files refused at the last reload
+/// (whose previous version, if any, stays loaded).
+#[derive(Default)]
+struct Playbooks {
+    by_file: std::collections::BTreeMap<PathBuf, crate::playbook::Playbook>,
+    errors: std::collections::BTreeMap<PathBuf, String>,
+}
+
 /// The trust store plus what the last load refused, for `cerctl certs`.
 struct Trust {
     certs: TrustStore,
@@ -124,6 +138,7 @@ struct Trust {
 impl Node {
     pub fn new(config: Config, identity: Identity, store: Store) -> Arc<Node> {
         let node = Node {
+            playbooks: RwLock::new(Playbooks::default()),
             events: tokio::sync::broadcast::channel(4096).0,
             peers: RwLock::new(Vec::new()),
             trust: RwLock::new(Trust {
@@ -138,6 +153,7 @@ impl Node {
             started: Instant::now(),
         };
         node.reload_certs();
+        node.reload_playbooks();
         Arc::new(node)
     }
 
@@ -250,6 +266,157 @@ impl Node {
         self.with_trust(|t| match Fingerprint::parse(who) {
             Ok(fpr) => t.get(&fpr).cloned(),
             Err(_) => t.find_by_name(who).cloned(),
+        })
+    }
+
+    /// Reloads `playbooks/`: a changed or new valid file replaces its
+    /// previous version, an invalid one is reported and its previous
+    /// version stays active, a removed file's playbook is dropped.
+    pub fn reload_playbooks(&self) {
+        use crate::playbook::spec;
+        let dir = &self.config.playbooks_dir;
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| spec::is_playbook_file(p) && p.is_file())
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        let mut playbooks = self.playbooks.write().unwrap_or_else(|e| e.into_inner());
+        playbooks.errors.clear();
+        playbooks.by_file.retain(|file, playbook| {
+            let keep = files.contains(file);
+            if !keep {
+                tracing::info!(target: AUDIT, event = "playbook_removed", playbook = %playbook.name, file = %file.display(), "playbook unloaded");
+            }
+            keep
+        });
+        for file in files {
+            match spec::load_all(&file) {
+                Ok(playbook) => {
+                    let duplicate = playbooks
+                        .by_file
+                        .iter()
+                        .find(|(other, p)| **other != file && p.name == playbook.name)
+                        .map(|(other, _)| other.clone());
+                    if let Some(other) = duplicate {
+                        let message = format!(
+                            "{}: name '{}' is already used by {}",
+                            file.display(),
+                            playbook.name,
+                            other.display()
+                        );
+                        tracing::warn!(target: AUDIT, event = "playbook_refused", file = %file.display(), error = %message, "playbook refused");
+                        playbooks.errors.insert(file, message);
+                        continue;
+                    }
+                    if playbooks.by_file.get(&file) != Some(&playbook) {
+                        tracing::info!(target: AUDIT, event = "playbook_loaded", playbook = %playbook.name, file = %file.display(), on = ?playbook.on.iter().map(|e| e.as_str()).collect::<Vec<_>>(), "playbook loaded");
+                    }
+                    playbooks.by_file.insert(file, playbook);
+                }
+                Err(errors) => {
+                    let message = errors
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    let kept = playbooks.by_file.contains_key(&file);
+                    tracing::warn!(target: AUDIT, event = "playbook_refused", file = %file.display(), error = %message, previous_version_active = kept, "playbook refused");
+                    playbooks.errors.insert(file, message);
+                }
+            }
+        }
+    }
+
+    /// The playbooks in force.
+    pub fn playbooks(&self) -> Vec<crate::playbook::Playbook> {
+        self.playbooks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_file
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn playbook_list(&self) -> cer_proto::api::PlaybookList {
+        let playbooks = self.playbooks.read().unwrap_or_else(|e| e.into_inner());
+        cer_proto::api::PlaybookList {
+            playbooks: playbooks
+                .by_file
+                .iter()
+                .map(|(file, p)| cer_proto::api::PlaybookInfo {
+                    name: p.name.clone(),
+                    file: file.display().to_string(),
+                    description: p.description.clone(),
+                    on: p.on.iter().map(|e| e.as_str().to_owned()).collect(),
+                    max_tlp: p.max_tlp,
+                    actions: p.actions.len(),
+                })
+                .collect(),
+            errors: playbooks
+                .errors
+                .iter()
+                .map(|(file, message)| cer_proto::api::PlaybookProblem {
+                    file: file.display().to_string(),
+                    message: message.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// What `playbook` would run for an incident, without running it.
+    pub fn test_playbook(
+        &self,
+        request: &cer_proto::api::TestPlaybook,
+    ) -> Result<cer_proto::api::PlaybookTest, NodeError> {
+        use crate::playbook::{plan, spec, EventKind};
+        let playbook = spec::parse_all(&request.yaml, &request.file).map_err(|errors| {
+            NodeError::Invalid(FieldErrors(
+                errors
+                    .iter()
+                    .map(|e| FieldError::new("playbook", e.to_string()))
+                    .collect(),
+            ))
+        })?;
+        let state = self.existing(request.incident)?;
+        let event = match &request.event {
+            Some(name) => EventKind::parse(name)
+                .ok_or_else(|| FieldError::new("event", format!("unknown event '{name}'")))?,
+            None => playbook
+                .on
+                .iter()
+                .copied()
+                .find(|e| e.is_incident())
+                .ok_or_else(|| {
+                    FieldError::new(
+                        "event",
+                        "the playbook reacts to no incident event; give --event",
+                    )
+                })?,
+        };
+        let names = |f: &Fingerprint| self.name_of(f);
+        let trigger = plan::Trigger {
+            event,
+            incident: Some(&state),
+            peer: None,
+            own: self.fingerprint(),
+            names: &names,
+            version: "test".into(),
+        };
+        let (would_run, skipped) = match plan::plan_one(&playbook, &trigger) {
+            Ok(actions) => (actions.iter().map(|a| a.describe()).collect(), None),
+            Err(skip) => (Vec::new(), Some(skip.to_string())),
+        };
+        Ok(cer_proto::api::PlaybookTest {
+            playbook: playbook.name,
+            event: event.as_str().to_owned(),
+            would_run,
+            skipped,
         })
     }
 
@@ -827,6 +994,7 @@ impl Node {
             incident,
             envelopes,
             names: self.names(),
+            local: self.store.annotations(id)?,
         })
     }
 

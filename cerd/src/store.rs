@@ -20,6 +20,9 @@
 //! | `by_time`    | updated (be i128 nanos) ‖ uuid | (empty)                              |
 //! | `indicators` | type ‖ value ‖ 0 ‖ uuid      | (empty): exact-match index             |
 //! | `equivocations` | author ‖ seq ‖ id         | second envelope's record (evidence)    |
+//! | `playbook_runs` | run key                   | [`RunRecord`] (JSON)                   |
+//! | `playbook_runs_by_time` | started ‖ run key  | (empty)                                |
+//! | `annotations` | incident uuid ‖ time ‖ n    | local tag or note (JSON)               |
 //! | `meta`       | name                         | schema version, counters, clean flag, pending set |
 //!
 //! Only `envelopes`, `authors`, `by_author`, `by_subject` and `decrypted`
@@ -35,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
-use cer_proto::api::IncidentSummary;
+use cer_proto::api::{Annotation, IncidentSummary, RunRecord};
 use cer_proto::envelope::{Body, ChainError, ChainTip, Envelope, Kind};
 use cer_proto::incident::{Event, FoldInput, IncidentState, IndicatorEntry};
 use cer_proto::model::{IndicatorType, Timestamp, Tlp};
@@ -158,6 +161,9 @@ struct Inner {
     indicators: sled::Tree,
     incident_indicators: sled::Tree,
     equivocations: sled::Tree,
+    runs: sled::Tree,
+    runs_by_time: sled::Tree,
+    annotations: sled::Tree,
     meta: sled::Tree,
     /// Serializes read-fold-write cycles so two writers never fold the
     /// same incident from stale state.
@@ -248,6 +254,9 @@ impl Store {
             indicators: tree("indicators")?,
             incident_indicators: tree("incident_indicators")?,
             equivocations: tree("equivocations")?,
+            runs: tree("playbook_runs")?,
+            runs_by_time: tree("playbook_runs_by_time")?,
+            annotations: tree("annotations")?,
             meta,
             db,
             write: Mutex::new(()),
@@ -444,6 +453,66 @@ impl Store {
         Ok(Inserted::Stored(Box::new(
             state.expect("a subject with a new envelope folds to a state"),
         )))
+    }
+
+    /// Whether a playbook run with this key was recorded.
+    pub fn run_recorded(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.inner.runs.contains_key(key.as_bytes())?)
+    }
+
+    /// Records a playbook run (history for `cerctl playbook runs`).
+    pub fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(run).map_err(json_err)?;
+        self.inner.runs.insert(run.key.as_bytes(), json)?;
+        let mut key = time_key(run.started, Uuid::nil());
+        key.truncate(16);
+        key.extend_from_slice(run.key.as_bytes());
+        self.inner.runs_by_time.insert(key, &[])?;
+        Ok(())
+    }
+
+    /// Recorded runs, newest first, that pass `keep`; at most `limit`.
+    pub fn runs(
+        &self,
+        keep: &dyn Fn(&RunRecord) -> bool,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.inner.runs_by_time.iter().rev() {
+            let (key, _) = item?;
+            let Some(json) = self.inner.runs.get(&key[16..])? else {
+                continue;
+            };
+            let run: RunRecord = decode_json(&json, "playbook_runs")?;
+            if keep(&run) {
+                out.push(run);
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds a local annotation (a playbook's tag or note) to an incident.
+    /// Local: it is never published to peers.
+    pub fn annotate(&self, incident: Uuid, annotation: &Annotation) -> Result<(), StoreError> {
+        let mut key = incident.as_bytes().to_vec();
+        key.extend_from_slice(&time_key(annotation.at, Uuid::nil())[..16]);
+        key.extend_from_slice(&self.inner.db.generate_id()?.to_be_bytes());
+        self.inner
+            .annotations
+            .insert(key, serde_json::to_vec(annotation).map_err(json_err)?)?;
+        Ok(())
+    }
+
+    pub fn annotations(&self, incident: Uuid) -> Result<Vec<Annotation>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.inner.annotations.scan_prefix(incident.as_bytes()) {
+            let (_, v) = item?;
+            out.push(decode_json(&v, "annotations")?);
+        }
+        Ok(out)
     }
 
     /// Waits until every write made before the call is on disk. Concurrent

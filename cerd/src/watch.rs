@@ -1,5 +1,5 @@
 //! Watches folders whose contents take effect without a restart: the
-//! trust store (`certs/`).
+//! trust store (`certs/`) and the playbooks (`playbooks/`).
 //!
 //! Architecture invariant: this is the only module that imports notify.
 //! Changes are debounced — an editor's save or `cp` of a certificate is
@@ -19,35 +19,54 @@ use crate::node::Node;
 /// Quiet time after the last change before reloading.
 pub const DEBOUNCE: Duration = Duration::from_millis(250);
 
-/// A running watch; dropping it stops watching.
+/// Running watches; dropping it stops watching.
 pub struct Watcher {
+    watches: Vec<Watch>,
+}
+
+struct Watch {
     _watcher: notify::RecommendedWatcher,
     task: JoinHandle<()>,
 }
 
 impl Watcher {
-    /// Starts watching the node's trust store. Returns None (with a log
-    /// line) when the folder cannot be watched; the node then still runs,
-    /// with certificates reloaded only at start.
+    /// Starts watching the node's trust store and playbooks. A folder that
+    /// cannot be watched is logged; its files then load only at start.
     pub fn start(node: Arc<Node>) -> Option<Watcher> {
-        let dir = node.config().certs_dir.clone();
-        match watch(&dir, node) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the trust store; changes need a restart");
-                None
+        let mut watches = Vec::new();
+        let folders: [(std::path::PathBuf, &str, fn(&Node)); 2] = [
+            (
+                node.config().certs_dir.clone(),
+                "trust store",
+                Node::reload_certs,
+            ),
+            (
+                node.config().playbooks_dir.clone(),
+                "playbooks",
+                Node::reload_playbooks,
+            ),
+        ];
+        for (dir, what, reload) in folders {
+            match watch(&dir, node.clone(), reload) {
+                Ok(w) => watches.push(w),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the {what}; changes need a restart");
+                }
             }
         }
+        Some(Watcher { watches })
     }
 }
 
 impl Drop for Watcher {
     fn drop(&mut self) {
-        self.task.abort();
+        for watch in &self.watches {
+            watch.task.abort();
+        }
     }
 }
 
-fn watch(dir: &Path, node: Arc<Node>) -> Result<Watcher, notify::Error> {
+fn watch(dir: &Path, node: Arc<Node>, reload: fn(&Node)) -> Result<Watch, notify::Error> {
     std::fs::create_dir_all(dir).map_err(notify::Error::io)?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -61,10 +80,10 @@ fn watch(dir: &Path, node: Arc<Node>) -> Result<Watcher, notify::Error> {
             }
             // Wait for a quiet moment so a half-written file is not read.
             while let Ok(Some(_)) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
-            node.reload_certs();
+            reload(&node);
         }
     });
-    Ok(Watcher {
+    Ok(Watch {
         _watcher: watcher,
         task,
     })

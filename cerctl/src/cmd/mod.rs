@@ -9,6 +9,7 @@ mod export;
 mod incident;
 mod ioc;
 mod node;
+mod playbook;
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -16,7 +17,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde::Serialize;
 
-use crate::cli::{CertsCommand, Cli, Command, IncidentCommand, IocCommand};
+use crate::cli::{CertsCommand, Cli, Command, IncidentCommand, IocCommand, PlaybookCommand};
 use crate::client::Client;
 use crate::exit;
 
@@ -51,6 +52,27 @@ pub(crate) async fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<i32> {
         Command::Export(args) => export::export(&ctx, io, args).await,
         Command::Peers => node::peers(&ctx, io).await,
         Command::Certs(CertsCommand::List) => node::certs(&ctx, io).await,
+        Command::Playbook(PlaybookCommand::List) => playbook::list(&ctx, io).await,
+        Command::Playbook(PlaybookCommand::Check { file }) => {
+            playbook::check(&ctx, io, &file).await
+        }
+        Command::Playbook(PlaybookCommand::Test {
+            file,
+            incident,
+            event,
+        }) => playbook::test(&ctx, io, &file, incident, event).await,
+        Command::Playbook(PlaybookCommand::Runs {
+            incident,
+            playbook,
+            limit,
+        }) => {
+            let query = cer_proto::api::RunQuery {
+                incident,
+                playbook,
+                limit,
+            };
+            playbook::runs(&ctx, io, &query).await
+        }
         Command::Certs(CertsCommand::Add { file }) => node::add_cert(&ctx, io, &file).await,
         Command::Certs(CertsCommand::Remove { fingerprint }) => {
             node::remove_cert(&ctx, io, &fingerprint).await

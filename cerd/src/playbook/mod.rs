@@ -27,13 +27,14 @@
 //!   history (restart safety), else spawn a task: exec and webhook go to
 //!   [`Runner::run`]; tag and note ([`PlannedAction::is_local`]) are
 //!   applied to the incident by the caller and recorded with
-//!   [`RunRecord::local`]. Store every [`RunRecord`] under its `key`.
+//!   [`run::local_record`]. Store every [`RunRecord`] under its `key`.
 //! - `cerctl playbook test FILE --incident ID`: [`spec::load_all`] then
 //!   [`plan::plan_one`] (its `Err(Skip)` says why nothing would run).
 //! - Hot reload: [`spec::load_dir`] (or [`spec::load_all`] per changed
 //!   file, with [`spec::is_playbook_file`] to filter watcher events); keep
 //!   the previous version of a file whose new text is invalid.
 
+pub mod driver;
 pub mod plan;
 pub mod run;
 pub mod spec;

@@ -13,7 +13,7 @@
 //!
 //! Tag and note actions change the incident and are applied by the
 //! caller; [`Runner::run`] returns a `Skipped` record for them and
-//! [`RunRecord::local`] records the caller's result.
+//! [`local_record`] records the caller's result.
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 use cer_proto::model::Timestamp;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::Semaphore;
-use uuid::Uuid;
+
+pub use cer_proto::api::{Outcome, RunRecord};
 
 use super::plan::{PlannedAction, PlannedKind};
 use super::spec::WebhookUrl;
@@ -36,60 +36,6 @@ use crate::node::AUDIT;
 #[derive(Clone)]
 pub struct Runner {
     inner: Arc<Inner>,
-}
-
-/// What happened when an action ran: stored in the run history and
-/// served by the API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunRecord {
-    pub playbook: String,
-    /// `incident.received`, …
-    pub event: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub incident: Option<Uuid>,
-    /// `exec /usr/local/sbin/block-ip 203.0.113.7`, `webhook http://…`.
-    pub action: String,
-    /// The planned action's key, for restart-safe deduplication.
-    pub key: String,
-    pub started: Timestamp,
-    pub duration_ms: u64,
-    /// Webhook tries made; 1 for everything else.
-    pub attempts: u32,
-    pub outcome: Outcome,
-    /// The first [`OUTPUT_LIMIT`] bytes (lossy UTF-8); for webhooks the
-    /// response body.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub stdout: String,
-    /// Likewise; for webhooks, what went wrong on each failed try.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub stderr: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum Outcome {
-    /// Exit status 0, a 2xx answer, or a tag or note applied.
-    Ok {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        exit_code: Option<i32>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        http_status: Option<u16>,
-    },
-    /// A non-zero exit, death by a signal, or a webhook that failed
-    /// every try (last answer or error).
-    Failed {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        exit_code: Option<i32>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        http_status: Option<u16>,
-        reason: String,
-    },
-    /// The timeout passed (for webhooks: on the last try).
-    TimedOut,
-    /// The program could not be started (missing, not executable, bad cwd).
-    SpawnError { reason: String },
-    /// Not run by the runner (tag and note are applied by the caller).
-    Skipped { reason: String },
 }
 
 /// Captured bytes per stream and per webhook response.
@@ -277,14 +223,14 @@ impl Default for Runner {
     }
 }
 
-impl RunRecord {
-    /// The record of a tag or note the caller applied (`Err` with the
-    /// reason when it could not), so run history shows every action.
-    pub fn local(
-        action: &PlannedAction,
-        started: Timestamp,
-        result: Result<(), String>,
-    ) -> RunRecord {
+/// The record of a tag or note the caller applied (`Err` with the reason
+/// when it could not), so run history shows every action.
+pub fn local_record(
+    action: &PlannedAction,
+    started: Timestamp,
+    result: Result<(), String>,
+) -> RunRecord {
+    {
         RunRecord {
             playbook: action.playbook.clone(),
             event: action.event.as_str().to_owned(),
@@ -307,34 +253,6 @@ impl RunRecord {
             },
             stdout: String::new(),
             stderr: String::new(),
-        }
-    }
-}
-
-impl Outcome {
-    pub fn is_ok(&self) -> bool {
-        matches!(self, Outcome::Ok { .. })
-    }
-}
-
-/// `ok`, `ok (exit 0)`, `failed (exit 3)`, `failed (HTTP 500)`,
-/// `timed out`, `spawn error: …`, `skipped: …`.
-impl std::fmt::Display for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Outcome::Ok {
-                exit_code: Some(code),
-                ..
-            } => write!(f, "ok (exit {code})"),
-            Outcome::Ok {
-                http_status: Some(status),
-                ..
-            } => write!(f, "ok (HTTP {status})"),
-            Outcome::Ok { .. } => f.write_str("ok"),
-            Outcome::Failed { reason, .. } => write!(f, "failed ({reason})"),
-            Outcome::TimedOut => f.write_str("timed out"),
-            Outcome::SpawnError { reason } => write!(f, "spawn error: {reason}"),
-            Outcome::Skipped { reason } => write!(f, "skipped: {reason}"),
         }
     }
 }
@@ -1195,7 +1113,7 @@ mod tests {
         let record = Runner::default().run(&actions[0]).await;
         assert!(matches!(record.outcome, Outcome::Skipped { .. }));
         let started = Timestamp::from(time::OffsetDateTime::now_utc());
-        let applied = RunRecord::local(&actions[1], started, Ok(()));
+        let applied = local_record(&actions[1], started, Ok(()));
         assert!(applied.outcome.is_ok());
         assert_eq!(applied.action, "note handled");
         assert_eq!(applied.incident, Some(state.id));
@@ -1206,7 +1124,7 @@ mod tests {
         let record = RunRecord {
             playbook: "p".into(),
             event: "incident.received".into(),
-            incident: Some(Uuid::nil()),
+            incident: Some(uuid::Uuid::nil()),
             action: "exec /bin/true".into(),
             key: "k".into(),
             started: "2026-11-28T13:00:00Z".parse().unwrap(),

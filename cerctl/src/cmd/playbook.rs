@@ -1,0 +1,161 @@
+//! `cerctl playbook list | check | test | runs`.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use cer_proto::api::{
+    CheckPlaybook, PlaybookCheck, PlaybookList, PlaybookTest, RunList, RunQuery, TestPlaybook,
+};
+use uuid::Uuid;
+
+use super::{connect, print_json, Ctx, Io};
+use crate::client::query_string;
+use crate::exit;
+use crate::render;
+
+pub(super) async fn list(ctx: &Ctx<'_>, io: &mut Io<'_>) -> anyhow::Result<i32> {
+    let list: PlaybookList = connect(ctx).await?.get_json("/v1/playbooks").await?;
+    if ctx.json {
+        return print_json(io, &list);
+    }
+    if list.playbooks.is_empty() {
+        writeln!(io.stdout, "no playbooks loaded")?;
+    } else {
+        let mut table = render::table(["NAME", "ON", "MAX TLP", "ACTIONS", "FILE"]);
+        for p in &list.playbooks {
+            table.add_row([
+                render::one_line(&p.name),
+                p.on.join(", "),
+                p.max_tlp.to_string(),
+                p.actions.to_string(),
+                render::one_line(&p.file),
+            ]);
+        }
+        render::write_table(io.stdout, &table)?;
+    }
+    if !list.errors.is_empty() {
+        writeln!(
+            io.stdout,
+            "\nRefused files (the previous version, if any, stays active):"
+        )?;
+        for e in &list.errors {
+            for line in e.message.lines() {
+                writeln!(io.stdout, "  {}", render::one_line(line))?;
+            }
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn read(file: &Path) -> anyhow::Result<(String, String)> {
+    let yaml = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read playbook {}", file.display()))?;
+    Ok((file.display().to_string(), yaml))
+}
+
+pub(super) async fn check(ctx: &Ctx<'_>, io: &mut Io<'_>, file: &Path) -> anyhow::Result<i32> {
+    let (file, yaml) = read(file)?;
+    let check: PlaybookCheck = connect(ctx)
+        .await?
+        .post_json("/v1/playbooks/check", &CheckPlaybook { file, yaml })
+        .await?;
+    if ctx.json {
+        print_json(io, &check)?;
+    } else if let Some(name) = &check.name {
+        writeln!(
+            io.stdout,
+            "ok: playbook {} is valid",
+            render::one_line(name)
+        )?;
+    } else {
+        for error in &check.errors {
+            writeln!(io.stderr, "{}", render::one_line(error))?;
+        }
+    }
+    Ok(if check.errors.is_empty() {
+        exit::OK
+    } else {
+        exit::NOT_FOUND
+    })
+}
+
+pub(super) async fn test(
+    ctx: &Ctx<'_>,
+    io: &mut Io<'_>,
+    file: &Path,
+    incident: Uuid,
+    event: Option<String>,
+) -> anyhow::Result<i32> {
+    let (file, yaml) = read(file)?;
+    let request = TestPlaybook {
+        file,
+        yaml,
+        incident,
+        event,
+    };
+    let test: PlaybookTest = connect(ctx)
+        .await?
+        .post_json("/v1/playbooks/test", &request)
+        .await?;
+    if ctx.json {
+        return print_json(io, &test);
+    }
+    match &test.skipped {
+        Some(reason) => writeln!(
+            io.stdout,
+            "{} on {}: nothing would run: {}",
+            render::one_line(&test.playbook),
+            test.event,
+            render::one_line(reason)
+        )?,
+        None => {
+            writeln!(
+                io.stdout,
+                "{} on {} would run:",
+                render::one_line(&test.playbook),
+                test.event
+            )?;
+            for action in &test.would_run {
+                writeln!(io.stdout, "  {}", render::one_line(action))?;
+            }
+        }
+    }
+    Ok(exit::OK)
+}
+
+pub(super) async fn runs(ctx: &Ctx<'_>, io: &mut Io<'_>, query: &RunQuery) -> anyhow::Result<i32> {
+    let path = format!("/v1/playbooks/runs?{}", query_string(query)?);
+    let list: RunList = connect(ctx).await?.get_json(&path).await?;
+    if ctx.json {
+        return print_json(io, &list);
+    }
+    if list.runs.is_empty() {
+        writeln!(io.stdout, "no playbook runs recorded")?;
+        return Ok(exit::OK);
+    }
+    let mut table = render::table([
+        "STARTED", "PLAYBOOK", "EVENT", "INCIDENT", "ACTION", "OUTCOME", "MS", "OUTPUT",
+    ]);
+    for run in &list.runs {
+        let output = run
+            .stdout
+            .lines()
+            .chain(run.stderr.lines())
+            .next()
+            .unwrap_or("");
+        table.add_row([
+            run.started.to_string(),
+            render::one_line(&run.playbook),
+            run.event.clone(),
+            run.incident
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "-".into()),
+            render::one_line(&run.action),
+            run.outcome.to_string(),
+            run.duration_ms.to_string(),
+            render::one_line(output),
+        ]);
+    }
+    render::write_table(io.stdout, &table)?;
+    Ok(exit::OK)
+}
