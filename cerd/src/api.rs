@@ -311,10 +311,7 @@ async fn playbook_runs(State(node): Node_, RawQuery(raw): RawQuery) -> ApiResult
         q.incident.is_none_or(|id| run.incident == Some(id))
             && q.playbook.as_ref().is_none_or(|p| run.playbook == *p)
     };
-    let runs = node
-        .store()
-        .runs(&keep, limit)
-        .map_err(|e| NodeError::Store(e))?;
+    let runs = node.store().runs(&keep, limit).map_err(NodeError::Store)?;
     Ok(Json(cer_proto::api::RunList { runs }).into_response())
 }
 

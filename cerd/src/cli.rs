@@ -213,6 +213,24 @@ fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
                 config.certs_dir.display()
             );
         }
+
+        if config.playbooks_dir.is_dir() {
+            let (playbooks, errors) = crate::playbook::load_dir(&config.playbooks_dir);
+            println!(
+                "ok    playbooks {}: {} valid",
+                config.playbooks_dir.display(),
+                playbooks.len()
+            );
+            for playbook in &playbooks {
+                println!("        {} ({})", playbook.name, playbook.file.display());
+            }
+            problems.extend(errors.iter().map(|e| e.to_string()));
+        } else {
+            println!(
+                "note  playbooks folder {} does not exist: no automation",
+                config.playbooks_dir.display()
+            );
+        }
     }
     if problems.is_empty() {
         println!("all checks passed");

@@ -19,6 +19,9 @@ use crate::node::Node;
 /// Quiet time after the last change before reloading.
 pub const DEBOUNCE: Duration = Duration::from_millis(250);
 
+/// What to call once a watched folder has settled.
+type Reload = fn(&Node);
+
 /// Running watches; dropping it stops watching.
 pub struct Watcher {
     watches: Vec<Watch>,
@@ -34,7 +37,7 @@ impl Watcher {
     /// cannot be watched is logged; its files then load only at start.
     pub fn start(node: Arc<Node>) -> Option<Watcher> {
         let mut watches = Vec::new();
-        let folders: [(std::path::PathBuf, &str, fn(&Node)); 2] = [
+        let folders: [(_, _, Reload); 2] = [
             (
                 node.config().certs_dir.clone(),
                 "trust store",
@@ -66,7 +69,7 @@ impl Drop for Watcher {
     }
 }
 
-fn watch(dir: &Path, node: Arc<Node>, reload: fn(&Node)) -> Result<Watch, notify::Error> {
+fn watch(dir: &Path, node: Arc<Node>, reload: Reload) -> Result<Watch, notify::Error> {
     std::fs::create_dir_all(dir).map_err(notify::Error::io)?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {

@@ -277,6 +277,23 @@ fn write_detail(
         render::write_table(out, &table)?;
     }
 
+    if !detail.local.is_empty() {
+        writeln!(out, "\nLocal (this node only, from playbooks):")?;
+        for a in &detail.local {
+            let what = match (&a.tag, &a.note) {
+                (Some(tag), _) => format!("tag {}", render::one_line(tag)),
+                (None, Some(note)) => format!("note {}", render::one_line(note)),
+                (None, None) => continue,
+            };
+            writeln!(
+                out,
+                "  {}  {what}  ({})",
+                seconds(&a.at),
+                render::one_line(&a.playbook)
+            )?;
+        }
+    }
+
     if !detail.envelopes.is_empty() {
         writeln!(out, "\nEnvelopes:")?;
         let mut table = render::table(["ENVELOPE", "KIND", "SEQ", "CREATED", "SIGNATURE"]);
@@ -504,6 +521,7 @@ mod tests {
         let now = time::macros::datetime!(2026-11-28 13:00:00 UTC);
         let id = EnvelopeId::of(b"envelope");
         let detail = IncidentDetail {
+            local: vec![],
             incident: cer_proto::incident::IncidentState {
                 id: Uuid::nil(),
                 reporter: Some(fpr('A')),

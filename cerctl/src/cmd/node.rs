@@ -80,6 +80,8 @@ fn write_peers(out: &mut dyn Write, peers: &PeerList, now: OffsetDateTime) -> st
         "LAST SEEN",
         "SENT",
         "RECEIVED",
+        "DUPLICATES",
+        "BYTES IN/OUT",
         "BEHIND",
         "REJECTIONS",
     ]);
@@ -109,6 +111,12 @@ fn write_peers(out: &mut dyn Write, peers: &PeerList, now: OffsetDateTime) -> st
                 .map_or_else(|| "never".to_owned(), |t| age(t.0, now)),
             peer.envelopes_sent.to_string(),
             peer.envelopes_received.to_string(),
+            peer.duplicates.to_string(),
+            format!(
+                "{}/{}",
+                render::bytes(peer.bytes_received),
+                render::bytes(peer.bytes_sent)
+            ),
             peer.behind.to_string(),
             rejections,
         ]);
@@ -222,6 +230,9 @@ mod tests {
                     envelopes_sent: 4,
                     envelopes_received: 7,
                     behind: 0,
+                    duplicates: 1,
+                    bytes_sent: 2048,
+                    bytes_received: 4096,
                     rejections: BTreeMap::from([
                         ("bad_signature".into(), 2),
                         ("oversized".into(), 0),
@@ -236,6 +247,9 @@ mod tests {
                     envelopes_sent: 0,
                     envelopes_received: 0,
                     behind: 3,
+                    duplicates: 0,
+                    bytes_sent: 0,
+                    bytes_received: 0,
                     rejections: BTreeMap::new(),
                 },
             ],
