@@ -15,7 +15,6 @@
 //! `CERD_BENCH_QUICK=1` shrinks the sizes for a smoke run.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,7 +22,7 @@ use cer_proto::api::{ExportFormat, ExportQuery, FileIncident};
 use cer_proto::model::{Classification, Severity, Status, Tlp};
 use cer_proto::wire::{Frame, Tip};
 use cerd::node::NodeEvent;
-use cerd::{Config, Daemon};
+use cerd::{local, Daemon};
 use uuid::Uuid;
 
 fn main() {
@@ -48,7 +47,7 @@ fn main() {
 }
 
 struct Cluster {
-    _dirs: Vec<tempfile::TempDir>,
+    _root: tempfile::TempDir,
     daemons: Vec<Daemon>,
 }
 
@@ -56,47 +55,21 @@ impl Cluster {
     /// Starts `n` nodes that all trust each other; node i dials the nodes
     /// in `dials[i]`.
     async fn start(n: usize, dials: &[Vec<usize>]) -> Cluster {
-        let dirs: Vec<tempfile::TempDir> = (0..n)
-            .map(|_| {
-                tempfile::Builder::new()
-                    .prefix("cerf")
-                    .tempdir_in("/tmp")
-                    .expect("temp dir")
-            })
-            .collect();
-        let ports: Vec<u16> = (0..n)
-            .map(|_| {
-                std::net::UdpSocket::bind("127.0.0.1:0")
-                    .expect("free port")
-                    .local_addr()
-                    .expect("addr")
-                    .port()
-            })
-            .collect();
+        let root = tempfile::Builder::new()
+            .prefix("cerf")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
         let names: Vec<String> = (0..n).map(|i| format!("CERT-{i:02}")).collect();
-        for (i, dir) in dirs.iter().enumerate() {
-            let config = write_config(dir.path(), &names[i], ports[i], &[]);
-            cerd::daemon::init(&config, &names[i]).expect("init");
-        }
-        for dir in &dirs {
-            std::fs::create_dir_all(dir.path().join("certs")).expect("certs dir");
-            for (j, other) in dirs.iter().enumerate() {
-                let cert = cerd::daemon::public_cert_path(&other.path().join("data"), &names[j]);
-                std::fs::copy(
-                    &cert,
-                    dir.path().join("certs").join(format!("{}.asc", names[j])),
-                )
-                .expect("copy cert");
-            }
-        }
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let nodes = local::prepare(root.path(), &names).expect("prepare nodes");
         let mut daemons = Vec::new();
-        for (i, dir) in dirs.iter().enumerate() {
-            let peers: Vec<u16> = dials[i].iter().map(|j| ports[*j]).collect();
-            let config = write_config(dir.path(), &names[i], ports[i], &peers);
+        for (i, node) in nodes.iter().enumerate() {
+            let peers: Vec<u16> = dials[i].iter().map(|j| nodes[*j].port).collect();
+            let config = node.config(&peers, "10s").expect("config");
             daemons.push(Daemon::start(config).await.expect("daemon starts"));
         }
         Cluster {
-            _dirs: dirs,
+            _root: root,
             daemons,
         }
     }
@@ -130,18 +103,6 @@ impl Cluster {
             d.shutdown().await.expect("shutdown");
         }
     }
-}
-
-fn write_config(dir: &Path, name: &str, port: u16, peers: &[u16]) -> Config {
-    let mut text = format!(
-        "name = \"{name}\"\ndata_dir = \"data\"\nlisten = \"127.0.0.1:{port}\"\ncerts_dir = \"certs\"\nplaybooks_dir = \"playbooks\"\nanti_entropy_interval = \"10s\"\n"
-    );
-    for p in peers {
-        text.push_str(&format!("[[peer]]\naddr = \"127.0.0.1:{p}\"\n"));
-    }
-    let path = dir.join("cerd.toml");
-    std::fs::write(&path, text).expect("config");
-    Config::load(&path).expect("valid config")
 }
 
 /// A connected random graph where every node has degree 3 or 4: a ring
@@ -290,8 +251,15 @@ async fn propagation(n: usize, incidents: usize, seed: u64) {
 
 async fn catch_up(total: usize) {
     println!("(b) catch-up: a new node joins a peer holding {total} envelopes it lacks");
-    let cluster = Cluster::start(1, &[vec![]]).await;
-    let a = cluster.daemons[0].node().clone();
+    let root = tempfile::Builder::new()
+        .prefix("cerf")
+        .tempdir_in("/tmp")
+        .expect("temp dir");
+    let nodes = local::prepare(root.path(), &["CERT-OLD", "CERT-NEW"]).expect("prepare nodes");
+    let first = Daemon::start(nodes[0].config(&[], "10s").expect("config"))
+        .await
+        .expect("first node");
+    let a = first.node().clone();
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for k in 0..total {
@@ -322,30 +290,8 @@ async fn catch_up(total: usize) {
         .map(|e| e.json.len() + base64_len(&e.sig))
         .sum();
 
-    // Second node, dialing the first; it starts empty.
-    let port = a.listen().expect("listening").port();
-    let dir = tempfile::Builder::new()
-        .prefix("cerf")
-        .tempdir_in("/tmp")
-        .expect("temp dir");
-    let b_port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let config = write_config(dir.path(), "CERT-NEW", b_port, &[]);
-    cerd::daemon::init(&config, "CERT-NEW").expect("init");
-    std::fs::create_dir_all(dir.path().join("certs")).expect("certs");
-    let a_cert = cerd::daemon::public_cert_path(&a.config().data_dir, a.identity().name());
-    std::fs::copy(&a_cert, dir.path().join("certs/a.asc")).expect("cert");
-    let b_cert = cerd::daemon::public_cert_path(&dir.path().join("data"), "CERT-NEW");
-    std::fs::copy(&b_cert, a.config().certs_dir.join("new.asc")).expect("cert");
-    // Let the first node's trust store pick up the newcomer.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while a.certs().certs.len() < 2 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let config = write_config(dir.path(), "CERT-NEW", b_port, &[port]);
+    // The second node starts empty and dials the first.
+    let config = nodes[1].config(&[nodes[0].port], "10s").expect("config");
     let started = Instant::now();
     let b = Daemon::start(config).await.expect("second node");
     loop {
@@ -391,13 +337,13 @@ async fn catch_up(total: usize) {
             id: tip.id,
         })
         .collect();
+    let authors = tips.len();
     let summary = Frame::Summary { tips }.encoded_len();
     println!(
-        "    summary frame: {summary} bytes for {} author(s) and a store of {total} envelopes (one tip per author, whatever the store size)",
-        b.node().store().chain_tips().map_or(0, |t| t.len())
+        "    summary frame: {summary} bytes for {authors} author(s) and a store of {total} envelopes (one tip per author, whatever the store size)"
     );
     b.shutdown().await.expect("shutdown");
-    cluster.shutdown().await;
+    first.shutdown().await.expect("shutdown");
     println!();
 }
 

@@ -19,8 +19,8 @@ use cer_proto::incident::Event;
 use cer_proto::model::{Classification, Indicator, Severity, Status, Tlp};
 use uuid::Uuid;
 
-use crate::config::Config;
-use crate::daemon::{self, Daemon};
+use crate::daemon::Daemon;
+use crate::local;
 use crate::node::Node;
 
 const NAMES: [&str; 3] = ["CN-CERT", "KE-CIRT", "NG-CERT"];
@@ -50,25 +50,13 @@ pub async fn run(dir: Option<PathBuf>) -> anyhow::Result<()> {
     say(&format!("  working folder: {}", root.display()));
     say("");
 
-    // Identities, trust stores, ports.
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect::<Result<_, _>>()?;
-    for (i, name) in NAMES.iter().enumerate() {
-        let config = config_for(&root, name, ports[i], &[])?;
-        daemon::init(&config, name)?;
-    }
-    for name in NAMES {
-        let certs = root.join(name).join("certs");
-        std::fs::create_dir_all(&certs)?;
-        for other in NAMES {
-            let cert = daemon::public_cert_path(&root.join(other).join("data"), other);
-            std::fs::copy(&cert, certs.join(format!("{other}.asc")))?;
-        }
-    }
+    let nodes = local::prepare(&root, &NAMES)?;
+    let [cn_node, ke_node, ng_node] = [&nodes[0], &nodes[1], &nodes[2]];
     step(1, "Each CERT has an OpenPGP key and trusts the other two (their certificates are in its certs/).");
     say("   The mesh is a line: CN-CERT — KE-CIRT — NG-CERT. CN and NG are not linked; KE relays.");
-    let cn_config = config_for(&root, NAMES[0], ports[0], &[ports[1]])?;
-    let ke_config = config_for(&root, NAMES[1], ports[1], &[])?;
-    let ng_config = config_for(&root, NAMES[2], ports[2], &[ports[1]])?;
+    let cn_config = cn_node.config(&[ke_node.port], "5s")?;
+    let ke_config = ke_node.config(&[], "5s")?;
+    let ng_config = ng_node.config(&[ke_node.port], "5s")?;
     let mut ke = Daemon::start(ke_config.clone()).await?;
     let cn = Daemon::start(cn_config).await?;
     let ng = Daemon::start(ng_config).await?;
@@ -284,26 +272,6 @@ fn temp_is(dir: &Path) -> bool {
         && dir
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with("cerd-demo-"))
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn config_for(root: &Path, name: &str, port: u16, peers: &[u16]) -> anyhow::Result<Config> {
-    let dir = root.join(name);
-    std::fs::create_dir_all(&dir)?;
-    let mut text = format!(
-        "name = \"{name}\"\ndata_dir = \"data\"\nlisten = \"127.0.0.1:{port}\"\ncerts_dir = \"certs\"\nplaybooks_dir = \"playbooks\"\nanti_entropy_interval = \"5s\"\n"
-    );
-    for p in peers {
-        text.push_str(&format!("\n[[peer]]\naddr = \"127.0.0.1:{p}\"\n"));
-    }
-    let path = dir.join("cerd.toml");
-    std::fs::write(&path, text)?;
-    Config::load(&path).map_err(|errors| anyhow::anyhow!("demo configuration: {errors:?}"))
 }
 
 fn incident(title: &str, tlp: Tlp, to: &[&str], iocs: &[&str]) -> FileIncident {

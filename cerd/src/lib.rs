@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod local;
 pub mod mesh;
 pub mod node;
 pub mod playbook;
