@@ -77,19 +77,7 @@ impl Runner {
         let _permit = self.inner.permits.acquire().await.ok();
         let started = Timestamp::from(time::OffsetDateTime::now_utc());
         let clock = Instant::now();
-        let mut record = RunRecord {
-            playbook: action.playbook.clone(),
-            event: action.event.as_str().to_owned(),
-            incident: action.incident,
-            action: action.describe(),
-            key: action.key.clone(),
-            started,
-            duration_ms: 0,
-            attempts: 1,
-            outcome: Outcome::TimedOut,
-            stdout: String::new(),
-            stderr: String::new(),
-        };
+        let mut record = record_for(action, started, Outcome::TimedOut);
         match &action.kind {
             PlannedKind::Exec {
                 argv,
@@ -230,30 +218,34 @@ pub fn local_record(
     started: Timestamp,
     result: Result<(), String>,
 ) -> RunRecord {
-    {
-        RunRecord {
-            playbook: action.playbook.clone(),
-            event: action.event.as_str().to_owned(),
-            incident: action.incident,
-            action: action.describe(),
-            key: action.key.clone(),
-            started,
-            duration_ms: 0,
-            attempts: 1,
-            outcome: match result {
-                Ok(()) => Outcome::Ok {
-                    exit_code: None,
-                    http_status: None,
-                },
-                Err(reason) => Outcome::Failed {
-                    exit_code: None,
-                    http_status: None,
-                    reason,
-                },
-            },
-            stdout: String::new(),
-            stderr: String::new(),
-        }
+    let outcome = match result {
+        Ok(()) => Outcome::Ok {
+            exit_code: None,
+            http_status: None,
+        },
+        Err(reason) => Outcome::Failed {
+            exit_code: None,
+            http_status: None,
+            reason,
+        },
+    };
+    record_for(action, started, outcome)
+}
+
+/// A record of `action` started at `started`, before anything ran.
+fn record_for(action: &PlannedAction, started: Timestamp, outcome: Outcome) -> RunRecord {
+    RunRecord {
+        playbook: action.playbook.clone(),
+        event: action.event.as_str().to_owned(),
+        incident: action.incident,
+        action: action.describe(),
+        key: action.key.clone(),
+        started,
+        duration_ms: 0,
+        attempts: 1,
+        outcome,
+        stdout: String::new(),
+        stderr: String::new(),
     }
 }
 
