@@ -232,6 +232,30 @@ fn new_status() -> IncidentStatus {
 }
 
 impl FileIncident {
+    /// A request with the required fields; everything else at its default
+    /// (status new, no indicators, no recipients).
+    pub fn new(
+        title: impl Into<String>,
+        severity: Severity,
+        tlp: Tlp,
+        classification: Classification,
+    ) -> Self {
+        FileIncident {
+            title: title.into(),
+            description: String::new(),
+            severity,
+            tlp,
+            classification,
+            status: IncidentStatus::New,
+            indicators: vec![],
+            affected: Affected::default(),
+            occurred: None,
+            detected: None,
+            tags: vec![],
+            to: vec![],
+        }
+    }
+
     /// The incident body this request describes, checked field by field.
     pub fn to_body(&self) -> Result<IncidentBody, FieldErrors> {
         let body = IncidentBody {

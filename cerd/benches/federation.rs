@@ -18,12 +18,14 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cer_proto::api::{ExportFormat, ExportQuery, FileIncident};
-use cer_proto::model::{Classification, Severity, Status, Tlp};
+use cer_proto::api::{ExportFormat, ExportQuery};
 use cer_proto::wire::{Frame, Tip};
 use cerd::node::NodeEvent;
 use cerd::{local, Daemon};
 use uuid::Uuid;
+
+mod common;
+use common::{c2_incident, report_latency};
 
 fn main() {
     let quick = std::env::var_os("CERD_BENCH_QUICK").is_some();
@@ -140,23 +142,6 @@ fn random_graph(n: usize, seed: u64) -> (Vec<Vec<usize>>, Vec<usize>) {
     (dials, degrees)
 }
 
-fn incident(title: String) -> FileIncident {
-    FileIncident {
-        title,
-        description: String::new(),
-        severity: Severity::High,
-        tlp: Tlp::Green,
-        classification: Classification::parse("malicious-code/c2-server").expect("class"),
-        status: Status::New,
-        indicators: vec![],
-        affected: Default::default(),
-        occurred: None,
-        detected: None,
-        tags: vec![],
-        to: vec![],
-    }
-}
-
 async fn propagation(n: usize, incidents: usize, seed: u64) {
     let (dials, degrees) = random_graph(n, seed);
     let edges: usize = dials.iter().map(Vec::len).sum();
@@ -191,7 +176,7 @@ async fn propagation(n: usize, incidents: usize, seed: u64) {
         let started = Instant::now();
         let filed = cluster.daemons[origin]
             .node()
-            .file(incident(format!("propagation {k}")))
+            .file(c2_incident(format!("propagation {k}")))
             .await
             .expect("file");
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -265,7 +250,7 @@ async fn catch_up(total: usize) {
     for k in 0..total {
         let a = a.clone();
         tasks.spawn(async move {
-            a.file(incident(format!("catch-up {k}")))
+            a.file(c2_incident(format!("catch-up {k}")))
                 .await
                 .expect("file")
         });
@@ -349,21 +334,4 @@ async fn catch_up(total: usize) {
 
 fn base64_len(s: &str) -> usize {
     s.len() / 4 * 3 - s.bytes().rev().take_while(|b| *b == b'=').count()
-}
-
-fn report_latency(times: &mut [Duration], target: &str) {
-    if times.is_empty() {
-        println!("no samples");
-        return;
-    }
-    times.sort();
-    let pct = |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1];
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!(
-        "p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms  {target}",
-        ms(pct(0.50)),
-        ms(pct(0.90)),
-        ms(pct(0.99)),
-        ms(times[times.len() - 1])
-    );
 }

@@ -17,7 +17,7 @@
 //! `CERD_BENCH_QUICK=1` shrinks every size tenfold for a smoke run.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use cer_proto::api::{FileIncident, IocQuery};
 use cer_proto::envelope::{Body, Draft, DraftBody, IncidentBody};
@@ -28,6 +28,9 @@ use cer_proto::EnvelopeId;
 use cerd::sign::{Identity, TrustStore};
 use cerd::{Config, Daemon};
 use uuid::Uuid;
+
+mod common;
+use common::report_latency;
 
 fn main() {
     let quick = std::env::var_os("CERD_BENCH_QUICK").is_some();
@@ -234,7 +237,8 @@ async fn cerctl_round_trip(n: usize) {
         );
     }
     daemon.shutdown().await.expect("shutdown");
-    report_latency(&mut times, "target median <= 20 ms");
+    print!("    ");
+    report_latency(&mut times, "(target median <= 20 ms)");
     println!();
 }
 
@@ -254,20 +258,10 @@ async fn indicator_lookup_and_bulk_insert(incidents: usize, per_incident: usize,
                 Indicator::new(IndicatorType::Domain, &value(n * per_incident + k)).expect("domain")
             })
             .collect();
+        let class = Classification::parse("malicious-code/malware-distribution").expect("class");
         let request = FileIncident {
-            title: format!("bulk {n}"),
-            description: String::new(),
-            severity: Severity::Medium,
-            tlp: Tlp::Green,
-            classification: Classification::parse("malicious-code/malware-distribution")
-                .expect("class"),
-            status: Status::New,
             indicators,
-            affected: Default::default(),
-            occurred: None,
-            detected: None,
-            tags: vec![],
-            to: vec![],
+            ..FileIncident::new(format!("bulk {n}"), Severity::Medium, Tlp::Green, class)
         };
         node.file(request).await.expect("file");
     }
@@ -306,19 +300,7 @@ async fn indicator_lookup_and_bulk_insert(incidents: usize, per_incident: usize,
     }
     drop(client);
     daemon.shutdown().await.expect("shutdown");
-    report_latency(&mut times, "target p99 <= 1 ms");
+    print!("    ");
+    report_latency(&mut times, "(target p99 <= 1 ms)");
     println!();
-}
-
-fn report_latency(times: &mut [Duration], target: &str) {
-    times.sort();
-    let pct = |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1];
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!(
-        "    p50 {:.3} ms   p90 {:.3} ms   p99 {:.3} ms   max {:.3} ms   ({target})",
-        ms(pct(0.50)),
-        ms(pct(0.90)),
-        ms(pct(0.99)),
-        ms(times[times.len() - 1])
-    );
 }

@@ -11,7 +11,6 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cer_proto::api::FileIncident;
 use cer_proto::envelope::{Body, IncidentBody, Kind};
 use cer_proto::incident::{FoldInput, IncidentState};
 use cer_proto::model::{Classification, Indicator, Severity, Status, Timestamp, Tlp};
@@ -20,6 +19,9 @@ use cerd::node::NodeEvent;
 use cerd::playbook::{plan, spec, EventKind, Trigger};
 use cerd::{Config, Daemon};
 use uuid::Uuid;
+
+mod common;
+use common::{c2_incident, report_latency};
 
 const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
 const CLASSES: [&str; 6] = [
@@ -169,20 +171,7 @@ async fn latency(n: usize) {
     let mut latencies = Vec::with_capacity(n);
     for k in 0..n {
         let filed = node
-            .file(FileIncident {
-                title: format!("latency {k}"),
-                description: String::new(),
-                severity: Severity::High,
-                tlp: Tlp::Green,
-                classification: Classification::parse("malicious-code/c2-server").expect("class"),
-                status: Status::New,
-                indicators: vec![],
-                affected: Default::default(),
-                occurred: None,
-                detected: None,
-                tags: vec![],
-                to: vec![],
-            })
+            .file(c2_incident(format!("latency {k}")))
             .await
             .expect("file");
         // The Stored event is emitted once the envelope is durable.
@@ -212,14 +201,6 @@ async fn latency(n: usize) {
         latencies.push(Duration::from_nanos(ran_at.saturating_sub(stored) as u64));
     }
     daemon.shutdown().await.expect("shutdown");
-    latencies.sort();
-    let pct = |p: f64| {
-        latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
-    };
-    println!(
-        "    p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
-        pct(0.5).as_secs_f64() * 1000.0,
-        pct(0.99).as_secs_f64() * 1000.0,
-        latencies[latencies.len() - 1].as_secs_f64() * 1000.0
-    );
+    print!("    ");
+    report_latency(&mut latencies, "");
 }

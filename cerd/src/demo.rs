@@ -16,7 +16,7 @@ use anyhow::{bail, Context};
 use cer_proto::api::{AcknowledgeIncident, FileIncident, RetractIncident};
 use cer_proto::envelope::ReceiptState;
 use cer_proto::incident::Event;
-use cer_proto::model::{Classification, Indicator, Severity, Status, Tlp};
+use cer_proto::model::{Classification, Indicator, Severity, Tlp};
 use uuid::Uuid;
 
 use crate::daemon::Daemon;
@@ -275,22 +275,14 @@ fn temp_is(dir: &Path) -> bool {
 }
 
 fn incident(title: &str, tlp: Tlp, to: &[&str], iocs: &[&str]) -> FileIncident {
+    let class = Classification::parse("malicious-code/c2-server").expect("known class");
     FileIncident {
-        title: title.into(),
-        description: String::new(),
-        severity: Severity::High,
-        tlp,
-        classification: Classification::parse("malicious-code/c2-server").expect("known class"),
-        status: Status::New,
         indicators: iocs
             .iter()
             .map(|s| Indicator::parse_spec(s).expect("valid indicator"))
             .collect(),
-        affected: Default::default(),
-        occurred: None,
-        detected: None,
-        tags: vec![],
         to: to.iter().map(|s| s.to_string()).collect(),
+        ..FileIncident::new(title, Severity::High, tlp, class)
     }
 }
 
