@@ -127,6 +127,9 @@ pub struct Node {
 struct Playbooks {
     by_file: std::collections::BTreeMap<PathBuf, crate::playbook::Playbook>,
     errors: std::collections::BTreeMap<PathBuf, String>,
+    /// The playbooks in force, rebuilt at each reload so every event can
+    /// take them without copying.
+    active: Arc<[crate::playbook::Playbook]>,
 }
 
 /// The trust store plus what the last load refused, for `cerctl certs`.
@@ -330,17 +333,16 @@ impl Node {
                 }
             }
         }
+        playbooks.active = playbooks.by_file.values().cloned().collect();
     }
 
     /// The playbooks in force.
-    pub fn playbooks(&self) -> Vec<crate::playbook::Playbook> {
+    pub fn playbooks(&self) -> Arc<[crate::playbook::Playbook]> {
         self.playbooks
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .by_file
-            .values()
-            .cloned()
-            .collect()
+            .active
+            .clone()
     }
 
     pub fn playbook_list(&self) -> cer_proto::api::PlaybookList {
