@@ -306,9 +306,42 @@ fn retraction_and_receipt_travel_across_the_mesh() {
         assert!(d["incident"]["retracted"].is_object());
         assert_eq!(node.cerctl(&["ioc", "search", "kit.example"]).code, 1);
     }
+    // A node that was offline throughout catches up from KE: NG's filing
+    // reaches it only as a tombstone, proven by NG's signed retraction, and
+    // NG's chain continues past it.
+    let mut eg = TestNode::new("EG-CERT");
+    eg.init();
+    eg.trust(&ke);
+    eg.trust(&ng);
+    ke.trust(&eg);
+    eg.add_peer(&ke.listen_addr());
+    eg.spawn();
+    let later = ng.file(&[
+        "--title",
+        "Second kit",
+        "--severity",
+        "low",
+        "--tlp",
+        "green",
+        "--class",
+        "fraud/phishing",
+    ]);
+    eventually(SOON, "EG to catch up past the tombstone", || {
+        has_incident(&eg, &later)
+    });
+    let d = has_incident(&eg, &id).expect("EG holds the retracted incident");
+    assert!(d["incident"]["retracted"].is_object());
+    let status = eg.status();
+    assert_eq!(status["tombstones"], 1, "{status}");
+    assert_eq!(status["equivocations"], 0);
+    let peers = eg.json(&["peers"]);
+    for peer in peers["peers"].as_array().unwrap() {
+        assert_eq!(peer["rejections"], serde_json::json!({}), "{peer}");
+    }
+
     // The withdrawn body is no longer served by any node: exports hold only
     // the retraction and the receipt, not the filing.
-    for node in [&cn, &ke, &ng] {
+    for node in [&cn, &ke, &ng, &eg] {
         let export = node.json(&["export", "--format", "envelopes", "--incident", &id]);
         let text = export.to_string();
         assert!(
@@ -421,6 +454,7 @@ fn tampered_envelope_from_a_peer_is_refused_and_the_peer_dropped() {
             detected: None,
             tags: vec![],
         })),
+        withdraws: vec![],
     };
     let bytes = draft.to_bytes().unwrap();
     let sig = evil.sign_detached(&bytes);
@@ -500,4 +534,192 @@ fn cerd_demo_runs_and_narrates() {
             "demo output lacks {needle:?}:\n{text}"
         );
     }
+}
+
+/// A trusted peer forges a tombstone at another CERT's next seq (the
+/// attack that would make that CERT's real envelope look like
+/// equivocation). The forgery is refused and counted against the peer; the
+/// honest envelopes arrive afterwards and are stored normally.
+#[test]
+fn forged_tombstone_is_refused_and_the_honest_chain_continues() {
+    use std::sync::Arc;
+
+    use cer_proto::envelope::{
+        Body, Draft, DraftBody, IncidentBody, Kind, RetractionBody, Withdrawal,
+    };
+    use cer_proto::model::{Classification, Severity, Status, Tlp};
+    use cer_proto::wire::{Frame, Item, WireTombstone};
+    use cer_proto::EnvelopeId;
+    use cerd::mesh::transport::Endpoint;
+    use cerd::sign::{Identity, TrustStore, TrustedCert};
+
+    let mut ke = TestNode::new("KE-CIRT");
+    ke.init();
+    let cn = Identity::generate("CN-CERT").unwrap();
+    let evil = Identity::generate("EVIL-CERT").unwrap();
+    std::fs::write(ke.certs_dir().join("cn.asc"), cn.public_armored()).unwrap();
+    std::fs::write(ke.certs_dir().join("evil.asc"), evil.public_armored()).unwrap();
+    ke.spawn();
+    let addr: std::net::SocketAddr = ke.listen_addr().parse().unwrap();
+    let ke_cert = TrustedCert::parse(&std::fs::read(ke.cert_path()).unwrap()).unwrap();
+
+    let incident = |title: &str| {
+        DraftBody::Plain(Body::Incident(IncidentBody {
+            title: title.into(),
+            description: String::new(),
+            severity: Severity::High,
+            classification: Classification::parse("fraud/phishing").unwrap(),
+            status: Status::New,
+            indicators: vec![],
+            affected: Default::default(),
+            occurred: None,
+            detected: None,
+            tags: vec![],
+        }))
+    };
+    let draft = |author: &Identity, seq: u64, prev: Option<EnvelopeId>, body: DraftBody| {
+        let withdraws = match &body {
+            DraftBody::Plain(Body::Retraction(_)) => vec![Withdrawal {
+                seq: 1,
+                id: EnvelopeId::of(b"what the forger wants withdrawn"),
+                kind: Kind::Incident,
+                created: "2026-11-28T13:00:00Z".parse().unwrap(),
+            }],
+            _ => vec![],
+        };
+        let bytes = Draft {
+            author: author.fingerprint().clone(),
+            seq,
+            prev,
+            created: "2026-11-28T13:00:00Z".parse().unwrap(),
+            subject: uuid::Uuid::new_v4(),
+            tlp: Tlp::Green,
+            recipients: vec![],
+            body,
+            withdraws,
+        }
+        .to_bytes()
+        .unwrap();
+        let sig = author.sign_detached(&bytes);
+        (bytes, sig)
+    };
+    // CN's real chain: two incidents.
+    let (cn1, cn1_sig) = draft(&cn, 1, None, incident("CN report one"));
+    let (cn2, cn2_sig) = draft(
+        &cn,
+        2,
+        Some(EnvelopeId::of(&cn1)),
+        incident("CN report two"),
+    );
+    // The forgery: a tombstone at CN's seq 1, "proven" by a retraction the
+    // forger signed itself (the best a peer without CN's key can do).
+    let (proof, proof_sig) = draft(
+        &evil,
+        2,
+        Some(EnvelopeId::of(b"the forger's first envelope")),
+        DraftBody::Plain(Body::Retraction(RetractionBody {
+            target: None,
+            reason: None,
+        })),
+    );
+    let forged = Item::Tombstone(WireTombstone {
+        author: cn.fingerprint().clone(),
+        seq: 1,
+        id: EnvelopeId::of(b"what the forger wants withdrawn"),
+        proof,
+        proof_sig,
+    });
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut trust = TrustStore::new();
+        trust.insert(ke_cert.clone());
+        let endpoint = Endpoint::bind("127.0.0.1:0".parse().unwrap(), Arc::new(evil)).unwrap();
+        let link = endpoint
+            .connect(addr, &trust, None)
+            .await
+            .expect("the trusted forger connects");
+        let (mut sender, mut receiver, handle) = link.split();
+        sender
+            .send(&Frame::Envelopes {
+                items: vec![forged],
+            })
+            .await
+            .unwrap();
+        let closed = tokio::time::timeout(SOON, async {
+            while let Ok(Some(_)) = receiver.recv().await {}
+            handle.closed().await
+        })
+        .await
+        .expect("KE disconnects the forger");
+        assert!(format!("{closed:?}").contains("not proven"), "{closed:?}");
+        endpoint.close();
+    });
+    eventually(SOON, "KE to count the forged tombstone", || {
+        let peers = ke.json(&["peers"]);
+        let evil = peers["peers"]
+            .as_array()?
+            .iter()
+            .find(|p| p["name"] == "EVIL-CERT")?
+            .clone();
+        (evil["rejections"]["unproven_tombstone"] == 1).then_some(())
+    });
+    let status = ke.status();
+    assert_eq!(status["envelopes"], 0, "the forgery was stored: {status}");
+    assert_eq!(status["tombstones"], 0);
+
+    // CN's honest envelopes now arrive and extend its chain normally. The
+    // link lives on a multi-threaded runtime that keeps driving it while
+    // this thread polls KE.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (endpoint, link) = rt.block_on(async {
+        let mut trust = TrustStore::new();
+        trust.insert(ke_cert);
+        let endpoint = Endpoint::bind("127.0.0.1:0".parse().unwrap(), Arc::new(cn)).unwrap();
+        let link = endpoint
+            .connect(addr, &trust, None)
+            .await
+            .expect("CN connects");
+        let (mut sender, receiver, handle) = link.split();
+        sender
+            .send(&Frame::Envelopes {
+                items: vec![
+                    Item::Live {
+                        bytes: cn1,
+                        sig: cn1_sig,
+                    },
+                    Item::Live {
+                        bytes: cn2,
+                        sig: cn2_sig,
+                    },
+                ],
+            })
+            .await
+            .unwrap();
+        (endpoint, (sender, receiver, handle))
+    });
+    eventually(SOON, "KE to store CN's two envelopes", || {
+        (ke.status()["envelopes"] == 2).then_some(())
+    });
+    drop(link);
+    endpoint.close();
+    let status = ke.status();
+    assert_eq!(status["equivocations"], 0, "{status}");
+    assert_eq!(status["incidents"], 2);
+    let list = ke.json(&["incident", "list"]);
+    let titles: Vec<&str> = list["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap())
+        .collect();
+    assert!(titles.contains(&"CN report one") && titles.contains(&"CN report two"));
+    assert!(ke.log().contains("unproven_tombstone"));
 }

@@ -76,7 +76,28 @@ pub struct Envelope {
     /// `recipients` and the author (TLP AMBER and above).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_enc: Option<String>,
+    /// Retractions only: the author's own envelopes this one withdraws,
+    /// each named by seq and id. In the signed header (never in an
+    /// encrypted body) so that any node, recipient or relay, can check a
+    /// tombstone against it: a withdrawn envelope's place in its author's
+    /// chain is proven by this list and nothing else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withdraws: Vec<Withdrawal>,
 }
+
+/// One envelope a retraction withdraws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Withdrawal {
+    pub seq: u64,
+    pub id: EnvelopeId,
+    pub kind: Kind,
+    pub created: Timestamp,
+}
+
+/// Most envelopes one retraction may withdraw (keeps it far below
+/// [`MAX_ENVELOPE_BYTES`]).
+pub const MAX_WITHDRAWALS: usize = 4096;
 
 /// Why bytes are not an acceptable envelope document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -167,7 +188,60 @@ impl Envelope {
                 "TLP:RED requires named recipients",
             ));
         }
+        self.check_withdraws()
+    }
+
+    fn check_withdraws(&self) -> Result<(), FieldError> {
+        if self.withdraws.is_empty() {
+            return Ok(());
+        }
+        if self.kind != Kind::Retraction {
+            return Err(FieldError::new(
+                "withdraws",
+                "only a retraction withdraws envelopes",
+            ));
+        }
+        if self.withdraws.len() > MAX_WITHDRAWALS {
+            return Err(FieldError::new(
+                "withdraws",
+                format!(
+                    "at most {MAX_WITHDRAWALS} envelopes, got {}",
+                    self.withdraws.len()
+                ),
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, w) in self.withdraws.iter().enumerate() {
+            if w.seq == 0 || w.seq >= self.seq {
+                return Err(FieldError::new(
+                    format!("withdraws[{i}].seq"),
+                    format!(
+                        "must name an earlier envelope of the author (1 to {}), got {}",
+                        self.seq - 1,
+                        w.seq
+                    ),
+                ));
+            }
+            if w.kind == Kind::Retraction {
+                return Err(FieldError::new(
+                    format!("withdraws[{i}].kind"),
+                    "a retraction cannot be withdrawn",
+                ));
+            }
+            if !seen.insert(w.seq) {
+                return Err(FieldError::new(
+                    format!("withdraws[{i}].seq"),
+                    format!("seq {} is named twice", w.seq),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The withdrawal this retraction makes of the author's envelope at
+    /// `seq`, if it names that one.
+    pub fn withdrawal(&self, seq: u64) -> Option<&Withdrawal> {
+        self.withdraws.iter().find(|w| w.seq == seq)
     }
 
     /// Checks that this envelope is the next one in its author's chain,
@@ -216,6 +290,8 @@ pub struct Draft {
     pub tlp: Tlp,
     pub recipients: Vec<Fingerprint>,
     pub body: DraftBody,
+    /// Retractions: the author's envelopes withdrawn (see [`Envelope::withdraws`]).
+    pub withdraws: Vec<Withdrawal>,
 }
 
 /// The body of a draft: plaintext, or already encrypted by the caller.
@@ -252,6 +328,7 @@ impl Draft {
             recipients: self.recipients.clone(),
             body,
             body_enc,
+            withdraws: self.withdraws.clone(),
         };
         envelope.check_shape().map_err(EnvelopeError::Invalid)?;
         let bytes =
@@ -665,6 +742,7 @@ mod tests {
             tlp: Tlp::Green,
             recipients: vec![],
             body: DraftBody::Plain(Body::Incident(incident_body())),
+            withdraws: vec![],
         }
     }
 

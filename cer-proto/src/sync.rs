@@ -931,7 +931,7 @@ fn uncovered(state: &Author, lo: u64, hi: u64) -> Vec<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{Body, Draft, DraftBody, IncidentBody, Kind};
+    use crate::envelope::{Body, Draft, DraftBody, IncidentBody};
     use crate::model::{Affected, Classification, Severity, Status, Timestamp, Tlp};
     use crate::wire::WireTombstone;
     use uuid::Uuid;
@@ -957,13 +957,8 @@ mod tests {
             author: author.clone(),
             seq,
             id: id(author, seq),
-            prev: (seq > 1).then(|| id(author, seq - 1)),
-            subject: Uuid::nil(),
-            kind: Kind::Incident,
-            created: Timestamp::from_unix_nanos(0),
-            tlp: Tlp::Green,
-            recipients: vec![],
-            withdrawn_by: EnvelopeId::of(b"retraction"),
+            proof: vec![],
+            proof_sig: vec![],
         })
     }
 
@@ -988,6 +983,7 @@ mod tests {
                 detected: None,
                 tags: vec![],
             })),
+            withdraws: vec![],
         };
         Item::Live {
             bytes: draft.to_bytes().unwrap(),

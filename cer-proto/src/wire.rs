@@ -14,10 +14,8 @@
 //! writing the stream is the daemon's `mesh`, and what to say is
 //! [`crate::sync`]'s.
 
-use crate::envelope::{Kind, MAX_ENVELOPE_BYTES, MAX_SIGNATURE_BYTES};
+use crate::envelope::{MAX_ENVELOPE_BYTES, MAX_SIGNATURE_BYTES};
 use crate::id::{EnvelopeId, Fingerprint};
-use crate::model::{Timestamp, Tlp};
-use uuid::Uuid;
 
 /// Wire format version carried by every frame.
 pub const WIRE_VERSION: u8 = 1;
@@ -98,21 +96,19 @@ pub enum Item {
     Tombstone(WireTombstone),
 }
 
-/// A withdrawn envelope's place in its author's chain. Its `id` is
-/// authenticated by the author's next envelope, whose signed `prev` names
-/// it; `withdrawn_by` names the author's signed retraction.
+/// A withdrawn envelope's place in its author's chain, with its proof:
+/// the author's signed retraction (exact bytes and detached signature)
+/// whose `withdraws` list names this `seq` and `id`. Nothing else about
+/// the withdrawn envelope travels; the receiver takes it all from the
+/// verified retraction, so a peer can claim nothing the author did not
+/// sign.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WireTombstone {
     pub author: Fingerprint,
     pub seq: u64,
     pub id: EnvelopeId,
-    pub prev: Option<EnvelopeId>,
-    pub subject: Uuid,
-    pub kind: Kind,
-    pub created: Timestamp,
-    pub tlp: Tlp,
-    pub recipients: Vec<Fingerprint>,
-    pub withdrawn_by: EnvelopeId,
+    pub proof: Vec<u8>,
+    pub proof_sig: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -306,18 +302,7 @@ impl Item {
         1 + match self {
             Item::Live { bytes, sig } => 4 + bytes.len() + 4 + sig.len(),
             Item::Tombstone(t) => {
-                FINGERPRINT_LEN
-                    + 8
-                    + ID_LEN
-                    + 1
-                    + t.prev.map_or(0, |_| ID_LEN)
-                    + 16
-                    + 1
-                    + 16
-                    + 1
-                    + 4
-                    + t.recipients.len() * FINGERPRINT_LEN
-                    + ID_LEN
+                FINGERPRINT_LEN + 8 + ID_LEN + 4 + t.proof.len() + 4 + t.proof_sig.len()
             }
         }
     }
@@ -334,22 +319,8 @@ impl Item {
                 put_fingerprint(out, &t.author);
                 out.extend_from_slice(&t.seq.to_be_bytes());
                 out.extend_from_slice(t.id.as_bytes());
-                match &t.prev {
-                    None => out.push(0),
-                    Some(prev) => {
-                        out.push(1);
-                        out.extend_from_slice(prev.as_bytes());
-                    }
-                }
-                out.extend_from_slice(t.subject.as_bytes());
-                out.push(kind_code(t.kind));
-                out.extend_from_slice(&t.created.unix_nanos().to_be_bytes());
-                out.push(tlp_code(t.tlp));
-                put_len(out, t.recipients.len());
-                for recipient in &t.recipients {
-                    put_fingerprint(out, recipient);
-                }
-                out.extend_from_slice(t.withdrawn_by.as_bytes());
+                put_bytes(out, &t.proof);
+                put_bytes(out, &t.proof_sig);
             }
         }
     }
@@ -364,52 +335,19 @@ impl Item {
                 let author = r.fingerprint("tombstone author")?;
                 let seq = r.u64("tombstone seq")?;
                 let id = r.id("tombstone id")?;
-                let prev = match r.u8("tombstone prev flag")? {
-                    0 => None,
-                    1 => Some(r.id("tombstone prev")?),
-                    other => {
-                        return Err(invalid(
-                            "tombstone prev flag",
-                            format!("expected 0 or 1, got {other}"),
-                        ))
-                    }
-                };
-                let subject = Uuid::from_bytes(r.array("tombstone subject")?);
-                let kind = kind_from_code(r.u8("tombstone kind")?)?;
-                let nanos = i128::from_be_bytes(r.array("tombstone created")?);
-                let created = Timestamp::from_unix_nanos(nanos);
-                if created.unix_nanos() != nanos {
-                    return Err(invalid(
-                        "tombstone created",
-                        format!("{nanos} ns is outside years 0000-9999"),
-                    ));
-                }
-                let tlp = tlp_from_code(r.u8("tombstone tlp")?)?;
-                let count = r.count("tombstone recipients", usize::MAX, FINGERPRINT_LEN)?;
-                let mut recipients = Vec::with_capacity(count);
-                for _ in 0..count {
-                    recipients.push(r.fingerprint("tombstone recipient")?);
-                }
-                let withdrawn_by = r.id("tombstone withdrawn_by")?;
-                match (seq, prev.is_some()) {
-                    (0, _) => return Err(invalid("tombstone seq", "seq starts at 1")),
-                    (1, true) => return Err(invalid("tombstone prev", "seq 1 has no prev")),
-                    (2.., false) => {
-                        return Err(invalid("tombstone prev", "required when seq is above 1"))
-                    }
-                    _ => {}
+                let proof = r.bytes("tombstone proof", MAX_ENVELOPE_BYTES)?.to_vec();
+                let proof_sig = r
+                    .bytes("tombstone proof signature", MAX_SIGNATURE_BYTES)?
+                    .to_vec();
+                if seq == 0 {
+                    return Err(invalid("tombstone seq", "seq starts at 1"));
                 }
                 Ok(Item::Tombstone(WireTombstone {
                     author,
                     seq,
                     id,
-                    prev,
-                    subject,
-                    kind,
-                    created,
-                    tlp,
-                    recipients,
-                    withdrawn_by,
+                    proof,
+                    proof_sig,
                 }))
             }
             other => Err(invalid("item tag", format!("expected 0 or 1, got {other}"))),
@@ -522,48 +460,6 @@ fn put_fingerprint(out: &mut Vec<u8>, fingerprint: &Fingerprint) {
     out.extend_from_slice(&fingerprint.to_raw());
 }
 
-fn kind_code(kind: Kind) -> u8 {
-    match kind {
-        Kind::Incident => 0,
-        Kind::Update => 1,
-        Kind::Sighting => 2,
-        Kind::Retraction => 3,
-        Kind::Receipt => 4,
-    }
-}
-
-fn kind_from_code(code: u8) -> Result<Kind, DecodeError> {
-    Ok(match code {
-        0 => Kind::Incident,
-        1 => Kind::Update,
-        2 => Kind::Sighting,
-        3 => Kind::Retraction,
-        4 => Kind::Receipt,
-        other => return Err(invalid("kind", format!("unknown code {other}"))),
-    })
-}
-
-fn tlp_code(tlp: Tlp) -> u8 {
-    match tlp {
-        Tlp::Clear => 0,
-        Tlp::Green => 1,
-        Tlp::Amber => 2,
-        Tlp::AmberStrict => 3,
-        Tlp::Red => 4,
-    }
-}
-
-fn tlp_from_code(code: u8) -> Result<Tlp, DecodeError> {
-    Ok(match code {
-        0 => Tlp::Clear,
-        1 => Tlp::Green,
-        2 => Tlp::Amber,
-        3 => Tlp::AmberStrict,
-        4 => Tlp::Red,
-        other => return Err(invalid("tlp", format!("unknown code {other}"))),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -578,41 +474,21 @@ mod tests {
         any::<[u8; 32]>().prop_map(EnvelopeId::from_bytes)
     }
 
-    fn timestamp() -> impl Strategy<Value = Timestamp> {
-        // Years 0000..=9999, the range Timestamp can hold.
-        (-62_167_219_200_000_000_000i128..=253_402_300_799_999_999_999i128)
-            .prop_map(Timestamp::from_unix_nanos)
-    }
-
     fn tombstone() -> impl Strategy<Value = WireTombstone> {
         (
             fingerprint(),
             1u64..,
             id(),
-            id(),
-            any::<[u8; 16]>(),
-            0u8..5,
-            timestamp(),
-            0u8..5,
-            vec(fingerprint(), 0..4),
-            id(),
+            vec(any::<u8>(), 0..300),
+            vec(any::<u8>(), 0..100),
         )
-            .prop_map(
-                |(author, seq, id, prev, subject, kind, created, tlp, recipients, withdrawn_by)| {
-                    WireTombstone {
-                        author,
-                        seq,
-                        id,
-                        prev: (seq > 1).then_some(prev),
-                        subject: Uuid::from_bytes(subject),
-                        kind: kind_from_code(kind).unwrap(),
-                        created,
-                        tlp: tlp_from_code(tlp).unwrap(),
-                        recipients,
-                        withdrawn_by,
-                    }
-                },
-            )
+            .prop_map(|(author, seq, id, proof, proof_sig)| WireTombstone {
+                author,
+                seq,
+                id,
+                proof,
+                proof_sig,
+            })
     }
 
     fn item() -> impl Strategy<Value = Item> {
@@ -751,31 +627,20 @@ mod tests {
         goodbye.extend_from_slice(&[b'x'; MAX_GOODBYE_BYTES + 1]);
         assert_invalid(&goodbye, "goodbye reason");
 
-        let mut recipients = Frame::Envelopes {
+        let mut proof = Frame::Envelopes {
             items: vec![Item::Tombstone(WireTombstone {
                 author: Fingerprint::parse(&"AB".repeat(20)).unwrap(),
                 seq: 1,
                 id: EnvelopeId::of(b"x"),
-                prev: None,
-                subject: Uuid::nil(),
-                kind: Kind::Incident,
-                created: Timestamp::from_unix_nanos(0),
-                tlp: Tlp::Red,
-                recipients: vec![],
-                withdrawn_by: EnvelopeId::of(b"y"),
+                proof: vec![],
+                proof_sig: vec![],
             })],
         }
         .encode();
-        // Claim 2^32-1 recipients: refused from the bytes left, not allocated.
-        let at = recipients.len() - ID_LEN - 4;
-        recipients[at..at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert!(matches!(
-            Frame::decode(&recipients),
-            Err(DecodeError::Truncated {
-                what: "tombstone recipients",
-                ..
-            })
-        ));
+        // Claim a proof over the envelope limit: refused before reading it.
+        let at = proof.len() - 8;
+        proof[at..at + 4].copy_from_slice(&(MAX_ENVELOPE_BYTES as u32 + 1).to_be_bytes());
+        assert_invalid(&proof, "tombstone proof");
     }
 
     #[test]
@@ -824,59 +689,17 @@ mod tests {
         item.extend_from_slice(&[0; 8]);
         assert_invalid(&item, "item tag");
 
-        let tombstone = WireTombstone {
-            author: Fingerprint::parse(&"AB".repeat(20)).unwrap(),
-            seq: 2,
-            id: EnvelopeId::of(b"x"),
-            prev: Some(EnvelopeId::of(b"w")),
-            subject: Uuid::nil(),
-            kind: Kind::Update,
-            created: Timestamp::from_unix_nanos(0),
-            tlp: Tlp::Amber,
-            recipients: vec![],
-            withdrawn_by: EnvelopeId::of(b"y"),
-        };
-        let encode = |t: &WireTombstone| {
-            Frame::Envelopes {
-                items: vec![Item::Tombstone(t.clone())],
-            }
-            .encode()
-        };
-        let good = encode(&tombstone);
-        assert!(Frame::decode(&good).is_ok());
-        // Offsets inside the item: tag, author, seq, id, prev flag + prev, subject.
-        let kind_at = ENVELOPES_HEADER_LEN + 1 + 20 + 8 + 32 + 33 + 16;
-        let mut bad = good.clone();
-        bad[kind_at] = 5;
-        assert_invalid(&bad, "kind");
-        let mut bad = good.clone();
-        bad[kind_at + 1 + 16] = 5;
-        assert_invalid(&bad, "tlp");
-        let mut bad = good.clone();
-        bad[kind_at + 1..kind_at + 17].copy_from_slice(&i128::MAX.to_be_bytes());
-        assert_invalid(&bad, "tombstone created");
-        assert_invalid(
-            &encode(&WireTombstone {
-                seq: 1,
-                ..tombstone.clone()
-            }),
-            "tombstone prev",
-        );
-        assert_invalid(
-            &encode(&WireTombstone {
-                prev: None,
-                ..tombstone.clone()
-            }),
-            "tombstone prev",
-        );
-        assert_invalid(
-            &encode(&WireTombstone {
+        let tombstone = Frame::Envelopes {
+            items: vec![Item::Tombstone(WireTombstone {
+                author: Fingerprint::parse(&"AB".repeat(20)).unwrap(),
                 seq: 0,
-                prev: None,
-                ..tombstone
-            }),
-            "tombstone seq",
-        );
+                id: EnvelopeId::of(b"x"),
+                proof: b"{}".to_vec(),
+                proof_sig: vec![1, 2, 3],
+            })],
+        }
+        .encode();
+        assert_invalid(&tombstone, "tombstone seq");
     }
 
     #[test]

@@ -132,7 +132,7 @@ impl Node {
                     }
                     return Err(());
                 }
-                if seq != held + 1 || t.prev != tip.map(|tip| tip.id) {
+                if seq != held + 1 {
                     return Err(());
                 }
                 t.id
@@ -208,6 +208,7 @@ fn envelope(author: &Fingerprint, seq: u64, prev: Option<EnvelopeId>) -> Vec<u8>
             detected: None,
             tags: vec![],
         })),
+        withdraws: vec![],
     }
     .to_bytes()
     .unwrap()
@@ -315,19 +316,13 @@ impl Net {
     fn withdraw(&mut self, i: usize, author: usize, seq: u64) {
         let author = node_id(author);
         let chain = self.nodes[i].store.get_mut(&author).unwrap();
-        let prev = (seq > 1).then(|| chain[seq as usize - 2].id);
         let stored = &mut chain[seq as usize - 1];
         stored.item = Item::Tombstone(WireTombstone {
             author,
             seq,
             id: stored.id,
-            prev,
-            subject: Uuid::from_u128(seq as u128),
-            kind: cer_proto::envelope::Kind::Incident,
-            created: Timestamp::from_unix_nanos(0),
-            tlp: Tlp::Green,
-            recipients: vec![],
-            withdrawn_by: EnvelopeId::of(b"retraction"),
+            proof: b"the author's retraction".to_vec(),
+            proof_sig: vec![],
         });
     }
 

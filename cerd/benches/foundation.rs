@@ -106,6 +106,7 @@ fn chain(author: &Identity, n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
             tlp: Tlp::Green,
             recipients: vec![],
             body: DraftBody::Plain(body(i, vec![ioc])),
+            withdraws: vec![],
         };
         let bytes = draft.to_bytes().expect("draft");
         let sig = author.sign_detached(&bytes);

@@ -17,9 +17,12 @@ use cer_proto::api::{
     IncidentSummary, IocMatch, IocQuery, IocSearch, RefusedCert, RetractIncident, SearchedAs,
     SignatureState, Status, UpdateIncident, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
 };
-use cer_proto::envelope::{Body, Draft, DraftBody, Envelope, EnvelopeError, RetractionBody};
+use cer_proto::envelope::{
+    Body, Draft, DraftBody, Envelope, EnvelopeError, Kind, RetractionBody, Withdrawal,
+};
 use cer_proto::incident::IncidentState;
 use cer_proto::model::{IndicatorType, Timestamp, Tlp};
+use cer_proto::wire::WireTombstone;
 use cer_proto::{EnvelopeId, FieldError, FieldErrors, Fingerprint};
 use uuid::Uuid;
 
@@ -508,11 +511,25 @@ impl Node {
                 "only the incident's author can retract incident {id}"
             )));
         }
-        self.publish(
+        // The retraction names each of this node's envelopes it withdraws,
+        // so every holder can prove the tombstones it keeps in their place.
+        let withdraws: Vec<Withdrawal> = state
+            .timeline
+            .iter()
+            .filter(|e| e.author == *self.fingerprint() && e.kind != Kind::Retraction)
+            .map(|e| Withdrawal {
+                seq: e.seq,
+                id: e.envelope,
+                kind: e.kind,
+                created: e.at,
+            })
+            .collect();
+        self.publish_withdrawing(
             id,
             state.tlp,
             state.recipients.clone(),
             Body::Retraction(body),
+            withdraws,
         )
         .await
     }
@@ -699,6 +716,18 @@ impl Node {
         recipients: Vec<Fingerprint>,
         body: Body,
     ) -> Result<Filed, NodeError> {
+        self.publish_withdrawing(subject, tlp, recipients, body, Vec::new())
+            .await
+    }
+
+    async fn publish_withdrawing(
+        &self,
+        subject: Uuid,
+        tlp: Tlp,
+        recipients: Vec<Fingerprint>,
+        body: Body,
+        withdraws: Vec<Withdrawal>,
+    ) -> Result<Filed, NodeError> {
         let kind = body.kind();
         let (draft_body, readable) = if tlp.is_encrypted() {
             let plain =
@@ -735,6 +764,7 @@ impl Node {
             tlp,
             recipients,
             body: draft_body,
+            withdraws,
         };
         let bytes = draft.to_bytes().map_err(|e| match e {
             EnvelopeError::TooLarge { .. } => NodeError::TooLarge(e.to_string()),
@@ -866,22 +896,17 @@ impl Node {
         })
     }
 
-    /// Stores a withdrawn envelope's tombstone received from a peer.
-    pub fn ingest_tombstone(
-        &self,
-        id: EnvelopeId,
-        tomb: crate::store::Tombstone,
-    ) -> Result<Inserted, IngestError> {
-        if !self.with_trust(|t| t.get(&tomb.author).is_some()) {
-            return Err(Rejected::UnknownSigner {
-                issuer: tomb.author.to_string(),
-            }
-            .into());
-        }
-        self.store.insert_tombstone(id, tomb).map_err(|e| match e {
-            StoreError::Chain(chain) => IngestError::Rejected(Rejected::Chain(chain)),
-            other => IngestError::Store(other),
-        })
+    /// Checks a withdrawn envelope's tombstone received from a peer against
+    /// its proof (the author's signed retraction naming its seq and id),
+    /// then stores it. Everything stored comes from the verified proof.
+    pub fn ingest_tombstone(&self, wire: WireTombstone) -> Result<Inserted, IngestError> {
+        let tomb = self.with_trust(|t| verify::verify_tombstone(t, wire.clone()))?;
+        self.store
+            .insert_tombstone(wire.id, tomb)
+            .map_err(|e| match e {
+                StoreError::Chain(chain) => IngestError::Rejected(Rejected::Chain(chain)),
+                other => IngestError::Store(other),
+            })
     }
 
     // ---- queries ----------------------------------------------------

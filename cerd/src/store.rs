@@ -34,6 +34,7 @@
 //! acknowledge only after [`Store::durable`] returns; concurrent writers
 //! share one flush (group commit).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -48,7 +49,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 /// The on-disk layout version this code reads and writes.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -99,13 +100,14 @@ pub enum StoredEnvelope {
 }
 
 /// What remains of a withdrawn envelope: enough to keep the author's chain
-/// and the incident's timeline, nothing of the body.
+/// and the incident's timeline, nothing of the body, and the proof that its
+/// author withdrew it: the author's signed retraction (exact bytes and
+/// signature) whose `withdraws` list names this seq and id. The proof is
+/// what lets peers check the tombstone, so it travels with it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tombstone {
     pub author: Fingerprint,
     pub seq: u64,
-    #[serde(default)]
-    pub prev: Option<EnvelopeId>,
     pub subject: Uuid,
     pub kind: Kind,
     pub created: Timestamp,
@@ -113,6 +115,23 @@ pub struct Tombstone {
     #[serde(default)]
     pub recipients: Vec<Fingerprint>,
     pub withdrawn_by: EnvelopeId,
+    #[serde(with = "hex_bytes")]
+    pub proof: Vec<u8>,
+    #[serde(with = "hex_bytes")]
+    pub proof_sig: Vec<u8>,
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        hex::decode(text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// One incident naming an indicator, as the indicator index keeps it.
@@ -381,8 +400,8 @@ impl Store {
     }
 
     /// Stores what remains of an envelope its author withdrew, received
-    /// from a peer in its place in the chain. The tombstone's id is checked
-    /// by the chain: the author's next envelope must name it as `prev`.
+    /// from a peer in its place in the chain. The caller has verified the
+    /// tombstone's proof (see [`Tombstone`]).
     pub fn insert_tombstone(
         &self,
         id: EnvelopeId,
@@ -399,32 +418,16 @@ impl Store {
                 Inserted::Equivocation { held }
             });
         }
+        // The tombstone's id is proven by its author's retraction; the
+        // author's next envelope proves the link to it through its `prev`.
         let tip = self.chain_tip(&tomb.author)?;
-        match tip {
-            None if tomb.seq == 1 && tomb.prev.is_none() => {}
-            Some(t) if tomb.seq == t.seq + 1 && tomb.prev == Some(t.id) => {}
-            Some(t) if tomb.seq != t.seq + 1 => {
-                return Err(ChainError::SeqMismatch {
-                    expected_prev_seq: t.seq,
-                    got: tomb.seq,
-                }
-                .into())
+        let held = tip.map_or(0, |t| t.seq);
+        if tomb.seq != held + 1 {
+            return Err(ChainError::SeqMismatch {
+                expected_prev_seq: held,
+                got: tomb.seq,
             }
-            Some(t) => {
-                return Err(ChainError::PrevMismatch {
-                    seq: tomb.seq,
-                    expected: t.id,
-                    got: tomb.prev,
-                }
-                .into())
-            }
-            None => {
-                return Err(ChainError::SeqMismatch {
-                    expected_prev_seq: 0,
-                    got: tomb.seq,
-                }
-                .into())
-            }
+            .into());
         }
         let subject = tomb.subject;
         self.mark_pending(subject, true)?;
@@ -801,33 +804,61 @@ impl Store {
             return Ok(None);
         };
 
-        // Withdraw what the fold says is withdrawn: drop bodies, keep tombstones.
-        let withdrawn_by = state.retracted.as_ref().map(|r| r.by);
-        for entry in &state.timeline {
-            if entry.event != Event::Withdrawn {
-                continue;
+        // Drop the bodies the fold says are withdrawn, where the author's
+        // own signed retraction names them: only such a tombstone can be
+        // proven to peers. Other authors' envelopes about a retracted
+        // incident stay whole (the fold hides them), since nobody but their
+        // author can withdraw them.
+        let withdrawn: HashSet<EnvelopeId> = state
+            .timeline
+            .iter()
+            .filter(|e| e.event == Event::Withdrawn)
+            .map(|e| e.envelope)
+            .collect();
+        if !withdrawn.is_empty() {
+            let held = self.envelopes_of(subject)?;
+            let mut retractions = Vec::new();
+            for (id, stored) in &held {
+                if let StoredEnvelope::Live { bytes, sig } = stored {
+                    let envelope =
+                        Envelope::parse(bytes).map_err(|e| corrupt("envelope", &e.to_string()))?;
+                    if envelope.kind == Kind::Retraction && !envelope.withdraws.is_empty() {
+                        retractions.push((*id, envelope, bytes.clone(), sig.clone()));
+                    }
+                }
             }
-            if let Some(StoredEnvelope::Live { bytes, .. }) = self.envelope(&entry.envelope)? {
-                let by =
-                    withdrawn_by.or_else(|| find_targeted_retraction(&inputs, &entry.envelope));
-                let Some(by) = by else { continue };
+            for (id, stored) in &held {
+                let StoredEnvelope::Live { bytes, .. } = stored else {
+                    continue;
+                };
+                if !withdrawn.contains(id) {
+                    continue;
+                }
                 let envelope =
-                    Envelope::parse(&bytes).map_err(|e| corrupt("envelope", &e.to_string()))?;
+                    Envelope::parse(bytes).map_err(|e| corrupt("envelope", &e.to_string()))?;
+                let proof = retractions.iter().find(|(_, r, _, _)| {
+                    r.author == envelope.author
+                        && r.withdrawal(envelope.seq).is_some_and(|w| w.id == *id)
+                });
+                let Some((by, retraction, proof, proof_sig)) = proof else {
+                    continue;
+                };
                 let tomb = Tombstone {
                     author: envelope.author,
                     seq: envelope.seq,
-                    prev: envelope.prev,
                     subject: envelope.subject,
                     kind: envelope.kind,
                     created: envelope.created,
-                    tlp: envelope.tlp,
-                    recipients: envelope.recipients,
-                    withdrawn_by: by,
+                    tlp: retraction.tlp,
+                    recipients: retraction.recipients.clone(),
+                    withdrawn_by: *by,
+                    proof: proof.clone(),
+                    proof_sig: proof_sig.clone(),
                 };
                 let mut record = vec![TOMB];
                 record.extend(serde_json::to_vec(&tomb).map_err(json_err)?);
-                inner.envelopes.insert(entry.envelope.as_bytes(), record)?;
-                inner.decrypted.remove(entry.envelope.as_bytes())?;
+                inner.envelopes.insert(id.as_bytes(), record)?;
+                inner.decrypted.remove(id.as_bytes())?;
                 self.bump(&inner.counts.tombstones, 1);
             }
         }
@@ -926,14 +957,6 @@ impl Store {
             }),
         }
     }
-}
-
-/// Finds the retraction that withdrew `target` on its own.
-fn find_targeted_retraction(inputs: &[FoldInput], target: &EnvelopeId) -> Option<EnvelopeId> {
-    inputs.iter().find_map(|i| match &i.body {
-        Some(Body::Retraction(r)) if r.target.as_ref() == Some(target) => Some(i.id),
-        _ => None,
-    })
 }
 
 fn group_commit(db: sled::Db, requests: mpsc::Receiver<FlushWaiter>) {
@@ -1158,6 +1181,7 @@ mod tests {
             tlp: Tlp::Green,
             recipients: vec![],
             body: DraftBody::Plain(body),
+            withdraws: vec![],
         }
         .to_bytes()
         .unwrap();
@@ -1167,6 +1191,33 @@ mod tests {
             bytes,
             sig: b"sig".to_vec(),
             body: Some(readable),
+        }
+    }
+
+    /// `new` again, naming the envelopes it withdraws.
+    fn withdrawing(
+        new: NewEnvelope,
+        withdraws: Vec<cer_proto::envelope::Withdrawal>,
+    ) -> NewEnvelope {
+        let e = &new.envelope;
+        let bytes = Draft {
+            author: e.author.clone(),
+            seq: e.seq,
+            prev: e.prev,
+            created: e.created,
+            subject: e.subject,
+            tlp: e.tlp,
+            recipients: vec![],
+            body: DraftBody::Plain(new.body.clone().unwrap()),
+            withdraws,
+        }
+        .to_bytes()
+        .unwrap();
+        NewEnvelope {
+            id: EnvelopeId::of(&bytes),
+            envelope: Envelope::parse(&bytes).unwrap(),
+            bytes,
+            ..new
         }
     }
 
@@ -1236,13 +1287,22 @@ mod tests {
             incident("secret-ish title", &["domain:evil.example"]),
         );
         store.insert(first.clone()).unwrap();
-        let retraction = next(
+        let mut retraction = next(
             tip_of(&first),
             subject,
             Body::Retraction(RetractionBody {
                 target: None,
                 reason: Some("false positive".into()),
             }),
+        );
+        retraction = withdrawing(
+            retraction,
+            vec![cer_proto::envelope::Withdrawal {
+                seq: 1,
+                id: first.id,
+                kind: Kind::Incident,
+                created: first.envelope.created,
+            }],
         );
         let Inserted::Stored(state) = store.insert(retraction.clone()).unwrap() else {
             panic!("not stored")

@@ -5,12 +5,15 @@
 //! chain. Each refusal is a distinct [`Rejected`] variant so peers'
 //! counters and the audit trail can say exactly what was wrong.
 
+use cer_proto::envelope::Kind;
 use cer_proto::envelope::{
     ChainError, ChainTip, Envelope, EnvelopeError, MAX_ENVELOPE_BYTES, MAX_SIGNATURE_BYTES,
 };
-use cer_proto::Fingerprint;
+use cer_proto::wire::WireTombstone;
+use cer_proto::{EnvelopeId, Fingerprint};
 
 use crate::sign::{self, TrustStore};
+use crate::store::Tombstone;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejected {
@@ -35,6 +38,8 @@ pub enum Rejected {
     },
     #[error(transparent)]
     Chain(#[from] ChainError),
+    #[error("tombstone for seq {seq} is not proven by its author's retraction: {reason}")]
+    UnprovenTombstone { seq: u64, reason: String },
 }
 
 impl Rejected {
@@ -48,6 +53,7 @@ impl Rejected {
             Rejected::Policy(_) => "policy",
             Rejected::AuthorMismatch { .. } => "author_mismatch",
             Rejected::Chain(_) => "chain",
+            Rejected::UnprovenTombstone { .. } => "unproven_tombstone",
         }
     }
 }
@@ -78,6 +84,57 @@ pub fn verify_signed(trust: &TrustStore, bytes: &[u8], sig: &[u8]) -> Result<Env
         });
     }
     Ok(envelope)
+}
+
+/// Checks a tombstone received from a peer: its proof must be a retraction
+/// signed by the tombstone's author (verified like any envelope) whose
+/// `withdraws` list names exactly this seq and id. What the store keeps
+/// about the withdrawn envelope is taken from that signed list and
+/// header, never from the peer.
+pub fn verify_tombstone(trust: &TrustStore, wire: WireTombstone) -> Result<Tombstone, Rejected> {
+    let unproven = |reason: String| Rejected::UnprovenTombstone {
+        seq: wire.seq,
+        reason,
+    };
+    let retraction = verify_signed(trust, &wire.proof, &wire.proof_sig).map_err(|e| match e {
+        // A proof by an unknown key is not a reason to distrust the peer
+        // more than for any unknown author.
+        Rejected::UnknownSigner { .. } => e,
+        other => unproven(format!("proof: {other}")),
+    })?;
+    if retraction.author != wire.author {
+        return Err(unproven(format!(
+            "the proof is by {}, the tombstone claims {}",
+            retraction.author, wire.author
+        )));
+    }
+    if retraction.kind != Kind::Retraction {
+        return Err(unproven(format!(
+            "the proof is a {}, not a retraction",
+            retraction.kind
+        )));
+    }
+    let withdrawal = *retraction
+        .withdrawal(wire.seq)
+        .ok_or_else(|| unproven("the retraction does not withdraw this seq".into()))?;
+    if withdrawal.id != wire.id {
+        return Err(unproven(format!(
+            "the retraction withdraws {} at this seq, not {}",
+            withdrawal.id, wire.id
+        )));
+    }
+    Ok(Tombstone {
+        author: retraction.author,
+        seq: wire.seq,
+        subject: retraction.subject,
+        kind: withdrawal.kind,
+        created: withdrawal.created,
+        tlp: retraction.tlp,
+        recipients: retraction.recipients,
+        withdrawn_by: EnvelopeId::of(&wire.proof),
+        proof: wire.proof,
+        proof_sig: wire.proof_sig,
+    })
 }
 
 /// The full check: signature, author and that the envelope extends the
@@ -124,6 +181,7 @@ mod tests {
                 detected: None,
                 tags: vec![],
             })),
+            withdraws: vec![],
         }
         .to_bytes()
         .unwrap()
@@ -245,5 +303,100 @@ mod tests {
         let bad = verify_envelope(&w.trust, &bytes, &vec![0u8; MAX_SIGNATURE_BYTES + 1], None)
             .unwrap_err();
         assert!(matches!(bad, Rejected::SignatureTooLarge { .. }), "{bad}");
+    }
+
+    fn retraction(
+        author: &Identity,
+        seq: u64,
+        prev: EnvelopeId,
+        withdraws: Vec<cer_proto::envelope::Withdrawal>,
+    ) -> (Vec<u8>, Vec<u8>) {
+        let bytes = Draft {
+            author: author.fingerprint().clone(),
+            seq,
+            prev: Some(prev),
+            created: "2026-11-28T14:00:00Z".parse().unwrap(),
+            subject: Uuid::nil(),
+            tlp: Tlp::Green,
+            recipients: vec![],
+            body: DraftBody::Plain(Body::Retraction(cer_proto::envelope::RetractionBody {
+                target: None,
+                reason: None,
+            })),
+            withdraws,
+        }
+        .to_bytes()
+        .unwrap();
+        let sig = author.sign_detached(&bytes);
+        (bytes, sig)
+    }
+
+    #[test]
+    fn tombstones_need_the_authors_retraction_naming_them() {
+        use cer_proto::envelope::{Kind, Withdrawal};
+        use cer_proto::wire::WireTombstone;
+
+        let w = world();
+        let mut trust = w.trust.clone();
+        trust.insert(w.mallory.public_cert());
+        let first = draft(&w.alice, 1, None);
+        let id = EnvelopeId::of(&first);
+        let withdrawal = Withdrawal {
+            seq: 1,
+            id,
+            kind: Kind::Incident,
+            created: "2026-11-28T13:00:00Z".parse().unwrap(),
+        };
+        let (proof, proof_sig) = retraction(&w.alice, 2, id, vec![withdrawal]);
+        let wire = WireTombstone {
+            author: w.alice.fingerprint().clone(),
+            seq: 1,
+            id,
+            proof: proof.clone(),
+            proof_sig: proof_sig.clone(),
+        };
+        let tomb = verify_tombstone(&trust, wire.clone()).unwrap();
+        assert_eq!(
+            (tomb.seq, tomb.kind, tomb.withdrawn_by),
+            (1, Kind::Incident, EnvelopeId::of(&proof))
+        );
+
+        let refused = |wire: WireTombstone| verify_tombstone(&trust, wire).unwrap_err();
+        // Another id at that seq: the retraction does not say so.
+        let bad = refused(WireTombstone {
+            id: EnvelopeId::of(b"forged"),
+            ..wire.clone()
+        });
+        assert_eq!(bad.reason_code(), "unproven_tombstone", "{bad}");
+        // Another seq of the same author.
+        let bad = refused(WireTombstone {
+            seq: 3,
+            ..wire.clone()
+        });
+        assert_eq!(bad.reason_code(), "unproven_tombstone", "{bad}");
+        // A tampered proof.
+        let mut tampered = String::from_utf8(proof.clone()).unwrap();
+        tampered = tampered.replace("14:00:00", "15:00:00");
+        let bad = refused(WireTombstone {
+            proof: tampered.into_bytes(),
+            ..wire.clone()
+        });
+        assert_eq!(bad.reason_code(), "unproven_tombstone", "{bad}");
+        // Mallory, trusted, signs a retraction of Alice's envelope.
+        let (forged, forged_sig) = retraction(&w.mallory, 2, id, vec![withdrawal]);
+        let bad = refused(WireTombstone {
+            proof: forged,
+            proof_sig: forged_sig,
+            ..wire.clone()
+        });
+        assert_eq!(bad.reason_code(), "unproven_tombstone", "{bad}");
+        // An envelope that is not a retraction proves nothing.
+        let sig = w.alice.sign_detached(&first);
+        let bad = refused(WireTombstone {
+            proof: first,
+            proof_sig: sig,
+            ..wire
+        });
+        assert_eq!(bad.reason_code(), "unproven_tombstone", "{bad}");
     }
 }

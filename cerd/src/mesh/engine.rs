@@ -504,7 +504,7 @@ impl Engine {
                 Item::Tombstone(t) => {
                     self.ingest_live(&mut meta, &mut live, unflushed);
                     let id = t.id;
-                    let result = self.node.ingest_tombstone(id, tombstone_from_wire(t));
+                    let result = self.node.ingest_tombstone(t);
                     if let Some(u) = self.ingested(&from, &author, seq, id, result) {
                         unflushed.push(u);
                     }
@@ -676,21 +676,8 @@ fn disconnects(rejected: &Rejected) -> bool {
             | Rejected::MalformedSignature(_)
             | Rejected::TooLarge { .. }
             | Rejected::SignatureTooLarge { .. }
+            | Rejected::UnprovenTombstone { .. }
     )
-}
-
-fn tombstone_from_wire(t: WireTombstone) -> Tombstone {
-    Tombstone {
-        author: t.author,
-        seq: t.seq,
-        prev: t.prev,
-        subject: t.subject,
-        kind: t.kind,
-        created: t.created,
-        tlp: t.tlp,
-        recipients: t.recipients,
-        withdrawn_by: t.withdrawn_by,
-    }
 }
 
 fn tombstone_to_wire(id: EnvelopeId, t: Tombstone) -> WireTombstone {
@@ -698,13 +685,8 @@ fn tombstone_to_wire(id: EnvelopeId, t: Tombstone) -> WireTombstone {
         author: t.author,
         seq: t.seq,
         id,
-        prev: t.prev,
-        subject: t.subject,
-        kind: t.kind,
-        created: t.created,
-        tlp: t.tlp,
-        recipients: t.recipients,
-        withdrawn_by: t.withdrawn_by,
+        proof: t.proof,
+        proof_sig: t.proof_sig,
     }
 }
 
@@ -943,7 +925,7 @@ impl Batch {
                         Item::Live { bytes, sig }
                     }
                     StoredEnvelope::Tombstone(t) => {
-                        self.bytes += 512;
+                        self.bytes += 64 + t.proof.len() + t.proof_sig.len();
                         Item::Tombstone(tombstone_to_wire(id, t))
                     }
                 };
