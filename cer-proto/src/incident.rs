@@ -180,12 +180,8 @@ impl IncidentState {
         // Incident envelopes first, then by creation time; ties broken by
         // author and seq so every node folds in the same order.
         inputs.sort_by(|a, b| {
-            (a.kind != Kind::Incident, a.created, &a.author, a.seq, a.id).cmp(&(
-                b.kind != Kind::Incident,
-                b.created,
-                &b.author,
-                b.seq,
-                b.id,
+            fold_key(a.kind, a.created, &a.author, a.seq, a.id).cmp(&fold_key(
+                b.kind, b.created, &b.author, b.seq, b.id,
             ))
         });
         let first = inputs.first()?;
@@ -272,13 +268,48 @@ impl IncidentState {
         Some(state)
     }
 
+    /// Applies one more envelope to this state, as [`IncidentState::fold`]
+    /// of every envelope would, touching only what it changes: the
+    /// indicators it names go through `table`. Only for what cannot change
+    /// the past: an update, sighting or receipt that sorts after every
+    /// envelope folded so far, on a filed incident with no retraction.
+    /// Returns false, changing nothing, when a whole fold is needed.
+    pub fn apply_next(&mut self, input: &FoldInput, table: &mut dyn IndicatorTable) -> bool {
+        let later = self.timeline.last().is_some_and(|last| {
+            fold_key(last.kind, last.at, &last.author, last.seq, last.envelope)
+                < fold_key(input.kind, input.created, &input.author, input.seq, input.id)
+        });
+        let simple = matches!(input.kind, Kind::Update | Kind::Sighting | Kind::Receipt);
+        let settled = self.reporter.is_some()
+            && self.retracted.is_none()
+            && !self.timeline.iter().any(|e| e.kind == Kind::Retraction);
+        if !(later && simple && settled) {
+            return false;
+        }
+        let reporter = self.reporter.clone();
+        let event = match &input.body {
+            None => Event::Encrypted,
+            Some(body) => self.apply(input, body, reporter.as_ref(), None, table),
+        };
+        self.updated = self.updated.max(input.created);
+        self.timeline.push(TimelineEntry {
+            envelope: input.id,
+            author: input.author.clone(),
+            seq: input.seq,
+            at: input.created,
+            kind: input.kind,
+            event,
+        });
+        true
+    }
+
     fn apply(
         &mut self,
         input: &FoldInput,
         body: &Body,
         reporter: Option<&Fingerprint>,
         origin: Option<EnvelopeId>,
-        indicators: &mut Indicators,
+        indicators: &mut dyn IndicatorTable,
     ) -> Event {
         match body {
             Body::Incident(incident) => {
@@ -294,7 +325,7 @@ impl IncidentState {
                 }
                 self.content = Some(Content::from_body(incident));
                 for indicator in &incident.indicators {
-                    indicators.add(indicator, &input.author, input.created);
+                    add(indicators, indicator, &input.author, input.created);
                 }
                 Event::Filed
             }
@@ -339,19 +370,20 @@ impl IncidentState {
                         }
                     }
                 }
-                let before = indicators.entries.len();
+                let before = indicators.count();
                 for indicator in &update.indicators {
-                    indicators.add(indicator, &input.author, input.created);
+                    add(indicators, indicator, &input.author, input.created);
                 }
                 Event::Updated {
                     changes,
                     note: update.note.clone(),
-                    indicators_added: indicators.entries.len() - before,
+                    indicators_added: indicators.count() - before,
                     ignored,
                 }
             }
             Body::Sighting(sighting) => {
-                indicators.sight(
+                sight(
+                    indicators,
                     &sighting.indicator,
                     &input.author,
                     sighting.seen,
@@ -402,6 +434,18 @@ impl IncidentState {
     }
 }
 
+/// The order of the fold: incident envelopes first, then by creation time,
+/// ties broken by author, seq and id.
+fn fold_key(
+    kind: Kind,
+    created: Timestamp,
+    author: &Fingerprint,
+    seq: u64,
+    id: EnvelopeId,
+) -> (bool, Timestamp, &Fingerprint, u64, EnvelopeId) {
+    (kind != Kind::Incident, created, author, seq, id)
+}
+
 impl Content {
     fn from_body(body: &IncidentBody) -> Self {
         Content {
@@ -418,58 +462,96 @@ impl Content {
     }
 }
 
+/// Where a fold keeps an incident's indicators: in memory while folding
+/// every envelope ([`IncidentState::fold`]), or the store's own table when
+/// one envelope is applied to a stored state ([`IncidentState::apply_next`]),
+/// so that applying it touches only the indicators it names.
+pub trait IndicatorTable {
+    /// The incident's entry for `kind:value`; `new` makes it when the
+    /// incident does not name that indicator yet.
+    fn entry(
+        &mut self,
+        kind: IndicatorType,
+        value: &str,
+        new: &dyn Fn() -> IndicatorEntry,
+    ) -> &mut IndicatorEntry;
+    /// How many indicators the incident names.
+    fn count(&self) -> usize;
+}
+
+/// The in-memory table of a whole fold: entries in first-seen order.
 #[derive(Default)]
 struct Indicators {
     entries: Vec<IndicatorEntry>,
     index: BTreeMap<(IndicatorType, String), usize>,
 }
 
-impl Indicators {
+impl IndicatorTable for Indicators {
     fn entry(
         &mut self,
-        indicator: &Indicator,
-        author: &Fingerprint,
-        at: Timestamp,
+        kind: IndicatorType,
+        value: &str,
+        new: &dyn Fn() -> IndicatorEntry,
     ) -> &mut IndicatorEntry {
-        let key = (indicator.kind, indicator.value.clone());
-        let index = match self.index.get(&key) {
+        let index = match self.index.get(&(kind, value.to_owned())) {
             Some(index) => *index,
             None => {
-                self.entries.push(IndicatorEntry {
-                    kind: indicator.kind,
-                    value: indicator.value.clone(),
-                    first_seen: at,
-                    last_seen: at,
-                    confidence: indicator.confidence,
-                    comment: indicator.comment.clone(),
-                    reported_by: vec![],
-                    sightings: 0,
-                });
-                self.index.insert(key, self.entries.len() - 1);
+                self.entries.push(new());
+                self.index
+                    .insert((kind, value.to_owned()), self.entries.len() - 1);
                 self.entries.len() - 1
             }
         };
-        let entry = &mut self.entries[index];
-        if !entry.reported_by.contains(author) {
-            entry.reported_by.push(author.clone());
-        }
-        entry
+        &mut self.entries[index]
     }
 
-    fn add(&mut self, indicator: &Indicator, author: &Fingerprint, at: Timestamp) {
-        let first = indicator.first_seen.unwrap_or(at);
-        let last = indicator.last_seen.unwrap_or(first.max(at));
-        let entry = self.entry(indicator, author, first);
-        entry.first_seen = entry.first_seen.min(first);
-        entry.last_seen = entry.last_seen.max(last);
+    fn count(&self) -> usize {
+        self.entries.len()
     }
+}
 
-    fn sight(&mut self, indicator: &Indicator, author: &Fingerprint, seen: Timestamp, count: u32) {
-        let entry = self.entry(indicator, author, seen);
-        entry.first_seen = entry.first_seen.min(seen);
-        entry.last_seen = entry.last_seen.max(seen);
-        entry.sightings = entry.sightings.saturating_add(count);
+fn entry<'t>(
+    table: &'t mut dyn IndicatorTable,
+    indicator: &Indicator,
+    author: &Fingerprint,
+    at: Timestamp,
+) -> &'t mut IndicatorEntry {
+    let new = || IndicatorEntry {
+        kind: indicator.kind,
+        value: indicator.value.clone(),
+        first_seen: at,
+        last_seen: at,
+        confidence: indicator.confidence,
+        comment: indicator.comment.clone(),
+        reported_by: vec![],
+        sightings: 0,
+    };
+    let entry = table.entry(indicator.kind, &indicator.value, &new);
+    if !entry.reported_by.contains(author) {
+        entry.reported_by.push(author.clone());
     }
+    entry
+}
+
+fn add(table: &mut dyn IndicatorTable, indicator: &Indicator, author: &Fingerprint, at: Timestamp) {
+    let first = indicator.first_seen.unwrap_or(at);
+    let last = indicator.last_seen.unwrap_or(first.max(at));
+    let entry = entry(table, indicator, author, first);
+    entry.first_seen = entry.first_seen.min(first);
+    entry.last_seen = entry.last_seen.max(last);
+}
+
+fn sight(
+    table: &mut dyn IndicatorTable,
+    indicator: &Indicator,
+    author: &Fingerprint,
+    seen: Timestamp,
+    count: u32,
+) {
+    let entry = entry(table, indicator, author, seen);
+    entry.first_seen = entry.first_seen.min(seen);
+    entry.last_seen = entry.last_seen.max(seen);
+    entry.sightings = entry.sightings.saturating_add(count);
 }
 
 #[cfg(test)]
@@ -610,5 +692,80 @@ mod tests {
         assert!(!state.readable);
         assert_eq!(state.display_title(), "(encrypted)");
         assert_eq!(state.timeline[0].event, Event::Encrypted);
+    }
+
+    /// Applying envelopes one at a time, each after the last, gives what
+    /// folding them all at once gives.
+    #[test]
+    fn apply_next_matches_the_whole_fold() {
+        let sighting = |n: u8, author: char, minute: u8, spec: &str| {
+            input(
+                n,
+                author,
+                n as u64,
+                minute,
+                Body::Sighting(SightingBody {
+                    indicator: Indicator::parse_spec(spec).unwrap(),
+                    seen: format!("2026-11-28T13:{minute:02}:30Z").parse().unwrap(),
+                    count: 2,
+                    comment: None,
+                }),
+            )
+        };
+        let with_iocs = |n: u8, minute: u8, specs: &[&str]| {
+            input(
+                n,
+                'A',
+                n as u64,
+                minute,
+                Body::Update(UpdateBody {
+                    severity: Some(Severity::Critical),
+                    indicators: specs
+                        .iter()
+                        .map(|s| Indicator::parse_spec(s).unwrap())
+                        .collect(),
+                    ..UpdateBody::default()
+                }),
+            )
+        };
+        let inputs = vec![
+            input(1, 'A', 1, 0, filed()),
+            with_iocs(2, 2, &["domain:a.example", "ipv4:203.0.113.7"]),
+            sighting(3, 'B', 3, "ipv4:203.0.113.7"),
+            sighting(4, 'C', 4, "domain:new.example"),
+            input(5, 'B', 5, 5, update(Status::Closed, "not the author")),
+            with_iocs(6, 6, &["domain:new.example"]),
+        ];
+        let mut state = IncidentState::fold(Uuid::nil(), &inputs[..1]).unwrap();
+        let mut table = Indicators::default();
+        for entry in std::mem::take(&mut state.indicators) {
+            table
+                .index
+                .insert((entry.kind, entry.value.clone()), table.entries.len());
+            table.entries.push(entry);
+        }
+        for next in &inputs[1..] {
+            assert!(state.apply_next(next, &mut table), "{:?}", next.kind);
+        }
+        state.indicators = table.entries;
+        assert_eq!(state, IncidentState::fold(Uuid::nil(), &inputs).unwrap());
+
+        // What could change the past takes a whole fold.
+        let mut state = IncidentState::fold(Uuid::nil(), &inputs).unwrap();
+        let mut table = Indicators::default();
+        let early = sighting(7, 'B', 1, "ipv4:203.0.113.7");
+        assert!(!state.apply_next(&early, &mut table));
+        let retraction = input(
+            8,
+            'A',
+            8,
+            9,
+            Body::Retraction(RetractionBody {
+                target: None,
+                reason: None,
+            }),
+        );
+        assert!(!state.apply_next(&retraction, &mut table));
+        assert_eq!(state, IncidentState::fold(Uuid::nil(), &inputs).unwrap());
     }
 }
