@@ -152,16 +152,18 @@ fn offline_node_catches_up_with_only_what_is_missing() {
         assert!(has_incident(&cn, id).is_some(), "{id} missing at CN");
     }
     assert_eq!(cn.status()["incidents"], 201);
-    // KE received from NG only what it lacked: the 200 filed while it was down.
-    let peers = ke.json(&["peers"]);
-    let from_ng = peers["peers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "NG-CERT")
-        .expect("NG in KE's peers")
-        .clone();
-    assert_eq!(from_ng["envelopes_received"], 200, "{peers}");
+    // KE received from NG only what it lacked: the 200 filed while it was
+    // down (its counters are published a moment after the envelopes).
+    let from_ng = eventually(SOON, "KE to count what NG sent", || {
+        let peers = ke.json(&["peers"]);
+        let from_ng = peers["peers"]
+            .as_array()?
+            .iter()
+            .find(|p| p["name"] == "NG-CERT")?
+            .clone();
+        (from_ng["behind"] == 0).then_some(from_ng)
+    });
+    assert_eq!(from_ng["envelopes_received"], 200, "{from_ng}");
 }
 
 #[test]

@@ -225,6 +225,10 @@ pub struct FileIncident {
     /// Recipients, by CERT name or fingerprint (TLP AMBER and above).
     #[serde(default)]
     pub to: Vec<String>,
+    /// Chosen by the client for this request. Sending it again (after an
+    /// answer was lost) returns the first answer instead of filing twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<Uuid>,
 }
 
 fn new_status() -> IncidentStatus {
@@ -253,6 +257,7 @@ impl FileIncident {
             detected: None,
             tags: vec![],
             to: vec![],
+            request_id: None,
         }
     }
 

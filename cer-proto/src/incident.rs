@@ -180,9 +180,8 @@ impl IncidentState {
         // Incident envelopes first, then by creation time; ties broken by
         // author and seq so every node folds in the same order.
         inputs.sort_by(|a, b| {
-            fold_key(a.kind, a.created, &a.author, a.seq, a.id).cmp(&fold_key(
-                b.kind, b.created, &b.author, b.seq, b.id,
-            ))
+            fold_key(a.kind, a.created, &a.author, a.seq, a.id)
+                .cmp(&fold_key(b.kind, b.created, &b.author, b.seq, b.id))
         });
         let first = inputs.first()?;
         let origin = inputs.iter().find(|i| i.kind == Kind::Incident).copied();
@@ -277,7 +276,13 @@ impl IncidentState {
     pub fn apply_next(&mut self, input: &FoldInput, table: &mut dyn IndicatorTable) -> bool {
         let later = self.timeline.last().is_some_and(|last| {
             fold_key(last.kind, last.at, &last.author, last.seq, last.envelope)
-                < fold_key(input.kind, input.created, &input.author, input.seq, input.id)
+                < fold_key(
+                    input.kind,
+                    input.created,
+                    &input.author,
+                    input.seq,
+                    input.id,
+                )
         });
         let simple = matches!(input.kind, Kind::Update | Kind::Sighting | Kind::Receipt);
         let settled = self.reporter.is_some()

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use cer_proto::api::{ExportFormat, ExportQuery};
 use cer_proto::wire::{Frame, Tip};
-use cerd::node::NodeEvent;
+use cerd::store::Change;
 use cerd::{local, Daemon};
 use uuid::Uuid;
 
@@ -155,16 +155,18 @@ async fn propagation(n: usize, incidents: usize, seed: u64) {
     let arrivals: Arc<Mutex<HashMap<(usize, Uuid), Instant>>> = Arc::default();
     let mut listeners = Vec::new();
     for (i, d) in cluster.daemons.iter().enumerate() {
-        let mut events = d.node().subscribe();
+        let mut events = d.node().store().subscribe();
         let arrivals = arrivals.clone();
         listeners.push(tokio::spawn(async move {
-            while let Ok(event) = events.recv().await {
-                if let NodeEvent::Stored { subject, .. } = event {
-                    arrivals
-                        .lock()
-                        .expect("lock")
-                        .entry((i, subject))
-                        .or_insert_with(Instant::now);
+            while let Ok(batch) = events.recv().await {
+                for event in batch.iter() {
+                    if let Change::Stored { subject, .. } = event.change {
+                        arrivals
+                            .lock()
+                            .expect("lock")
+                            .entry((i, subject))
+                            .or_insert_with(Instant::now);
+                    }
                 }
             }
         }));

@@ -24,6 +24,7 @@ use cer_proto::envelope::{Body, Draft, DraftBody, IncidentBody};
 use cer_proto::model::{
     Classification, Indicator, IndicatorType, Severity, Status, Timestamp, Tlp,
 };
+use cer_proto::wire::Item;
 use cer_proto::EnvelopeId;
 use cerd::sign::{Identity, TrustStore};
 use cerd::{Config, Daemon};
@@ -157,17 +158,32 @@ fn verify_vs_ingest(rt: &tokio::runtime::Runtime, n: usize) {
     std::fs::write(dir.path().join("certs/author.asc"), author.public_armored()).expect("cert");
     let daemon = rt.block_on(Daemon::start(config)).expect("daemon");
     let node = daemon.node().clone();
-    // As the mesh does: batches of one Envelopes frame, verified on every
-    // core, stored in order.
+    // As the mesh's ingest pipeline does: batches of one Envelopes frame,
+    // verified on every core, queued to the store's writer in order; the
+    // next batch is verified while the writer stores the last.
     let started = Instant::now();
-    let mut set = ingest_set.into_iter().peekable();
-    while set.peek().is_some() {
-        let batch: Vec<_> = set.by_ref().take(cer_proto::wire::MAX_BATCH).collect();
-        for result in node.ingest_batch(batch) {
-            result.expect("ingest");
+    rt.block_on(async {
+        let mut answers = Vec::new();
+        let mut set = ingest_set.into_iter().peekable();
+        while set.peek().is_some() {
+            let batch: Vec<Item> = set
+                .by_ref()
+                .take(cer_proto::wire::MAX_BATCH)
+                .map(|(bytes, sig)| Item::Live { bytes, sig })
+                .collect();
+            let verifier = node.clone();
+            let verified = tokio::task::spawn_blocking(move || verifier.verify_items(batch))
+                .await
+                .expect("verify");
+            let good = verified.into_iter().map(|v| v.expect("verifies")).collect();
+            answers.push(node.store().queue_ingest(good, None).await.expect("queue"));
         }
-    }
-    rt.block_on(node.store().durable()).expect("flush");
+        for answer in answers {
+            for result in answer.await.expect("answer").expect("batch") {
+                result.expect("ingest");
+            }
+        }
+    });
     let ingest = n as f64 / started.elapsed().as_secs_f64();
     rt.block_on(daemon.shutdown()).expect("shutdown");
 

@@ -15,8 +15,8 @@ use cer_proto::envelope::{Body, IncidentBody, Kind};
 use cer_proto::incident::{FoldInput, IncidentState};
 use cer_proto::model::{Classification, Indicator, Severity, Status, Timestamp, Tlp};
 use cer_proto::{EnvelopeId, Fingerprint};
-use cerd::node::NodeEvent;
 use cerd::playbook::{plan, spec, EventKind, Trigger};
+use cerd::store::Change;
 use cerd::{Config, Daemon};
 use uuid::Uuid;
 
@@ -167,18 +167,21 @@ async fn latency(n: usize) {
         .await
         .expect("daemon");
     let node = daemon.node().clone();
-    let mut events = node.subscribe();
+    let mut events = node.store().subscribe();
     let mut latencies = Vec::with_capacity(n);
     for k in 0..n {
         let filed = node
             .file(c2_incident(format!("latency {k}")))
             .await
             .expect("file");
-        // The Stored event is emitted once the envelope is durable.
-        let stored_at = loop {
-            if let Ok(NodeEvent::Stored { subject, .. }) = events.recv().await {
-                if subject == filed.incident {
-                    break SystemTime::now();
+        // The store announces each batch once it is durable.
+        let stored_at = 'stored: loop {
+            if let Ok(batch) = events.recv().await {
+                for event in batch.iter() {
+                    if matches!(event.change, Change::Stored { subject, .. } if subject == filed.incident)
+                    {
+                        break 'stored SystemTime::now();
+                    }
                 }
             }
         };

@@ -182,12 +182,24 @@ fn incident_id(raw: &str) -> ApiResult<Uuid> {
     })
 }
 
+/// Runs a node call that reads the store or files on a blocking thread, so
+/// no runtime worker waits on the disk.
+async fn blocking<T: Send + 'static>(
+    node: Arc<Node>,
+    call: impl FnOnce(&Node) -> Result<T, NodeError> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(move || call(&node))
+        .await
+        .map_err(|e| Failure::new(ErrorCode::Internal, format!("request failed: {e}")))?
+        .map_err(Failure::from)
+}
+
 fn created<T: Serialize>(value: T) -> Response {
     (StatusCode::CREATED, Json(value)).into_response()
 }
 
-async fn status(State(node): Node_) -> Json<cer_proto::api::Status> {
-    Json(node.status())
+async fn status(State(node): Node_) -> ApiResult<Json<cer_proto::api::Status>> {
+    Ok(Json(blocking(node, |n| Ok(n.status())).await?))
 }
 
 async fn file_incident(State(node): Node_, body: Body) -> ApiResult<Response> {
@@ -197,11 +209,12 @@ async fn file_incident(State(node): Node_, body: Body) -> ApiResult<Response> {
 
 async fn list_incidents(State(node): Node_, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let q: IncidentQuery = query(raw)?;
-    Ok(Json(node.list(&q)?).into_response())
+    Ok(Json(blocking(node, move |n| n.list(&q)).await?).into_response())
 }
 
 async fn show_incident(State(node): Node_, UrlPath(id): UrlPath<String>) -> ApiResult<Response> {
-    Ok(Json(node.detail(incident_id(&id)?)?).into_response())
+    let id = incident_id(&id)?;
+    Ok(Json(blocking(node, move |n| n.detail(id)).await?).into_response())
 }
 
 async fn update_incident(
@@ -239,13 +252,15 @@ async fn acknowledge_incident(
 
 async fn add_cert(State(node): Node_, body: Body) -> ApiResult<Response> {
     let request: AddCert = json_body(body)?;
-    Ok(created(node.add_cert(&request.armored)?))
+    Ok(created(
+        blocking(node, move |n| n.add_cert(&request.armored)).await?,
+    ))
 }
 
 async fn remove_cert(State(node): Node_, UrlPath(fpr): UrlPath<String>) -> ApiResult<Response> {
     let fingerprint =
         cer_proto::Fingerprint::parse(&fpr).map_err(|e| Failure(ApiError::from(e)))?;
-    Ok(Json(node.remove_cert(&fingerprint)?).into_response())
+    Ok(Json(blocking(node, move |n| n.remove_cert(&fingerprint)).await?).into_response())
 }
 
 async fn search_indicators(State(node): Node_, RawQuery(raw): RawQuery) -> ApiResult<Response> {
@@ -257,7 +272,7 @@ async fn search_indicators(State(node): Node_, RawQuery(raw): RawQuery) -> ApiRe
     };
     let q: IocQuery = serde_urlencoded::from_str(&raw)
         .map_err(|e| Failure::new(ErrorCode::InvalidField, format!("query: {e}")))?;
-    Ok(Json(node.search_ioc(&q)?).into_response())
+    Ok(Json(blocking(node, move |n| n.search_ioc(&q)).await?).into_response())
 }
 
 async fn peers(State(node): Node_) -> Json<PeerList> {
@@ -277,7 +292,7 @@ async fn export(State(node): Node_, RawQuery(raw): RawQuery) -> ApiResult<Respon
     };
     let q: ExportQuery = serde_urlencoded::from_str(&raw)
         .map_err(|e| Failure::new(ErrorCode::InvalidField, format!("query: {e}")))?;
-    Ok(Json(node.export(&q)?).into_response())
+    Ok(Json(blocking(node, move |n| n.export(&q)).await?).into_response())
 }
 
 async fn playbooks(State(node): Node_) -> Json<cer_proto::api::PlaybookList> {
@@ -301,22 +316,25 @@ async fn check_playbook(body: Body) -> ApiResult<Response> {
 
 async fn test_playbook(State(node): Node_, body: Body) -> ApiResult<Response> {
     let request: cer_proto::api::TestPlaybook = json_body(body)?;
-    Ok(Json(node.test_playbook(&request)?).into_response())
+    Ok(Json(blocking(node, move |n| n.test_playbook(&request)).await?).into_response())
 }
 
 async fn playbook_runs(State(node): Node_, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let q: cer_proto::api::RunQuery = query(raw)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
-    let keep = |run: &cer_proto::api::RunRecord| {
-        q.incident.is_none_or(|id| run.incident == Some(id))
-            && q.playbook.as_ref().is_none_or(|p| run.playbook == *p)
-    };
-    let runs = node.store().runs(&keep, limit).map_err(NodeError::Store)?;
+    let runs = blocking(node, move |n| {
+        let keep = |run: &cer_proto::api::RunRecord| {
+            q.incident.is_none_or(|id| run.incident == Some(id))
+                && q.playbook.as_ref().is_none_or(|p| run.playbook == *p)
+        };
+        n.store().runs(&keep, limit).map_err(NodeError::Store)
+    })
+    .await?;
     Ok(Json(cer_proto::api::RunList { runs }).into_response())
 }
 
-async fn metrics(State(node): Node_) -> Response {
-    let s = node.status();
+async fn metrics(State(node): Node_) -> ApiResult<Response> {
+    let s = blocking(node, |n| Ok(n.status())).await?;
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, value: u64| {
         out.push_str(&format!(
@@ -360,7 +378,7 @@ async fn metrics(State(node): Node_) -> Response {
         "Seconds since the node started.",
         s.uptime_seconds,
     );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
 
 async fn not_found(request: Request) -> Failure {

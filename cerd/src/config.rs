@@ -42,6 +42,7 @@ struct File {
     certs_dir: Option<PathBuf>,
     playbooks_dir: Option<PathBuf>,
     anti_entropy_interval: Option<String>,
+    store_cache_mib: Option<u64>,
     #[serde(default, rename = "peer")]
     peers: Vec<PeerFile>,
 }
@@ -67,8 +68,13 @@ pub struct Config {
     pub certs_dir: PathBuf,
     pub playbooks_dir: PathBuf,
     pub anti_entropy_interval: Duration,
+    /// sled's page cache, in MiB: what the store keeps in memory.
+    pub store_cache_mib: u64,
     pub peers: Vec<Peer>,
 }
+
+/// Default sled page cache, in MiB.
+pub const DEFAULT_STORE_CACHE_MIB: u64 = 64;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Peer {
@@ -176,6 +182,13 @@ impl Config {
                 Duration::from_secs(30)
             }
         };
+        let store_cache_mib = file.store_cache_mib.unwrap_or(DEFAULT_STORE_CACHE_MIB);
+        if !(8..=65536).contains(&store_cache_mib) {
+            invalid(
+                "store_cache_mib",
+                format!("{store_cache_mib} is outside 8 to 65536 (MiB)"),
+            );
+        }
         let mut peers = Vec::new();
         for (i, peer) in file.peers.iter().enumerate() {
             if peer.addr.trim().is_empty() || !peer.addr.contains(':') {
@@ -211,6 +224,7 @@ impl Config {
             certs_dir,
             playbooks_dir,
             anti_entropy_interval,
+            store_cache_mib,
             peers,
         })
     }

@@ -38,8 +38,12 @@ impl Daemon {
     pub async fn start(config: Config) -> anyhow::Result<Daemon> {
         let identity = open_or_init_identity(&config)?;
         let store_path = config.data_dir.join(STORE_DIR);
-        let store = Store::open(&store_path)
-            .with_context(|| format!("opening store {}", store_path.display()))?;
+        let options = crate::store::Options {
+            cache_bytes: config.store_cache_mib * 1024 * 1024,
+        };
+        let store = tokio::task::spawn_blocking(move || Store::open(&store_path, options))
+            .await
+            .context("opening the store")??;
         let listener = api::bind(&config.api_socket).await?;
         let listen = config.listen;
         let peers = config.peers.clone();
@@ -89,7 +93,11 @@ impl Daemon {
             Ok(Err(e)) => tracing::warn!(error = %e, "API server stopped with an error"),
             Err(e) => tracing::warn!(error = %e, "API task failed"),
         }
-        self.node.store().close().context("closing the store")?;
+        let store = self.node.store().clone();
+        tokio::task::spawn_blocking(move || store.close())
+            .await
+            .context("closing the store")?
+            .context("closing the store")?;
         let _ = std::fs::remove_file(&self.node.config().api_socket);
         tracing::info!("cerd stopped");
         Ok(())

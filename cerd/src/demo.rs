@@ -282,6 +282,7 @@ fn incident(title: &str, tlp: Tlp, to: &[&str], iocs: &[&str]) -> FileIncident {
             .map(|s| Indicator::parse_spec(s).expect("valid indicator"))
             .collect(),
         to: to.iter().map(|s| s.to_string()).collect(),
+        request_id: None,
         ..FileIncident::new(title, Severity::High, tlp, class)
     }
 }

@@ -18,17 +18,19 @@ use cer_proto::api::{
     SignatureState, Status, UpdateIncident, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
 };
 use cer_proto::envelope::{
-    Body, Draft, DraftBody, Envelope, EnvelopeError, Kind, RetractionBody, Withdrawal,
+    Body, DraftBody, Envelope, EnvelopeError, Kind, RetractionBody, Withdrawal,
 };
 use cer_proto::incident::IncidentState;
 use cer_proto::model::{IndicatorType, Timestamp, Tlp};
-use cer_proto::wire::WireTombstone;
+use cer_proto::wire::Item;
 use cer_proto::{EnvelopeId, FieldError, FieldErrors, Fingerprint};
 use uuid::Uuid;
 
 use crate::config::Config;
 use crate::sign::{self, Identity, TrustStore, TrustedCert};
-use crate::store::{Inserted, NewEnvelope, Store, StoreError, StoredEnvelope, SummaryFilter};
+use crate::store::{
+    Incoming, Inserted, NewEnvelope, Publish, Store, StoreError, StoredEnvelope, SummaryFilter,
+};
 use crate::verify::{self, Rejected};
 
 /// Target of the audit trail: one structured event per state change.
@@ -64,12 +66,6 @@ impl From<FieldErrors> for NodeError {
     }
 }
 
-/// A received envelope that passed every check but the chain.
-struct Checked {
-    envelope: Envelope,
-    body: Option<Body>,
-}
-
 /// Why a received envelope was not stored.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -79,19 +75,29 @@ pub enum IngestError {
     Store(#[from] StoreError),
 }
 
-/// What happened on this node, for the mesh (live push) and playbooks.
+impl IngestError {
+    /// A chain that does not follow is the peer's problem; anything else
+    /// from the store is this node's.
+    pub fn from_store(e: StoreError) -> Self {
+        match e {
+            StoreError::Chain(chain) => IngestError::Rejected(Rejected::Chain(chain)),
+            other => IngestError::Store(other),
+        }
+    }
+}
+
+fn store_error(text: &str) -> StoreError {
+    StoreError::Corrupt {
+        what: "ingest".into(),
+        reason: text.to_owned(),
+    }
+}
+
+/// What happened on this node that is not in the store's event log: the
+/// trust store and mesh links. (Stored envelopes and equivocations are
+/// durable events of the store, read with a cursor.)
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeEvent {
-    /// An envelope is now durable in the store.
-    Stored {
-        author: Fingerprint,
-        seq: u64,
-        id: EnvelopeId,
-        subject: Uuid,
-        kind: cer_proto::envelope::Kind,
-        /// The peer it came from; None when filed on this node.
-        from: Option<Fingerprint>,
-    },
     /// The trust store was reloaded.
     TrustChanged,
     /// A mesh link to a peer came up or went down.
@@ -101,13 +107,6 @@ pub enum NodeEvent {
     PeerDown {
         peer: Fingerprint,
         reason: String,
-    },
-    /// Two different envelopes with the same author and seq were seen.
-    Equivocation {
-        author: Fingerprint,
-        seq: u64,
-        held: EnvelopeId,
-        other: EnvelopeId,
     },
 }
 
@@ -120,7 +119,6 @@ pub struct Node {
     trust: RwLock<Trust>,
     store: Store,
     config: Config,
-    publishing: tokio::sync::Mutex<()>,
     started: Instant,
 }
 
@@ -155,7 +153,6 @@ impl Node {
             listen: std::sync::OnceLock::new(),
             store,
             config,
-            publishing: tokio::sync::Mutex::new(()),
             started: Instant::now(),
         };
         node.reload_certs();
@@ -446,18 +443,20 @@ impl Node {
         let (Some(body), Some(recipients)) = (body, recipients) else {
             return Err(NodeError::Invalid(errors));
         };
-        self.publish(
+        self.publish_withdrawing(
             Uuid::new_v4(),
             request.tlp,
             recipients,
             Body::Incident(body),
+            Vec::new(),
+            request.request_id,
         )
         .await
     }
 
     pub async fn update(&self, id: Uuid, request: UpdateIncident) -> Result<Filed, NodeError> {
         let body = request.to_body()?;
-        let state = self.existing(id)?;
+        let state = self.existing_now(id).await?;
         if state.retracted.is_some() {
             return Err(NodeError::Conflict(format!(
                 "incident {id} was retracted by its author; it can no longer be updated"
@@ -500,7 +499,7 @@ impl Node {
                 .filter(|r| !r.is_empty()),
         };
         Body::Retraction(body.clone()).validate()?;
-        let state = self.existing(id)?;
+        let state = self.existing_now(id).await?;
         if state.retracted.is_some() {
             return Err(NodeError::Conflict(format!(
                 "incident {id} is already retracted"
@@ -530,6 +529,7 @@ impl Node {
             state.recipients.clone(),
             Body::Retraction(body),
             withdraws,
+            None,
         )
         .await
     }
@@ -540,7 +540,7 @@ impl Node {
         id: Uuid,
         request: AcknowledgeIncident,
     ) -> Result<Filed, NodeError> {
-        let state = self.existing(id)?;
+        let state = self.existing_now(id).await?;
         if state.retracted.is_some() {
             return Err(NodeError::Conflict(format!(
                 "incident {id} was retracted by its author"
@@ -651,6 +651,15 @@ impl Node {
         })
     }
 
+    /// [`Node::existing`] on a blocking thread, for async paths.
+    async fn existing_now(&self, id: Uuid) -> Result<IncidentState, NodeError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.incident(id))
+            .await
+            .map_err(|e| NodeError::Sign(format!("reading incident {id}: {e}")))??
+            .ok_or_else(|| NodeError::NotFound(format!("no incident {id}")))
+    }
+
     fn existing(&self, id: Uuid) -> Result<IncidentState, NodeError> {
         self.store
             .incident(id)?
@@ -716,7 +725,7 @@ impl Node {
         recipients: Vec<Fingerprint>,
         body: Body,
     ) -> Result<Filed, NodeError> {
-        self.publish_withdrawing(subject, tlp, recipients, body, Vec::new())
+        self.publish_withdrawing(subject, tlp, recipients, body, Vec::new(), None)
             .await
     }
 
@@ -727,6 +736,7 @@ impl Node {
         recipients: Vec<Fingerprint>,
         body: Body,
         withdraws: Vec<Withdrawal>,
+        request: Option<Uuid>,
     ) -> Result<Filed, NodeError> {
         let kind = body.kind();
         let (draft_body, readable) = if tlp.is_encrypted() {
@@ -744,120 +754,167 @@ impl Node {
                 ));
             }
             let own = self.identity.public_cert();
-            let mut to: Vec<&TrustedCert> = certs.iter().collect();
-            to.push(&own);
-            let armored =
-                sign::encrypt_armored(&plain, &to).map_err(|e| NodeError::Sign(e.to_string()))?;
+            // OpenPGP encryption is CPU work: keep it off the runtime.
+            let armored = tokio::task::spawn_blocking(move || {
+                let mut to: Vec<&TrustedCert> = certs.iter().collect();
+                to.push(&own);
+                sign::encrypt_armored(&plain, &to)
+            })
+            .await
+            .map_err(|e| NodeError::Sign(e.to_string()))?
+            .map_err(|e| NodeError::Sign(e.to_string()))?;
             (DraftBody::Encrypted { kind, armored }, Some(body))
         } else {
             (DraftBody::Plain(body.clone()), Some(body))
         };
 
-        let turn = self.publishing.lock().await;
-        let tip = self.store.chain_tip(self.fingerprint())?;
-        let draft = Draft {
-            author: self.fingerprint().clone(),
-            seq: tip.map_or(1, |t| t.seq + 1),
-            prev: tip.map(|t| t.id),
-            created: now(),
-            subject,
-            tlp,
-            recipients,
-            body: draft_body,
-            withdraws,
-        };
-        let bytes = draft.to_bytes().map_err(|e| match e {
-            EnvelopeError::TooLarge { .. } => NodeError::TooLarge(e.to_string()),
-            EnvelopeError::Invalid(field) => NodeError::Invalid(field.into()),
-            other => NodeError::Sign(other.to_string()),
-        })?;
-        let sig = self.identity.sign_detached(&bytes);
-        let id = EnvelopeId::of(&bytes);
-        let envelope = Envelope::parse(&bytes)
-            .map_err(|e| NodeError::Sign(format!("own envelope does not parse: {e}")))?;
-        let seq = envelope.seq;
-        let inserted = self.store.insert(NewEnvelope {
-            id,
-            bytes,
-            sig,
-            envelope,
-            body: readable,
-        })?;
-        drop(turn);
-        if !matches!(inserted, Inserted::Stored(_)) {
-            return Err(NodeError::Conflict(format!(
-                "envelope seq {seq} was not stored: {inserted:?}"
-            )));
+        let identity = self.identity.clone();
+        let published = self
+            .store
+            .publish(Publish {
+                author: self.fingerprint().clone(),
+                subject,
+                created: now(),
+                tlp,
+                recipients,
+                body: draft_body,
+                readable,
+                withdraws,
+                request,
+                sign: Box::new(move |bytes| identity.sign_detached(bytes)),
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Envelope(EnvelopeError::TooLarge { .. }) => {
+                    NodeError::TooLarge(e.to_string())
+                }
+                StoreError::Envelope(EnvelopeError::Invalid(field)) => {
+                    NodeError::Invalid(field.into())
+                }
+                other => NodeError::Store(other),
+            })?;
+        let filed = published.filed;
+        if published.repeated {
+            tracing::info!(target: AUDIT, event = "repeated_request", incident = %filed.incident, envelope = %filed.envelope, "request already answered; nothing new published");
+        } else {
+            tracing::info!(target: AUDIT, event = filed.kind.as_str(), incident = %filed.incident, envelope = %filed.envelope, seq = filed.seq, tlp = %tlp, "published");
         }
-        self.store.durable().await?;
-        tracing::info!(target: AUDIT, event = kind.as_str(), incident = %subject, envelope = %id, seq, tlp = %tlp, "published");
-        self.emit(NodeEvent::Stored {
-            author: self.fingerprint().clone(),
-            seq,
-            id,
-            subject,
-            kind,
-            from: None,
-        });
-        Ok(Filed {
-            incident: subject,
-            envelope: id,
-            seq,
-            kind,
-        })
+        Ok(filed)
     }
 
     // ---- receiving --------------------------------------------------
 
-    /// Verifies and stores an envelope from elsewhere (a peer, an import).
-    /// Not durable until the store's next flush; see [`Store::durable`].
-    pub fn ingest(&self, bytes: Vec<u8>, sig: Vec<u8>) -> Result<Inserted, IngestError> {
-        let checked = self.check(&bytes, &sig)?;
-        self.store_checked(bytes, sig, checked)
+    /// Verifies received items (signatures on every core): each becomes
+    /// something the store can take, or the reason it is refused. Blocking:
+    /// call from a blocking thread.
+    pub fn verify_items(&self, items: Vec<Item>) -> Vec<Result<Incoming, Rejected>> {
+        let trust = self.trust_store();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if items.len() < 16 || threads < 2 {
+            return items
+                .into_iter()
+                .map(|item| self.verify_item(&trust, item))
+                .collect();
+        }
+        let chunk = items.len().div_ceil(threads);
+        let mut parts: Vec<Vec<Item>> = Vec::new();
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            parts.push(items.by_ref().take(chunk).collect());
+        }
+        let trust = &trust;
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = parts
+                .into_iter()
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.into_iter()
+                            .map(|item| self.verify_item(trust, item))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| {
+                    w.join().unwrap_or_else(|_| {
+                        vec![Err(Rejected::Malformed("verification failed".into()))]
+                    })
+                })
+                .collect()
+        })
     }
 
-    /// Verifies a batch of envelopes on every core, then stores them in
-    /// order. The result for each item is in the same position.
-    pub fn ingest_batch(
+    fn verify_item(&self, trust: &TrustStore, item: Item) -> Result<Incoming, Rejected> {
+        match item {
+            Item::Live { bytes, sig } => {
+                let envelope = verify::verify_signed(trust, &bytes, &sig)?;
+                let body = self.readable_body(&envelope)?;
+                Ok(Incoming::Live(Box::new(NewEnvelope {
+                    id: EnvelopeId::of(&bytes),
+                    bytes,
+                    sig,
+                    envelope,
+                    body,
+                })))
+            }
+            Item::Tombstone(wire) => {
+                let id = wire.id;
+                Ok(Incoming::Tombstone(
+                    id,
+                    verify::verify_tombstone(trust, wire)?,
+                ))
+            }
+        }
+    }
+
+    /// Verifies and stores received items, waiting for them to be durable.
+    /// Blocking: for tools and benchmarks, not runtime workers.
+    pub fn ingest_blocking(
         &self,
-        items: Vec<(Vec<u8>, Vec<u8>)>,
+        items: Vec<Item>,
+        from: Option<Fingerprint>,
     ) -> Vec<Result<Inserted, IngestError>> {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let checked: Vec<Result<Checked, IngestError>> = if items.len() < 16 || threads < 2 {
-            items.iter().map(|(b, s)| self.check(b, s)).collect()
-        } else {
-            let chunk = items.len().div_ceil(threads);
-            std::thread::scope(|scope| {
-                let workers: Vec<_> = items
-                    .chunks(chunk)
-                    .map(|part| {
-                        scope.spawn(move || {
-                            part.iter()
-                                .map(|(b, s)| self.check(b, s))
-                                .collect::<Vec<_>>()
-                        })
-                    })
-                    .collect();
-                workers
+        let verified = self.verify_items(items);
+        let mut results: Vec<Option<Result<Inserted, IngestError>>> = Vec::new();
+        let mut good = Vec::new();
+        for v in verified {
+            match v {
+                Ok(incoming) => {
+                    good.push(incoming);
+                    results.push(None);
+                }
+                Err(rejected) => results.push(Some(Err(rejected.into()))),
+            }
+        }
+        let mut stored = match self.store.ingest_blocking(good, from) {
+            Ok(stored) => stored.into_iter(),
+            Err(e) => {
+                let text = e.to_string();
+                return results
                     .into_iter()
-                    .flat_map(|w| w.join().expect("verification worker panicked"))
-                    .collect()
-            })
+                    .map(|r| r.unwrap_or_else(|| Err(IngestError::Store(store_error(&text)))))
+                    .collect();
+            }
         };
-        items
+        results
             .into_iter()
-            .zip(checked)
-            .map(|((bytes, sig), checked)| self.store_checked(bytes, sig, checked?))
+            .map(|r| {
+                r.unwrap_or_else(|| match stored.next() {
+                    Some(result) => result.map_err(IngestError::from_store),
+                    None => Err(IngestError::Store(store_error("missing result"))),
+                })
+            })
             .collect()
     }
 
-    /// Signature, author and body checks; decryption when addressed to us.
-    fn check(&self, bytes: &[u8], sig: &[u8]) -> Result<Checked, IngestError> {
-        let envelope = self.with_trust(|t| verify::verify_signed(t, bytes, sig))?;
-        let body = match (&envelope.body, &envelope.body_enc) {
+    /// The body as this node can read it: plaintext, or decrypted when
+    /// addressed to this node.
+    fn readable_body(&self, envelope: &Envelope) -> Result<Option<Body>, Rejected> {
+        Ok(match (&envelope.body, &envelope.body_enc) {
             (Some(_), _) => match envelope.plain_body() {
                 Some(Ok(body)) => Some(body),
-                Some(Err(e)) => return Err(Rejected::Malformed(format!("body: {e}")).into()),
+                Some(Err(e)) => return Err(Rejected::Malformed(format!("body: {e}"))),
                 None => None,
             },
             (None, Some(armored))
@@ -873,40 +930,7 @@ impl Node {
                 }
             }
             _ => None,
-        };
-        Ok(Checked { envelope, body })
-    }
-
-    fn store_checked(
-        &self,
-        bytes: Vec<u8>,
-        sig: Vec<u8>,
-        checked: Checked,
-    ) -> Result<Inserted, IngestError> {
-        let new = NewEnvelope {
-            id: EnvelopeId::of(&bytes),
-            bytes,
-            sig,
-            envelope: checked.envelope,
-            body: checked.body,
-        };
-        self.store.insert(new).map_err(|e| match e {
-            StoreError::Chain(chain) => IngestError::Rejected(Rejected::Chain(chain)),
-            other => IngestError::Store(other),
         })
-    }
-
-    /// Checks a withdrawn envelope's tombstone received from a peer against
-    /// its proof (the author's signed retraction naming its seq and id),
-    /// then stores it. Everything stored comes from the verified proof.
-    pub fn ingest_tombstone(&self, wire: WireTombstone) -> Result<Inserted, IngestError> {
-        let tomb = self.with_trust(|t| verify::verify_tombstone(t, wire.clone()))?;
-        self.store
-            .insert_tombstone(wire.id, tomb)
-            .map_err(|e| match e {
-                StoreError::Chain(chain) => IngestError::Rejected(Rejected::Chain(chain)),
-                other => IngestError::Store(other),
-            })
     }
 
     // ---- queries ----------------------------------------------------

@@ -64,6 +64,7 @@ fn incident_from_flags(args: FileArgs) -> anyhow::Result<FileIncident> {
         detected: args.detected,
         tags: args.tag,
         to: args.to,
+        request_id: None,
     })
 }
 

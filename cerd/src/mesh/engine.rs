@@ -11,10 +11,13 @@
 //! - per link, a reader task (frames in, rate-limited) and an outbox task
 //!   (frames and envelope ranges out, read from the store in batches).
 //!
-//! Received envelopes are verified and stored by `Node::ingest` (signature,
-//! author, chain) before the state machine hears of them, and the state
-//! machine is told only after the store has flushed them: an envelope is
-//! never announced onwards before it is durable.
+//! Received envelopes go through the ingest pipeline: a task that has each
+//! batch verified on blocking threads (signatures on every core), queues it
+//! to the store's writer and, without waiting, goes on with the next batch.
+//! The writer's answer comes back to the engine as an input once the batch
+//! is durable; only then is the state machine told, so an envelope is never
+//! announced onwards before it is durable, and the engine loop never waits
+//! for a flush.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -23,20 +26,18 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use cer_proto::api::PeerInfo;
-use cer_proto::envelope::Kind;
 use cer_proto::sync::{self as proto, Action};
 use cer_proto::wire::{Frame, Item, Role, WireTombstone, MAX_BATCH, MAX_FRAME_BYTES};
 use cer_proto::{EnvelopeId, Fingerprint};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use uuid::Uuid;
 
 use super::transport::{
     CloseCode, Endpoint, FrameReceiver, FrameSender, Link, LinkHandle, MeshError,
 };
 use crate::config;
 use crate::node::{IngestError, Node, NodeEvent, AUDIT};
-use crate::store::{Inserted, StoredEnvelope, Tombstone};
+use crate::store::{Change, EventRecord, Incoming, Inserted, StoredEnvelope, Tombstone};
 use crate::verify::Rejected;
 
 /// Frames a peer may send per second before it is disconnected, and the
@@ -90,8 +91,16 @@ impl Mesh {
             tips,
             trusted_authors(&node),
         );
+        let (ingest, batches) = mpsc::unbounded_channel();
+        let mut tasks = vec![tokio::spawn(ingest_pipeline(
+            node.clone(),
+            batches,
+            inbox_tx.clone(),
+        ))];
         let engine = Engine {
             events: node.subscribe(),
+            stored: node.store().subscribe(),
+            ingest,
             node: node.clone(),
             sync,
             links: HashMap::new(),
@@ -103,7 +112,7 @@ impl Mesh {
             next_link: 0,
             stopped: stopped.clone(),
         };
-        let mut tasks = vec![tokio::spawn(engine.run())];
+        tasks.push(tokio::spawn(engine.run()));
         tasks.push(tokio::spawn(accept_loop(
             endpoint.clone(),
             node.clone(),
@@ -169,6 +178,17 @@ enum Input {
         reason: &'static str,
         detail: String,
     },
+    /// The store's answer for a batch the pipeline queued: durable now.
+    Ingested {
+        from: Fingerprint,
+        results: Vec<(Fingerprint, u64, EnvelopeId, Result<Inserted, IngestError>)>,
+    },
+}
+
+/// Items the state machine handed out from one peer, in order.
+struct IngestBatch {
+    from: Fingerprint,
+    items: Vec<(Fingerprint, u64, Item)>,
 }
 
 enum Out {
@@ -200,19 +220,11 @@ struct PeerStats {
     link: super::transport::LinkStats,
 }
 
-/// A received envelope stored but not yet durable.
-struct Unflushed {
-    author: Fingerprint,
-    seq: u64,
-    id: EnvelopeId,
-    from: Fingerprint,
-    subject: Uuid,
-    kind: Kind,
-}
-
 struct Engine {
     node: Arc<Node>,
     events: tokio::sync::broadcast::Receiver<NodeEvent>,
+    stored: tokio::sync::broadcast::Receiver<Arc<[EventRecord]>>,
+    ingest: mpsc::UnboundedSender<IngestBatch>,
     sync: proto::Sync,
     links: HashMap<Fingerprint, LinkEntry>,
     board: BTreeMap<Fingerprint, PeerStats>,
@@ -242,10 +254,11 @@ impl Engine {
                 _ = stopped.wait_for(|s| *s) => break,
                 Some(input) = self.inbox.recv() => self.handle_input(input),
                 event = self.events.recv() => self.handle_event(event),
+                stored = self.stored.recv() => self.handle_stored(stored),
                 _ = sleep => self.sync.handle_timeout(Instant::now()),
                 _ = board_tick.tick() => self.publish_board(),
             }
-            self.drive().await;
+            self.drive();
         }
         for (_, link) in self.links.drain() {
             link.handle.close(CloseCode::Normal, "shutdown");
@@ -254,28 +267,45 @@ impl Engine {
     }
 
     fn handle_event(&mut self, event: Result<NodeEvent, tokio::sync::broadcast::error::RecvError>) {
+        if let Ok(NodeEvent::TrustChanged) = event {
+            let trusted = trusted_authors(&self.node);
+            tracing::debug!(certificates = trusted.len(), "trust store changed");
+            self.sync.set_trusted(trusted);
+        }
+    }
+
+    /// Envelopes published on this node are pushed once durable. (Received
+    /// ones are announced from the writer's answer to the pipeline.)
+    fn handle_stored(
+        &mut self,
+        batch: Result<Arc<[EventRecord]>, tokio::sync::broadcast::error::RecvError>,
+    ) {
         use tokio::sync::broadcast::error::RecvError;
         let now = Instant::now();
-        match event {
-            Ok(NodeEvent::Stored {
-                author,
-                seq,
-                id,
-                from: None,
-                ..
-            }) => self.sync.handle_stored(&author, seq, id, None, now),
-            Ok(NodeEvent::Stored { .. })
-            | Ok(NodeEvent::PeerUp { .. })
-            | Ok(NodeEvent::PeerDown { .. })
-            | Ok(NodeEvent::Equivocation { .. }) => {}
-            Ok(NodeEvent::TrustChanged) => {
-                let trusted = trusted_authors(&self.node);
-                tracing::debug!(certificates = trusted.len(), "trust store changed");
-                self.sync.set_trusted(trusted);
+        match batch {
+            Ok(events) => {
+                for event in events.iter() {
+                    if let Change::Stored {
+                        author,
+                        seq,
+                        id,
+                        from: None,
+                        ..
+                    } = &event.change
+                    {
+                        self.sync.handle_stored(author, *seq, *id, None, now);
+                    }
+                }
             }
             Err(RecvError::Lagged(missed)) => {
-                // Live pushes were missed; fresh summaries let peers ask.
+                // Live pushes were missed: take this node's own tip (one
+                // small read, on a path that only a stalled engine takes),
+                // and fresh summaries let peers ask for the rest.
                 tracing::warn!(missed, "mesh fell behind local events; resynchronising");
+                let own = self.node.fingerprint().clone();
+                if let Ok(Some(tip)) = self.node.store().chain_tip(&own) {
+                    self.sync.handle_stored(&own, tip.seq, tip.id, None, now);
+                }
                 let peers: Vec<Fingerprint> = self.links.keys().cloned().collect();
                 for peer in peers {
                     self.sync.handle_disconnected(&peer);
@@ -315,6 +345,12 @@ impl Engine {
                     });
                     self.publish_board();
                 }
+            }
+            Input::Ingested { from, results } => {
+                for (author, seq, id, result) in results {
+                    self.ingested(&from, &author, seq, id, result);
+                }
+                self.publish_board();
             }
             Input::Misbehaved {
                 peer,
@@ -418,62 +454,52 @@ impl Engine {
             .unwrap_or_else(|| peer.short().to_owned())
     }
 
-    /// Runs the state machine's actions until it has none left: sends,
-    /// ranges, and ingests (verified, stored, flushed, then announced).
-    async fn drive(&mut self) {
-        loop {
-            let mut unflushed = Vec::new();
-            let mut ingests = Vec::new();
-            while let Some(action) = self.sync.poll_action() {
-                if let Action::Ingest {
+    /// Runs the state machine's actions until it has none left: sends and
+    /// ranges go to the links' outboxes, ingests to the pipeline in the
+    /// order they were handed out.
+    fn drive(&mut self) {
+        let mut batch: Option<IngestBatch> = None;
+        while let Some(action) = self.sync.poll_action() {
+            match action {
+                Action::Ingest {
                     from,
                     author,
                     seq,
                     item,
-                } = action
-                {
-                    ingests.push((from, author, seq, item));
-                    continue;
-                }
-                self.ingest_all(std::mem::take(&mut ingests), &mut unflushed);
-                match action {
-                    Action::Send { peer, frame } => self.enqueue(&peer, Out::Frame(frame)),
-                    Action::SendRange {
-                        peer,
-                        author,
-                        from,
-                        to,
-                    } => self.enqueue(&peer, Out::Range { author, from, to }),
-                    Action::Disconnect { peer, reason } => {
-                        if let Some(link) = self.links.get(&peer) {
-                            tracing::info!(target: AUDIT, event = "peer_untrusted", peer = %self.name(&peer), %reason, "disconnecting peer");
-                            link.handle.close(CloseCode::UnknownPeer, &reason);
-                        }
+                } => {
+                    if batch.as_ref().is_some_and(|b| b.from != from) {
+                        self.queue_ingest(batch.take());
                     }
-                    Action::Ingest { .. } => unreachable!("ingests are batched above"),
+                    batch
+                        .get_or_insert_with(|| IngestBatch {
+                            from,
+                            items: Vec::new(),
+                        })
+                        .items
+                        .push((author, seq, item));
+                }
+                Action::Send { peer, frame } => self.enqueue(&peer, Out::Frame(frame)),
+                Action::SendRange {
+                    peer,
+                    author,
+                    from,
+                    to,
+                } => self.enqueue(&peer, Out::Range { author, from, to }),
+                Action::Disconnect { peer, reason } => {
+                    if let Some(link) = self.links.get(&peer) {
+                        tracing::info!(target: AUDIT, event = "peer_untrusted", peer = %self.name(&peer), %reason, "disconnecting peer");
+                        link.handle.close(CloseCode::UnknownPeer, &reason);
+                    }
                 }
             }
-            self.ingest_all(ingests, &mut unflushed);
-            if unflushed.is_empty() {
-                return;
-            }
-            if let Err(e) = self.node.store().durable().await {
-                // Not durable: do not announce. Anti-entropy retries.
-                tracing::error!(error = %e, "store flush failed; received envelopes not acknowledged");
-                return;
-            }
-            let now = Instant::now();
-            for u in unflushed {
-                self.sync
-                    .handle_stored(&u.author, u.seq, u.id, Some(&u.from), now);
-                self.node.emit(NodeEvent::Stored {
-                    author: u.author,
-                    seq: u.seq,
-                    id: u.id,
-                    subject: u.subject,
-                    kind: u.kind,
-                    from: Some(u.from),
-                });
+        }
+        self.queue_ingest(batch);
+    }
+
+    fn queue_ingest(&mut self, batch: Option<IngestBatch>) {
+        if let Some(batch) = batch {
+            if self.ingest.send(batch).is_err() {
+                tracing::error!("the ingest pipeline has stopped");
             }
         }
     }
@@ -486,51 +512,6 @@ impl Engine {
         }
     }
 
-    /// Verifies (in parallel) and stores items in the order the state
-    /// machine handed them out.
-    fn ingest_all(
-        &mut self,
-        items: Vec<(Fingerprint, Fingerprint, u64, Item)>,
-        unflushed: &mut Vec<Unflushed>,
-    ) {
-        let mut live = Vec::new();
-        let mut meta = Vec::new();
-        for (from, author, seq, item) in items {
-            match item {
-                Item::Live { bytes, sig } => {
-                    meta.push((from, author, seq, EnvelopeId::of(&bytes)));
-                    live.push((bytes, sig));
-                }
-                Item::Tombstone(t) => {
-                    self.ingest_live(&mut meta, &mut live, unflushed);
-                    let id = t.id;
-                    let result = self.node.ingest_tombstone(t);
-                    if let Some(u) = self.ingested(&from, &author, seq, id, result) {
-                        unflushed.push(u);
-                    }
-                }
-            }
-        }
-        self.ingest_live(&mut meta, &mut live, unflushed);
-    }
-
-    fn ingest_live(
-        &mut self,
-        meta: &mut Vec<(Fingerprint, Fingerprint, u64, EnvelopeId)>,
-        live: &mut Vec<(Vec<u8>, Vec<u8>)>,
-        unflushed: &mut Vec<Unflushed>,
-    ) {
-        if live.is_empty() {
-            return;
-        }
-        let results = self.node.ingest_batch(std::mem::take(live));
-        for ((from, author, seq, id), result) in meta.drain(..).zip(results) {
-            if let Some(u) = self.ingested(&from, &author, seq, id, result) {
-                unflushed.push(u);
-            }
-        }
-    }
-
     fn ingested(
         &mut self,
         from: &Fingerprint,
@@ -538,32 +519,18 @@ impl Engine {
         seq: u64,
         id: EnvelopeId,
         result: Result<Inserted, IngestError>,
-    ) -> Option<Unflushed> {
+    ) {
         let now = Instant::now();
-        let result = result.map(|inserted| (id, inserted));
         match result {
-            Ok((id, Inserted::Stored(state))) => {
+            Ok(Inserted::Stored { subject, .. }) => {
                 self.board.entry(from.clone()).or_default().received += 1;
-                tracing::info!(target: AUDIT, event = "received", author = %self.name(author), seq, envelope = %id, incident = %state.id, via = %self.name(from), "envelope received");
-                let kind = state
-                    .timeline
-                    .iter()
-                    .find(|e| e.envelope == id)
-                    .map_or(Kind::Incident, |e| e.kind);
-                Some(Unflushed {
-                    author: author.clone(),
-                    seq,
-                    id,
-                    from: from.clone(),
-                    subject: state.id,
-                    kind,
-                })
-            }
-            Ok((id, Inserted::Duplicate)) => {
+                tracing::info!(target: AUDIT, event = "received", author = %self.name(author), seq, envelope = %id, incident = %subject, via = %self.name(from), "envelope received");
                 self.sync.handle_stored(author, seq, id, Some(from), now);
-                None
             }
-            Ok((id, Inserted::Equivocation { held })) => {
+            Ok(Inserted::Duplicate) => {
+                self.sync.handle_stored(author, seq, id, Some(from), now);
+            }
+            Ok(Inserted::Equivocation { held }) => {
                 tracing::warn!(target: AUDIT, event = "equivocation", author = %self.name(author), seq, held = %held, other = %id, via = %self.name(from), "two different envelopes with the same author and seq: both kept as evidence");
                 *self
                     .board
@@ -573,13 +540,6 @@ impl Engine {
                     .entry("equivocation".into())
                     .or_default() += 1;
                 self.sync.handle_rejected(from, author, seq, now);
-                self.node.emit(NodeEvent::Equivocation {
-                    author: author.clone(),
-                    seq,
-                    held,
-                    other: id,
-                });
-                None
             }
             Err(IngestError::Rejected(rejected)) => {
                 let code = rejected.reason_code();
@@ -598,12 +558,10 @@ impl Engine {
                             .close(CloseCode::Misbehaving, &rejected.to_string());
                     }
                 }
-                None
             }
             Err(IngestError::Store(e)) => {
                 tracing::error!(error = %e, "store refused a received envelope");
                 self.sync.handle_rejected(from, author, seq, now);
-                None
             }
         }
     }
@@ -687,6 +645,86 @@ fn tombstone_to_wire(id: EnvelopeId, t: Tombstone) -> WireTombstone {
         id,
         proof: t.proof,
         proof_sig: t.proof_sig,
+    }
+}
+
+/// Verifies each batch on blocking threads, queues it to the store's
+/// writer, and goes on with the next batch while the writer works; the
+/// writer's answer reaches the engine as [`Input::Ingested`].
+async fn ingest_pipeline(
+    node: Arc<Node>,
+    mut batches: mpsc::UnboundedReceiver<IngestBatch>,
+    inbox: mpsc::Sender<Input>,
+) {
+    while let Some(batch) = batches.recv().await {
+        let IngestBatch { from, items } = batch;
+        let mut places = Vec::with_capacity(items.len());
+        let mut wire = Vec::with_capacity(items.len());
+        for (author, seq, item) in items {
+            let id = match &item {
+                Item::Live { bytes, .. } => EnvelopeId::of(bytes),
+                Item::Tombstone(t) => t.id,
+            };
+            places.push((author, seq, id));
+            wire.push(item);
+        }
+        let verifier = node.clone();
+        let verified = match tokio::task::spawn_blocking(move || verifier.verify_items(wire)).await
+        {
+            Ok(verified) => verified,
+            Err(e) => {
+                tracing::error!(error = %e, "verification task failed");
+                continue;
+            }
+        };
+        let mut results: Vec<Option<Result<Inserted, IngestError>>> = Vec::new();
+        let mut good: Vec<Incoming> = Vec::new();
+        for v in verified {
+            match v {
+                Ok(incoming) => {
+                    good.push(incoming);
+                    results.push(None);
+                }
+                Err(rejected) => results.push(Some(Err(rejected.into()))),
+            }
+        }
+        let answer = if good.is_empty() {
+            None
+        } else {
+            match node.store().queue_ingest(good, Some(from.clone())).await {
+                Ok(answer) => Some(answer),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot queue received envelopes");
+                    return;
+                }
+            }
+        };
+        let inbox = inbox.clone();
+        tokio::spawn(async move {
+            let mut stored = match answer {
+                None => Vec::new().into_iter(),
+                Some(answer) => match answer.await {
+                    Ok(Ok(stored)) => stored.into_iter(),
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "store batch failed; received envelopes not acknowledged");
+                        Vec::new().into_iter()
+                    }
+                    Err(_) => return,
+                },
+            };
+            let results = places
+                .into_iter()
+                .zip(results)
+                .map(|((author, seq, id), result)| {
+                    let result = result.unwrap_or_else(|| match stored.next() {
+                        Some(r) => r.map_err(IngestError::from_store),
+                        None => Err(IngestError::Store(crate::store::StoreError::WriterGone)),
+                    });
+                    (author, seq, id, result)
+                })
+                .collect();
+            let _ = inbox.send(Input::Ingested { from, results }).await;
+        });
     }
 }
 
@@ -908,8 +946,16 @@ impl Batch {
         let mut seq = from;
         while seq <= to {
             let chunk_end = to.min(seq.saturating_add(MAX_BATCH as u64 - 1));
-            let stored = match node.store().chain_range(author, seq, chunk_end) {
-                Ok(stored) => stored,
+            let store = node.store().clone();
+            let who = author.clone();
+            let read =
+                tokio::task::spawn_blocking(move || store.chain_range(&who, seq, chunk_end)).await;
+            let stored = match read {
+                Ok(Ok(stored)) => stored,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "reading envelopes to send");
+                    return true;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "reading envelopes to send");
                     return true;

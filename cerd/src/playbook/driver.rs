@@ -1,164 +1,289 @@
-//! Reacts to node events: plans them against the loaded playbooks, hands
-//! exec and webhook actions to the [`Runner`] (each run in its own task, so
-//! a slow action never holds up sync or the API), applies local tags and
-//! notes, and records every run in the store.
+//! Reacts to what happens on the node: plans each event against the loaded
+//! playbooks, hands exec and webhook actions to the [`Runner`] (each in its
+//! own task, so a slow action never holds up sync or the API), applies
+//! local tags and notes, and records every run in the store.
 //!
-//! At most once per incident version: a run's key names the playbook, the
-//! event, the incident and the envelope that caused it, and a key already
-//! recorded is never run again — across restarts too.
+//! At least once, with exactly-once effects: stored envelopes and
+//! equivocations are read from the store's durable event log, from a cursor
+//! saved in the store. The cursor moves past an event only when every
+//! action it caused has finished and been recorded, so after a crash the
+//! events after it are planned again; a run's key (playbook, event,
+//! incident, envelope) already recorded is never run twice. Peer up/down
+//! events are live only.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cer_proto::api::Annotation;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::plan::{plan, EventKind, PlannedAction, PlannedKind, Trigger};
 use super::run::{local_record, Runner};
 use crate::node::{now, Node, NodeEvent, AUDIT};
+use crate::store::{Change, EventRecord};
+
+/// The driver's cursor in the store's event log.
+pub const CURSOR: &str = "playbooks";
+
+/// Events read from the log at a time.
+const READ_AHEAD: usize = 256;
 
 /// Starts reacting to the node's events.
 pub fn start(node: Arc<Node>, runner: Runner) -> JoinHandle<()> {
-    let mut events = node.subscribe();
     tokio::spawn(async move {
-        loop {
-            match events.recv().await {
-                Ok(event) => handle(&node, &runner, event),
-                Err(RecvError::Lagged(missed)) => {
-                    tracing::warn!(target: AUDIT, event = "playbook_events_lost", missed, "playbooks fell behind; some events did not trigger them");
-                }
-                Err(RecvError::Closed) => return,
-            }
+        if let Err(e) = drive(node, runner).await {
+            tracing::error!(error = %e, "playbooks stopped: cannot read the event log");
         }
     })
 }
 
-fn handle(node: &Arc<Node>, runner: &Runner, event: NodeEvent) {
+async fn drive(node: Arc<Node>, runner: Runner) -> Result<(), crate::store::StoreError> {
+    let store = node.store().clone();
+    let reader = store.clone();
+    let mut read = tokio::task::spawn_blocking(move || reader.cursor(CURSOR))
+        .await
+        .map_err(|_| crate::store::StoreError::WriterGone)??;
+    let mut saved = read;
+    let mut durable = store.durable_events();
+    let mut live = node.subscribe();
+    let (done_tx, mut done) = mpsc::unbounded_channel::<u64>();
+    // Unfinished actions per event seq; the cursor stays below the first.
+    let mut pending: BTreeMap<u64, usize> = BTreeMap::new();
+    loop {
+        let newest = *durable.borrow_and_update();
+        if read < newest {
+            let reader = store.clone();
+            let events = tokio::task::spawn_blocking(move || reader.events_after(read, READ_AHEAD))
+                .await
+                .map_err(|_| crate::store::StoreError::WriterGone)??;
+            if events.is_empty() {
+                read = newest;
+            }
+            for event in events {
+                read = event.seq;
+                let started = handle(&node, &runner, &event, &done_tx).await;
+                if started > 0 {
+                    pending.insert(event.seq, started);
+                }
+            }
+        } else {
+            save(&store, &pending, read, &mut saved).await;
+            tokio::select! {
+                changed = durable.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                }
+                Some(seq) = done.recv() => finish(&mut pending, seq),
+                event = live.recv() => match event {
+                    Ok(event) => handle_live(&node, &runner, event),
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(target: AUDIT, event = "playbook_events_lost", missed, "playbooks fell behind on peer events; some did not trigger them");
+                    }
+                    Err(RecvError::Closed) => return Ok(()),
+                },
+            }
+        }
+        while let Ok(seq) = done.try_recv() {
+            finish(&mut pending, seq);
+        }
+        if read.saturating_sub(saved) >= READ_AHEAD as u64 {
+            save(&store, &pending, read, &mut saved).await;
+        }
+    }
+}
+
+fn finish(pending: &mut BTreeMap<u64, usize>, seq: u64) {
+    if let Some(left) = pending.get_mut(&seq) {
+        *left -= 1;
+        if *left == 0 {
+            pending.remove(&seq);
+        }
+    }
+}
+
+/// Saves the cursor: everything up to it is finished.
+async fn save(
+    store: &crate::store::Store,
+    pending: &BTreeMap<u64, usize>,
+    read: u64,
+    saved: &mut u64,
+) {
+    let upto = match pending.keys().next() {
+        Some(first) => first - 1,
+        None => read,
+    };
+    if upto > *saved {
+        match store.set_cursor(CURSOR, upto).await {
+            Ok(()) => *saved = upto,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot save the playbooks' place in the event log")
+            }
+        }
+    }
+}
+
+/// Plans one durable event and starts its actions. Returns how many.
+async fn handle(
+    node: &Arc<Node>,
+    runner: &Runner,
+    event: &EventRecord,
+    done: &mpsc::UnboundedSender<u64>,
+) -> usize {
     let playbooks = node.playbooks();
     if playbooks.is_empty() {
-        return;
+        return 0;
     }
+    let state = match &event.change {
+        Change::Stored { subject, .. } => {
+            let store = node.store().clone();
+            let subject = *subject;
+            match tokio::task::spawn_blocking(move || store.incident(subject)).await {
+                Ok(Ok(Some(state))) => Some(state),
+                Ok(Ok(None)) => return 0,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, %subject, "cannot read the incident for playbooks");
+                    return 0;
+                }
+                Err(_) => return 0,
+            }
+        }
+        Change::Equivocation { .. } => None,
+    };
     let own = node.fingerprint().clone();
     let names = |f: &cer_proto::Fingerprint| node.name_of(f);
-    let state;
-    let peer;
-    let trigger = match event {
-        NodeEvent::Stored {
+    let trigger = match &event.change {
+        Change::Stored {
             author,
             id,
             subject,
             kind,
             ..
         } => {
-            let Some(event) = EventKind::for_envelope(kind, &author, &own) else {
-                return;
+            let Some(kind) = EventKind::for_envelope(*kind, author, &own) else {
+                return 0;
             };
-            state = match node.store().incident(subject) {
-                Ok(Some(state)) => state,
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::error!(error = %e, %subject, "cannot read the incident for playbooks");
-                    return;
-                }
-            };
+            let _ = subject;
             Trigger {
-                event,
-                incident: Some(&state),
+                event: kind,
+                incident: state.as_ref(),
                 peer: None,
                 own: &own,
                 names: &names,
                 version: id.to_hex(),
             }
         }
-        NodeEvent::PeerUp { peer: p } => {
-            peer = p;
-            peer_trigger(EventKind::PeerUp, &peer, &own, &names)
-        }
-        NodeEvent::PeerDown { peer: p, .. } => {
-            peer = p;
-            peer_trigger(EventKind::PeerDown, &peer, &own, &names)
-        }
-        NodeEvent::Equivocation {
+        Change::Equivocation {
             author, seq, other, ..
-        } => {
-            peer = author;
-            Trigger {
-                event: EventKind::MeshEquivocation,
-                incident: None,
-                peer: Some(&peer),
-                own: &own,
-                names: &names,
-                version: format!("{seq}-{other}"),
-            }
-        }
+        } => Trigger {
+            event: EventKind::MeshEquivocation,
+            incident: None,
+            peer: Some(author),
+            own: &own,
+            names: &names,
+            version: format!("{seq}-{other}"),
+        },
+    };
+    let actions = plan(&playbooks, &trigger);
+    let count = actions.len();
+    for action in actions {
+        spawn_action(node, runner, action, Some((event.seq, done.clone())));
+    }
+    count
+}
+
+fn handle_live(node: &Arc<Node>, runner: &Runner, event: NodeEvent) {
+    let playbooks = node.playbooks();
+    if playbooks.is_empty() {
+        return;
+    }
+    let own = node.fingerprint().clone();
+    let names = |f: &cer_proto::Fingerprint| node.name_of(f);
+    let (kind, peer) = match event {
+        NodeEvent::PeerUp { peer } => (EventKind::PeerUp, peer),
+        NodeEvent::PeerDown { peer, .. } => (EventKind::PeerDown, peer),
         NodeEvent::TrustChanged => return,
     };
-    for action in plan(&playbooks, &trigger) {
-        match node.store().run_recorded(&action.key) {
-            Ok(false) => {}
-            Ok(true) => continue,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read run history; not running {}", action.key);
-                continue;
-            }
-        }
-        if action.is_local() {
-            apply_local(node, &action);
-            continue;
-        }
-        let node = node.clone();
-        let runner = runner.clone();
-        tokio::spawn(async move {
-            let record = runner.run(&action).await;
-            if let Err(e) = node.store().record_run(&record) {
-                tracing::error!(error = %e, key = %record.key, "cannot record a playbook run");
-            }
-        });
-    }
-}
-
-fn peer_trigger<'a>(
-    event: EventKind,
-    peer: &'a cer_proto::Fingerprint,
-    own: &'a cer_proto::Fingerprint,
-    names: &'a dyn Fn(&cer_proto::Fingerprint) -> Option<String>,
-) -> Trigger<'a> {
-    Trigger {
-        event,
+    let trigger = Trigger {
+        event: kind,
         incident: None,
-        peer: Some(peer),
-        own,
-        names,
+        peer: Some(&peer),
+        own: &own,
+        names: &names,
         version: now().unix_nanos().to_string(),
+    };
+    for action in plan(&playbooks, &trigger) {
+        spawn_action(node, runner, action, None);
     }
 }
 
-fn apply_local(node: &Node, action: &PlannedAction) {
+/// Runs one action unless its key was recorded, records it, and reports
+/// the event seq as done.
+fn spawn_action(
+    node: &Arc<Node>,
+    runner: &Runner,
+    action: PlannedAction,
+    done: Option<(u64, mpsc::UnboundedSender<u64>)>,
+) {
+    let node = node.clone();
+    let runner = runner.clone();
+    tokio::spawn(async move {
+        let store = node.store().clone();
+        let key = action.key.clone();
+        let recorded = tokio::task::spawn_blocking(move || store.run_recorded(&key)).await;
+        match recorded {
+            Ok(Ok(false)) => {
+                let record = if action.is_local() {
+                    apply_local(&node, &action).await
+                } else {
+                    runner.run(&action).await
+                };
+                if let Err(e) = node.store().record_run(record).await {
+                    tracing::error!(error = %e, key = %action.key, "cannot record a playbook run");
+                }
+            }
+            Ok(Ok(true)) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot read run history; not running {}", action.key);
+            }
+            Err(e) => tracing::error!(error = %e, "run history task failed"),
+        }
+        if let Some((seq, done)) = done {
+            let _ = done.send(seq);
+        }
+    });
+}
+
+async fn apply_local(node: &Node, action: &PlannedAction) -> cer_proto::api::RunRecord {
     let started = now();
-    let result = match (&action.kind, action.incident) {
-        (PlannedKind::Tag(tag), Some(incident)) => node.store().annotate(
+    let annotation = match (&action.kind, action.incident) {
+        (PlannedKind::Tag(tag), Some(incident)) => Some((
             incident,
-            &Annotation {
+            Annotation {
                 at: started,
                 playbook: action.playbook.clone(),
                 tag: Some(tag.clone()),
                 note: None,
             },
-        ),
-        (PlannedKind::Note(note), Some(incident)) => node.store().annotate(
+        )),
+        (PlannedKind::Note(note), Some(incident)) => Some((
             incident,
-            &Annotation {
+            Annotation {
                 at: started,
                 playbook: action.playbook.clone(),
                 tag: None,
                 note: Some(note.clone()),
             },
-        ),
-        _ => Ok(()),
+        )),
+        _ => None,
+    };
+    let result = match annotation {
+        Some((incident, annotation)) => node.store().annotate(incident, annotation).await,
+        None => Ok(()),
     };
     let record = local_record(action, started, result.map_err(|e| e.to_string()));
     tracing::info!(target: AUDIT, event = "playbook_ran", playbook = %record.playbook, action = %record.action, outcome = %record.outcome, "playbook action applied");
-    if let Err(e) = node.store().record_run(&record) {
-        tracing::error!(error = %e, key = %record.key, "cannot record a playbook run");
-    }
+    record
 }

@@ -1,0 +1,469 @@
+use cer_proto::envelope::{
+    Draft, DraftBody, IncidentBody, RetractionBody, SightingBody, UpdateBody, Withdrawal,
+};
+use cer_proto::model::{Classification, Indicator, Severity, Status};
+
+use super::*;
+
+fn author() -> Fingerprint {
+    Fingerprint::parse(&"AB12".repeat(10)).unwrap()
+}
+
+fn other() -> Fingerprint {
+    Fingerprint::parse(&"CD34".repeat(10)).unwrap()
+}
+
+fn incident(title: &str, iocs: &[String]) -> Body {
+    Body::Incident(IncidentBody {
+        title: title.into(),
+        description: String::new(),
+        severity: Severity::High,
+        classification: Classification::parse("malicious-code/c2-server").unwrap(),
+        status: Status::New,
+        indicators: iocs
+            .iter()
+            .map(|s| Indicator::parse_spec(s).unwrap())
+            .collect(),
+        affected: Default::default(),
+        occurred: None,
+        detected: None,
+        tags: vec![],
+    })
+}
+
+fn note(text: &str) -> Body {
+    Body::Update(UpdateBody {
+        note: Some(text.into()),
+        ..UpdateBody::default()
+    })
+}
+
+/// Signs nothing: the store does not verify; `check` uses [`Accept`].
+fn envelope(
+    by: &Fingerprint,
+    tip: Option<ChainTip>,
+    subject: Uuid,
+    body: Body,
+    withdraws: Vec<Withdrawal>,
+) -> NewEnvelope {
+    let readable = body.clone();
+    let bytes = Draft {
+        author: by.clone(),
+        seq: tip.map_or(1, |t| t.seq + 1),
+        prev: tip.map(|t| t.id),
+        created: Timestamp(time::OffsetDateTime::now_utc()),
+        subject,
+        tlp: Tlp::Green,
+        recipients: vec![],
+        body: DraftBody::Plain(body),
+        withdraws,
+    }
+    .to_bytes()
+    .unwrap();
+    NewEnvelope {
+        id: EnvelopeId::of(&bytes),
+        envelope: Envelope::parse(&bytes).unwrap(),
+        bytes,
+        sig: b"sig".to_vec(),
+        body: Some(readable),
+    }
+}
+
+fn tip_of(new: &NewEnvelope) -> Option<ChainTip> {
+    Some(ChainTip {
+        seq: new.envelope.seq,
+        id: new.id,
+    })
+}
+
+fn put(store: &Store, new: &NewEnvelope) -> Inserted {
+    store
+        .ingest_blocking(vec![Incoming::Live(Box::new(new.clone()))], None)
+        .unwrap()
+        .remove(0)
+        .unwrap()
+}
+
+struct Accept;
+
+impl Verifier for Accept {
+    fn envelope(&self, _: &[u8], sig: &[u8]) -> Verdict {
+        if sig == b"sig" {
+            Verdict::Good
+        } else {
+            Verdict::Bad("bad signature".into())
+        }
+    }
+
+    fn tombstone(&self, _: &EnvelopeId, _: &Tombstone) -> Verdict {
+        Verdict::Good
+    }
+}
+
+fn open(dir: &Path) -> Store {
+    Store::open(&dir.join("store"), Options::default()).unwrap()
+}
+
+fn assert_consistent(dir: &Path) {
+    let report = check(&dir.join("store"), &Accept).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+#[test]
+fn duplicates_equivocations_and_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let subject = Uuid::new_v4();
+    let first = envelope(
+        &author(),
+        None,
+        subject,
+        incident("one", &["ipv4:203.0.113.7".into()]),
+        vec![],
+    );
+    assert!(matches!(put(&store, &first), Inserted::Stored { .. }));
+    assert_eq!(put(&store, &first), Inserted::Duplicate);
+
+    let rival = envelope(
+        &author(),
+        None,
+        Uuid::new_v4(),
+        incident("rival", &[]),
+        vec![],
+    );
+    assert_eq!(
+        put(&store, &rival),
+        Inserted::Equivocation { held: first.id }
+    );
+    assert_eq!(store.counts().equivocations, 1);
+
+    let gap = envelope(
+        &author(),
+        Some(ChainTip {
+            seq: 2,
+            id: first.id,
+        }),
+        Uuid::new_v4(),
+        incident("gap", &[]),
+        vec![],
+    );
+    let results = store
+        .ingest_blocking(vec![Incoming::Live(Box::new(gap))], None)
+        .unwrap();
+    assert!(matches!(results[0], Err(StoreError::Chain(_))));
+    let counts = store.counts();
+    assert_eq!(
+        (
+            counts.envelopes,
+            counts.incidents,
+            counts.indicators,
+            counts.authors
+        ),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(store.chain_tip(&author()).unwrap(), tip_of(&first));
+    assert_eq!(
+        store
+            .indicator_hits(IndicatorType::Ipv4, "203.0.113.7")
+            .unwrap()
+            .len(),
+        1
+    );
+    // Stored, then the equivocation: two events, numbered from 1.
+    let events = store.events_after(0, 10).unwrap();
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
+    assert!(matches!(events[1].change, Change::Equivocation { .. }));
+    drop(store);
+    assert_consistent(dir.path());
+}
+
+#[test]
+fn retraction_leaves_only_proven_tombstones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let subject = Uuid::new_v4();
+    let first = envelope(
+        &author(),
+        None,
+        subject,
+        incident("secret-ish title", &["domain:evil.example".into()]),
+        vec![],
+    );
+    put(&store, &first);
+    // Another CERT's note about it: only that CERT could withdraw it.
+    let theirs = envelope(&other(), None, subject, note("seen here too"), vec![]);
+    put(&store, &theirs);
+    let retraction = envelope(
+        &author(),
+        tip_of(&first),
+        subject,
+        Body::Retraction(RetractionBody {
+            target: None,
+            reason: Some("false positive".into()),
+        }),
+        vec![Withdrawal {
+            seq: 1,
+            id: first.id,
+            kind: Kind::Incident,
+            created: first.envelope.created,
+        }],
+    );
+    put(&store, &retraction);
+    let state = store.incident(subject).unwrap().unwrap();
+    assert!(state.retracted.is_some());
+    assert!(state.content.is_none());
+    assert!(store
+        .indicator_hits(IndicatorType::Domain, "evil.example")
+        .unwrap()
+        .is_empty());
+    match store.envelope(&first.id).unwrap().unwrap() {
+        StoredEnvelope::Tombstone(t) => {
+            assert_eq!(t.withdrawn_by, retraction.id);
+            assert_eq!(t.proof, retraction.bytes);
+        }
+        StoredEnvelope::Live { .. } => panic!("retracted body still held"),
+    }
+    assert!(matches!(
+        store.envelope(&theirs.id).unwrap().unwrap(),
+        StoredEnvelope::Live { .. }
+    ));
+    let counts = store.counts();
+    assert_eq!((counts.tombstones, counts.indicators), (1, 0));
+    assert!(store.summary(subject).unwrap().unwrap().retracted);
+    drop(store);
+    assert_consistent(dir.path());
+}
+
+#[test]
+fn a_note_touches_only_the_incident_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let subject = Uuid::new_v4();
+    let iocs: Vec<String> = (0..1000)
+        .map(|i| format!("ipv4:10.0.{}.{}", i / 256, i % 256))
+        .collect();
+    let first = envelope(&author(), None, subject, incident("big", &iocs), vec![]);
+    put(&store, &first);
+    let chunks_before: Vec<_> = store
+        .shared
+        .db
+        .scan_prefix(&keys::chunk(subject, 0)[..17])
+        .map(|kv| kv.unwrap())
+        .collect();
+    let mut tip = tip_of(&first);
+    for n in 0..3 {
+        let update = envelope(&author(), tip, subject, note(&format!("note {n}")), vec![]);
+        tip = tip_of(&update);
+        put(&store, &update);
+    }
+    let chunks_after: Vec<_> = store
+        .shared
+        .db
+        .scan_prefix(&keys::chunk(subject, 0)[..17])
+        .map(|kv| kv.unwrap())
+        .collect();
+    assert_eq!(
+        chunks_before, chunks_after,
+        "a note rewrote indicator chunks"
+    );
+    // A sighting rewrites just its chunk, and adding a new indicator appends.
+    let sighting = envelope(
+        &other(),
+        None,
+        subject,
+        Body::Sighting(SightingBody {
+            indicator: Indicator::parse_spec("ipv4:10.0.3.231").unwrap(),
+            seen: Timestamp(time::OffsetDateTime::now_utc()),
+            count: 4,
+            comment: None,
+        }),
+        vec![],
+    );
+    put(&store, &sighting);
+    let hits = store
+        .indicator_hits(IndicatorType::Ipv4, "10.0.3.231")
+        .unwrap();
+    assert_eq!(hits[0].1.sightings, 4);
+    assert_eq!(hits[0].1.reported_by, vec![author(), other()]);
+    let more = UpdateBody {
+        indicators: vec![Indicator::parse_spec("domain:added.example").unwrap()],
+        ..UpdateBody::default()
+    };
+    put(
+        &store,
+        &envelope(&author(), tip, subject, Body::Update(more), vec![]),
+    );
+    assert_eq!(store.counts().indicators, 1001);
+    assert_eq!(
+        store.incident(subject).unwrap().unwrap().indicators.len(),
+        1001
+    );
+    drop(store);
+    assert_consistent(dir.path());
+}
+
+#[test]
+fn a_repeated_request_gets_the_first_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let request = Uuid::new_v4();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let publish = |subject: Uuid| Publish {
+        author: author(),
+        subject,
+        created: Timestamp(time::OffsetDateTime::now_utc()),
+        tlp: Tlp::Green,
+        recipients: vec![],
+        body: DraftBody::Plain(incident("once", &[])),
+        readable: Some(incident("once", &[])),
+        withdraws: vec![],
+        request: Some(request),
+        sign: Box::new(|_| b"sig".to_vec()),
+    };
+    let first = rt.block_on(store.publish(publish(Uuid::new_v4()))).unwrap();
+    let again = rt.block_on(store.publish(publish(Uuid::new_v4()))).unwrap();
+    assert!(!first.repeated && again.repeated);
+    assert_eq!(first.filed, again.filed);
+    assert_eq!(store.counts().incidents, 1);
+    assert_eq!(store.request(request).unwrap(), Some(first.filed));
+}
+
+#[test]
+fn counts_and_cursor_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = envelope(
+        &author(),
+        None,
+        Uuid::new_v4(),
+        incident("a", &["ipv4:192.0.2.1".into(), "ipv4:192.0.2.2".into()]),
+        vec![],
+    );
+    {
+        let store = open(dir.path());
+        put(&store, &first);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(store.set_cursor("test", 1)).unwrap();
+        store.close().unwrap();
+    }
+    let store = open(dir.path());
+    let counts = store.counts();
+    assert_eq!(
+        (
+            counts.envelopes,
+            counts.incidents,
+            counts.indicators,
+            counts.authors
+        ),
+        (1, 1, 2, 1)
+    );
+    assert_eq!(store.cursor("test").unwrap(), 1);
+    assert_eq!(*store.durable_events().borrow(), 1);
+}
+
+#[test]
+fn another_format_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store
+            .shared
+            .db
+            .insert(keys::meta("format"), &1u64.to_be_bytes())
+            .unwrap();
+        store.close().unwrap();
+    }
+    let Err(e) = Store::open(&dir.path().join("store"), Options::default()) else {
+        panic!("opened a store of another format");
+    };
+    let text = e.to_string();
+    assert!(
+        text.contains("format version 1") && text.contains("Move the folder aside"),
+        "{text}"
+    );
+}
+
+#[test]
+fn rebuild_keeps_what_verifies_and_drops_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let subject = Uuid::new_v4();
+    let first = envelope(
+        &author(),
+        None,
+        subject,
+        incident("kept", &["domain:kept.example".into()]),
+        vec![],
+    );
+    let second = envelope(
+        &author(),
+        tip_of(&first),
+        Uuid::new_v4(),
+        incident("damaged", &[]),
+        vec![],
+    );
+    let third = envelope(
+        &author(),
+        tip_of(&second),
+        Uuid::new_v4(),
+        incident("after", &[]),
+        vec![],
+    );
+    {
+        let store = open(dir.path());
+        for e in [&first, &second, &third] {
+            put(&store, e);
+        }
+        // Damage the second envelope's record, and an index record.
+        store
+            .shared
+            .db
+            .insert(
+                keys::envelope(&second.id),
+                b"\x01\x00\x00\x00\x05junk".to_vec(),
+            )
+            .unwrap();
+        store
+            .shared
+            .db
+            .insert(
+                keys::index(IndicatorType::Domain, "ghost.example", subject),
+                7u32.to_be_bytes().to_vec(),
+            )
+            .unwrap();
+        store.close().unwrap();
+    }
+    let report = check(&dir.path().join("store"), &Accept).unwrap();
+    assert!(
+        report.problems.iter().any(|p| p.contains("seq 2")),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        report.problems.iter().any(|p| p.contains("ghost.example")),
+        "{:?}",
+        report.problems
+    );
+
+    let rebuilt = rebuild(&dir.path().join("store"), &Accept).unwrap();
+    assert_eq!(rebuilt.kept_envelopes, 1);
+    assert!(rebuilt.old.exists());
+    assert_consistent(dir.path());
+    let store = open(dir.path());
+    assert_eq!(store.chain_tip(&author()).unwrap(), tip_of(&first));
+    assert_eq!(
+        store
+            .incident(subject)
+            .unwrap()
+            .unwrap()
+            .content
+            .unwrap()
+            .title,
+        "kept"
+    );
+    assert_eq!(store.counts().envelopes, 1);
+    // The event log was kept as it was: three envelopes stored.
+    assert_eq!(store.events_after(0, 10).unwrap().len(), 3);
+}

@@ -1,0 +1,800 @@
+//! The store's one writer: a thread (never a runtime worker) that takes
+//! commands from a bounded inbox, applies everything queued to one sled
+//! batch, flushes once (group commit), and only then answers each caller
+//! and announces the batch's events.
+//!
+//! A batch is atomic in sled, so a crash leaves it whole or absent: there
+//! is nothing to repair at open. Per batch, each touched incident's record,
+//! each changed author tip and the counts are written once, whatever the
+//! number of envelopes. A refusal of one item (a chain that does not
+//! follow, a duplicate) writes nothing for it; any other error abandons the
+//! whole batch and every caller in it gets the error.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use cer_proto::api::{Annotation, Filed, RunRecord};
+use cer_proto::envelope::{Body, ChainTip, Draft, Envelope, Kind};
+use cer_proto::incident::{Event, FoldInput, IncidentState};
+use cer_proto::{EnvelopeId, Fingerprint};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use super::table::Table;
+use super::{
+    corrupt, decode_head, decode_json, decode_record, encode_head, json_err, keys, Change, Counts,
+    EventRecord, Head, Incoming, Inserted, NewEnvelope, Publish, Published, StoreError,
+    StoredEnvelope, Tombstone,
+};
+
+/// Items applied in one batch at most (envelopes; other commands count 1).
+const MAX_BATCH_ITEMS: usize = 2048;
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+pub(super) enum Command {
+    Ingest {
+        items: Vec<Incoming>,
+        from: Option<Fingerprint>,
+        /// False when rebuilding a store: its event log is copied instead.
+        log: bool,
+        reply: Reply<Vec<Result<Inserted, StoreError>>>,
+    },
+    Publish {
+        publish: Box<Publish>,
+        reply: Reply<Published>,
+    },
+    Annotate {
+        incident: Uuid,
+        annotation: Annotation,
+        reply: Reply<()>,
+    },
+    RecordRun {
+        run: RunRecord,
+        reply: Reply<()>,
+    },
+    Cursor {
+        name: &'static str,
+        seq: u64,
+        reply: Reply<()>,
+    },
+}
+
+impl Command {
+    fn weight(&self) -> usize {
+        match self {
+            Command::Ingest { items, .. } => items.len().max(1),
+            _ => 1,
+        }
+    }
+}
+
+/// A command's answer, held until its batch is durable.
+enum Answer {
+    Ingest(
+        Reply<Vec<Result<Inserted, StoreError>>>,
+        Vec<Result<Inserted, StoreError>>,
+    ),
+    Publish(Reply<Published>, Result<Published, StoreError>),
+    Done(Reply<()>),
+}
+
+impl Answer {
+    fn send(self) {
+        match self {
+            Answer::Ingest(reply, results) => {
+                let _ = reply.send(Ok(results));
+            }
+            Answer::Publish(reply, result) => {
+                let _ = reply.send(result);
+            }
+            Answer::Done(reply) => {
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+
+    fn fail(self, error: &str) {
+        let error = || StoreError::Corrupt {
+            what: "batch".into(),
+            reason: error.to_owned(),
+        };
+        match self {
+            Answer::Ingest(reply, _) => {
+                let _ = reply.send(Err(error()));
+            }
+            Answer::Publish(reply, _) => {
+                let _ = reply.send(Err(error()));
+            }
+            Answer::Done(reply) => {
+                let _ = reply.send(Err(error()));
+            }
+        }
+    }
+}
+
+/// What the writer keeps between batches.
+pub(super) struct State {
+    path: PathBuf,
+    tips: HashMap<Fingerprint, ChainTip>,
+    counts: Counts,
+    next_event: u64,
+}
+
+impl State {
+    /// Reads the tips and the end of the event log. Returns the state and
+    /// the seq of the newest event.
+    pub fn load(db: &sled::Db, counts: Counts, path: &Path) -> Result<(State, u64), StoreError> {
+        let mut tips = HashMap::new();
+        for item in db.scan_prefix([keys::TIP]) {
+            let (k, v) = item?;
+            let (seq, id) = keys::decode_tip(&v)?;
+            tips.insert(keys::fingerprint_from(&k[1..])?, ChainTip { seq, id });
+        }
+        let last = match db.scan_prefix([keys::EVENT]).keys().next_back() {
+            Some(k) => keys::u64_from(&k?[1..], "event key")?,
+            None => 0,
+        };
+        Ok((
+            State {
+                path: path.to_owned(),
+                tips,
+                counts,
+                next_event: last + 1,
+            },
+            last,
+        ))
+    }
+}
+
+/// Where the writer reports each durable batch.
+pub(super) struct Outlet {
+    pub counts: Arc<Mutex<Counts>>,
+    pub durable: watch::Sender<u64>,
+    pub stored: broadcast::Sender<Arc<[EventRecord]>>,
+}
+
+pub(super) fn spawn(
+    db: sled::Db,
+    state: State,
+    commands: mpsc::Receiver<Command>,
+    outlet: Outlet,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || run(db, state, commands, outlet))
+}
+
+fn run(db: sled::Db, mut state: State, mut commands: mpsc::Receiver<Command>, outlet: Outlet) {
+    while let Some(first) = commands.blocking_recv() {
+        let mut weight = first.weight();
+        let mut queue = vec![first];
+        while weight < MAX_BATCH_ITEMS {
+            match commands.try_recv() {
+                Ok(command) => {
+                    weight += command.weight();
+                    queue.push(command);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut work = Work::new(&db, &state);
+        let mut answers = Vec::with_capacity(queue.len());
+        let mut failed = None;
+        for command in queue {
+            match work.apply(command) {
+                Ok(answer) => answers.push(answer),
+                Err(failure) => {
+                    let (answer, e) = *failure;
+                    answers.push(answer);
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        let outcome = match failed {
+            Some(e) => Err(e),
+            None => work.commit(),
+        };
+        match outcome {
+            Ok(done) => {
+                state.tips.extend(done.tips);
+                state.counts = done.counts;
+                state.next_event = done.next_event;
+                *outlet.counts.lock().unwrap_or_else(|e| e.into_inner()) = done.counts;
+                if let Some(last) = done.events.last() {
+                    outlet.durable.send_replace(last.seq);
+                    let _ = outlet.stored.send(Arc::from(done.events));
+                }
+                for answer in answers {
+                    answer.send();
+                }
+            }
+            Err(e) => {
+                tracing::error!(store = %state.path.display(), error = %e, "store batch failed; nothing in it was written");
+                let text = e.to_string();
+                for answer in answers {
+                    answer.fail(&text);
+                }
+            }
+        }
+    }
+    let _ = db.flush();
+}
+
+/// One batch being built: its writes (read back by later items of the
+/// same batch), and the incidents, tips and counts it changes.
+struct Work<'a> {
+    db: &'a sled::Db,
+    base_tips: &'a HashMap<Fingerprint, ChainTip>,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    tips: HashMap<Fingerprint, ChainTip>,
+    counts: Counts,
+    next_event: u64,
+    events: Vec<EventRecord>,
+    incidents: HashMap<Uuid, Open>,
+    /// Set while applying a command that adds nothing to the event log.
+    quiet: bool,
+}
+
+/// An incident touched by the batch.
+struct Open {
+    /// The stored record's state; None for an incident new in this batch.
+    stored: Option<Head>,
+    /// The state now; None until the first envelope is folded in.
+    head: Option<Head>,
+    table: Table,
+}
+
+struct Done {
+    tips: HashMap<Fingerprint, ChainTip>,
+    counts: Counts,
+    next_event: u64,
+    events: Vec<EventRecord>,
+}
+
+impl<'a> Work<'a> {
+    fn new(db: &'a sled::Db, state: &'a State) -> Work<'a> {
+        Work {
+            db,
+            base_tips: &state.tips,
+            writes: BTreeMap::new(),
+            tips: HashMap::new(),
+            counts: state.counts,
+            next_event: state.next_event,
+            events: Vec::new(),
+            incidents: HashMap::new(),
+            quiet: false,
+        }
+    }
+
+    /// Applies one command. An error here abandons the batch; the answer
+    /// is returned so its caller still hears of it.
+    fn apply(&mut self, command: Command) -> Result<Answer, Box<(Answer, StoreError)>> {
+        match command {
+            Command::Ingest {
+                items,
+                from,
+                log,
+                reply,
+            } => {
+                self.quiet = !log;
+                let mut results = Vec::with_capacity(items.len());
+                for item in items {
+                    let result = match item {
+                        Incoming::Live(new) => self.insert_live(*new, from.clone()),
+                        Incoming::Tombstone(id, tomb) => {
+                            self.insert_tombstone(id, tomb, from.clone())
+                        }
+                    };
+                    match result {
+                        Err(e @ StoreError::Chain(_)) => results.push(Err(e)),
+                        Err(e) => return Err(Box::new((Answer::Ingest(reply, Vec::new()), e))),
+                        Ok(inserted) => results.push(Ok(inserted)),
+                    }
+                }
+                self.quiet = false;
+                Ok(Answer::Ingest(reply, results))
+            }
+            Command::Publish { publish, reply } => match self.publish(*publish) {
+                Err(e @ (StoreError::Envelope(_) | StoreError::Chain(_))) => {
+                    Ok(Answer::Publish(reply, Err(e)))
+                }
+                Err(e) => Err(Box::new((
+                    Answer::Publish(reply, Err(StoreError::WriterGone)),
+                    e,
+                ))),
+                Ok(published) => Ok(Answer::Publish(reply, Ok(published))),
+            },
+            Command::Annotate {
+                incident,
+                annotation,
+                reply,
+            } => {
+                let result = self
+                    .db
+                    .generate_id()
+                    .map_err(StoreError::from)
+                    .and_then(|n| {
+                        let json = serde_json::to_vec(&annotation).map_err(json_err)?;
+                        self.put(keys::annotation(incident, annotation.at, n), json);
+                        Ok(())
+                    });
+                match result {
+                    Ok(()) => Ok(Answer::Done(reply)),
+                    Err(e) => Err(Box::new((Answer::Done(reply), e))),
+                }
+            }
+            Command::RecordRun { run, reply } => match serde_json::to_vec(&run) {
+                Ok(json) => {
+                    self.put(keys::run(&run.key), json);
+                    self.put(keys::run_by_time(run.started, &run.key), Vec::new());
+                    Ok(Answer::Done(reply))
+                }
+                Err(e) => Err(Box::new((Answer::Done(reply), json_err(e)))),
+            },
+            Command::Cursor { name, seq, reply } => {
+                self.put(
+                    keys::meta(&format!("cursor:{name}")),
+                    seq.to_be_bytes().to_vec(),
+                );
+                Ok(Answer::Done(reply))
+            }
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.writes.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => Ok(self.db.get(key)?.map(|v| v.to_vec())),
+        }
+    }
+
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.insert(key, Some(value));
+    }
+
+    fn remove(&mut self, key: Vec<u8>) {
+        self.writes.insert(key, None);
+    }
+
+    fn tip(&self, author: &Fingerprint) -> Option<ChainTip> {
+        self.tips
+            .get(author)
+            .or_else(|| self.base_tips.get(author))
+            .copied()
+    }
+
+    fn set_tip(&mut self, author: &Fingerprint, tip: ChainTip) {
+        if self.tip(author).is_none() {
+            self.counts.authors += 1;
+        }
+        self.tips.insert(author.clone(), tip);
+    }
+
+    fn event(&mut self, change: Change) -> Result<(), StoreError> {
+        if self.quiet {
+            return Ok(());
+        }
+        let record = EventRecord {
+            seq: self.next_event,
+            change,
+        };
+        self.next_event += 1;
+        let json = serde_json::to_vec(&record).map_err(json_err)?;
+        self.put(keys::event(record.seq), json);
+        self.events.push(record);
+        Ok(())
+    }
+
+    /// What is held at an author's seq: nothing, this envelope, or another.
+    fn slot(&self, author: &Fingerprint, seq: u64, id: &EnvelopeId) -> Result<Slot, StoreError> {
+        Ok(match self.get(&keys::chain(author, seq))? {
+            None => Slot::Free,
+            Some(held) => {
+                let held = keys::id_from(&held)?;
+                if held == *id {
+                    Slot::Same
+                } else {
+                    Slot::Other(held)
+                }
+            }
+        })
+    }
+
+    fn insert_live(
+        &mut self,
+        new: NewEnvelope,
+        from: Option<Fingerprint>,
+    ) -> Result<Inserted, StoreError> {
+        let envelope = &new.envelope;
+        match self.slot(&envelope.author, envelope.seq, &new.id)? {
+            Slot::Same => return Ok(Inserted::Duplicate),
+            Slot::Other(held) => {
+                let key = keys::equivocation(&envelope.author, envelope.seq, &new.id);
+                if self.get(&key)?.is_none() {
+                    self.put(key, keys::live_record(&new.bytes, &new.sig));
+                    self.counts.equivocations += 1;
+                    self.event(Change::Equivocation {
+                        author: envelope.author.clone(),
+                        seq: envelope.seq,
+                        held,
+                        other: new.id,
+                    })?;
+                }
+                return Ok(Inserted::Equivocation { held });
+            }
+            Slot::Free => {}
+        }
+        envelope.check_follows(self.tip(&envelope.author).as_ref())?;
+        let subject = envelope.subject;
+        let kind = envelope.kind;
+        self.put(
+            keys::envelope(&new.id),
+            keys::live_record(&new.bytes, &new.sig),
+        );
+        self.put(
+            keys::chain(&envelope.author, envelope.seq),
+            new.id.as_bytes().to_vec(),
+        );
+        if let (Some(body), Some(_)) = (&new.body, &envelope.body_enc) {
+            let json = serde_json::to_vec(&body.to_value()).map_err(json_err)?;
+            self.put(keys::decrypted(&new.id), json);
+        }
+        self.set_tip(
+            &envelope.author,
+            ChainTip {
+                seq: envelope.seq,
+                id: new.id,
+            },
+        );
+        self.counts.envelopes += 1;
+        let input = FoldInput::new(new.id, envelope, new.body);
+        self.event(Change::Stored {
+            author: input.author.clone(),
+            seq: input.seq,
+            id: new.id,
+            subject,
+            kind,
+            from,
+        })?;
+        self.fold_in(subject, input)?;
+        Ok(Inserted::Stored { subject, kind })
+    }
+
+    fn insert_tombstone(
+        &mut self,
+        id: EnvelopeId,
+        tomb: Tombstone,
+        from: Option<Fingerprint>,
+    ) -> Result<Inserted, StoreError> {
+        match self.slot(&tomb.author, tomb.seq, &id)? {
+            Slot::Same => return Ok(Inserted::Duplicate),
+            Slot::Other(held) => return Ok(Inserted::Equivocation { held }),
+            Slot::Free => {}
+        }
+        // The id is proven by the author's retraction (checked by the
+        // caller); the author's next envelope links to it through `prev`.
+        let held = self.tip(&tomb.author).map_or(0, |t| t.seq);
+        if tomb.seq != held + 1 {
+            return Err(cer_proto::envelope::ChainError::SeqMismatch {
+                expected_prev_seq: held,
+                got: tomb.seq,
+            }
+            .into());
+        }
+        let mut record = vec![keys::TOMB];
+        record.extend(serde_json::to_vec(&tomb).map_err(json_err)?);
+        self.put(keys::envelope(&id), record);
+        self.put(keys::chain(&tomb.author, tomb.seq), id.as_bytes().to_vec());
+        self.set_tip(&tomb.author, ChainTip { seq: tomb.seq, id });
+        self.counts.envelopes += 1;
+        self.counts.tombstones += 1;
+        let (subject, kind) = (tomb.subject, tomb.kind);
+        self.event(Change::Stored {
+            author: tomb.author.clone(),
+            seq: tomb.seq,
+            id,
+            subject,
+            kind,
+            from,
+        })?;
+        self.fold_in(subject, tombstone_input(id, tomb))?;
+        Ok(Inserted::Stored { subject, kind })
+    }
+
+    fn publish(&mut self, publish: Publish) -> Result<Published, StoreError> {
+        if let Some(request) = publish.request {
+            if let Some(v) = self.get(&keys::request(request))? {
+                return Ok(Published {
+                    filed: decode_json(&v, "request")?,
+                    repeated: true,
+                });
+            }
+        }
+        let tip = self.tip(&publish.author);
+        let draft = Draft {
+            author: publish.author,
+            seq: tip.map_or(1, |t| t.seq + 1),
+            prev: tip.map(|t| t.id),
+            created: publish.created,
+            subject: publish.subject,
+            tlp: publish.tlp,
+            recipients: publish.recipients,
+            body: publish.body,
+            withdraws: publish.withdraws,
+        };
+        let bytes = draft.to_bytes()?;
+        let sig = (publish.sign)(&bytes);
+        let id = EnvelopeId::of(&bytes);
+        let envelope = Envelope::parse(&bytes)?;
+        let (seq, kind, subject) = (envelope.seq, envelope.kind, envelope.subject);
+        let inserted = self.insert_live(
+            NewEnvelope {
+                id,
+                bytes,
+                sig,
+                envelope,
+                body: publish.readable,
+            },
+            None,
+        )?;
+        if !matches!(inserted, Inserted::Stored { .. }) {
+            return Err(corrupt(
+                "chain",
+                &format!("own envelope seq {seq} was not stored: {inserted:?}"),
+            ));
+        }
+        let filed = Filed {
+            incident: subject,
+            envelope: id,
+            seq,
+            kind,
+        };
+        if let Some(request) = publish.request {
+            let json = serde_json::to_vec(&filed).map_err(json_err)?;
+            self.put(keys::request(request), json);
+        }
+        Ok(Published {
+            filed,
+            repeated: false,
+        })
+    }
+
+    /// The incident as this batch sees it, taken out of the batch's map
+    /// while it is worked on.
+    fn take_open(&mut self, subject: Uuid) -> Result<Open, StoreError> {
+        if let Some(open) = self.incidents.remove(&subject) {
+            return Ok(open);
+        }
+        let stored = match self.db.get(keys::incident(subject))? {
+            Some(v) => Some(decode_head(&v)?),
+            None => None,
+        };
+        let count = stored.as_ref().map_or(0, |h| h.indicators as usize);
+        Ok(Open {
+            head: stored.clone(),
+            stored,
+            table: Table::open(self.db, subject, count),
+        })
+    }
+
+    /// Folds one new envelope into its incident: applied on its own when
+    /// it cannot change what came before, otherwise by a whole refold.
+    fn fold_in(&mut self, subject: Uuid, input: FoldInput) -> Result<(), StoreError> {
+        let mut open = self.take_open(subject)?;
+        let applied = match &mut open.head {
+            Some(head) => head.state.apply_next(&input, &mut open.table),
+            None => false,
+        };
+        if applied {
+            self.incidents.insert(subject, open);
+            return Ok(());
+        }
+        let result = self.refold(subject, &mut open, Some(input));
+        self.incidents.insert(subject, open);
+        result
+    }
+
+    /// Recomputes an incident from every envelope held about it, drops the
+    /// bodies its author's retractions withdraw, and replaces its
+    /// indicators.
+    fn refold(
+        &mut self,
+        subject: Uuid,
+        open: &mut Open,
+        new: Option<FoldInput>,
+    ) -> Result<(), StoreError> {
+        let mut ids: Vec<EnvelopeId> = open
+            .head
+            .as_ref()
+            .map(|h| h.state.timeline.iter().map(|e| e.envelope).collect())
+            .unwrap_or_default();
+        let mut seen = HashSet::new();
+        ids.retain(|id| seen.insert(*id) && new.as_ref().is_none_or(|n| n.id != *id));
+        let mut records = Vec::with_capacity(ids.len() + 1);
+        for id in &ids {
+            let v = self
+                .get(&keys::envelope(id))?
+                .ok_or_else(|| corrupt("incident record", "names an envelope not held"))?;
+            records.push((*id, decode_record(&v)?));
+        }
+        let mut inputs = Vec::with_capacity(records.len() + 1);
+        for (id, record) in &records {
+            inputs.push(self.fold_input(*id, record)?);
+        }
+        if let Some(new) = new {
+            let v = self
+                .get(&keys::envelope(&new.id))?
+                .ok_or_else(|| corrupt("envelope", "just written, not found"))?;
+            records.push((new.id, decode_record(&v)?));
+            inputs.push(new);
+        }
+        let Some(mut state) = IncidentState::fold(subject, &inputs) else {
+            return Ok(());
+        };
+        self.withdraw(&state, &records)?;
+        if state.retracted.is_some() {
+            // Nothing of a retracted incident's content stays readable.
+            state.content = None;
+            state.indicators.clear();
+        }
+        open.table.replace(std::mem::take(&mut state.indicators))?;
+        open.head = Some(Head {
+            indicators: open.table.len() as u32,
+            state,
+        });
+        Ok(())
+    }
+
+    /// Turns into tombstones the envelopes the fold says are withdrawn,
+    /// where their author's own signed retraction names them: only such a
+    /// tombstone can be proven to peers. Other authors' envelopes about a
+    /// retracted incident stay whole (the fold hides them).
+    fn withdraw(
+        &mut self,
+        state: &IncidentState,
+        records: &[(EnvelopeId, StoredEnvelope)],
+    ) -> Result<(), StoreError> {
+        let withdrawn: HashSet<EnvelopeId> = state
+            .timeline
+            .iter()
+            .filter(|e| e.event == Event::Withdrawn)
+            .map(|e| e.envelope)
+            .collect();
+        if withdrawn.is_empty() {
+            return Ok(());
+        }
+        let mut retractions = Vec::new();
+        for (id, record) in records {
+            if let StoredEnvelope::Live { bytes, sig } = record {
+                let envelope = parse_stored(bytes)?;
+                if envelope.kind == Kind::Retraction && !envelope.withdraws.is_empty() {
+                    retractions.push((*id, envelope, bytes, sig));
+                }
+            }
+        }
+        for (id, record) in records {
+            let StoredEnvelope::Live { bytes, .. } = record else {
+                continue;
+            };
+            if !withdrawn.contains(id) {
+                continue;
+            }
+            let envelope = parse_stored(bytes)?;
+            let proof = retractions.iter().find(|(_, r, _, _)| {
+                r.author == envelope.author
+                    && r.withdrawal(envelope.seq).is_some_and(|w| w.id == *id)
+            });
+            let Some((by, retraction, proof, proof_sig)) = proof else {
+                continue;
+            };
+            let tomb = Tombstone {
+                author: envelope.author,
+                seq: envelope.seq,
+                subject: envelope.subject,
+                kind: envelope.kind,
+                created: envelope.created,
+                tlp: retraction.tlp,
+                recipients: retraction.recipients.clone(),
+                withdrawn_by: *by,
+                proof: (*proof).clone(),
+                proof_sig: (*proof_sig).clone(),
+            };
+            let mut record = vec![keys::TOMB];
+            record.extend(serde_json::to_vec(&tomb).map_err(json_err)?);
+            self.put(keys::envelope(id), record);
+            self.remove(keys::decrypted(id));
+            self.counts.tombstones += 1;
+        }
+        Ok(())
+    }
+
+    fn fold_input(&self, id: EnvelopeId, record: &StoredEnvelope) -> Result<FoldInput, StoreError> {
+        match record {
+            StoredEnvelope::Live { bytes, .. } => {
+                let envelope = parse_stored(bytes)?;
+                let body = match envelope.plain_body() {
+                    Some(body) => Some(body.map_err(|e| corrupt("envelope body", &e.to_string()))?),
+                    None => match self.get(&keys::decrypted(&id))? {
+                        Some(plain) => Some(
+                            Body::from_slice(envelope.kind, &plain)
+                                .map_err(|e| corrupt("decrypted body", &e.to_string()))?,
+                        ),
+                        None => None,
+                    },
+                };
+                Ok(FoldInput::new(id, &envelope, body))
+            }
+            StoredEnvelope::Tombstone(t) => Ok(tombstone_input(id, t.clone())),
+        }
+    }
+
+    /// Writes what the batch changed, as one sled batch, and flushes.
+    fn commit(mut self) -> Result<Done, StoreError> {
+        let incidents = std::mem::take(&mut self.incidents);
+        for (subject, open) in incidents {
+            let Some(head) = &open.head else { continue };
+            match &open.stored {
+                None => self.counts.incidents += 1,
+                Some(stored) if stored.state.updated == head.state.updated => {}
+                Some(stored) => self.remove(keys::order(stored.state.updated, subject)),
+            }
+            self.put(keys::order(head.state.updated, subject), Vec::new());
+            let mut head = head.clone();
+            head.indicators = open.table.len() as u32;
+            self.put(keys::incident(subject), encode_head(&head)?);
+            let mut writes = Vec::new();
+            let delta = open.table.commit(&mut |k, v| writes.push((k, v)))?;
+            for (k, v) in writes {
+                self.writes.insert(k, v);
+            }
+            self.counts.indicators = self.counts.indicators.saturating_add_signed(delta);
+        }
+        for (author, tip) in &self.tips {
+            self.writes
+                .insert(keys::tip(author), Some(keys::encode_tip(tip.seq, &tip.id)));
+        }
+        let counts = serde_json::to_vec(&self.counts).map_err(json_err)?;
+        self.put(keys::meta("counts"), counts);
+        let mut batch = sled::Batch::default();
+        for (k, v) in std::mem::take(&mut self.writes) {
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(Done {
+            tips: self.tips,
+            counts: self.counts,
+            next_event: self.next_event,
+            events: self.events,
+        })
+    }
+}
+
+enum Slot {
+    Free,
+    Same,
+    Other(EnvelopeId),
+}
+
+fn parse_stored(bytes: &[u8]) -> Result<Envelope, StoreError> {
+    Envelope::parse(bytes).map_err(|e| corrupt("stored envelope", &e.to_string()))
+}
+
+fn tombstone_input(id: EnvelopeId, t: Tombstone) -> FoldInput {
+    FoldInput {
+        id,
+        author: t.author,
+        seq: t.seq,
+        kind: t.kind,
+        created: t.created,
+        tlp: t.tlp,
+        recipients: t.recipients,
+        body: None,
+    }
+}
