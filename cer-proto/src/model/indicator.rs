@@ -89,7 +89,8 @@ impl Indicator {
 
     /// Checks what the type system cannot: the value is valid and already
     /// normalized, confidence is 0..=100, the comment is at most 1024
-    /// characters and first_seen is not after last_seen.
+    /// characters without bidi controls and first_seen is not after
+    /// last_seen.
     pub fn validate(&self) -> Result<(), FieldError> {
         let normal = self.kind.normalize(&self.value)?;
         if normal != self.value {
@@ -111,6 +112,7 @@ impl Indicator {
             }
         }
         if let Some(comment) = &self.comment {
+            crate::text::check_no_bidi("comment", comment)?;
             let chars = comment.chars().count();
             if chars > Self::COMMENT_MAX_CHARS {
                 return Err(FieldError::new(
@@ -952,6 +954,12 @@ mod tests {
             ioc.validate().unwrap_err().to_string(),
             "comment: must be at most 1024 characters, got 1025"
         );
+        ioc.comment = Some("dropper for invoice\u{202E}fdp.exe".into());
+        assert!(ioc
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("comment: must not contain bidi control characters (found U+202E)"));
         ioc.comment = None;
 
         let early: Timestamp = "2026-11-28T13:00:00Z".parse().unwrap();
