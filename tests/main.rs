@@ -6,4 +6,5 @@ mod harness;
 
 mod federation;
 mod foundation;
+mod hostile;
 mod playbooks;

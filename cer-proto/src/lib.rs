@@ -15,6 +15,7 @@ pub mod id;
 pub mod incident;
 pub mod model;
 pub mod sync;
+pub mod text;
 pub mod wire;
 
 pub use error::{FieldError, FieldErrors};

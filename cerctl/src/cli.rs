@@ -302,7 +302,8 @@ pub struct ExportArgs {
     pub incident: Option<Uuid>,
 
     /// Write `<envelope id>.json` and `<envelope id>.sig` files into DIR
-    /// (created if missing) instead of printing JSON.
+    /// (created if missing) instead of printing JSON. Existing files and
+    /// symbolic links are refused, never overwritten or followed.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }

@@ -72,20 +72,30 @@ pub fn when(at: &Timestamp, now: OffsetDateTime) -> String {
 }
 
 /// Cuts `text` to at most `max` characters, marking the cut with `…`.
-/// Control characters (from other CERTs' text) are shown as spaces so
-/// they cannot break the table or the terminal.
+/// Text from other CERTs is made safe first: line breaks and tabs become
+/// spaces (one line per table cell), and every other control or bidi
+/// character is shown escaped by [`cer_proto::text::escape`], so it can
+/// neither break the table nor drive the terminal.
 pub fn truncate(text: &str, max: usize) -> String {
-    let clean: String = text
+    let folded: String = text
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| {
+            if matches!(c, '\n' | '\r' | '\t') {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect();
+    let clean = cer_proto::text::escape(&folded).into_owned();
     match clean.char_indices().nth(max.saturating_sub(1)) {
         Some((cut, _)) if clean.chars().count() > max => format!("{}…", &clean[..cut]),
         _ => clean,
     }
 }
 
-/// Free text from other CERTs, one line, control characters blanked.
+/// Free text from other CERTs, one line, control and bidi characters
+/// escaped.
 pub fn one_line(text: &str) -> String {
     truncate(text, usize::MAX)
 }
@@ -182,12 +192,16 @@ mod tests {
     }
 
     #[test]
-    fn truncation_counts_characters_and_blanks_controls() {
+    fn truncation_counts_characters_and_escapes_controls() {
         assert_eq!(truncate("short", 10), "short");
         assert_eq!(truncate("exactly10!", 10), "exactly10!");
         assert_eq!(truncate("a longer title here", 10), "a longer …");
         assert_eq!(truncate("ééééééé", 4), "ééé…");
-        assert_eq!(truncate("two\nlines\x1b[31m", 40), "two lines [31m");
+        assert_eq!(truncate("two\nlines\x1b[31m", 40), "two lines\\u{1b}[31m");
+        assert_eq!(
+            one_line("Evil\u{1b}]52;c;cGF5bG9hZA==\u{7} CERT\u{202E}"),
+            "Evil\\u{1b}]52;c;cGF5bG9hZA==\\u{7} CERT\\u{202e}"
+        );
     }
 
     #[test]

@@ -331,3 +331,45 @@ fn field_problems_from_the_daemon_are_listed() {
         ]
     );
 }
+
+#[tokio::test]
+async fn playbook_check_prints_warnings_and_still_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("block.yaml");
+    std::fs::write(&file, "name: block\n").unwrap();
+    let file = file.display().to_string();
+    let warning = "block.yaml:7:24: actions[0].exec.argv[1]: {indicator.value} begins this argument and neither \"--\" nor a fixed option comes before it\u{1b}[2J";
+    let reply = serde_json::json!({"name": "block", "errors": [], "warnings": [warning]});
+    let fake = Fake::start(vec![
+        Reply::json(200, reply.to_string()),
+        Reply::json(200, reply.to_string()),
+        // An older cerd sends no warnings at all.
+        Reply::json(200, r#"{"name": "block", "errors": []}"#),
+    ]);
+    let socket = fake.socket.display().to_string();
+
+    let (code, stdout, stderr) =
+        run_cli(&["--socket", &socket, "playbook", "check", &file], "").await;
+    assert_eq!(code, exit::OK, "{stderr}");
+    assert_eq!(stdout, "ok: playbook block is valid\n");
+    assert!(
+        stderr.starts_with("warning: block.yaml:7:24: actions[0].exec.argv[1]: {indicator.value}"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+
+    let (code, stdout, _) = run_cli(
+        &["--socket", &socket, "--json", "playbook", "check", &file],
+        "",
+    )
+    .await;
+    assert_eq!(code, exit::OK);
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["warnings"][0], warning);
+
+    let (code, stdout, stderr) =
+        run_cli(&["--socket", &socket, "playbook", "check", &file], "").await;
+    assert_eq!((code, stderr.as_str()), (exit::OK, ""));
+    assert_eq!(stdout, "ok: playbook block is valid\n");
+    fake.finish().await;
+}

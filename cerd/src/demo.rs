@@ -8,6 +8,7 @@
 //! the relay can only hold as ciphertext, catch-up after an outage, a
 //! receipt and a retraction.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -252,12 +253,14 @@ pub async fn run(dir: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Narration. A reader that went away (`cerd demo | head`) does not stop
+/// the demo half-way: it finishes quietly and removes its folders.
 fn say(line: &str) {
-    println!("{line}");
+    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 fn step(n: u32, text: &str) {
-    println!("{n}. {text}");
+    let _ = writeln!(std::io::stdout(), "{n}. {text}");
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {

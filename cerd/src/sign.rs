@@ -945,6 +945,20 @@ fn write_private_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// An armored certificate whose User ID is `user_id`, exactly as given:
+/// what another tool (or a hostile peer) may hand an operator. For tests
+/// of code that prints names from certificates.
+#[cfg(test)]
+pub(crate) fn test_cert_with_user_id(user_id: &str) -> Vec<u8> {
+    let (cert, _) = CertBuilder::new()
+        .add_userid(openpgp::packet::UserID::from(user_id.as_bytes()))
+        .set_primary_key_flags(KeyFlags::empty().set_certification().set_signing())
+        .generate()
+        .expect("generating a test certificate");
+    let armored = cert.armored().to_vec();
+    armored.expect("armoring a test certificate")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

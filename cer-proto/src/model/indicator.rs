@@ -89,7 +89,8 @@ impl Indicator {
 
     /// Checks what the type system cannot: the value is valid and already
     /// normalized, confidence is 0..=100, the comment is at most 1024
-    /// characters and first_seen is not after last_seen.
+    /// characters without bidi controls and first_seen is not after
+    /// last_seen.
     pub fn validate(&self) -> Result<(), FieldError> {
         let normal = self.kind.normalize(&self.value)?;
         if normal != self.value {
@@ -111,6 +112,7 @@ impl Indicator {
             }
         }
         if let Some(comment) = &self.comment {
+            crate::text::check_no_bidi("comment", comment)?;
             let chars = comment.chars().count();
             if chars > Self::COMMENT_MAX_CHARS {
                 return Err(FieldError::new(
@@ -431,7 +433,8 @@ fn normalize_url(value: &str) -> Result<String, String> {
 }
 
 /// `local@domain`: the domain normalized like a domain indicator, the local
-/// part kept as given (it is case-sensitive in principle).
+/// part kept as given (it is case-sensitive in principle) but never
+/// starting with '-', which RFC 5321 allows and no mailbox needs.
 fn normalize_email(value: &str) -> Result<String, String> {
     let Some((local, domain)) = value.rsplit_once('@') else {
         return Err(format!(
@@ -451,6 +454,9 @@ fn normalize_email(value: &str) -> Result<String, String> {
     }
     if local.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("local part must not contain spaces or control characters".into());
+    }
+    if local.starts_with('-') {
+        return Err(format!("local part {NOT_AN_OPTION}"));
     }
     let domain = normalize_domain(domain).map_err(|reason| format!("domain part: {reason}"))?;
     let address = format!("{local}@{domain}");
@@ -527,7 +533,8 @@ fn normalize_cve(value: &str) -> Result<String, String> {
 }
 
 /// A bare file name: any text but a path. Control characters are refused
-/// because the value ends up in terminals, CSV exports and logs.
+/// because the value ends up in terminals, CSV exports and logs; a leading
+/// '-' because it ends up in playbook programs' argv.
 fn normalize_filename(value: &str) -> Result<String, String> {
     if value.len() > 255 {
         return Err(format!("must be at most 255 bytes, got {}", value.len()));
@@ -544,8 +551,18 @@ fn normalize_filename(value: &str) -> Result<String, String> {
     if value.chars().any(char::is_control) {
         return Err("must not contain control characters".into());
     }
+    if value.starts_with('-') {
+        return Err(NOT_AN_OPTION.into());
+    }
     Ok(value.to_owned())
 }
+
+/// Why a value may not start with '-'. Playbooks pass a value as one argv
+/// element, and a program reads `-oProxyCommand=...` there as an option
+/// however it was quoted. Only email local parts and file names could
+/// start with '-'; every other type's syntax already rules it out (the
+/// `no_value_reads_as_an_option` property checks that).
+const NOT_AN_OPTION: &str = "must not start with '-' (it would read as a command-line option)";
 
 #[cfg(test)]
 mod tests {
@@ -738,6 +755,11 @@ mod tests {
             "email: domain part: 'localhost' must have at least two labels, such as example.com"
         );
         assert!(err(Email, "a b@example.com").contains("must not contain spaces"));
+        assert_eq!(
+            err(Email, "-oProxyCommand=x@example.com"),
+            "email: local part must not start with '-' (it would read as a command-line option)"
+        );
+        assert_eq!(ok(Email, "a-b@example.com"), "a-b@example.com");
         assert!(err(Email, &format!("{}@example.com", "a".repeat(65))).contains("at most 64 bytes"));
     }
 
@@ -825,6 +847,13 @@ mod tests {
             err(Filename, "a\nb"),
             "filename: must not contain control characters"
         );
+        assert_eq!(
+            err(Filename, "-Stouch pwned"),
+            "filename: must not start with '-' (it would read as a command-line option)"
+        );
+        assert!(err(Filename, " --help").contains("must not start with '-'"));
+        assert!(err(Filename, "-").contains("must not start with '-'"));
+        assert_eq!(ok(Filename, "report-2024.pdf"), "report-2024.pdf");
         assert_eq!(ok(Filename, &"x".repeat(255)).len(), 255);
         assert_eq!(
             err(Filename, &"x".repeat(256)),
@@ -925,6 +954,12 @@ mod tests {
             ioc.validate().unwrap_err().to_string(),
             "comment: must be at most 1024 characters, got 1025"
         );
+        ioc.comment = Some("dropper for invoice\u{202E}fdp.exe".into());
+        assert!(ioc
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("comment: must not contain bidi control characters (found U+202E)"));
         ioc.comment = None;
 
         let early: Timestamp = "2026-11-28T13:00:00Z".parse().unwrap();
@@ -1087,7 +1122,7 @@ mod tests {
                     let host = host.trim_end_matches('.');
                     (Url, format!("{scheme}://{host}{path}{query}"))
                 }),
-            ("[A-Za-z0-9._+-]{1,20}", raw_domain())
+            ("[A-Za-z0-9._+][A-Za-z0-9._+-]{0,19}", raw_domain())
                 .prop_map(|(local, domain)| (Email, format!("{local}@{domain}"))),
             hex(32).prop_map(|h| (Md5, h)),
             hex(40).prop_map(|h| (Sha1, h)),
@@ -1101,6 +1136,7 @@ mod tests {
                 .prop_map(|(cve, year, seq)| (Cve, format!("{cve}-{year}-{seq:04}"))),
             "[^/\\x00-\\x1f\\x7f-\\x9f]{1,40}"
                 .prop_filter("not blank", |s| !s.trim().is_empty())
+                .prop_filter("not an option", |s| !s.trim().starts_with('-'))
                 .prop_map(|name| (Filename, name)),
         ];
         (blanks(), value, blanks())
@@ -1122,6 +1158,23 @@ mod tests {
         fn normalization_never_panics(kind in proptest::sample::select(IndicatorType::ALL.to_vec()), raw in "\\PC{0,80}") {
             if let Ok(once) = kind.normalize(&raw) {
                 prop_assert_eq!(kind.normalize(&once), Ok(once.clone()));
+            }
+        }
+
+        #[test]
+        fn no_value_reads_as_an_option(
+            (kind, raw) in raw_value(),
+            dashes in "-{1,2}",
+            other in proptest::sample::select(IndicatorType::ALL.to_vec()),
+            noise in "-?\\PC{0,40}",
+        ) {
+            // Valid values, the same with dashes in front, and junk: under
+            // every type, whatever is accepted never starts with '-'.
+            let dashed = format!("{dashes}{}", raw.trim());
+            for (kind, raw) in [(kind, raw.as_str()), (kind, dashed.as_str()), (other, noise.as_str())] {
+                if let Ok(value) = kind.normalize(raw) {
+                    prop_assert!(!value.starts_with('-'), "{} accepted {:?}", kind, value);
+                }
             }
         }
 

@@ -46,6 +46,12 @@ pub(super) async fn export(
 /// Writes `<id>.json` (the exact signed bytes) and `<id>.sig` (the binary
 /// detached signature) per envelope. Every envelope is checked against
 /// its id before anything is written, so a bad export leaves no files.
+///
+/// The directory may be shared or prepared by someone else, so no file in
+/// it is trusted: an existing name, symlink included (dangling or not), is
+/// refused rather than overwritten or followed. Names are checked before
+/// the first write, and each file is still created with `O_EXCL` and
+/// `O_NOFOLLOW` so a link planted in between is refused too.
 fn write_envelopes(dir: &Path, export: &EnvelopeExport) -> anyhow::Result<Vec<EnvelopeId>> {
     let mut files = Vec::with_capacity(export.envelopes.len());
     for envelope in &export.envelopes {
@@ -65,16 +71,76 @@ fn write_envelopes(dir: &Path, export: &EnvelopeExport) -> anyhow::Result<Vec<En
             })?;
         files.push((envelope.id, envelope.json.as_bytes(), signature));
     }
+    let paths = |id: &EnvelopeId| {
+        [
+            dir.join(format!("{id}.json")),
+            dir.join(format!("{id}.sig")),
+        ]
+    };
+    for (id, _, _) in &files {
+        for path in paths(id) {
+            if let Ok(metadata) = std::fs::symlink_metadata(&path) {
+                bail!("{}", already_there(&path, &metadata.file_type()));
+            }
+        }
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     for (id, json, signature) in &files {
-        let json_path = dir.join(format!("{id}.json"));
-        std::fs::write(&json_path, json)
-            .with_context(|| format!("cannot write {}", json_path.display()))?;
-        let sig_path = dir.join(format!("{id}.sig"));
-        std::fs::write(&sig_path, signature)
-            .with_context(|| format!("cannot write {}", sig_path.display()))?;
+        let [json_path, sig_path] = paths(id);
+        write_new(&json_path, json)?;
+        write_new(&sig_path, signature)?;
     }
     Ok(files.into_iter().map(|(id, _, _)| id).collect())
+}
+
+/// Creates `path` and writes `bytes` to it, refusing an existing file or
+/// a symbolic link in its place.
+fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let file_type = std::fs::symlink_metadata(path).map(|m| m.file_type());
+            match file_type {
+                Ok(file_type) => bail!("{}", already_there(path, &file_type)),
+                Err(_) => bail!(
+                    "{} already exists; refusing to overwrite it",
+                    path.display()
+                ),
+            }
+        }
+        // O_NOFOLLOW on a symlink that appeared after O_EXCL's check.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            bail!(
+                "{} is a symbolic link; refusing to write through it",
+                path.display()
+            )
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
+    };
+    file.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The refusal for an output name that is already taken.
+fn already_there(path: &Path, file_type: &std::fs::FileType) -> String {
+    if file_type.is_symlink() {
+        format!(
+            "{} is a symbolic link; refusing to write through it (export into a new or empty directory)",
+            path.display()
+        )
+    } else {
+        format!(
+            "{} already exists; refusing to overwrite it (export into a new or empty directory)",
+            path.display()
+        )
+    }
 }
 
 #[cfg(test)]
@@ -111,5 +177,84 @@ mod tests {
         tampered.envelopes[0].json.push(' ');
         assert!(write_envelopes(&dir, &tampered).is_err());
         assert!(!dir.exists(), "nothing is written for a bad export");
+    }
+
+    fn one_envelope() -> (EnvelopeId, EnvelopeExport) {
+        let json = r#"{"v":1,"kind":"incident"}"#;
+        let id = EnvelopeId::of(json.as_bytes());
+        let export = EnvelopeExport {
+            envelopes: vec![ExportedEnvelope {
+                id,
+                json: json.into(),
+                sig: base64::engine::general_purpose::STANDARD.encode([0x88, 0x75, 0x04]),
+            }],
+        };
+        (id, export)
+    }
+
+    #[test]
+    fn a_symlink_planted_as_an_output_file_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let (id, export) = one_envelope();
+        let link = out.join(format!("{id}.json"));
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+
+        let message = format!("{:#}", write_envelopes(&out, &export).unwrap_err());
+        assert!(message.contains(&link.display().to_string()), "{message}");
+        assert!(message.contains("symbolic link"), "{message}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert!(!out.join(format!("{id}.sig")).exists());
+    }
+
+    #[test]
+    fn a_dangling_symlink_does_not_create_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let target = dir.path().join("created-through-link");
+        let (id, export) = one_envelope();
+        let link = out.join(format!("{id}.sig"));
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+
+        let message = format!("{:#}", write_envelopes(&out, &export).unwrap_err());
+        assert!(message.contains(&link.display().to_string()), "{message}");
+        assert!(!target.exists(), "nothing is created through the link");
+        assert!(!out.join(format!("{id}.json")).exists());
+    }
+
+    #[test]
+    fn an_existing_file_is_refused_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let (id, export) = one_envelope();
+        let existing = dir.path().join(format!("{id}.json"));
+        std::fs::write(&existing, b"older copy").unwrap();
+
+        let message = format!("{:#}", write_envelopes(dir.path(), &export).unwrap_err());
+        assert!(
+            message.contains(&existing.display().to_string()),
+            "{message}"
+        );
+        assert!(message.contains("already exists"), "{message}");
+        assert_eq!(std::fs::read(&existing).unwrap(), b"older copy");
+    }
+
+    #[test]
+    fn write_new_refuses_links_that_appear_after_the_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let link = dir.path().join("late.json");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let message = format!("{:#}", write_new(&link, b"{}").unwrap_err());
+        assert!(message.contains("symbolic link"), "{message}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        let dangling = dir.path().join("dangling.sig");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        assert!(write_new(&dangling, b"sig").is_err());
+        assert!(!dir.path().join("nowhere").exists());
     }
 }

@@ -41,4 +41,4 @@ pub mod spec;
 
 pub use plan::{plan, EventKind, PlannedAction, PlannedKind, Skip, Trigger};
 pub use run::{Outcome, RunRecord, Runner};
-pub use spec::{load, load_dir, parse, Action, Playbook, PlaybookError};
+pub use spec::{load, load_dir, parse, Action, Playbook, PlaybookError, PlaybookWarning};

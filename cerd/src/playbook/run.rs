@@ -886,6 +886,15 @@ mod tests {
         assert!(ok
             .stdout
             .contains("nft add element inet cert_block block_v4 { 203.0.113.7 }"));
+        // The example playbooks pass "--" first, the end-of-options marker.
+        let dashed = run("block-ip", &["--", "203.0.113.7"]).await;
+        assert!(
+            dashed.outcome.is_ok(),
+            "{:?} {}",
+            dashed.outcome,
+            dashed.stderr
+        );
+        assert!(dashed.stdout.contains("block_v4 { 203.0.113.7 }"));
         let v6 = run("block-ip", &["2001:db8::7"]).await;
         assert!(
             v6.stdout.contains("block_v6 { 2001:db8::7 }"),
@@ -894,7 +903,11 @@ mod tests {
         );
         let domain = run(
             "rpz-add",
-            &["phish.example", "0123abcd-0000-4000-8000-000000000001"],
+            &[
+                "--",
+                "phish.example",
+                "0123abcd-0000-4000-8000-000000000001",
+            ],
         )
         .await;
         assert!(

@@ -36,6 +36,9 @@ pub struct Playbook {
     /// Actions never see data labelled above this (default green).
     pub max_tlp: Tlp,
     pub actions: Vec<Action>,
+    /// What is allowed but probably not meant, by position (see
+    /// [`PlaybookWarning`]). A playbook with warnings still loads.
+    pub warnings: Vec<PlaybookWarning>,
 }
 
 /// What a playbook reacts to.
@@ -200,6 +203,24 @@ pub enum PlaybookError {
     },
 }
 
+/// Something a valid playbook allows but that is probably a mistake;
+/// shown by `cerd check` and `cerctl playbook check`, never refused.
+///
+/// The one warning so far: an exec argument that begins with a placeholder
+/// whose value could begin with '-' ([`Placeholder::may_read_as_option`])
+/// with neither `--` nor a fixed option before it. The program would read
+/// such a value as an option; indicator validation refuses a leading '-'
+/// today, and this keeps a playbook safe if a value ever slips through.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {field}: {reason}")]
+pub struct PlaybookWarning {
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+    pub field: String,
+    pub reason: String,
+}
+
 /// The only PATH actions get; the daemon's environment never leaks.
 pub const EXEC_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// The variables cerd sets for exec actions; a playbook's `env` cannot
@@ -281,11 +302,16 @@ pub fn parse_all(text: &str, file: &str) -> Result<Playbook, Vec<PlaybookError>>
         file: file.to_owned(),
         base,
         errors: Vec::new(),
+        warnings: Vec::new(),
     };
     let playbook = checker.playbook(&root);
     let mut errors = checker.errors;
     match playbook {
-        Some(playbook) if errors.is_empty() => Ok(playbook),
+        Some(mut playbook) if errors.is_empty() => {
+            playbook.warnings = checker.warnings;
+            playbook.warnings.sort_by_key(|w| (w.line, w.column));
+            Ok(playbook)
+        }
         _ => {
             errors.sort_by_key(position);
             Err(errors)
@@ -634,6 +660,26 @@ impl Placeholder {
 
     /// Whether every trigger of this event kind has the value. Content
     /// fields are gone once an incident is retracted.
+    /// Whether the value could begin with '-' and so read as an option
+    /// when it begins an argument. Ids, labels and fingerprints cannot;
+    /// an indicator value is validated not to, but it is the one value
+    /// whose text a peer chooses. No wildcard: a new placeholder must be
+    /// decided here.
+    pub fn may_read_as_option(&self) -> bool {
+        match self {
+            Placeholder::IndicatorValue => true,
+            Placeholder::IncidentId
+            | Placeholder::IncidentSeverity
+            | Placeholder::IncidentTlp
+            | Placeholder::IncidentClassification
+            | Placeholder::IncidentStatus
+            | Placeholder::IncidentReporter
+            | Placeholder::IndicatorType
+            | Placeholder::Event
+            | Placeholder::Peer => false,
+        }
+    }
+
     fn available_on(&self, event: EventKind) -> bool {
         match self {
             Placeholder::Event => true,
@@ -779,6 +825,7 @@ struct Checker {
     /// The playbook's folder, for relative program paths.
     base: PathBuf,
     errors: Vec<PlaybookError>,
+    warnings: Vec<PlaybookWarning>,
 }
 
 /// A mapping's entries, after unknown keys were reported.
@@ -867,6 +914,7 @@ impl Checker {
             matcher,
             max_tlp,
             actions,
+            warnings: Vec::new(),
         };
         self.cross_checks(&playbook, &fields);
         Some(playbook)
@@ -1165,6 +1213,10 @@ impl Checker {
         let argv_field = format!("{field}.argv");
         let mut program = None;
         let mut args = Vec::new();
+        // For the option warning: has a literal `--` been seen, and was
+        // the previous element a fixed option (`--address`, `-d`)?
+        let mut after_double_dash = false;
+        let mut after_option = false;
         match self.required_in(&fields, "argv", field) {
             Some(argv) => match self.string_list(argv, &argv_field) {
                 Some(items) if items.is_empty() => {
@@ -1185,7 +1237,26 @@ impl Checker {
                             continue;
                         }
                         match Template::parse(&text) {
-                            Ok(template) => args.push(template),
+                            Ok(template) => {
+                                if let Some(Part::Placeholder(placeholder)) =
+                                    template.parts().first()
+                                {
+                                    if placeholder.may_read_as_option()
+                                        && !after_double_dash
+                                        && !after_option
+                                    {
+                                        self.warning(
+                                            item,
+                                            &item_field,
+                                            format!("{placeholder} begins this argument and neither \"--\" nor a fixed option comes before it; a value beginning with '-' would be read as an option (put \"--\" before it if the program accepts that)"),
+                                        );
+                                    }
+                                }
+                                let fixed = template.placeholders().next().is_none();
+                                after_double_dash |= fixed && text == "--";
+                                after_option = fixed && text.len() > 1 && text.starts_with('-');
+                                args.push(template);
+                            }
                             Err(reason) => {
                                 self.error(item, &item_field, reason);
                                 ok = false;
@@ -1581,6 +1652,17 @@ impl Checker {
         self.error_at(node.referenced, field, reason);
     }
 
+    fn warning(&mut self, node: &Node, field: &str, reason: impl Into<String>) {
+        let (line, column) = line_column(node.referenced);
+        self.warnings.push(PlaybookWarning {
+            file: self.file.clone(),
+            line,
+            column,
+            field: escaped(field),
+            reason: escaped(&reason.into()),
+        });
+    }
+
     fn error_at(&mut self, at: Location, field: &str, reason: impl Into<String>) {
         let (line, column) = line_column(at);
         self.errors.push(PlaybookError::Invalid {
@@ -1595,20 +1677,10 @@ impl Checker {
     }
 }
 
+/// Text from a playbook file (and values quoted from cer-proto's
+/// messages) made safe for logs and terminals.
 fn escaped(text: &str) -> String {
-    if text.chars().any(char::is_control) {
-        text.chars()
-            .flat_map(|c| {
-                if c.is_control() {
-                    c.escape_debug().collect::<Vec<_>>()
-                } else {
-                    vec![c]
-                }
-            })
-            .collect()
-    } else {
-        text.to_owned()
-    }
+    cer_proto::text::escape(text).into_owned()
 }
 
 fn line_column(at: Location) -> (u32, u32) {
@@ -1746,6 +1818,10 @@ actions:
                 "phishing-rpz"
             ]
         );
+        // The examples are what people copy: no warnings either.
+        for playbook in &playbooks {
+            assert_eq!(playbook.warnings, [], "{}", playbook.file.display());
+        }
         // Scripts next to the playbooks are found wherever the folder is.
         for playbook in &playbooks {
             for action in &playbook.actions {
@@ -2059,5 +2135,61 @@ actions:
             assert!(!err.contains('\u{1b}'), "{err}");
             assert!(err.contains("\\u{1b}"), "{err}");
         }
+    }
+
+    fn warnings_of(argv: &str) -> Vec<String> {
+        let text = format!(
+            "name: t\non: [incident.received]\nactions:\n  - exec:\n      argv: {argv}\n      for_each_indicator: [filename, email]\n"
+        );
+        match parse(&text, "t.yaml") {
+            Ok(playbook) => playbook.warnings.iter().map(|w| w.to_string()).collect(),
+            Err(e) => panic!("refused: {e}\n{text}"),
+        }
+    }
+
+    #[test]
+    fn an_unguarded_indicator_value_argument_is_a_warning() {
+        let warnings = warnings_of(r#"["/bin/x", "{indicator.value}"]"#);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("t.yaml:5:24: actions[0].exec.argv[1]: {indicator.value} begins this argument and neither \"--\" nor a fixed option comes before it"),
+            "{}",
+            warnings[0]
+        );
+        assert!(warnings[0].contains("would be read as an option"));
+        // Beginning the argument is enough: `-x.txt` is an option too.
+        assert_eq!(
+            warnings_of(r#"["/bin/x", "-v", "{incident.id}", "{indicator.value}.txt"]"#).len(),
+            1
+        );
+        // Each unguarded argument is named.
+        let both = warnings_of(r#"["/bin/x", "{indicator.value}", "{indicator.value}"]"#);
+        assert_eq!(both.len(), 2, "{both:?}");
+        assert!(both[1].contains("argv[2]"), "{both:?}");
+    }
+
+    #[test]
+    fn a_guarded_or_typed_argument_is_not_a_warning() {
+        for argv in [
+            r#"["/bin/x", "--", "{indicator.value}"]"#,
+            r#"["/bin/x", "--", "{incident.id}", "{indicator.value}"]"#,
+            r#"["/bin/x", "--address", "{indicator.value}"]"#,
+            r#"["/bin/x", "-a", "{indicator.value}"]"#,
+            r#"["/bin/x", "--address={indicator.value}"]"#,
+            r#"["/bin/x", "ioc:{indicator.value}"]"#,
+            r#"["/bin/x", "{incident.id}", "{indicator.type}", "{incident.reporter}"]"#,
+        ] {
+            assert_eq!(warnings_of(argv), Vec::<String>::new(), "{argv}");
+        }
+        // An option only guards the argument right after it.
+        assert_eq!(
+            warnings_of(r#"["/bin/x", "-a", "{indicator.value}", "{indicator.value}"]"#).len(),
+            1
+        );
+        // A placeholder is not a fixed option, nor a `--` made of one.
+        assert_eq!(
+            warnings_of(r#"["/bin/x", "-{indicator.type}", "{indicator.value}"]"#).len(),
+            1
+        );
     }
 }
