@@ -672,6 +672,9 @@ pub struct PlaybookCheck {
     pub name: Option<String>,
     /// Every problem, each `file:line:column: field: reason`.
     pub errors: Vec<String>,
+    /// What a valid playbook should still fix, same form. It loads anyway.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// `POST /v1/playbooks/test`: what a playbook would run for an incident,

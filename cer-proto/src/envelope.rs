@@ -531,6 +531,7 @@ pub fn check_title(title: &str) -> Result<(), FieldError> {
             "must be one line without control characters",
         ));
     }
+    crate::text::check_no_bidi("title", title)?;
     let chars = title.chars().count();
     if chars > MAX_TITLE_CHARS {
         return Err(FieldError::new(
@@ -545,6 +546,7 @@ pub fn check_title(title: &str) -> Result<(), FieldError> {
 /// newlines and tabs.
 pub fn check_text(field: &'static str, text: Option<&str>, max: usize) -> Result<(), FieldError> {
     let Some(text) = text else { return Ok(()) };
+    crate::text::check_no_bidi(field, text)?;
     if text
         .chars()
         .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
@@ -838,5 +840,16 @@ mod tests {
             UpdateBody::default().validate().unwrap_err().to_string(),
             "update: changes nothing"
         );
+    }
+
+    #[test]
+    fn bidi_controls_are_refused_in_text_analysts_read() {
+        let err = check_title("invoice \u{202E}fdp.exe").unwrap_err();
+        assert_eq!(err.field, "title");
+        assert!(err.reason.contains("U+202E"), "{}", err.reason);
+        let err = check_text("note", Some("a\u{2066}b"), 100).unwrap_err();
+        assert_eq!(err.field, "note");
+        // Marks used by right-to-left scripts stay allowed.
+        check_title("\u{0645}\u{0631}\u{062D}\u{0628}\u{0627} \u{200F}(2)").unwrap();
     }
 }

@@ -318,39 +318,21 @@ async fn playbooks(State(node): Node_) -> Json<cer_proto::api::PlaybookList> {
     Json(node.playbook_list())
 }
 
-/// The answer to `POST /v1/playbooks/check`: [`PlaybookCheck`]'s fields
-/// and, for a valid playbook, its warnings (`file:line:column: field:
-/// reason`). `warnings` is omitted when empty, so a client that does not
-/// know the field reads the same document as before.
-///
-/// [`PlaybookCheck`]: cer_proto::api::PlaybookCheck
-#[derive(Serialize)]
-struct PlaybookCheckReply {
-    #[serde(flatten)]
-    check: cer_proto::api::PlaybookCheck,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    warnings: Vec<String>,
-}
-
 async fn check_playbook(body: Body) -> ApiResult<Response> {
     let request: cer_proto::api::CheckPlaybook = json_body(body)?;
-    let reply = match crate::playbook::spec::parse_all(&request.yaml, &request.file) {
-        Ok(playbook) => PlaybookCheckReply {
+    let check = match crate::playbook::spec::parse_all(&request.yaml, &request.file) {
+        Ok(playbook) => cer_proto::api::PlaybookCheck {
+            name: Some(playbook.name),
+            errors: vec![],
             warnings: playbook.warnings.iter().map(|w| w.to_string()).collect(),
-            check: cer_proto::api::PlaybookCheck {
-                name: Some(playbook.name),
-                errors: vec![],
-            },
         },
-        Err(errors) => PlaybookCheckReply {
-            check: cer_proto::api::PlaybookCheck {
-                name: None,
-                errors: errors.iter().map(|e| e.to_string()).collect(),
-            },
+        Err(errors) => cer_proto::api::PlaybookCheck {
+            name: None,
+            errors: errors.iter().map(|e| e.to_string()).collect(),
             warnings: vec![],
         },
     };
-    Ok(Json(reply).into_response())
+    Ok(Json(check).into_response())
 }
 
 async fn test_playbook(State(node): Node_, body: Body) -> ApiResult<Response> {

@@ -318,6 +318,9 @@ impl Node {
                     }
                     if playbooks.by_file.get(&file) != Some(&playbook) {
                         tracing::info!(target: AUDIT, event = "playbook_loaded", playbook = %playbook.name, file = %file.display(), on = ?playbook.on.iter().map(|e| e.as_str()).collect::<Vec<_>>(), "playbook loaded");
+                        for warning in &playbook.warnings {
+                            tracing::warn!(target: AUDIT, event = "playbook_warning", playbook = %playbook.name, %warning, "playbook loaded with a warning");
+                        }
                     }
                     playbooks.by_file.insert(file, playbook);
                 }

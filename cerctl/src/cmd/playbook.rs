@@ -53,29 +53,17 @@ fn read(file: &Path) -> anyhow::Result<(String, String)> {
     Ok((file.display().to_string(), yaml))
 }
 
-/// What `POST /v1/playbooks/check` answers: [`PlaybookCheck`] and the
-/// warnings of a valid playbook, which cerd sends beside its fields (and
-/// an older cerd does not send at all).
-#[derive(serde::Serialize, serde::Deserialize)]
-struct PlaybookCheckReply {
-    #[serde(flatten)]
-    check: PlaybookCheck,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    warnings: Vec<String>,
-}
-
 pub(super) async fn check(ctx: &Ctx<'_>, io: &mut Io<'_>, file: &Path) -> anyhow::Result<i32> {
     let (file, yaml) = read(file)?;
-    let reply: PlaybookCheckReply = connect(ctx)
+    let check: PlaybookCheck = connect(ctx)
         .await?
         .post_json("/v1/playbooks/check", &CheckPlaybook { file, yaml })
         .await?;
-    let check = &reply.check;
     if ctx.json {
-        print_json(io, &reply)?;
+        print_json(io, &check)?;
     } else if let Some(name) = &check.name {
         // Warnings do not make the playbook invalid: stderr, exit 0.
-        for warning in &reply.warnings {
+        for warning in &check.warnings {
             writeln!(io.stderr, "warning: {}", render::one_line(warning))?;
         }
         writeln!(
