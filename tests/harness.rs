@@ -145,6 +145,11 @@ impl TestNode {
 
     /// Starts the process and waits until its API answers.
     pub fn spawn(&mut self) {
+        self.spawn_with(&[]);
+    }
+
+    /// Like [`TestNode::spawn`], with extra environment variables.
+    pub fn spawn_with(&mut self, env: &[(&str, &str)]) {
         assert!(self.child.is_none(), "{} already running", self.name);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -156,6 +161,7 @@ impl TestNode {
             .arg(self.config_path())
             .arg("run")
             .env("CERD_LOG", "info,cerd=debug,sled=warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -223,6 +229,37 @@ impl TestNode {
             signal(&child, libc::SIGKILL);
             let _ = child.wait();
         }
+    }
+
+    /// Runs `cerd --config <this node's> ARGS` to completion: exit code
+    /// and everything it printed. One still running after 30 s is killed
+    /// and reported with code -1 (a `cerd run` that did not refuse).
+    pub fn cerd(&self, args: &[&str]) -> (i32, String) {
+        let out = self.dir.path().join("cerd-command.out");
+        let file = std::fs::File::create(&out).unwrap();
+        let mut child = Command::new(CERD)
+            .arg("--config")
+            .arg(self.config_path())
+            .args(args)
+            .env("CERD_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("running cerd");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let code = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break -1;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (code, std::fs::read_to_string(&out).unwrap_or_default())
     }
 
     /// Runs cerctl against this node.

@@ -8,3 +8,4 @@ mod federation;
 mod foundation;
 mod hostile;
 mod playbooks;
+mod store;

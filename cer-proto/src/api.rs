@@ -197,6 +197,14 @@ pub struct Status {
     pub peers_connected: u64,
     pub peers_configured: u64,
     pub equivocations: u64,
+    /// The newest event in the store's durable log (stored envelopes and
+    /// equivocations, numbered from 1).
+    #[serde(default)]
+    pub events: u64,
+    /// The last event whose playbook actions have all finished; playbooks
+    /// are behind by `events - playbook_cursor`.
+    #[serde(default)]
+    pub playbook_cursor: u64,
 }
 
 /// `POST /v1/incidents`: a new incident, as an analyst files it.

@@ -131,6 +131,13 @@ pub struct FileArgs {
     #[arg(long, value_name = "FILE|-", conflicts_with_all = CONTENT_FLAGS)]
     pub from: Option<PathBuf>,
 
+    /// An id for this filing, chosen by you (a UUID). Running the same
+    /// command again with the same id, after an error or a lost answer,
+    /// returns the incident already filed instead of filing it twice.
+    /// Without it, cerctl picks one and retries a lost answer by itself.
+    #[arg(long, value_name = "UUID")]
+    pub request_id: Option<uuid::Uuid>,
+
     /// One-line title.
     #[arg(long, required_unless_present = "from")]
     pub title: Option<String>,

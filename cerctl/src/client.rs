@@ -50,13 +50,20 @@ pub enum ClientError {
     /// The daemon answered with an error; the message is the daemon's.
     #[error("{error}")]
     Api { status: u16, error: ApiError },
-    /// The daemon's answer was not what the API promises, or the
-    /// connection broke mid-request.
+    /// The daemon's answer was not what the API promises.
     #[error("{0}")]
     Protocol(String),
+    /// The connection broke after the request was sent: the daemon may or
+    /// may not have acted on it.
+    #[error("{0}")]
+    Lost(String),
     #[error(transparent)]
     Io(#[from] io::Error),
 }
+
+/// How often a filing is sent when its answer is lost (the same request id
+/// each time).
+const FILE_TRIES: u32 = 4;
 
 impl ClientError {
     /// The API error code (`not_found`, `invalid_field`, ...), when the
@@ -90,9 +97,31 @@ impl Client {
         self.get_json("/v1/status").await
     }
 
-    /// `POST /v1/incidents`
+    /// `POST /v1/incidents`, safe to repeat: the request carries an id
+    /// (a new one unless the caller set it), and when the answer is lost
+    /// (the connection broke, the daemon restarted) the same request is
+    /// sent again. cerd answers a repeated id with the first filing, so a
+    /// retry never files a second incident.
     pub async fn file_incident(&mut self, incident: &FileIncident) -> Result<Filed, ClientError> {
-        self.post_json("/v1/incidents", incident).await
+        let mut incident = incident.clone();
+        incident.request_id.get_or_insert_with(Uuid::new_v4);
+        let mut wait = std::time::Duration::from_millis(100);
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.post_json("/v1/incidents", &incident).await {
+                Err(ClientError::Lost(_) | ClientError::NotRunning { .. })
+                    if tries < FILE_TRIES =>
+                {
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                    if let Ok(sender) = dial(&self.socket).await {
+                        self.sender = sender;
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 
     /// `GET /v1/incidents?...`
@@ -345,7 +374,7 @@ fn decode<T: DeserializeOwned>(method: &Method, path: &str, body: &[u8]) -> Resu
 }
 
 fn broken(method: &Method, path: &str, e: &hyper::Error) -> ClientError {
-    ClientError::Protocol(format!("{method} {path}: {}", chain(e)))
+    ClientError::Lost(format!("{method} {path}: {}", chain(e)))
 }
 
 /// An error and its causes on one line: hyper's own messages are terse
@@ -452,6 +481,35 @@ mod tests {
         .to_string()
     }
 
+    /// The first answer is lost after cerd took the request: the filing is
+    /// sent again with the same request id, which cerd answers with the
+    /// first filing instead of a second incident.
+    #[tokio::test]
+    async fn a_filing_whose_answer_is_lost_is_sent_again_with_the_same_id() {
+        let filed = r#"{"incident":"00000000-0000-0000-0000-000000000001","envelope":"0000000000000000000000000000000000000000000000000000000000000000","seq":1,"kind":"incident"}"#;
+        let fake = Fake::start(vec![Reply::hang_up(), Reply::json(201, filed)]);
+        let mut client = Client::connect(&fake.socket).await.unwrap();
+        let incident = FileIncident::new(
+            "lost answer",
+            cer_proto::model::Severity::Low,
+            cer_proto::model::Tlp::Green,
+            cer_proto::model::Classification::parse("test/test").unwrap(),
+        );
+        let answer = client.file_incident(&incident).await.unwrap();
+        assert_eq!(answer.seq, 1);
+        let seen = fake.finish().await;
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!((seen[0].connection, seen[1].connection), (0, 1));
+        let ids: Vec<serde_json::Value> = seen
+            .iter()
+            .map(|s| {
+                serde_json::from_str::<serde_json::Value>(&s.body).unwrap()["request_id"].clone()
+            })
+            .collect();
+        assert!(ids[0].is_string(), "{ids:?}");
+        assert_eq!(ids[0], ids[1]);
+    }
+
     #[tokio::test]
     async fn requests_share_one_connection_and_errors_are_typed() {
         let invalid = ApiError::invalid(&cer_proto::FieldErrors::from(cer_proto::FieldError::new(
@@ -466,6 +524,7 @@ mod tests {
                 content_type: "text/plain",
                 body: "upstream went away".into(),
                 close: false,
+                hang_up: false,
             },
             Reply::json(200, "{\"peers\": \"not a list\"}"),
         ]);

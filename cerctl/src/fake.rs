@@ -16,6 +16,9 @@ pub struct Reply {
     pub body: String,
     /// Close the connection after answering.
     pub close: bool,
+    /// Close the connection without answering: an answer lost after the
+    /// request arrived.
+    pub hang_up: bool,
 }
 
 impl Reply {
@@ -25,6 +28,15 @@ impl Reply {
             content_type: "application/json",
             body: body.into(),
             close: false,
+            hang_up: false,
+        }
+    }
+
+    /// Reads the request and hangs up without answering.
+    pub fn hang_up() -> Reply {
+        Reply {
+            hang_up: true,
+            ..Reply::json(500, "")
         }
     }
 }
@@ -92,6 +104,9 @@ async fn serve(listener: UnixListener, replies: Vec<Reply>) -> Vec<Seen> {
                 request,
                 body,
             });
+            if reply.hang_up {
+                break;
+            }
             let head = format!(
                 "HTTP/1.1 {} X\r\ncontent-type: {}\r\ncontent-length: {}\r\n{}\r\n",
                 reply.status,

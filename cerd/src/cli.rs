@@ -55,9 +55,20 @@ enum Command {
         #[arg(long)]
         name: String,
     },
-    /// Validate the configuration, identity and trust store; print every
-    /// problem found.
-    Check,
+    /// Validate the configuration, identity, trust store and playbooks;
+    /// print every problem found.
+    Check {
+        /// Also check the store (the node must be stopped): every chain,
+        /// signature and tombstone proof, and every incident and index
+        /// entry against the envelopes.
+        #[arg(long)]
+        store: bool,
+    },
+    /// Rebuild the store from its envelopes (the node must be stopped):
+    /// keeps each author's chain up to its first unreadable or badly signed
+    /// envelope (peers send the rest again), rebuilds incidents and
+    /// indexes, and keeps the old folder beside it.
+    Repair,
     /// Run three federating CERT nodes on this machine and narrate what
     /// they do (under a minute).
     Demo {
@@ -109,7 +120,8 @@ where
     let result = match &cli.command {
         None | Some(Command::Run) => run(&cli),
         Some(Command::Init { name }) => init(&cli, name, stdout),
-        Some(Command::Check) => check(&cli, stdout),
+        Some(Command::Check { store }) => check(&cli, *store, stdout),
+        Some(Command::Repair) => repair(&cli, stdout),
         Some(Command::Demo { dir }) => demo(dir.clone()),
     };
     let result = result.and_then(|code| {
@@ -232,7 +244,40 @@ fn init(cli: &Cli, name: &str, out: &mut dyn Write) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn check(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
+fn repair(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let config = load_config(cli)?;
+    let path = crate::maintain::store_path(&config);
+    say(
+        out,
+        &format!("rebuilding {} from its envelopes", path.display()),
+    )?;
+    let rebuilt = crate::maintain::repair(&config)
+        .with_context(|| format!("repairing {}", path.display()))?;
+    for problem in &rebuilt.report.problems {
+        say(out, &format!("dropped {problem}"))?;
+    }
+    for note in &rebuilt.report.notes {
+        say(out, &format!("note  {note}"))?;
+    }
+    say(
+        out,
+        &format!(
+            "kept {} envelope(s) of {} author(s); the old store is now {}",
+            rebuilt.kept_envelopes,
+            rebuilt.report.authors,
+            rebuilt.old.display()
+        ),
+    )?;
+    if !rebuilt.report.problems.is_empty() {
+        say(
+            out,
+            "what was dropped is sent again by peers when the node reconnects",
+        )?;
+    }
+    Ok(0)
+}
+
+fn check(cli: &Cli, with_store: bool, out: &mut dyn Write) -> anyhow::Result<u8> {
     let mut problems: Vec<String> = Vec::new();
     let config = match &cli.config {
         Some(path) => match Config::load(path) {
@@ -327,6 +372,37 @@ fn check(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
                     config.playbooks_dir.display()
                 ),
             )?;
+        }
+    }
+    if let (true, Some(config)) = (with_store, &config) {
+        let path = crate::maintain::store_path(config);
+        match crate::maintain::check(config) {
+            Ok(report) => {
+                say(
+                    out,
+                    &format!(
+                        "{}store {}: {} envelope(s) ({} withdrawn) of {} author(s), {} incident(s), {} indicator(s)",
+                        if report.problems.is_empty() { "ok    " } else { "" },
+                        path.display(),
+                        report.envelopes,
+                        report.tombstones,
+                        report.authors,
+                        report.incidents,
+                        report.indicators
+                    ),
+                )?;
+                for note in &report.notes {
+                    say(out, &format!("note  {note}"))?;
+                }
+                if !report.problems.is_empty() {
+                    problems.extend(report.problems.iter().map(|p| format!("store: {p}")));
+                    problems.push(format!(
+                        "store: run `cerd repair` to rebuild {} from what verifies",
+                        path.display()
+                    ));
+                }
+            }
+            Err(e) => problems.push(format!("store: {e}")),
         }
     }
     if problems.is_empty() {

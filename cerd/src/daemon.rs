@@ -22,12 +22,16 @@ use crate::store::Store;
 pub const IDENTITY_FILE: &str = "identity.key";
 /// Folder of the sled store inside the data dir.
 pub const STORE_DIR: &str = "store";
+/// Fault injection for tests: when set, the node runs without its
+/// playbook driver, so stored events wait in the log as after a crash
+/// between the store and the driver.
+pub const HOLD_PLAYBOOKS: &str = "CERD_FAULT_HOLD_PLAYBOOKS";
 
 pub struct Daemon {
     node: Arc<Node>,
     mesh: Mesh,
     watcher: Option<crate::watch::Watcher>,
-    playbooks: JoinHandle<()>,
+    playbooks: Option<JoinHandle<()>>,
     stop: watch::Sender<bool>,
     api: JoinHandle<std::io::Result<()>>,
 }
@@ -54,8 +58,17 @@ impl Daemon {
         let mesh = Mesh::start(node.clone(), endpoint, peers, anti_entropy).await?;
         node.set_listen(mesh.local_addr());
         let watcher = crate::watch::Watcher::start(node.clone());
-        let playbooks =
-            crate::playbook::driver::start(node.clone(), crate::playbook::Runner::default());
+        let playbooks = if std::env::var_os(HOLD_PLAYBOOKS).is_some() {
+            tracing::warn!(
+                "{HOLD_PLAYBOOKS} is set: playbooks do not run; their events wait in the store's log"
+            );
+            None
+        } else {
+            Some(crate::playbook::driver::start(
+                node.clone(),
+                crate::playbook::Runner::default(),
+            ))
+        };
         let (stop, stopped) = watch::channel(false);
         let api = tokio::spawn(api::serve(listener, node.clone(), wait_for(stopped)));
         let status = node.status();
@@ -85,7 +98,9 @@ impl Daemon {
     /// Stops accepting requests, lets in-flight ones finish, and flushes.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         drop(self.watcher);
-        self.playbooks.abort();
+        if let Some(playbooks) = &self.playbooks {
+            playbooks.abort();
+        }
         self.mesh.shutdown().await;
         let _ = self.stop.send(true);
         match self.api.await {

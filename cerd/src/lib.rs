@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod local;
+pub mod maintain;
 pub mod mesh;
 pub mod node;
 pub mod playbook;

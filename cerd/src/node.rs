@@ -964,6 +964,11 @@ impl Node {
                 .count() as u64,
             peers_configured: self.config.peers.len() as u64,
             equivocations: counts.equivocations,
+            events: *self.store.durable_events().borrow(),
+            playbook_cursor: self
+                .store
+                .cursor(crate::playbook::driver::CURSOR)
+                .unwrap_or(0),
         }
     }
 

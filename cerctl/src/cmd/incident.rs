@@ -21,7 +21,8 @@ use crate::render::{
 use crate::{exit, input};
 
 pub(super) async fn file(ctx: &Ctx<'_>, io: &mut Io<'_>, args: FileArgs) -> anyhow::Result<i32> {
-    let incident = match &args.from {
+    let request_id = args.request_id;
+    let mut incident = match &args.from {
         Some(path) => input::read_file_incident(path, io.stdin)?,
         None => {
             let incident = incident_from_flags(args)?;
@@ -31,6 +32,9 @@ pub(super) async fn file(ctx: &Ctx<'_>, io: &mut Io<'_>, args: FileArgs) -> anyh
             incident
         }
     };
+    if request_id.is_some() {
+        incident.request_id = request_id;
+    }
     let filed = connect(ctx).await?.file_incident(&incident).await?;
     if ctx.json {
         return print_json(io, &filed);

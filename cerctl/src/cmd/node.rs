@@ -45,6 +45,16 @@ fn write_status(out: &mut dyn Write, status: Status) -> std::io::Result<()> {
                 status.peers_connected, status.peers_configured
             ),
         ),
+        (
+            "playbooks",
+            match status.events.saturating_sub(status.playbook_cursor) {
+                0 => format!("up to date (event {})", status.events),
+                behind => format!(
+                    "{behind} event(s) behind (at {} of {})",
+                    status.playbook_cursor, status.events
+                ),
+            },
+        ),
     ];
     if status.equivocations > 0 {
         // Proof that an author signed two histories: rare, and worth a look.

@@ -36,6 +36,11 @@ pub enum Verdict {
 pub trait Verifier {
     fn envelope(&self, bytes: &[u8], sig: &[u8]) -> Verdict;
     fn tombstone(&self, id: &EnvelopeId, tomb: &Tombstone) -> Verdict;
+    /// The body of an encrypted envelope, when addressed to this node.
+    fn decrypt(&self, envelope: &Envelope) -> Option<Body> {
+        let _ = envelope;
+        None
+    }
 }
 
 #[derive(Debug, Default)]
@@ -366,20 +371,34 @@ pub struct Rebuilt {
 }
 
 /// Rebuilds the store at `path` from the envelopes that verify, keeping
-/// the old folder beside it as `<path>.damaged-<unix time>`.
+/// the old folder beside it as `<path>.damaged-<unix time>`. When sled
+/// cannot open the folder at all, the envelopes are carved from its raw
+/// files instead (local records are then lost, and said so).
 pub fn rebuild(path: &Path, verifier: &dyn Verifier) -> Result<Rebuilt, StoreError> {
     let mut report = CheckReport::default();
     let fresh = path.with_extension("rebuild");
     if fresh.exists() {
-        std::fs::remove_dir_all(&fresh)
-            .map_err(|e| super::corrupt("rebuild folder", &e.to_string()))?;
+        std::fs::remove_dir_all(&fresh).map_err(|source| StoreError::Files {
+            what: "removing the unfinished rebuild",
+            path: fresh.clone(),
+            source,
+        })?;
     }
-    let kept;
+    let (chains, old) = match super::open_db(path, Options::default()) {
+        Ok(db) => (read_chains(&db, verifier, &mut report)?, Some(db)),
+        Err(StoreError::Damaged { .. }) => {
+            report.notes.push(
+                "sled cannot read this store: its envelopes were recovered from the raw files; \
+                 playbook run history, annotations and the event log could not be"
+                    .into(),
+            );
+            (carved_chains(path, verifier, &mut report), None)
+        }
+        Err(e) => return Err(e),
+    };
+    let kept = chains.iter().map(|c| c.good.len() as u64).sum();
     {
-        let old = super::open_db(path, Options::default())?;
-        let chains = read_chains(&old, verifier, &mut report)?;
         let new = Store::open(&fresh, Options::default())?;
-        let mut count = 0u64;
         for chain in &chains {
             let mut items = Vec::new();
             for (id, record) in &chain.good {
@@ -387,12 +406,14 @@ pub fn rebuild(path: &Path, verifier: &dyn Verifier) -> Result<Rebuilt, StoreErr
                     StoredEnvelope::Live { bytes, sig } => {
                         let envelope = Envelope::parse(bytes)
                             .map_err(|e| super::corrupt("envelope", &e.to_string()))?;
-                        let body = match envelope.plain_body() {
-                            Some(body) => body.ok(),
-                            None => old
+                        let kept_body = match (&old, envelope.plain_body()) {
+                            (_, Some(body)) => body.ok(),
+                            (Some(old), None) => old
                                 .get(keys::decrypted(id))?
                                 .and_then(|plain| Body::from_slice(envelope.kind, &plain).ok()),
+                            (None, None) => None,
                         };
+                        let body = kept_body.or_else(|| verifier.decrypt(&envelope));
                         Incoming::Live(Box::new(NewEnvelope {
                             id: *id,
                             bytes: bytes.clone(),
@@ -408,46 +429,90 @@ pub fn rebuild(path: &Path, verifier: &dyn Verifier) -> Result<Rebuilt, StoreErr
                 }
             }
             new.restore_blocking(items)?;
-            count += chain.good.len() as u64;
         }
-        // Local records and the event log carry over as they were.
-        let mut batch = sled::Batch::default();
-        for prefix in [
-            keys::REQUEST,
-            keys::RUN,
-            keys::RUN_BY_TIME,
-            keys::ANNOTATION,
-            keys::EQUIVOCATION,
-            keys::EVENT,
-        ] {
-            for (k, v) in old.scan_prefix([prefix]).flatten() {
-                batch.insert(k, v);
-            }
+        if let Some(old) = &old {
+            copy_local_records(old, &new)?;
         }
-        for (k, v) in old.scan_prefix(keys::meta("cursor:")).flatten() {
-            batch.insert(k, v);
-        }
-        let equivocations = old.scan_prefix([keys::EQUIVOCATION]).count() as u64;
-        new.shared.db.apply_batch(batch)?;
         new.close()?;
-        let mut counts = new.counts();
-        counts.equivocations = equivocations;
-        new.shared.db.insert(
-            keys::meta("counts"),
-            serde_json::to_vec(&counts).map_err(super::json_err)?,
-        )?;
-        new.shared.db.flush()?;
-        kept = count;
     }
+    drop(old);
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let aside = PathBuf::from(format!("{}.damaged-{stamp}", path.display()));
-    std::fs::rename(path, &aside).map_err(|e| super::corrupt("store folder", &e.to_string()))?;
-    std::fs::rename(&fresh, path).map_err(|e| super::corrupt("rebuilt folder", &e.to_string()))?;
+    let mut aside = PathBuf::from(format!("{}.damaged-{stamp}", path.display()));
+    let mut n = 1;
+    while aside.exists() {
+        n += 1;
+        aside = PathBuf::from(format!("{}.damaged-{stamp}-{n}", path.display()));
+    }
+    std::fs::rename(path, &aside).map_err(|source| StoreError::Files {
+        what: "moving the damaged store aside to",
+        path: aside.clone(),
+        source,
+    })?;
+    std::fs::rename(&fresh, path).map_err(|source| StoreError::Files {
+        what: "putting the rebuilt store in place of",
+        path: path.to_owned(),
+        source,
+    })?;
     Ok(Rebuilt {
         report,
         old: aside,
         kept_envelopes: kept,
     })
+}
+
+/// Local records and the event log carry over as they were.
+fn copy_local_records(old: &sled::Db, new: &Store) -> Result<(), StoreError> {
+    let mut batch = sled::Batch::default();
+    for prefix in [
+        keys::REQUEST,
+        keys::RUN,
+        keys::RUN_BY_TIME,
+        keys::ANNOTATION,
+        keys::EQUIVOCATION,
+        keys::EVENT,
+    ] {
+        for (k, v) in old.scan_prefix([prefix]).flatten() {
+            batch.insert(k, v);
+        }
+    }
+    for (k, v) in old.scan_prefix(keys::meta("cursor:")).flatten() {
+        batch.insert(k, v);
+    }
+    let equivocations = old.scan_prefix([keys::EQUIVOCATION]).count() as u64;
+    new.shared.db.apply_batch(batch)?;
+    let mut counts = new.counts();
+    counts.equivocations = equivocations;
+    new.shared.db.insert(
+        keys::meta("counts"),
+        serde_json::to_vec(&counts).map_err(super::json_err)?,
+    )?;
+    Ok(())
+}
+
+/// Chains from carved envelopes: each contiguous from seq 1.
+fn carved_chains(path: &Path, verifier: &dyn Verifier, report: &mut CheckReport) -> Vec<Chain> {
+    let mut out = Vec::new();
+    for (author, mut found) in super::carve::carve(path, verifier) {
+        let mut good = Vec::new();
+        let mut seq = 1;
+        while let Some(record) = found.remove(&seq) {
+            if matches!(record.1, StoredEnvelope::Tombstone(_)) {
+                report.tombstones += 1;
+            }
+            good.push(record);
+            seq += 1;
+        }
+        if let Some(next) = found.keys().next() {
+            report.problems.push(format!(
+                "{}: seq {seq} was not recovered; seq {next} and after wait for peers",
+                author.short()
+            ));
+        }
+        report.envelopes += good.len() as u64;
+        out.push(Chain { author, good });
+    }
+    report.authors = out.len() as u64;
+    out
 }

@@ -17,6 +17,7 @@
 //! of the process, not necessarily a power cut on a disk with a volatile
 //! write cache.
 
+mod carve;
 mod check;
 pub mod keys;
 mod table;
@@ -69,6 +70,12 @@ pub enum StoreError {
     Envelope(#[from] EnvelopeError),
     #[error("the store's writer has stopped")]
     WriterGone,
+    #[error("{what} {}: {source}", path.display())]
+    Files {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A verified envelope ready to be stored.
@@ -314,11 +321,24 @@ impl Store {
             None => Counts::default(),
         };
         let (state, last_event) = writer::State::load(&db, counts, path)?;
+        let mark_path = path.join(Mark::FILE);
+        if let Some(mark) = Mark::read(&mark_path) {
+            if last_event < mark.event || counts.envelopes < mark.envelopes {
+                return Err(StoreError::Damaged {
+                    path: path.to_owned(),
+                    detail: format!(
+                        "it ends at event {last_event} with {} envelope(s), but {} event(s) and {} envelope(s) had been written: part of it was cut off",
+                        counts.envelopes, mark.event, mark.envelopes
+                    ),
+                });
+            }
+        }
         let (inbox, commands) = mpsc::channel(INBOX);
         let (stored, _) = broadcast::channel(1024);
         let (durable_tx, durable) = watch::channel(last_event);
         let counts = Arc::new(Mutex::new(counts));
         let outlet = writer::Outlet {
+            mark: mark_path,
             counts: counts.clone(),
             durable: durable_tx,
             stored: stored.clone(),
@@ -757,6 +777,43 @@ impl Store {
     /// Bytes the store occupies on disk.
     pub fn size_on_disk(&self) -> u64 {
         self.shared.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+/// What the writer had made durable, kept in a small file beside sled's:
+/// sled takes a log cut short for a torn write and opens what is left, so
+/// without this a truncated store would serve silently with less than it
+/// acknowledged. Written after each batch's flush (never ahead of sled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Mark {
+    event: u64,
+    envelopes: u64,
+}
+
+impl Mark {
+    const FILE: &'static str = "cerd-mark";
+
+    fn read(path: &Path) -> Option<Mark> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let mut words = text.split_whitespace();
+        let mut field = |name: &str| {
+            (words.next()? == name)
+                .then(|| words.next()?.parse().ok())
+                .flatten()
+        };
+        Some(Mark {
+            event: field("event")?,
+            envelopes: field("envelopes")?,
+        })
+    }
+
+    fn write(&self, path: &Path) -> std::io::Result<()> {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(
+            &tmp,
+            format!("event {} envelopes {}\n", self.event, self.envelopes),
+        )?;
+        std::fs::rename(&tmp, path)
     }
 }
 

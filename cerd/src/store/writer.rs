@@ -150,6 +150,8 @@ impl State {
 
 /// Where the writer reports each durable batch.
 pub(super) struct Outlet {
+    /// The high-water mark beside sled's files (see [`super::Mark`]).
+    pub mark: PathBuf,
     pub counts: Arc<Mutex<Counts>>,
     pub durable: watch::Sender<u64>,
     pub stored: broadcast::Sender<Arc<[EventRecord]>>,
@@ -199,6 +201,13 @@ fn run(db: sled::Db, mut state: State, mut commands: mpsc::Receiver<Command>, ou
         };
         match outcome {
             Ok(done) => {
+                let mark = super::Mark {
+                    event: done.next_event - 1,
+                    envelopes: done.counts.envelopes,
+                };
+                if let Err(e) = mark.write(&outlet.mark) {
+                    tracing::warn!(file = %outlet.mark.display(), error = %e, "cannot write the store's high-water mark");
+                }
                 state.tips.extend(done.tips);
                 state.counts = done.counts;
                 state.next_event = done.next_event;
