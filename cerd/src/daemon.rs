@@ -12,9 +12,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api;
+use crate::audit::AUDIT;
 use crate::config::{check_name, Config};
 use crate::mesh::{Endpoint, Mesh};
-use crate::node::{Node, AUDIT};
+use crate::node::Node;
 use crate::sign::Identity;
 use crate::store::Store;
 
@@ -180,21 +181,7 @@ pub fn open_or_init_identity(config: &Config) -> anyhow::Result<Identity> {
 
 /// Where `cerd init` writes the public certificate for sharing.
 pub fn public_cert_path(data_dir: &Path, name: &str) -> PathBuf {
-    data_dir.join(format!("{}.asc", file_safe(name)))
-}
-
-/// A CERT name as a file name: anything but letters, digits, `-`, `_`
-/// and `.` becomes `-`.
-pub fn file_safe(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
+    data_dir.join(format!("{}.asc", crate::trust::file_safe(name)))
 }
 
 fn create_data_dir(dir: &Path) -> anyhow::Result<()> {

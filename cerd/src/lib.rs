@@ -5,6 +5,7 @@
 //! `sign` imports sequoia, only `api` knows HTTP.
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod daemon;
@@ -16,6 +17,7 @@ pub mod node;
 pub mod playbook;
 pub mod sign;
 pub mod store;
+pub mod trust;
 pub mod verify;
 pub mod watch;
 

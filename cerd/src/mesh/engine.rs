@@ -35,8 +35,9 @@ use tokio::task::JoinHandle;
 use super::transport::{
     CloseCode, Endpoint, FrameReceiver, FrameSender, Link, LinkHandle, MeshError,
 };
+use crate::audit::{self, AUDIT};
 use crate::config;
-use crate::node::{IngestError, Node, NodeEvent, AUDIT};
+use crate::node::{IngestError, Node, NodeEvent};
 use crate::store::{Change, EventRecord, Incoming, Inserted, StoredEnvelope, Tombstone};
 use crate::verify::Rejected;
 
@@ -263,7 +264,7 @@ impl Engine {
         for (_, link) in self.links.drain() {
             link.handle.close(CloseCode::Normal, "shutdown");
         }
-        self.node.set_peers(Vec::new());
+        self.node.peer_board().set(Vec::new());
     }
 
     fn handle_event(&mut self, event: Result<NodeEvent, tokio::sync::broadcast::error::RecvError>) {
@@ -322,8 +323,7 @@ impl Engine {
             Input::Link(link) => self.add_link(*link, now),
             Input::Frame { peer, link, frame } => {
                 if self.links.get(&peer).is_some_and(|l| l.id == link) {
-                    self.board.entry(peer.clone()).or_default().last_seen =
-                        Some(crate::node::now());
+                    self.board.entry(peer.clone()).or_default().last_seen = Some(audit::now());
                     if let Frame::Goodbye { reason } = &frame {
                         tracing::info!(peer = %self.name(&peer), %reason, "peer said goodbye");
                         return;
@@ -408,7 +408,7 @@ impl Engine {
         let (outbox, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
         let stats = self.board.entry(peer.clone()).or_default();
         stats.address = Some(remote);
-        stats.last_seen = Some(crate::node::now());
+        stats.last_seen = Some(audit::now());
         tokio::spawn(outbox_task(
             self.node.clone(),
             sender,
@@ -620,7 +620,7 @@ impl Engine {
                 });
             }
         }
-        self.node.set_peers(peers);
+        self.node.peer_board().set(peers);
     }
 }
 

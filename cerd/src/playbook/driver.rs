@@ -21,11 +21,10 @@ use tokio::task::JoinHandle;
 
 use super::plan::{plan, EventKind, PlannedAction, PlannedKind, Trigger};
 use super::run::{local_record, Runner};
-use crate::node::{now, Node, NodeEvent, AUDIT};
+use super::CURSOR;
+use crate::audit::{now, AUDIT};
+use crate::node::{Node, NodeEvent};
 use crate::store::{Change, EventRecord};
-
-/// The driver's cursor in the store's event log.
-pub const CURSOR: &str = "playbooks";
 
 /// Events read from the log at a time.
 const READ_AHEAD: usize = 256;

@@ -16,29 +16,25 @@
 //! argv elements holding typed values, as `CER_*` environment variables
 //! and as JSON on stdin — never through a shell and never as a template.
 //!
-//! # Wiring (for the daemon)
+//! Around them, for the daemon:
 //!
-//! - On `NodeEvent::Stored { author, kind, subject, id, .. }`: map it with
-//!   [`EventKind::for_envelope`]`(kind, &author, own)`; fold the incident
-//!   `subject`; build a [`Trigger`] with `version: id.to_hex()`; call
-//!   [`plan()`](plan::plan). Peer and equivocation events build a Trigger
-//!   with `incident: None` and `peer: Some(..)`.
-//! - For each planned action, skip it if its `key` is already in the run
-//!   history (restart safety), else spawn a task: exec and webhook go to
-//!   [`Runner::run`]; tag and note ([`PlannedAction::is_local`]) are
-//!   applied to the incident by the caller and recorded with
-//!   [`run::local_record`]. Store every [`RunRecord`] under its `key`.
-//! - `cerctl playbook test FILE --incident ID`: [`spec::load_all`] then
-//!   [`plan::plan_one`] (its `Err(Skip)` says why nothing would run).
-//! - Hot reload: [`spec::load_dir`] (or [`spec::load_all`] per changed
-//!   file, with [`spec::is_playbook_file`] to filter watcher events); keep
-//!   the previous version of a file whose new text is invalid.
+//! - [`registry`] holds the playbooks in force and reloads `playbooks/`
+//!   with the same loader as `cerd check` ([`spec::load_files`]).
+//! - [`driver`] reads the store's durable event log from a saved cursor
+//!   ([`CURSOR`]), plans each event and starts its actions: at least once,
+//!   and exactly once in effect because a recorded run key never runs
+//!   again.
 
 pub mod driver;
 pub mod plan;
+pub mod registry;
 pub mod run;
 pub mod spec;
 
+/// The driver's cursor in the store's event log.
+pub const CURSOR: &str = "playbooks";
+
 pub use plan::{plan, EventKind, PlannedAction, PlannedKind, Skip, Trigger};
+pub use registry::Registry;
 pub use run::{Outcome, RunRecord, Runner};
 pub use spec::{load, load_dir, parse, Action, Playbook, PlaybookError, PlaybookWarning};

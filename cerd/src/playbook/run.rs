@@ -29,7 +29,7 @@ pub use cer_proto::api::{Outcome, RunRecord};
 
 use super::plan::{PlannedAction, PlannedKind};
 use super::spec::WebhookUrl;
-use crate::node::AUDIT;
+use crate::audit::AUDIT;
 
 /// Runs planned actions, at most `concurrency` at a time. Cheap to clone;
 /// clones share the limit.

@@ -319,30 +319,44 @@ pub fn parse_all(text: &str, file: &str) -> Result<Playbook, Vec<PlaybookError>>
     }
 }
 
-/// Loads every `*.yaml` and `*.yml` file in `dir` (not hidden, not in
-/// subfolders), in file-name order. A name defined twice is an error for
-/// the later file; the earlier one stays loaded.
-pub fn load_dir(dir: &Path) -> (Vec<Playbook>, Vec<PlaybookError>) {
-    let mut playbooks: Vec<Playbook> = Vec::new();
-    let mut errors = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            errors.push(PlaybookError::Read {
-                file: dir.display().to_string(),
-                reason: format!("cannot read the playbook folder: {e}"),
-            });
-            return (playbooks, errors);
-        }
-    };
+/// One file's playbook, or every error in it.
+pub type Loaded = Result<Playbook, Vec<PlaybookError>>;
+
+/// Reads every `*.yaml` and `*.yml` file in `dir` (not hidden, not in
+/// subfolders), in file-name order: each file's playbook or its errors.
+/// The one loader behind both `cerd check` ([`load_dir`]) and the
+/// daemon's registry. A folder that cannot be read is an error.
+pub fn load_files(dir: &Path) -> Result<Vec<(PathBuf, Loaded)>, PlaybookError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| PlaybookError::Read {
+        file: dir.display().to_string(),
+        reason: format!("cannot read the playbook folder: {e}"),
+    })?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|entry| entry.path())
         .filter(|path| is_playbook_file(path) && path.is_file())
         .collect();
     paths.sort();
-    for path in paths {
-        match load_all(&path) {
+    Ok(paths
+        .into_iter()
+        .map(|path| {
+            let loaded = load_all(&path);
+            (path, loaded)
+        })
+        .collect())
+}
+
+/// Loads every playbook file in `dir` (see [`load_files`]). A name defined
+/// twice is an error for the later file; the earlier one stays loaded.
+pub fn load_dir(dir: &Path) -> (Vec<Playbook>, Vec<PlaybookError>) {
+    let mut playbooks: Vec<Playbook> = Vec::new();
+    let mut errors = Vec::new();
+    let files = match load_files(dir) {
+        Ok(files) => files,
+        Err(e) => return (playbooks, vec![e]),
+    };
+    for (path, loaded) in files {
+        match loaded {
             Ok(playbook) => {
                 if let Some(earlier) = playbooks.iter().find(|p| p.name == playbook.name) {
                     let (line, column) = name_position(&path);

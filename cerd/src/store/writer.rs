@@ -197,7 +197,7 @@ fn run(db: sled::Db, mut state: State, mut commands: mpsc::Receiver<Command>, ou
         }
         let outcome = match failed {
             Some(e) => Err(e),
-            None => work.commit(),
+            None => work.commit(&outlet.counts),
         };
         match outcome {
             Ok(done) => {
@@ -211,7 +211,6 @@ fn run(db: sled::Db, mut state: State, mut commands: mpsc::Receiver<Command>, ou
                 state.tips.extend(done.tips);
                 state.counts = done.counts;
                 state.next_event = done.next_event;
-                *outlet.counts.lock().unwrap_or_else(|e| e.into_inner()) = done.counts;
                 if let Some(last) = done.events.last() {
                     outlet.durable.send_replace(last.seq);
                     let _ = outlet.stored.send(Arc::from(done.events));
@@ -221,10 +220,24 @@ fn run(db: sled::Db, mut state: State, mut commands: mpsc::Receiver<Command>, ou
                 }
             }
             Err(e) => {
-                tracing::error!(store = %state.path.display(), error = %e, "store batch failed; nothing in it was written");
+                tracing::error!(store = %state.path.display(), error = %e, "store batch failed; its callers were told it was not stored");
                 let text = e.to_string();
                 for answer in answers {
                     answer.fail(&text);
+                }
+                // A flush that failed after the batch was applied leaves
+                // sled ahead of this thread's view: take it from sled.
+                let counts = db
+                    .get(keys::meta("counts"))
+                    .ok()
+                    .flatten()
+                    .and_then(|v| decode_json(&v, "meta/counts").ok())
+                    .unwrap_or(state.counts);
+                match State::load(&db, counts, &state.path.clone()) {
+                    Ok((reloaded, _)) => state = reloaded,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot reread the store after a failed batch")
+                    }
                 }
             }
         }
@@ -741,7 +754,9 @@ impl<'a> Work<'a> {
     }
 
     /// Writes what the batch changed, as one sled batch, and flushes.
-    fn commit(mut self) -> Result<Done, StoreError> {
+    /// Applies the batch, then flushes. The counts readers see change
+    /// with the data: `counts` is locked while the batch is applied.
+    fn commit(mut self, shown: &Mutex<Counts>) -> Result<Done, StoreError> {
         let incidents = std::mem::take(&mut self.incidents);
         for (subject, open) in incidents {
             let Some(head) = &open.head else { continue };
@@ -774,7 +789,11 @@ impl<'a> Work<'a> {
                 None => batch.remove(k),
             }
         }
-        self.db.apply_batch(batch)?;
+        {
+            let mut shown = shown.lock().unwrap_or_else(|e| e.into_inner());
+            self.db.apply_batch(batch)?;
+            *shown = self.counts;
+        }
         self.db.flush()?;
         Ok(Done {
             tips: self.tips,

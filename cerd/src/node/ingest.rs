@@ -1,0 +1,170 @@
+//! Receiving: verifying what peers send before the store sees it, and
+//! reading the bodies addressed to this node.
+
+use cer_proto::envelope::{Body, Envelope};
+use cer_proto::wire::Item;
+use cer_proto::{EnvelopeId, Fingerprint};
+
+use super::Node;
+use crate::audit::AUDIT;
+use crate::sign::TrustStore;
+use crate::store::{Incoming, Inserted, NewEnvelope, StoreError};
+use crate::verify::{self, Rejected};
+
+/// Why a received envelope was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Rejected(#[from] Rejected),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl IngestError {
+    /// A chain that does not follow is the peer's problem; anything else
+    /// from the store is this node's.
+    pub fn from_store(e: StoreError) -> Self {
+        match e {
+            StoreError::Chain(chain) => IngestError::Rejected(Rejected::Chain(chain)),
+            other => IngestError::Store(other),
+        }
+    }
+}
+
+fn store_error(text: &str) -> StoreError {
+    StoreError::Corrupt {
+        what: "ingest".into(),
+        reason: text.to_owned(),
+    }
+}
+
+impl Node {
+    /// Verifies received items (signatures on every core): each becomes
+    /// something the store can take, or the reason it is refused. Blocking:
+    /// call from a blocking thread.
+    pub fn verify_items(&self, items: Vec<Item>) -> Vec<Result<Incoming, Rejected>> {
+        let trust = self.trust_store();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if items.len() < 16 || threads < 2 {
+            return items
+                .into_iter()
+                .map(|item| self.verify_item(&trust, item))
+                .collect();
+        }
+        let chunk = items.len().div_ceil(threads);
+        let mut parts: Vec<Vec<Item>> = Vec::new();
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            parts.push(items.by_ref().take(chunk).collect());
+        }
+        let trust = &trust;
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = parts
+                .into_iter()
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.into_iter()
+                            .map(|item| self.verify_item(trust, item))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| {
+                    w.join().unwrap_or_else(|_| {
+                        vec![Err(Rejected::Malformed("verification failed".into()))]
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn verify_item(&self, trust: &TrustStore, item: Item) -> Result<Incoming, Rejected> {
+        match item {
+            Item::Live { bytes, sig } => {
+                let envelope = verify::verify_signed(trust, &bytes, &sig)?;
+                let body = self.readable_body(&envelope)?;
+                Ok(Incoming::Live(Box::new(NewEnvelope {
+                    id: EnvelopeId::of(&bytes),
+                    bytes,
+                    sig,
+                    envelope,
+                    body,
+                })))
+            }
+            Item::Tombstone(wire) => {
+                let id = wire.id;
+                Ok(Incoming::Tombstone(
+                    id,
+                    verify::verify_tombstone(trust, wire)?,
+                ))
+            }
+        }
+    }
+
+    /// Verifies and stores received items, waiting for them to be durable.
+    /// Blocking: for tools and benchmarks, not runtime workers.
+    pub fn ingest_blocking(
+        &self,
+        items: Vec<Item>,
+        from: Option<Fingerprint>,
+    ) -> Vec<Result<Inserted, IngestError>> {
+        let verified = self.verify_items(items);
+        let mut results: Vec<Option<Result<Inserted, IngestError>>> = Vec::new();
+        let mut good = Vec::new();
+        for v in verified {
+            match v {
+                Ok(incoming) => {
+                    good.push(incoming);
+                    results.push(None);
+                }
+                Err(rejected) => results.push(Some(Err(rejected.into()))),
+            }
+        }
+        let mut stored = match self.store.ingest_blocking(good, from) {
+            Ok(stored) => stored.into_iter(),
+            Err(e) => {
+                let text = e.to_string();
+                return results
+                    .into_iter()
+                    .map(|r| r.unwrap_or_else(|| Err(IngestError::Store(store_error(&text)))))
+                    .collect();
+            }
+        };
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| match stored.next() {
+                    Some(result) => result.map_err(IngestError::from_store),
+                    None => Err(IngestError::Store(store_error("missing result"))),
+                })
+            })
+            .collect()
+    }
+
+    /// The body as this node can read it: plaintext, or decrypted when
+    /// addressed to this node.
+    fn readable_body(&self, envelope: &Envelope) -> Result<Option<Body>, Rejected> {
+        Ok(match (&envelope.body, &envelope.body_enc) {
+            (Some(_), _) => match envelope.plain_body() {
+                Some(Ok(body)) => Some(body),
+                Some(Err(e)) => return Err(Rejected::Malformed(format!("body: {e}"))),
+                None => None,
+            },
+            (None, Some(armored))
+                if envelope.recipients.contains(self.fingerprint())
+                    || envelope.author == *self.fingerprint() =>
+            {
+                match self.identity.decrypt_armored(armored) {
+                    Ok(plain) => Body::from_slice(envelope.kind, &plain).ok(),
+                    Err(e) => {
+                        tracing::warn!(target: AUDIT, event = "decrypt_failed", author = %envelope.author, seq = envelope.seq, error = %e, "cannot decrypt an envelope addressed to this node");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        })
+    }
+}

@@ -1,0 +1,330 @@
+//! Publishing: filing, updating, retracting and acknowledging incidents.
+//! Everything is checked before the store's writer is asked; the writer
+//! gives each envelope its place in this node's chain, signs it and
+//! answers once it is durable.
+
+use cer_proto::api::{AcknowledgeIncident, FileIncident, Filed, RetractIncident, UpdateIncident};
+use cer_proto::envelope::{Body, DraftBody, EnvelopeError, Kind, RetractionBody, Withdrawal};
+use cer_proto::incident::IncidentState;
+use cer_proto::model::Tlp;
+use cer_proto::{FieldError, FieldErrors, Fingerprint};
+use uuid::Uuid;
+
+use super::{Node, NodeError};
+use crate::audit::{now, AUDIT};
+use crate::sign::{self, TrustedCert};
+use crate::store::{Publish, StoreError};
+
+impl Node {
+    pub async fn file(&self, request: FileIncident) -> Result<Filed, NodeError> {
+        let mut errors = FieldErrors::default();
+        let body = match request.to_body() {
+            Ok(body) => Some(body),
+            Err(e) => {
+                errors.0.extend(e.0);
+                None
+            }
+        };
+        let recipients = match self.recipients_for(request.tlp, &request.to) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                errors.0.extend(e.0);
+                None
+            }
+        };
+        let (Some(body), Some(recipients)) = (body, recipients) else {
+            return Err(NodeError::Invalid(errors));
+        };
+        self.publish_withdrawing(
+            Uuid::new_v4(),
+            request.tlp,
+            recipients,
+            Body::Incident(body),
+            Vec::new(),
+            request.request_id,
+        )
+        .await
+    }
+
+    pub async fn update(&self, id: Uuid, request: UpdateIncident) -> Result<Filed, NodeError> {
+        let body = request.to_body()?;
+        let state = self.existing_now(id).await?;
+        if state.retracted.is_some() {
+            return Err(NodeError::Conflict(format!(
+                "incident {id} was retracted by its author; it can no longer be updated"
+            )));
+        }
+        if !state.readable {
+            return Err(NodeError::Forbidden(format!(
+                "incident {id} is encrypted for other CERTs; this node cannot read or update it"
+            )));
+        }
+        let reporter = state
+            .reporter
+            .clone()
+            .expect("a readable incident has a reporter");
+        if body.changes_fields() && reporter != *self.fingerprint() {
+            let name = self
+                .name_of(&reporter)
+                .unwrap_or_else(|| reporter.to_string());
+            return Err(NodeError::Forbidden(format!(
+                "only the incident's author, {name}, can change its status, severity, title, description or classification; notes, indicators and tags are open to every CERT"
+            )));
+        }
+        let mut recipients = state.recipients.clone();
+        if state.tlp.is_encrypted()
+            && !recipients.contains(&reporter)
+            && reporter != *self.fingerprint()
+        {
+            recipients.push(reporter);
+        }
+        self.publish(id, state.tlp, recipients, Body::Update(body))
+            .await
+    }
+
+    pub async fn retract(&self, id: Uuid, request: RetractIncident) -> Result<Filed, NodeError> {
+        let body = RetractionBody {
+            target: None,
+            reason: request
+                .reason
+                .map(|r| r.trim().to_owned())
+                .filter(|r| !r.is_empty()),
+        };
+        Body::Retraction(body.clone()).validate()?;
+        let state = self.existing_now(id).await?;
+        if state.retracted.is_some() {
+            return Err(NodeError::Conflict(format!(
+                "incident {id} is already retracted"
+            )));
+        }
+        if state.reporter.as_ref() != Some(self.fingerprint()) {
+            return Err(NodeError::Forbidden(format!(
+                "only the incident's author can retract incident {id}"
+            )));
+        }
+        // The retraction names each of this node's envelopes it withdraws,
+        // so every holder can prove the tombstones it keeps in their place.
+        let withdraws: Vec<Withdrawal> = state
+            .timeline
+            .iter()
+            .filter(|e| e.author == *self.fingerprint() && e.kind != Kind::Retraction)
+            .map(|e| Withdrawal {
+                seq: e.seq,
+                id: e.envelope,
+                kind: e.kind,
+                created: e.at,
+            })
+            .collect();
+        self.publish_withdrawing(
+            id,
+            state.tlp,
+            state.recipients.clone(),
+            Body::Retraction(body),
+            withdraws,
+            None,
+        )
+        .await
+    }
+
+    /// Sends the incident's author a signed receipt.
+    pub async fn acknowledge(
+        &self,
+        id: Uuid,
+        request: AcknowledgeIncident,
+    ) -> Result<Filed, NodeError> {
+        let state = self.existing_now(id).await?;
+        if state.retracted.is_some() {
+            return Err(NodeError::Conflict(format!(
+                "incident {id} was retracted by its author"
+            )));
+        }
+        if !state.readable {
+            return Err(NodeError::Forbidden(format!(
+                "incident {id} is encrypted for other CERTs; only its recipients acknowledge it"
+            )));
+        }
+        let reporter = state
+            .reporter
+            .clone()
+            .expect("a readable incident has a reporter");
+        if reporter == *self.fingerprint() {
+            return Err(NodeError::Conflict(format!(
+                "this node filed incident {id}; receipts are for its recipients"
+            )));
+        }
+        let target = state
+            .timeline
+            .iter()
+            .find(|e| e.kind == cer_proto::envelope::Kind::Incident)
+            .map(|e| e.envelope)
+            .ok_or_else(|| {
+                NodeError::NotFound(format!("incident {id} has no filing envelope here"))
+            })?;
+        let body = Body::Receipt(cer_proto::envelope::ReceiptBody {
+            target,
+            state: request.state,
+            comment: request
+                .comment
+                .map(|c| c.trim().to_owned())
+                .filter(|c| !c.is_empty()),
+        });
+        body.validate()?;
+        let mut recipients = state.recipients.clone();
+        recipients.retain(|r| r != self.fingerprint());
+        if state.tlp.is_encrypted() && !recipients.contains(&reporter) {
+            recipients.push(reporter);
+        }
+        self.publish(id, state.tlp, recipients, body).await
+    }
+
+    /// [`Node::existing`] on a blocking thread, for async paths.
+    async fn existing_now(&self, id: Uuid) -> Result<IncidentState, NodeError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.incident(id))
+            .await
+            .map_err(|e| NodeError::Sign(format!("reading incident {id}: {e}")))??
+            .ok_or_else(|| NodeError::NotFound(format!("no incident {id}")))
+    }
+
+    pub(super) fn existing(&self, id: Uuid) -> Result<IncidentState, NodeError> {
+        self.store
+            .incident(id)?
+            .ok_or_else(|| NodeError::NotFound(format!("no incident {id}")))
+    }
+
+    /// Who may read an envelope of this TLP: named recipients, or for AMBER
+    /// without names every CERT in the trust store. Never includes self
+    /// (the author always can read its own envelopes).
+    fn recipients_for(&self, tlp: Tlp, to: &[String]) -> Result<Vec<Fingerprint>, FieldErrors> {
+        let mut errors = FieldErrors::default();
+        if !tlp.is_encrypted() {
+            if !to.is_empty() {
+                errors.push(FieldError::new(
+                    "to",
+                    format!("recipients apply to TLP:AMBER and above; TLP:{tlp} is shared with every peer"),
+                ));
+            }
+            return errors.into_result().map(|()| vec![]);
+        }
+        if tlp == Tlp::Red && to.is_empty() {
+            errors.push(FieldError::new(
+                "to",
+                "TLP:RED requires named recipients (--to NAME or FINGERPRINT)",
+            ));
+            return Err(errors);
+        }
+        let mut recipients = Vec::new();
+        if to.is_empty() {
+            self.with_trust(|t| {
+                for cert in t.iter() {
+                    if cert.fingerprint() != self.fingerprint() && cert.can_encrypt() {
+                        recipients.push(cert.fingerprint().clone());
+                    }
+                }
+            });
+        }
+        for (i, who) in to.iter().enumerate() {
+            match self.resolve_cert(who.trim()) {
+                None => errors.push(FieldError::new(
+                    format!("to[{i}]"),
+                    format!("no trusted CERT named or with fingerprint '{who}' (see `cerctl certs list`)"),
+                )),
+                Some(cert) if !cert.can_encrypt() => errors.push(FieldError::new(
+                    format!("to[{i}]"),
+                    format!("{}'s certificate has no encryption key", cert.name()),
+                )),
+                Some(cert) if cert.fingerprint() == self.fingerprint() => {}
+                Some(cert) => {
+                    if !recipients.contains(cert.fingerprint()) {
+                        recipients.push(cert.fingerprint().clone());
+                    }
+                }
+            }
+        }
+        errors.into_result().map(|()| recipients)
+    }
+
+    async fn publish(
+        &self,
+        subject: Uuid,
+        tlp: Tlp,
+        recipients: Vec<Fingerprint>,
+        body: Body,
+    ) -> Result<Filed, NodeError> {
+        self.publish_withdrawing(subject, tlp, recipients, body, Vec::new(), None)
+            .await
+    }
+
+    async fn publish_withdrawing(
+        &self,
+        subject: Uuid,
+        tlp: Tlp,
+        recipients: Vec<Fingerprint>,
+        body: Body,
+        withdraws: Vec<Withdrawal>,
+        request: Option<Uuid>,
+    ) -> Result<Filed, NodeError> {
+        let kind = body.kind();
+        let (draft_body, readable) = if tlp.is_encrypted() {
+            let plain =
+                serde_json::to_vec(&body.to_value()).map_err(|e| NodeError::Sign(e.to_string()))?;
+            let certs: Vec<TrustedCert> = self.with_trust(|t| {
+                recipients
+                    .iter()
+                    .filter_map(|f| t.get(f).cloned())
+                    .collect()
+            });
+            if certs.len() != recipients.len() {
+                return Err(NodeError::Conflict(
+                    "a recipient's certificate is no longer in the trust store".into(),
+                ));
+            }
+            let own = self.identity.public_cert();
+            // OpenPGP encryption is CPU work: keep it off the runtime.
+            let armored = tokio::task::spawn_blocking(move || {
+                let mut to: Vec<&TrustedCert> = certs.iter().collect();
+                to.push(&own);
+                sign::encrypt_armored(&plain, &to)
+            })
+            .await
+            .map_err(|e| NodeError::Sign(e.to_string()))?
+            .map_err(|e| NodeError::Sign(e.to_string()))?;
+            (DraftBody::Encrypted { kind, armored }, Some(body))
+        } else {
+            (DraftBody::Plain(body.clone()), Some(body))
+        };
+
+        let identity = self.identity.clone();
+        let published = self
+            .store
+            .publish(Publish {
+                author: self.fingerprint().clone(),
+                subject,
+                created: now(),
+                tlp,
+                recipients,
+                body: draft_body,
+                readable,
+                withdraws,
+                request,
+                sign: Box::new(move |bytes| identity.sign_detached(bytes)),
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Envelope(EnvelopeError::TooLarge { .. }) => {
+                    NodeError::TooLarge(e.to_string())
+                }
+                StoreError::Envelope(EnvelopeError::Invalid(field)) => {
+                    NodeError::Invalid(field.into())
+                }
+                other => NodeError::Store(other),
+            })?;
+        let filed = published.filed;
+        if published.repeated {
+            tracing::info!(target: AUDIT, event = "repeated_request", incident = %filed.incident, envelope = %filed.envelope, "request already answered; nothing new published");
+        } else {
+            tracing::info!(target: AUDIT, event = filed.kind.as_str(), incident = %filed.incident, envelope = %filed.envelope, seq = filed.seq, tlp = %tlp, "published");
+        }
+        Ok(filed)
+    }
+}

@@ -1,0 +1,263 @@
+//! Queries: listings, details, indicator search, export and playbook
+//! tests. Each reads the store: call them from blocking threads.
+
+use std::collections::BTreeMap;
+
+use cer_proto::api::{
+    CertRef, EnvelopeExport, EnvelopeInfo, ExportQuery, ExportedEnvelope, IncidentDetail,
+    IncidentList, IncidentQuery, IncidentSummary, IocMatch, IocQuery, IocSearch, SearchedAs,
+    SignatureState, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
+};
+use cer_proto::envelope::Envelope;
+use cer_proto::model::{IndicatorType, Timestamp};
+use cer_proto::{EnvelopeId, FieldError, FieldErrors, Fingerprint};
+use uuid::Uuid;
+
+use super::{Node, NodeError};
+use crate::store::{StoredEnvelope, SummaryFilter};
+
+impl Node {
+    /// What `playbook` would run for an incident, without running it.
+    pub fn test_playbook(
+        &self,
+        request: &cer_proto::api::TestPlaybook,
+    ) -> Result<cer_proto::api::PlaybookTest, NodeError> {
+        use crate::playbook::{plan, spec, EventKind};
+        let playbook = spec::parse_all(&request.yaml, &request.file).map_err(|errors| {
+            NodeError::Invalid(FieldErrors(
+                errors
+                    .iter()
+                    .map(|e| FieldError::new("playbook", e.to_string()))
+                    .collect(),
+            ))
+        })?;
+        let state = self.existing(request.incident)?;
+        let event = match &request.event {
+            Some(name) => EventKind::parse(name)
+                .ok_or_else(|| FieldError::new("event", format!("unknown event '{name}'")))?,
+            None => playbook
+                .on
+                .iter()
+                .copied()
+                .find(|e| e.is_incident())
+                .ok_or_else(|| {
+                    FieldError::new(
+                        "event",
+                        "the playbook reacts to no incident event; give --event",
+                    )
+                })?,
+        };
+        let names = |f: &Fingerprint| self.name_of(f);
+        let trigger = plan::Trigger {
+            event,
+            incident: Some(&state),
+            peer: None,
+            own: self.fingerprint(),
+            names: &names,
+            version: "test".into(),
+        };
+        let (would_run, skipped) = match plan::plan_one(&playbook, &trigger) {
+            Ok(actions) => (actions.iter().map(|a| a.describe()).collect(), None),
+            Err(skip) => (Vec::new(), Some(skip.to_string())),
+        };
+        Ok(cer_proto::api::PlaybookTest {
+            playbook: playbook.name,
+            event: event.as_str().to_owned(),
+            would_run,
+            skipped,
+        })
+    }
+
+    pub fn list(&self, query: &IncidentQuery) -> Result<IncidentList, NodeError> {
+        let limit = query.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+        if limit == 0 || limit > MAX_LIST_LIMIT {
+            return Err(FieldError::new(
+                "limit",
+                format!("must be between 1 and {MAX_LIST_LIMIT}"),
+            )
+            .into());
+        }
+        let from = match &query.from {
+            None => None,
+            Some(who) => Some(
+                self.resolve_cert(who)
+                    .map(|c| c.fingerprint().clone())
+                    .ok_or_else(|| {
+                        FieldError::new(
+                            "from",
+                            format!("no trusted CERT named or with fingerprint '{who}'"),
+                        )
+                    })?,
+            ),
+        };
+        if let Some(pattern) = &query.classification {
+            cer_proto::model::Classification::check_pattern(pattern)?;
+        }
+        let filter = ListFilter { query, from };
+        let (mut incidents, truncated) = self.store.list(&filter, limit)?;
+        for summary in &mut incidents {
+            summary.reporter_name = summary.reporter.as_ref().and_then(|r| self.name_of(r));
+        }
+        Ok(IncidentList {
+            incidents,
+            truncated,
+        })
+    }
+
+    pub fn detail(&self, id: Uuid) -> Result<IncidentDetail, NodeError> {
+        let incident = self.existing(id)?;
+        let mut envelopes = Vec::new();
+        for (eid, stored) in self.store.envelopes_of(id)? {
+            let info = match stored {
+                StoredEnvelope::Live { bytes, .. } => {
+                    let envelope =
+                        Envelope::parse(&bytes).map_err(|e| NodeError::Sign(e.to_string()))?;
+                    EnvelopeInfo {
+                        id: eid,
+                        author: envelope.author,
+                        seq: envelope.seq,
+                        kind: envelope.kind,
+                        created: envelope.created,
+                        tlp: envelope.tlp,
+                        recipients: envelope.recipients,
+                        signature: SignatureState::Good,
+                        bytes: bytes.len(),
+                    }
+                }
+                StoredEnvelope::Tombstone(t) => EnvelopeInfo {
+                    id: eid,
+                    author: t.author,
+                    seq: t.seq,
+                    kind: t.kind,
+                    created: t.created,
+                    tlp: t.tlp,
+                    recipients: t.recipients,
+                    signature: SignatureState::Withdrawn,
+                    bytes: 0,
+                },
+            };
+            envelopes.push(info);
+        }
+        let order: BTreeMap<EnvelopeId, usize> = incident
+            .timeline
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.envelope, i))
+            .collect();
+        envelopes.sort_by_key(|e| order.get(&e.id).copied().unwrap_or(usize::MAX));
+        Ok(IncidentDetail {
+            incident,
+            envelopes,
+            names: self.trust.names(),
+            local: self.store.annotations(id)?,
+        })
+    }
+
+    pub fn search_ioc(&self, query: &IocQuery) -> Result<IocSearch, NodeError> {
+        let searched: Vec<(IndicatorType, String)> = match query.kind {
+            Some(kind) => vec![(kind, kind.normalize(&query.value)?)],
+            None => IndicatorType::candidates(&query.value),
+        };
+        if searched.is_empty() {
+            return Err(FieldError::new(
+                "value",
+                format!("'{}' is not a valid indicator of any type", query.value),
+            )
+            .into());
+        }
+        let mut matches = Vec::new();
+        for (kind, value) in &searched {
+            for (incident, hit) in self.store.indicator_hits(*kind, value)? {
+                let Some(summary) = self.store.summary(incident)? else {
+                    continue;
+                };
+                matches.push(IocMatch {
+                    kind: *kind,
+                    value: value.clone(),
+                    incident,
+                    title: summary.title,
+                    severity: summary.severity,
+                    tlp: summary.tlp,
+                    reported_by: hit
+                        .reported_by
+                        .iter()
+                        .map(|f| CertRef {
+                            fingerprint: f.clone(),
+                            name: self.name_of(f),
+                        })
+                        .collect(),
+                    first_seen: hit.first_seen,
+                    last_seen: hit.last_seen,
+                    sightings: hit.sightings,
+                });
+            }
+        }
+        matches.sort_by_key(|m| std::cmp::Reverse(m.last_seen));
+        Ok(IocSearch {
+            searched: searched
+                .into_iter()
+                .map(|(kind, value)| SearchedAs { kind, value })
+                .collect(),
+            matches,
+        })
+    }
+
+    pub fn export(&self, query: &ExportQuery) -> Result<EnvelopeExport, NodeError> {
+        let ids: Vec<EnvelopeId> = match query.incident {
+            Some(incident) => {
+                self.existing(incident)?;
+                self.store
+                    .envelopes_of(incident)?
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect()
+            }
+            None => self.store.envelope_ids().collect::<Result<_, _>>()?,
+        };
+        let mut envelopes = Vec::new();
+        for id in ids {
+            if let Some(StoredEnvelope::Live { bytes, sig }) = self.store.envelope(&id)? {
+                let json = String::from_utf8(bytes)
+                    .map_err(|_| NodeError::Sign(format!("stored envelope {id} is not UTF-8")))?;
+                envelopes.push(ExportedEnvelope {
+                    id,
+                    json,
+                    sig: base64_encode(&sig),
+                });
+            }
+        }
+        Ok(EnvelopeExport { envelopes })
+    }
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+struct ListFilter<'a> {
+    query: &'a IncidentQuery,
+    from: Option<Fingerprint>,
+}
+
+impl SummaryFilter for ListFilter<'_> {
+    fn since(&self) -> Option<Timestamp> {
+        self.query.since
+    }
+
+    fn accept(&self, s: &IncidentSummary) -> bool {
+        let q = self.query;
+        (q.include_retracted || !s.retracted)
+            && q.severity_at_least
+                .is_none_or(|min| s.severity.is_some_and(|sev| sev >= min))
+            && q.tlp.is_none_or(|tlp| s.tlp == tlp)
+            && q.status.is_none_or(|st| s.status == Some(st))
+            && q.classification
+                .as_ref()
+                .is_none_or(|p| s.classification.as_ref().is_some_and(|c| c.matches(p)))
+            && self
+                .from
+                .as_ref()
+                .is_none_or(|f| s.reporter.as_ref() == Some(f))
+    }
+}

@@ -1,0 +1,235 @@
+//! The trust store in force: the certificates in `certs/` (plus this
+//! node's own), what the last load refused, and the files themselves —
+//! adding and removing a certificate writes or deletes them.
+//!
+//! It knows nothing of the node around it: reloads return whether anything
+//! changed, and the caller announces it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use cer_proto::api::{CertInfo, CertList, RefusedCert};
+use cer_proto::Fingerprint;
+
+use crate::audit::AUDIT;
+use crate::sign::{TrustStore, TrustedCert};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error("certificate: {0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{what} {}: {source}", path.display())]
+    Files {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub struct Trust {
+    dir: PathBuf,
+    own: TrustedCert,
+    state: RwLock<State>,
+}
+
+/// The trust store plus what the last load refused, for `cerctl certs`.
+struct State {
+    certs: TrustStore,
+    refused: Vec<(PathBuf, String)>,
+}
+
+impl Trust {
+    /// Loads `dir`. `own` (this node's certificate) is always trusted.
+    pub fn load(dir: &Path, own: TrustedCert) -> Trust {
+        let trust = Trust {
+            dir: dir.to_owned(),
+            own,
+            state: RwLock::new(State {
+                certs: TrustStore::new(),
+                refused: Vec::new(),
+            }),
+        };
+        trust.reload();
+        trust
+    }
+
+    /// Reloads the folder, logging what was added, removed or refused.
+    pub fn reload(&self) {
+        let (mut certs, refused) = TrustStore::load_dir(&self.dir);
+        for (path, error) in &refused {
+            tracing::warn!(target: AUDIT, event = "cert_refused", file = %path.display(), %error, "certificate refused");
+        }
+        certs.insert(self.own.clone());
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        for cert in certs.iter() {
+            if state.certs.get(cert.fingerprint()).is_none()
+                && cert.fingerprint() != self.own.fingerprint()
+            {
+                tracing::info!(target: AUDIT, event = "cert_added", name = cert.name(), fingerprint = %cert.fingerprint(), "certificate trusted");
+            }
+        }
+        for cert in state.certs.iter() {
+            if certs.get(cert.fingerprint()).is_none() {
+                tracing::info!(target: AUDIT, event = "cert_removed", name = cert.name(), fingerprint = %cert.fingerprint(), "certificate no longer trusted");
+            }
+        }
+        *state = State {
+            certs,
+            refused: refused
+                .into_iter()
+                .map(|(p, e)| (p, e.to_string()))
+                .collect(),
+        };
+    }
+
+    /// A snapshot of the trust store.
+    pub fn snapshot(&self) -> TrustStore {
+        self.with(|t| t.clone())
+    }
+
+    pub fn with<T>(&self, f: impl FnOnce(&TrustStore) -> T) -> T {
+        f(&self.state.read().unwrap_or_else(|e| e.into_inner()).certs)
+    }
+
+    /// The name a fingerprint is known by, if any.
+    pub fn name_of(&self, fpr: &Fingerprint) -> Option<String> {
+        self.with(|t| t.get(fpr).map(|c| c.name().to_owned()))
+    }
+
+    pub fn names(&self) -> BTreeMap<Fingerprint, String> {
+        self.with(|t| {
+            t.iter()
+                .map(|c| (c.fingerprint().clone(), c.name().to_owned()))
+                .collect()
+        })
+    }
+
+    /// Resolves a CERT given by name or fingerprint.
+    pub fn resolve(&self, who: &str) -> Option<TrustedCert> {
+        self.with(|t| match Fingerprint::parse(who) {
+            Ok(fpr) => t.get(&fpr).cloned(),
+            Err(_) => t.find_by_name(who).cloned(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.with(|t| t.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn list(&self) -> CertList {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let mut certs: Vec<CertInfo> = state.certs.iter().map(|c| self.info(c)).collect();
+        certs.sort_by(|a, b| (!a.own, &a.name).cmp(&(!b.own, &b.name)));
+        CertList {
+            certs,
+            refused: state
+                .refused
+                .iter()
+                .map(|(file, reason)| RefusedCert {
+                    file: file.display().to_string(),
+                    reason: reason.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Writes a certificate into the folder and reloads it.
+    pub fn add(&self, armored: &str) -> Result<CertInfo, TrustError> {
+        let cert = TrustedCert::parse(armored.as_bytes())
+            .map_err(|e| TrustError::Invalid(e.to_string()))?;
+        if self.with(|t| t.get(cert.fingerprint()).is_some()) {
+            return Err(TrustError::Conflict(format!(
+                "{} ({}) is already trusted",
+                cert.name(),
+                cert.fingerprint()
+            )));
+        }
+        std::fs::create_dir_all(&self.dir).map_err(|source| TrustError::Files {
+            what: "creating",
+            path: self.dir.clone(),
+            source,
+        })?;
+        let file = self.dir.join(format!(
+            "{}-{}.asc",
+            file_safe(cert.name()),
+            cert.fingerprint().short()
+        ));
+        std::fs::write(&file, cert.armored()).map_err(|source| TrustError::Files {
+            what: "writing",
+            path: file.clone(),
+            source,
+        })?;
+        self.reload();
+        Ok(self.info(&cert))
+    }
+
+    /// Removes every file in the folder holding this certificate and
+    /// reloads it.
+    pub fn remove(&self, fingerprint: &Fingerprint) -> Result<CertInfo, TrustError> {
+        if fingerprint == self.own.fingerprint() {
+            return Err(TrustError::Forbidden(
+                "this node's own certificate cannot be removed".into(),
+            ));
+        }
+        let Some(cert) = self.with(|t| t.get(fingerprint).cloned()) else {
+            return Err(TrustError::NotFound(format!(
+                "no trusted certificate {fingerprint}"
+            )));
+        };
+        let entries = std::fs::read_dir(&self.dir).map_err(|source| TrustError::Files {
+            what: "reading",
+            path: self.dir.clone(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let holds = std::fs::read(&path)
+                .ok()
+                .and_then(|bytes| TrustedCert::parse(&bytes).ok())
+                .is_some_and(|c| c.fingerprint() == fingerprint);
+            if holds {
+                std::fs::remove_file(&path).map_err(|source| TrustError::Files {
+                    what: "removing",
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+        }
+        self.reload();
+        Ok(self.info(&cert))
+    }
+
+    fn info(&self, cert: &TrustedCert) -> CertInfo {
+        CertInfo {
+            name: cert.name().to_owned(),
+            fingerprint: cert.fingerprint().clone(),
+            own: cert.fingerprint() == self.own.fingerprint(),
+            can_encrypt: cert.can_encrypt(),
+        }
+    }
+}
+
+/// A CERT name as a file name: anything but letters, digits, `-`, `_`
+/// and `.` becomes `-`.
+pub fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
