@@ -17,7 +17,7 @@
 //! | GET    | /v1/certs                         |                    | [`CertList`]        |
 //! | POST   | /v1/certs                         | [`AddCert`]        | [`CertInfo`] (201)  |
 //! | DELETE | /v1/certs/{fingerprint}           |                    | [`CertInfo`]        |
-//! | GET    | /v1/export?[`ExportQuery`]        |                    | [`EnvelopeExport`]  |
+//! | GET    | /v1/export?[`ExportQuery`]        |                    | [`ExportedEnvelope`] per line (NDJSON, streamed) |
 //! | GET    | /v1/playbooks                     |                    | [`PlaybookList`]    |
 //! | POST   | /v1/playbooks/check               | [`CheckPlaybook`]  | [`PlaybookCheck`]   |
 //! | POST   | /v1/playbooks/test                | [`TestPlaybook`]   | [`PlaybookTest`]    |

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use cer_proto::api::{
-    ApiError, CertList, EnvelopeExport, ExportQuery, FileIncident, Filed, IncidentDetail,
+    ApiError, CertList, ExportQuery, ExportedEnvelope, FileIncident, Filed, IncidentDetail,
     IncidentList, IncidentQuery, IocQuery, IocSearch, PeerList, RetractIncident, Status,
     UpdateIncident,
 };
@@ -172,9 +172,54 @@ impl Client {
         self.get_json("/v1/certs").await
     }
 
-    /// `GET /v1/export?...`
-    pub async fn export(&mut self, query: &ExportQuery) -> Result<EnvelopeExport, ClientError> {
-        self.get_json(&with_query("/v1/export", query)?).await
+    /// `GET /v1/export?...`: hands each envelope to `each` as it arrives,
+    /// so an export larger than memory (or than any answer limit) goes
+    /// through. Returns how many there were.
+    pub async fn export<E: From<ClientError>>(
+        &mut self,
+        query: &ExportQuery,
+        mut each: impl FnMut(ExportedEnvelope) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let path = with_query("/v1/export", query)?;
+        let response = self.send(Method::GET, &path, None).await?;
+        if !response.status().is_success() {
+            return Err(self.failure(&Method::GET, &path, response).await.into());
+        }
+        let mut body = response.into_body();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut count = 0;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| broken(&Method::GET, &path, &e))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            pending.extend_from_slice(&data);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                let envelope: ExportedEnvelope = serde_json::from_slice(&line).map_err(|e| {
+                    ClientError::Protocol(format!(
+                        "GET {path}: envelope {} is not valid: {e}",
+                        count + 1
+                    ))
+                })?;
+                count += 1;
+                each(envelope)?;
+            }
+            if pending.len() > MAX_EXPORT_LINE {
+                return Err(ClientError::Protocol(format!(
+                    "GET {path}: an exported envelope is longer than {} MiB",
+                    MAX_EXPORT_LINE / (1024 * 1024)
+                ))
+                .into());
+            }
+        }
+        if !pending.is_empty() {
+            return Err(ClientError::Lost(format!(
+                "GET {path}: the export ended in the middle of an envelope"
+            ))
+            .into());
+        }
+        Ok(count)
     }
 
     /// `GET` a path (with its query string) and decode the JSON answer.
@@ -221,6 +266,20 @@ impl Client {
         path: &str,
         body: Option<Bytes>,
     ) -> Result<Bytes, ClientError> {
+        let response = self.send(method.clone(), path, body).await?;
+        if !response.status().is_success() {
+            return Err(self.failure(&method, path, response).await);
+        }
+        read_limited(&method, path, response).await
+    }
+
+    /// Sends one request and returns the answer's head, its body unread.
+    async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         if self.sender.ready().await.is_err() {
             // The daemon closed the idle connection (restart, idle
             // timeout). Nothing was sent yet, so dialling again is safe.
@@ -244,46 +303,66 @@ impl Client {
             .map_err(|e| {
                 ClientError::Protocol(format!("cannot build the request {method} {path}: {e}"))
             })?;
-        let response = self
-            .sender
+        self.sender
             .send_request(request)
             .await
-            .map_err(|e| broken(&method, path, &e))?;
+            .map_err(|e| broken(&method, path, &e))
+    }
+
+    /// The error an answer other than 2xx stands for.
+    async fn failure(
+        &mut self,
+        method: &Method,
+        path: &str,
+        response: hyper::Response<hyper::body::Incoming>,
+    ) -> ClientError {
         let status = response.status();
-        let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    ClientError::Protocol(format!(
-                        "the answer to {method} {path} is larger than {} MiB",
-                        MAX_RESPONSE_BYTES / (1024 * 1024)
-                    ))
-                } else {
-                    ClientError::Protocol(format!(
-                        "reading the answer to {method} {path}: {}",
-                        chain(&*e)
-                    ))
-                }
-            })?
-            .to_bytes();
-        if status.is_success() {
-            return Ok(bytes);
-        }
+        let bytes = match read_limited(method, path, response).await {
+            Ok(bytes) => bytes,
+            Err(e) => return e,
+        };
         match serde_json::from_slice::<ApiError>(&bytes) {
-            Ok(error) => Err(ClientError::Api {
+            Ok(error) => ClientError::Api {
                 status: status.as_u16(),
                 error,
-            }),
-            Err(_) => Err(ClientError::Protocol(format!(
+            },
+            Err(_) => ClientError::Protocol(format!(
                 "cerd answered {status} to {method} {path}: {}",
                 quote(&bytes)
-            ))),
+            )),
         }
     }
 }
+
+/// An answer's whole body, up to [`MAX_RESPONSE_BYTES`].
+async fn read_limited(
+    method: &Method,
+    path: &str,
+    response: hyper::Response<hyper::body::Incoming>,
+) -> Result<Bytes, ClientError> {
+    Ok(Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                ClientError::Protocol(format!(
+                    "the answer to {method} {path} is larger than {} MiB",
+                    MAX_RESPONSE_BYTES / (1024 * 1024)
+                ))
+            } else {
+                ClientError::Protocol(format!(
+                    "reading the answer to {method} {path}: {}",
+                    chain(&*e)
+                ))
+            }
+        })?
+        .to_bytes())
+}
+
+/// Longest line of an export: one envelope and its signature, encoded.
+const MAX_EXPORT_LINE: usize = 4 * 1024 * 1024;
 
 /// Encodes a flat query struct as `key=value&...`: `None` fields are left
 /// out, strings, numbers and booleans are percent-encoded. Nested values
@@ -508,6 +587,43 @@ mod tests {
             .collect();
         assert!(ids[0].is_string(), "{ids:?}");
         assert_eq!(ids[0], ids[1]);
+    }
+
+    /// An export arrives line by line, beyond the limit on whole answers.
+    #[tokio::test]
+    async fn an_export_larger_than_any_answer_limit_streams_through() {
+        let line = serde_json::to_string(&ExportedEnvelope {
+            id: cer_proto::EnvelopeId::of(b"x"),
+            json: "x".repeat(1500),
+            sig: "c2ln".into(),
+        })
+        .unwrap();
+        let count = MAX_RESPONSE_BYTES / line.len() + 1000;
+        let mut body = String::with_capacity(count * (line.len() + 1));
+        for _ in 0..count {
+            body.push_str(&line);
+            body.push('\n');
+        }
+        let fake = Fake::start(vec![Reply {
+            content_type: "application/x-ndjson",
+            ..Reply::json(200, body)
+        }]);
+        let mut client = Client::connect(&fake.socket).await.unwrap();
+        let query = ExportQuery {
+            format: cer_proto::api::ExportFormat::Envelopes,
+            incident: None,
+        };
+        let mut seen = 0usize;
+        let total = client
+            .export(&query, |envelope| -> Result<(), ClientError> {
+                assert_eq!(envelope.json.len(), 1500);
+                seen += 1;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!((total as usize, seen), (count, count));
+        fake.finish().await;
     }
 
     #[tokio::test]

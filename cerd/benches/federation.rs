@@ -265,17 +265,18 @@ async fn catch_up(total: usize) {
         "    filed {total} at the first node in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let export = a
-        .export(&ExportQuery {
+    let mut own_bytes = 0usize;
+    a.export_each(
+        &ExportQuery {
             format: ExportFormat::Envelopes,
             incident: None,
-        })
-        .expect("export");
-    let own_bytes: usize = export
-        .envelopes
-        .iter()
-        .map(|e| e.json.len() + base64_len(&e.sig))
-        .sum();
+        },
+        &mut |e| {
+            own_bytes += e.json.len() + base64_len(&e.sig);
+            true
+        },
+    )
+    .expect("export");
 
     // The second node starts empty and dials the first.
     let config = nodes[1].config(&[nodes[0].port], "10s").expect("config");

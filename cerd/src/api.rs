@@ -302,6 +302,9 @@ async fn certs(State(node): Node_) -> Json<cer_proto::api::CertList> {
     Json(node.certs())
 }
 
+/// `GET /v1/export`: one envelope per line (NDJSON), streamed as the store
+/// is read, so an export has no size limit and holds no more than a few
+/// envelopes in memory. A failure half-way ends the body with an error.
 async fn export(State(node): Node_, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let Some(raw) = raw else {
         return Err(Failure::new(
@@ -311,8 +314,44 @@ async fn export(State(node): Node_, RawQuery(raw): RawQuery) -> ApiResult<Respon
     };
     let q: ExportQuery = serde_urlencoded::from_str(&raw)
         .map_err(|e| Failure::new(ErrorCode::InvalidField, format!("query: {e}")))?;
-    Ok(Json(blocking(node, move |n| n.export(&q)).await?).into_response())
+    let check = q.clone();
+    blocking(node.clone(), move |n| n.export_check(&check)).await?;
+    let (mut lines, body) = http_body_util::channel::Channel::<Bytes, std::io::Error>::new(4);
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let mut chunk = Vec::with_capacity(EXPORT_CHUNK + 4096);
+        let mut open = true;
+        let result = node.export_each(&q, &mut |envelope| {
+            if serde_json::to_writer(&mut chunk, &envelope).is_err() {
+                return false;
+            }
+            chunk.push(b'\n');
+            if chunk.len() >= EXPORT_CHUNK {
+                let data = Bytes::from(std::mem::take(&mut chunk));
+                open = runtime.block_on(lines.send_data(data)).is_ok();
+            }
+            open
+        });
+        match result {
+            Ok(_) if open && !chunk.is_empty() => {
+                let _ = runtime.block_on(lines.send_data(Bytes::from(chunk)));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "export stopped");
+                lines.abort(std::io::Error::other(e.to_string()));
+            }
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::new(body),
+    )
+        .into_response())
 }
+
+/// Bytes of NDJSON gathered before they are sent as one piece.
+const EXPORT_CHUNK: usize = 64 * 1024;
 
 async fn playbooks(State(node): Node_) -> Json<cer_proto::api::PlaybookList> {
     Json(node.playbook_list())

@@ -23,12 +23,43 @@ pub(super) async fn export(
         },
         incident: args.incident,
     };
-    let export = connect(ctx).await?.export(&query).await?;
+    let mut client = connect(ctx).await?;
     let Some(dir) = args.out else {
-        // JSON is the only way to print envelopes, --json or not.
-        return print_json(io, &export);
+        // JSON is the only way to print envelopes, --json or not: one
+        // document, written as the envelopes arrive.
+        write!(io.stdout, "{{\"envelopes\":[")?;
+        let mut first = true;
+        let stdout = &mut *io.stdout;
+        client
+            .export(&query, |envelope| -> anyhow::Result<()> {
+                if !first {
+                    write!(stdout, ",")?;
+                }
+                first = false;
+                serde_json::to_writer(&mut *stdout, &envelope)?;
+                Ok(())
+            })
+            .await?;
+        writeln!(io.stdout, "]}}")?;
+        return Ok(exit::OK);
     };
-    let written = write_envelopes(&dir, &export)?;
+    // Written in batches as they arrive: an export of any size needs no
+    // more memory than one batch.
+    let mut written: Vec<EnvelopeId> = Vec::new();
+    let mut batch = EnvelopeExport {
+        envelopes: Vec::new(),
+    };
+    client
+        .export(&query, |envelope| -> anyhow::Result<()> {
+            batch.envelopes.push(envelope);
+            if batch.envelopes.len() == WRITE_BATCH {
+                written.extend(write_envelopes(&dir, &batch)?);
+                batch.envelopes.clear();
+            }
+            Ok(())
+        })
+        .await?;
+    written.extend(write_envelopes(&dir, &batch)?);
     if ctx.json {
         let ids: Vec<String> = written.iter().map(EnvelopeId::to_hex).collect();
         return print_json(io, &serde_json::json!({ "out": dir, "envelopes": ids }));
@@ -43,9 +74,12 @@ pub(super) async fn export(
     Ok(exit::OK)
 }
 
+/// Envelopes checked and written at a time.
+const WRITE_BATCH: usize = 256;
+
 /// Writes `<id>.json` (the exact signed bytes) and `<id>.sig` (the binary
-/// detached signature) per envelope. Every envelope is checked against
-/// its id before anything is written, so a bad export leaves no files.
+/// detached signature) per envelope of a batch. Every envelope of the
+/// batch is checked against its id before any of it is written.
 ///
 /// The directory may be shared or prepared by someone else, so no file in
 /// it is trusted: an existing name, symlink included (dangling or not), is

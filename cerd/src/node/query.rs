@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use cer_proto::api::{
-    CertRef, EnvelopeExport, EnvelopeInfo, ExportQuery, ExportedEnvelope, IncidentDetail,
-    IncidentList, IncidentQuery, IncidentSummary, IocMatch, IocQuery, IocSearch, SearchedAs,
-    SignatureState, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
+    CertRef, EnvelopeInfo, ExportQuery, ExportedEnvelope, IncidentDetail, IncidentList,
+    IncidentQuery, IncidentSummary, IocMatch, IocQuery, IocSearch, SearchedAs, SignatureState,
+    DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
 };
 use cer_proto::envelope::Envelope;
 use cer_proto::model::{IndicatorType, Timestamp};
@@ -202,31 +202,56 @@ impl Node {
         })
     }
 
-    pub fn export(&self, query: &ExportQuery) -> Result<EnvelopeExport, NodeError> {
-        let ids: Vec<EnvelopeId> = match query.incident {
-            Some(incident) => {
-                self.existing(incident)?;
-                self.store
-                    .envelopes_of(incident)?
-                    .into_iter()
-                    .map(|(id, _)| id)
-                    .collect()
-            }
-            None => self.store.envelope_ids().collect::<Result<_, _>>()?,
+    /// Checks an export's query before anything is streamed: an unknown
+    /// incident is an error, not an empty export.
+    pub fn export_check(&self, query: &ExportQuery) -> Result<(), NodeError> {
+        if let Some(incident) = query.incident {
+            self.existing(incident)?;
+        }
+        Ok(())
+    }
+
+    /// Hands every envelope an export holds to `emit`, reading the store
+    /// as it goes, so an export of any size needs no more memory than one
+    /// envelope. Stops early when `emit` returns false (the reader went
+    /// away). Withdrawn envelopes are not exported. Returns how many were.
+    pub fn export_each(
+        &self,
+        query: &ExportQuery,
+        emit: &mut dyn FnMut(ExportedEnvelope) -> bool,
+    ) -> Result<u64, NodeError> {
+        let mut count = 0;
+        let mut send = |id: EnvelopeId, stored: StoredEnvelope| -> Result<bool, NodeError> {
+            let StoredEnvelope::Live { bytes, sig } = stored else {
+                return Ok(true);
+            };
+            let json = String::from_utf8(bytes)
+                .map_err(|_| NodeError::Sign(format!("stored envelope {id} is not UTF-8")))?;
+            count += 1;
+            Ok(emit(ExportedEnvelope {
+                id,
+                json,
+                sig: base64_encode(&sig),
+            }))
         };
-        let mut envelopes = Vec::new();
-        for id in ids {
-            if let Some(StoredEnvelope::Live { bytes, sig }) = self.store.envelope(&id)? {
-                let json = String::from_utf8(bytes)
-                    .map_err(|_| NodeError::Sign(format!("stored envelope {id} is not UTF-8")))?;
-                envelopes.push(ExportedEnvelope {
-                    id,
-                    json,
-                    sig: base64_encode(&sig),
-                });
+        match query.incident {
+            Some(incident) => {
+                for (id, stored) in self.store.envelopes_of(incident)? {
+                    if !send(id, stored)? {
+                        break;
+                    }
+                }
+            }
+            None => {
+                for item in self.store.envelopes() {
+                    let (id, stored) = item?;
+                    if !send(id, stored)? {
+                        break;
+                    }
+                }
             }
         }
-        Ok(EnvelopeExport { envelopes })
+        Ok(count)
     }
 }
 

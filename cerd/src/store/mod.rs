@@ -610,6 +610,17 @@ impl Store {
         }
     }
 
+    /// Every envelope held, with its id, in no particular order, read as
+    /// the iterator goes.
+    pub fn envelopes(
+        &self,
+    ) -> impl Iterator<Item = Result<(EnvelopeId, StoredEnvelope), StoreError>> + '_ {
+        self.shared.db.scan_prefix([keys::ENVELOPE]).map(|item| {
+            let (k, v) = item?;
+            Ok((keys::id_from(&k[1..])?, decode_record(&v)?))
+        })
+    }
+
     /// Every envelope id held, in no particular order.
     pub fn envelope_ids(&self) -> impl Iterator<Item = Result<EnvelopeId, StoreError>> + '_ {
         self.shared
