@@ -244,6 +244,26 @@ impl Envelope {
         self.withdraws.iter().find(|w| w.seq == seq)
     }
 
+    /// The author and seq of envelope bytes, read without building the
+    /// rest of the document: what the sync state machine orders items by.
+    /// The full parse and the signature check happen once, after it.
+    pub fn peek_place(bytes: &[u8]) -> Result<(Fingerprint, u64), EnvelopeError> {
+        #[derive(Deserialize)]
+        struct Place {
+            author: Fingerprint,
+            seq: u64,
+        }
+        if bytes.len() > MAX_ENVELOPE_BYTES {
+            return Err(EnvelopeError::TooLarge {
+                size: bytes.len(),
+                max: MAX_ENVELOPE_BYTES,
+            });
+        }
+        let place: Place =
+            serde_json::from_slice(bytes).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        Ok((place.author, place.seq))
+    }
+
     /// Checks that this envelope is the next one in its author's chain,
     /// given the last envelope held of that author (None: nothing held).
     pub fn check_follows(&self, tip: Option<&ChainTip>) -> Result<(), ChainError> {
@@ -851,5 +871,13 @@ mod tests {
         assert_eq!(err.field, "note");
         // Marks used by right-to-left scripts stay allowed.
         check_title("\u{0645}\u{0631}\u{062D}\u{0628}\u{0627} \u{200F}(2)").unwrap();
+    }
+
+    #[test]
+    fn peek_place_reads_author_and_seq_only() {
+        let bytes = draft(3, Some(EnvelopeId::of(b"2"))).to_bytes().unwrap();
+        assert_eq!(Envelope::peek_place(&bytes).unwrap(), (author(), 3));
+        assert!(Envelope::peek_place(b"{\"seq\":1}").is_err());
+        assert!(Envelope::peek_place(&vec![b' '; MAX_ENVELOPE_BYTES + 1]).is_err());
     }
 }

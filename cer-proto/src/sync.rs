@@ -652,8 +652,8 @@ impl Sync {
             p.view.received += 1;
             self.stats.received += 1;
             let (author, seq) = match &item {
-                Item::Live { bytes, .. } => match Envelope::parse(bytes) {
-                    Ok(envelope) => (envelope.author, envelope.seq),
+                Item::Live { bytes, .. } => match Envelope::peek_place(bytes) {
+                    Ok(place) => place,
                     Err(_) => {
                         p.view.junk += 1;
                         self.stats.junk += 1;
