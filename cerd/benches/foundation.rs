@@ -175,7 +175,10 @@ fn verify_vs_ingest(rt: &tokio::runtime::Runtime, n: usize) {
             let verified = tokio::task::spawn_blocking(move || verifier.verify_items(batch))
                 .await
                 .expect("verify");
-            let good = verified.into_iter().map(|v| v.expect("verifies")).collect();
+            let good = verified
+                .into_iter()
+                .map(|(_, v)| v.expect("verifies"))
+                .collect();
             answers.push(node.store().queue_ingest(good, None).await.expect("queue"));
         }
         for answer in answers {

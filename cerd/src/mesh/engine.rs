@@ -661,11 +661,7 @@ async fn ingest_pipeline(
         let mut places = Vec::with_capacity(items.len());
         let mut wire = Vec::with_capacity(items.len());
         for (author, seq, item) in items {
-            let id = match &item {
-                Item::Live { bytes, .. } => EnvelopeId::of(bytes),
-                Item::Tombstone(t) => t.id,
-            };
-            places.push((author, seq, id));
+            places.push((author, seq));
             wire.push(item);
         }
         let verifier = node.clone();
@@ -677,15 +673,15 @@ async fn ingest_pipeline(
                 continue;
             }
         };
-        let mut results: Vec<Option<Result<Inserted, IngestError>>> = Vec::new();
+        let mut results: Vec<(EnvelopeId, Option<Result<Inserted, IngestError>>)> = Vec::new();
         let mut good: Vec<Incoming> = Vec::new();
-        for v in verified {
+        for (id, v) in verified {
             match v {
                 Ok(incoming) => {
                     good.push(incoming);
-                    results.push(None);
+                    results.push((id, None));
                 }
-                Err(rejected) => results.push(Some(Err(rejected.into()))),
+                Err(rejected) => results.push((id, Some(Err(rejected.into())))),
             }
         }
         let answer = if good.is_empty() {
@@ -715,7 +711,7 @@ async fn ingest_pipeline(
             let results = places
                 .into_iter()
                 .zip(results)
-                .map(|((author, seq, id), result)| {
+                .map(|((author, seq), (id, result))| {
                     let result = result.unwrap_or_else(|| match stored.next() {
                         Some(r) => r.map_err(IngestError::from_store),
                         None => Err(IngestError::Store(crate::store::StoreError::WriterGone)),

@@ -40,9 +40,10 @@ fn store_error(text: &str) -> StoreError {
 
 impl Node {
     /// Verifies received items (signatures on every core): each becomes
-    /// something the store can take, or the reason it is refused. Blocking:
+    /// its id and something the store can take, or the reason it is
+    /// refused. Each envelope is parsed and hashed once, here. Blocking:
     /// call from a blocking thread.
-    pub fn verify_items(&self, items: Vec<Item>) -> Vec<Result<Incoming, Rejected>> {
+    pub fn verify_items(&self, items: Vec<Item>) -> Vec<(EnvelopeId, Result<Incoming, Rejected>)> {
         let trust = self.trust_store();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         if items.len() < 16 || threads < 2 {
@@ -73,32 +74,41 @@ impl Node {
                 .into_iter()
                 .flat_map(|w| {
                     w.join().unwrap_or_else(|_| {
-                        vec![Err(Rejected::Malformed("verification failed".into()))]
+                        vec![(
+                            EnvelopeId::of(b""),
+                            Err(Rejected::Malformed("verification failed".into())),
+                        )]
                     })
                 })
                 .collect()
         })
     }
 
-    fn verify_item(&self, trust: &TrustStore, item: Item) -> Result<Incoming, Rejected> {
+    fn verify_item(
+        &self,
+        trust: &TrustStore,
+        item: Item,
+    ) -> (EnvelopeId, Result<Incoming, Rejected>) {
         match item {
             Item::Live { bytes, sig } => {
-                let envelope = verify::verify_signed(trust, &bytes, &sig)?;
-                let body = self.readable_body(&envelope)?;
-                Ok(Incoming::Live(Box::new(NewEnvelope {
-                    id: EnvelopeId::of(&bytes),
-                    bytes,
-                    sig,
-                    envelope,
-                    body,
-                })))
+                let id = EnvelopeId::of(&bytes);
+                let verified = verify::verify_signed(trust, &bytes, &sig).and_then(|envelope| {
+                    let body = self.readable_body(&envelope)?;
+                    Ok(Incoming::Live(Box::new(NewEnvelope {
+                        id,
+                        bytes,
+                        sig,
+                        envelope,
+                        body,
+                    })))
+                });
+                (id, verified)
             }
             Item::Tombstone(wire) => {
                 let id = wire.id;
-                Ok(Incoming::Tombstone(
-                    id,
-                    verify::verify_tombstone(trust, wire)?,
-                ))
+                let verified =
+                    verify::verify_tombstone(trust, wire).map(|tomb| Incoming::Tombstone(id, tomb));
+                (id, verified)
             }
         }
     }
@@ -113,7 +123,7 @@ impl Node {
         let verified = self.verify_items(items);
         let mut results: Vec<Option<Result<Inserted, IngestError>>> = Vec::new();
         let mut good = Vec::new();
-        for v in verified {
+        for (_, v) in verified {
             match v {
                 Ok(incoming) => {
                     good.push(incoming);
