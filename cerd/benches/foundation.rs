@@ -32,7 +32,7 @@ use cerd::Daemon;
 mod common;
 use common::{
     batched, config_in, dir_bytes, incident_body, ingest_batches, ms, proc_status_bytes,
-    report_latency, thread_cpu_time, verdict, workdir, Author, Latency, Xorshift, MIB,
+    report_latency, thread_cpu_time, verdict, wanted, workdir, Author, Latency, Xorshift, MIB,
 };
 
 fn main() {
@@ -42,15 +42,25 @@ fn main() {
         .build()
         .expect("runtime");
     common::banner("cerd foundation benchmarks");
-    verify_vs_ingest(&rt, 20_000 / scale);
-    rt.block_on(cerctl_round_trip(200 / scale));
-    rt.block_on(indicator_lookup_and_bulk_insert(
-        100 / scale,
-        10_000,
-        20_000 / scale,
-    ));
-    let notes = if scale == 1 { 500 } else { 100 };
-    rt.block_on(note_latency(&[100, 1_000, 10_000], notes));
+    if wanted('a') {
+        verify_vs_ingest(&rt, 20_000 / scale);
+    }
+    if wanted('b') {
+        rt.block_on(cerctl_round_trip(200 / scale));
+    }
+    // Before (d), so its latencies are not taken while the process returns
+    // the bulk insert's memory.
+    if wanted('e') {
+        let notes = if scale == 1 { 500 } else { 100 };
+        rt.block_on(note_latency(&[100, 1_000, 10_000], notes));
+    }
+    if wanted('d') || wanted('c') {
+        rt.block_on(indicator_lookup_and_bulk_insert(
+            100 / scale,
+            10_000,
+            20_000 / scale,
+        ));
+    }
 }
 
 fn verify_vs_ingest(rt: &tokio::runtime::Runtime, n: usize) {
@@ -304,13 +314,28 @@ async fn note_latency(sizes: &[usize], notes: usize) {
             node.update(filed.incident, update).await.expect("note");
             times.push(started.elapsed());
         }
+        // Node::update first reads the incident (to check who may change
+        // what); time that read alone, on a blocking thread as it runs.
+        let mut reads = Vec::with_capacity(notes);
+        for _ in 0..notes {
+            let store = node.store().clone();
+            let started = Instant::now();
+            tokio::task::spawn_blocking(move || store.incident(filed.incident))
+                .await
+                .expect("read")
+                .expect("incident")
+                .expect("held");
+            reads.push(started.elapsed());
+        }
         let l = Latency::of(&mut times).expect("samples");
+        let r = Latency::of(&mut reads).expect("samples");
         println!(
-            "    {size:>6} indicators: p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms   target p50, p99 <= 2 ms: {}",
+            "    {size:>6} indicators: p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms   target p50, p99 <= 2 ms: {}   (its Store::incident read alone: p50 {:.2} ms)",
             ms(l.p50),
             ms(l.p99),
             ms(l.max),
-            verdict(l.p99 <= Duration::from_millis(2))
+            verdict(l.p50 <= Duration::from_millis(2) && l.p99 <= Duration::from_millis(2)),
+            ms(r.p50)
         );
     }
     daemon.shutdown().await.expect("shutdown");

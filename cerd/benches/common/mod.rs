@@ -23,6 +23,12 @@ pub fn quick() -> bool {
     std::env::var_os("CERD_BENCH_QUICK").is_some()
 }
 
+/// Whether section `letter` runs: all of them unless `CERD_BENCH_ONLY`
+/// lists letters (`CERD_BENCH_ONLY=de`), to profile one section alone.
+pub fn wanted(letter: char) -> bool {
+    std::env::var("CERD_BENCH_ONLY").map_or(true, |only| only.contains(letter))
+}
+
 /// Prints the benchmark's title and the machine it runs on.
 pub fn banner(what: &str) {
     println!("{what}{}", if quick() { " (quick)" } else { "" });
