@@ -219,7 +219,12 @@ async fn indicator_lookup_and_bulk_insert(incidents: usize, per_incident: usize,
     let total = incidents * per_incident;
     println!("(d) bulk indicator insert: {incidents} incidents x {per_incident} indicators, each filing durable");
     let dir = workdir();
-    let config = config_in(dir.path(), "");
+    // CERD_BENCH_STORE_CACHE_MIB sets the store's page cache (cerd.toml's
+    // store_cache_mib), to see how much of the RSS it accounts for.
+    let cache = std::env::var("CERD_BENCH_STORE_CACHE_MIB")
+        .map(|mib| format!("store_cache_mib = {mib}\n"))
+        .unwrap_or_default();
+    let config = config_in(dir.path(), &cache);
     let cache_mib = config.store_cache_mib;
     let data_dir = config.data_dir.clone();
     let socket = config.api_socket.clone();
