@@ -37,8 +37,8 @@ use uuid::Uuid;
 
 mod common;
 use common::{
-    c2_incident, config_in, incident_body, ingest_batches, ms, quick, report_latency, verdict,
-    wait_durable, wanted, workdir, Author, Latency, Xorshift, MIB,
+    c2_incident, config_in, incident_body, ingest_batches, ms, quick, report_latency,
+    sibling_binary, verdict, wait_durable, wanted, workdir, Author, Latency, Xorshift, MIB,
 };
 
 fn main() {
@@ -292,6 +292,34 @@ async fn catch_up(total: usize) {
         .iter()
         .map(|e| e.json.len() + base64_len(&e.sig))
         .sum();
+    // sled serializes every read in a process behind any batch being
+    // applied (a process-wide lock), so a sender in the receiver's process
+    // would wait for the receiver's writes. Serve the catch-up from a real
+    // `cerd` process, as a peer would.
+    let served = match sibling_binary("cerd") {
+        Some(cerd) => {
+            let config = first.node().config().clone();
+            // Every handle on the store goes, so the process can open it.
+            drop(a);
+            first.shutdown().await.expect("shutdown");
+            let process = tokio::process::Command::new(cerd)
+                .arg("--config")
+                .arg(nodes[0].dir.join("cerd.toml"))
+                .arg("run")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("cerd starts");
+            wait_api(&config.api_socket).await;
+            println!("    the first node serves from its own `cerd` process");
+            Served::Process(process)
+        }
+        None => {
+            println!("    the first node serves in this process (build the binaries to serve from a `cerd` process)");
+            Served::InProcess(first)
+        }
+    };
 
     // The second node starts empty and dials the first. An envelope counts
     // once the second node's writer has flushed it.
@@ -325,7 +353,35 @@ async fn catch_up(total: usize) {
     println!();
 
     lookups_during_catch_up(&nodes[2], nodes[0].port, total).await;
-    first.shutdown().await.expect("shutdown");
+    match served {
+        Served::Process(mut process) => {
+            let _ = process.kill().await;
+        }
+        Served::InProcess(first) => first.shutdown().await.expect("shutdown"),
+    }
+}
+
+enum Served {
+    Process(tokio::process::Child),
+    InProcess(Daemon),
+}
+
+/// Waits until a daemon answers on its API socket.
+async fn wait_api(socket: &std::path::Path) {
+    let started = Instant::now();
+    loop {
+        if let Ok(mut client) = cerctl::Client::connect(socket).await {
+            if client.status().await.is_ok() {
+                return;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "cerd did not answer on {}",
+            socket.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// (d) A node that already holds indicators catches up `total` envelopes

@@ -20,7 +20,6 @@
 //!
 //! `CERD_BENCH_QUICK=1` shrinks the sizes tenfold for a smoke run.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use cer_proto::api::{FileIncident, IocQuery, UpdateIncident};
@@ -32,7 +31,8 @@ use cerd::Daemon;
 mod common;
 use common::{
     batched, config_in, dir_bytes, incident_body, ingest_batches, ms, proc_status_bytes,
-    report_latency, thread_cpu_time, verdict, wanted, workdir, Author, Latency, Xorshift, MIB,
+    report_latency, sibling_binary, thread_cpu_time, verdict, wanted, workdir, Author, Latency,
+    Xorshift, MIB,
 };
 
 fn main() {
@@ -157,16 +157,9 @@ fn verify_vs_ingest(rt: &tokio::runtime::Runtime, n: usize) {
     println!();
 }
 
-fn cerctl_binary() -> Option<PathBuf> {
-    // target/<profile>/deps/foundation-HASH -> target/<profile>/cerctl
-    let exe = std::env::current_exe().ok()?;
-    let candidate = exe.parent()?.parent()?.join("cerctl");
-    candidate.exists().then_some(candidate)
-}
-
 async fn cerctl_round_trip(n: usize) {
     println!("(b) `cerctl incident file` whole-process round trip, {n} runs");
-    let Some(cerctl) = cerctl_binary() else {
+    let Some(cerctl) = sibling_binary("cerctl") else {
         println!("    skipped: build the binaries first (cargo build --release --bins)");
         println!();
         return;

@@ -169,6 +169,14 @@ pub fn batched(items: Vec<Item>) -> mpsc::Receiver<Vec<Item>> {
     rx
 }
 
+/// A binary built beside this benchmark (`cargo build --release --bins`):
+/// target/<profile>/deps/NAME-HASH -> target/<profile>/NAME.
+pub fn sibling_binary(name: &str) -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let candidate = exe.parent()?.parent()?.join(name);
+    candidate.exists().then_some(candidate)
+}
+
 /// CPU time the calling thread has used (not wall time: a thread that
 /// shares its core with another process is not charged for the other's
 /// time).
