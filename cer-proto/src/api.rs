@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::envelope::{IncidentBody, Kind, UpdateBody};
+use crate::envelope::{Header, IncidentBody, Kind, UpdateBody};
 use crate::error::{FieldError, FieldErrors};
 use crate::id::{EnvelopeId, Fingerprint};
 use crate::incident::IncidentState;
@@ -479,13 +479,8 @@ pub struct Annotation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnvelopeInfo {
     pub id: EnvelopeId,
-    pub author: Fingerprint,
-    pub seq: u64,
-    pub kind: Kind,
-    pub created: Timestamp,
-    pub tlp: Tlp,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub recipients: Vec<Fingerprint>,
+    #[serde(flatten)]
+    pub header: Header,
     pub signature: SignatureState,
     /// Size of the stored document; 0 for a tombstone.
     pub bytes: usize,

@@ -85,6 +85,21 @@ pub struct Envelope {
     pub withdraws: Vec<Withdrawal>,
 }
 
+/// What every copy of an envelope says about itself, withdrawn or not: the
+/// signed header fields that the fold, the store's tombstones and the
+/// API's listings share. ([`Envelope`] is the whole document as signed.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub author: Fingerprint,
+    pub seq: u64,
+    pub subject: Uuid,
+    pub kind: Kind,
+    pub created: Timestamp,
+    pub tlp: Tlp,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<Fingerprint>,
+}
+
 /// One envelope a retraction withdraws.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -242,6 +257,18 @@ impl Envelope {
     /// `seq`, if it names that one.
     pub fn withdrawal(&self, seq: u64) -> Option<&Withdrawal> {
         self.withdraws.iter().find(|w| w.seq == seq)
+    }
+
+    pub fn header(&self) -> Header {
+        Header {
+            author: self.author.clone(),
+            seq: self.seq,
+            subject: self.subject,
+            kind: self.kind,
+            created: self.created,
+            tlp: self.tlp,
+            recipients: self.recipients.clone(),
+        }
     }
 
     /// The author and seq of envelope bytes, read without building the

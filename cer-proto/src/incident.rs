@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::envelope::{Body, Envelope, IncidentBody, Kind, ReceiptState};
+use crate::envelope::{Body, Envelope, Header, IncidentBody, Kind, ReceiptState};
 use crate::id::{EnvelopeId, Fingerprint};
 use crate::model::{
     Affected, Classification, Indicator, IndicatorType, Severity, Status, Timestamp, Tlp,
@@ -20,12 +20,7 @@ use crate::model::{
 #[derive(Debug, Clone)]
 pub struct FoldInput {
     pub id: EnvelopeId,
-    pub author: Fingerprint,
-    pub seq: u64,
-    pub kind: Kind,
-    pub created: Timestamp,
-    pub tlp: Tlp,
-    pub recipients: Vec<Fingerprint>,
+    pub header: Header,
     /// None when this node cannot read the body (encrypted for others)
     /// or no longer holds it (retracted).
     pub body: Option<Body>,
@@ -35,12 +30,7 @@ impl FoldInput {
     pub fn new(id: EnvelopeId, envelope: &Envelope, body: Option<Body>) -> Self {
         FoldInput {
             id,
-            author: envelope.author.clone(),
-            seq: envelope.seq,
-            kind: envelope.kind,
-            created: envelope.created,
-            tlp: envelope.tlp,
-            recipients: envelope.recipients.clone(),
+            header: envelope.header(),
             body,
         }
     }
@@ -180,32 +170,51 @@ impl IncidentState {
         // Incident envelopes first, then by creation time; ties broken by
         // author and seq so every node folds in the same order.
         inputs.sort_by(|a, b| {
-            fold_key(a.kind, a.created, &a.author, a.seq, a.id)
-                .cmp(&fold_key(b.kind, b.created, &b.author, b.seq, b.id))
+            fold_key(
+                a.header.kind,
+                a.header.created,
+                &a.header.author,
+                a.header.seq,
+                a.id,
+            )
+            .cmp(&fold_key(
+                b.header.kind,
+                b.header.created,
+                &b.header.author,
+                b.header.seq,
+                b.id,
+            ))
         });
         let first = inputs.first()?;
-        let origin = inputs.iter().find(|i| i.kind == Kind::Incident).copied();
-        let reporter = origin.map(|o| o.author.clone());
+        let origin = inputs
+            .iter()
+            .find(|i| i.header.kind == Kind::Incident)
+            .copied();
+        let reporter = origin.map(|o| o.header.author.clone());
 
         // Which envelopes are withdrawn, and is the whole incident?
         let by_id: BTreeMap<EnvelopeId, &FoldInput> = inputs.iter().map(|i| (i.id, *i)).collect();
         let mut withdrawn: HashSet<EnvelopeId> = HashSet::new();
         let mut retracted = None;
-        for input in inputs.iter().filter(|i| i.kind == Kind::Retraction) {
+        for input in inputs.iter().filter(|i| i.header.kind == Kind::Retraction) {
             let Some(Body::Retraction(body)) = &input.body else {
                 continue;
             };
             match body.target {
                 // Authors withdraw only their own envelopes.
-                Some(target) if by_id.get(&target).is_none_or(|t| t.author == input.author) => {
+                Some(target)
+                    if by_id
+                        .get(&target)
+                        .is_none_or(|t| t.header.author == input.header.author) =>
+                {
                     withdrawn.insert(target);
                 }
                 None if retracted.is_none()
-                    && reporter.as_ref().is_none_or(|r| *r == input.author) =>
+                    && reporter.as_ref().is_none_or(|r| *r == input.header.author) =>
                 {
                     retracted = Some(Retracted {
                         by: input.id,
-                        at: input.created,
+                        at: input.header.created,
                         reason: body.reason.clone(),
                     });
                 }
@@ -214,20 +223,20 @@ impl IncidentState {
         }
 
         let (tlp, recipients) = match origin {
-            Some(o) => (o.tlp, o.recipients.clone()),
-            None => (first.tlp, first.recipients.clone()),
+            Some(o) => (o.header.tlp, o.header.recipients.clone()),
+            None => (first.header.tlp, first.header.recipients.clone()),
         };
         let mut state = IncidentState {
             id,
             reporter: reporter.clone(),
             tlp,
             recipients,
-            filed: origin.map(|o| o.created),
+            filed: origin.map(|o| o.header.created),
             updated: inputs
                 .iter()
-                .map(|i| i.created)
+                .map(|i| i.header.created)
                 .max()
-                .unwrap_or(first.created),
+                .unwrap_or(first.header.created),
             readable: false,
             content: None,
             indicators: Vec::new(),
@@ -238,7 +247,7 @@ impl IncidentState {
 
         for input in &inputs {
             let event = if withdrawn.contains(&input.id)
-                || (retracted.is_some() && input.kind != Kind::Retraction)
+                || (retracted.is_some() && input.header.kind != Kind::Retraction)
             {
                 Event::Withdrawn
             } else {
@@ -255,10 +264,10 @@ impl IncidentState {
             };
             state.timeline.push(TimelineEntry {
                 envelope: input.id,
-                author: input.author.clone(),
-                seq: input.seq,
-                at: input.created,
-                kind: input.kind,
+                author: input.header.author.clone(),
+                seq: input.header.seq,
+                at: input.header.created,
+                kind: input.header.kind,
                 event,
             });
         }
@@ -277,14 +286,17 @@ impl IncidentState {
         let later = self.timeline.last().is_some_and(|last| {
             fold_key(last.kind, last.at, &last.author, last.seq, last.envelope)
                 < fold_key(
-                    input.kind,
-                    input.created,
-                    &input.author,
-                    input.seq,
+                    input.header.kind,
+                    input.header.created,
+                    &input.header.author,
+                    input.header.seq,
                     input.id,
                 )
         });
-        let simple = matches!(input.kind, Kind::Update | Kind::Sighting | Kind::Receipt);
+        let simple = matches!(
+            input.header.kind,
+            Kind::Update | Kind::Sighting | Kind::Receipt
+        );
         let settled = self.reporter.is_some()
             && self.retracted.is_none()
             && !self.timeline.iter().any(|e| e.kind == Kind::Retraction);
@@ -296,13 +308,13 @@ impl IncidentState {
             None => Event::Encrypted,
             Some(body) => self.apply(input, body, reporter.as_ref(), None, table),
         };
-        self.updated = self.updated.max(input.created);
+        self.updated = self.updated.max(input.header.created);
         self.timeline.push(TimelineEntry {
             envelope: input.id,
-            author: input.author.clone(),
-            seq: input.seq,
-            at: input.created,
-            kind: input.kind,
+            author: input.header.author.clone(),
+            seq: input.header.seq,
+            at: input.header.created,
+            kind: input.header.kind,
             event,
         });
         true
@@ -330,14 +342,19 @@ impl IncidentState {
                 }
                 self.content = Some(Content::from_body(incident));
                 for indicator in &incident.indicators {
-                    add(indicators, indicator, &input.author, input.created);
+                    add(
+                        indicators,
+                        indicator,
+                        &input.header.author,
+                        input.header.created,
+                    );
                 }
                 Event::Filed
             }
             Body::Update(update) => {
                 let mut changes = Vec::new();
                 let mut ignored = Vec::new();
-                let by_reporter = reporter == Some(&input.author);
+                let by_reporter = reporter == Some(&input.header.author);
                 if update.changes_fields() && !by_reporter {
                     ignored
                         .push("field changes from a CERT other than the incident's author".into());
@@ -377,7 +394,12 @@ impl IncidentState {
                 }
                 let before = indicators.count();
                 for indicator in &update.indicators {
-                    add(indicators, indicator, &input.author, input.created);
+                    add(
+                        indicators,
+                        indicator,
+                        &input.header.author,
+                        input.header.created,
+                    );
                 }
                 Event::Updated {
                     changes,
@@ -390,7 +412,7 @@ impl IncidentState {
                 sight(
                     indicators,
                     &sighting.indicator,
-                    &input.author,
+                    &input.header.author,
                     sighting.seen,
                     sighting.count,
                 );
@@ -571,12 +593,15 @@ mod tests {
     fn input(n: u8, author: char, seq: u64, minute: u8, body: Body) -> FoldInput {
         FoldInput {
             id: EnvelopeId::of(&[n]),
-            author: fpr(author),
-            seq,
-            kind: body.kind(),
-            created: format!("2026-11-28T13:{minute:02}:00Z").parse().unwrap(),
-            tlp: Tlp::Green,
-            recipients: vec![],
+            header: Header {
+                author: fpr(author),
+                seq,
+                subject: Uuid::nil(),
+                kind: body.kind(),
+                created: format!("2026-11-28T13:{minute:02}:00Z").parse().unwrap(),
+                tlp: Tlp::Green,
+                recipients: vec![],
+            },
             body: Some(body),
         }
     }
@@ -750,7 +775,7 @@ mod tests {
             table.entries.push(entry);
         }
         for next in &inputs[1..] {
-            assert!(state.apply_next(next, &mut table), "{:?}", next.kind);
+            assert!(state.apply_next(next, &mut table), "{:?}", next.header.kind);
         }
         state.indicators = table.entries;
         assert_eq!(state, IncidentState::fold(Uuid::nil(), &inputs).unwrap());

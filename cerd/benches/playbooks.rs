@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cer_proto::envelope::{Body, IncidentBody, Kind};
+use cer_proto::envelope::{Body, Header, IncidentBody, Kind};
 use cer_proto::incident::{FoldInput, IncidentState};
 use cer_proto::model::{Classification, Indicator, Severity, Status, Timestamp, Tlp};
 use cer_proto::{EnvelopeId, Fingerprint};
@@ -86,17 +86,21 @@ fn state(n: usize, author: &Fingerprint) -> IncidentState {
         detected: None,
         tags: vec![],
     });
+    let subject = Uuid::new_v4();
     let input = FoldInput {
         id: EnvelopeId::of(format!("{n}").as_bytes()),
-        author: author.clone(),
-        seq: n as u64 + 1,
-        kind: Kind::Incident,
-        created: Timestamp(time::OffsetDateTime::now_utc()),
-        tlp: Tlp::Green,
-        recipients: vec![],
+        header: Header {
+            author: author.clone(),
+            seq: n as u64 + 1,
+            subject,
+            kind: Kind::Incident,
+            created: Timestamp(time::OffsetDateTime::now_utc()),
+            tlp: Tlp::Green,
+            recipients: vec![],
+        },
         body: Some(body),
     };
-    IncidentState::fold(Uuid::new_v4(), &[input]).expect("state")
+    IncidentState::fold(subject, &[input]).expect("state")
 }
 
 fn matching(incidents: usize, playbooks: usize) {

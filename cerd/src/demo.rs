@@ -91,7 +91,7 @@ pub async fn run(dir: Option<PathBuf>) -> anyhow::Result<()> {
     wait_until("CN to receive it", || holds(cn.node(), filed.incident)).await?;
     let arrived = t0.elapsed();
     let detail = cn.node().detail(filed.incident)?;
-    let author = &detail.envelopes[0].author;
+    let author = &detail.envelopes[0].header.author;
     say(&format!(
         "   CN-CERT has it after {} ms. Author: {} ({author}); signature verified against NG-CERT's certificate, although it came from KE.",
         arrived.as_millis(),

@@ -41,8 +41,8 @@ impl store::Verifier for TrustVerifier {
 
     fn tombstone(&self, id: &EnvelopeId, tomb: &Tombstone) -> Verdict {
         let wire = WireTombstone {
-            author: tomb.author.clone(),
-            seq: tomb.seq,
+            author: tomb.header.author.clone(),
+            seq: tomb.header.seq,
             id: *id,
             proof: tomb.proof.clone(),
             proof_sig: tomb.proof_sig.clone(),

@@ -10,7 +10,7 @@ use cer_proto::envelope::{
     ChainError, ChainTip, Envelope, EnvelopeError, MAX_ENVELOPE_BYTES, MAX_SIGNATURE_BYTES,
 };
 use cer_proto::wire::WireTombstone;
-use cer_proto::{EnvelopeId, Fingerprint};
+use cer_proto::Fingerprint;
 
 use crate::sign::{self, TrustStore};
 use crate::store::Tombstone;
@@ -123,18 +123,12 @@ pub fn verify_tombstone(trust: &TrustStore, wire: WireTombstone) -> Result<Tombs
             withdrawal.id, wire.id
         )));
     }
-    Ok(Tombstone {
-        author: retraction.author,
-        seq: wire.seq,
-        subject: retraction.subject,
-        kind: withdrawal.kind,
-        created: withdrawal.created,
-        tlp: retraction.tlp,
-        recipients: retraction.recipients,
-        withdrawn_by: EnvelopeId::of(&wire.proof),
-        proof: wire.proof,
-        proof_sig: wire.proof_sig,
-    })
+    Ok(Tombstone::proven(
+        &retraction,
+        &withdrawal,
+        wire.proof,
+        wire.proof_sig,
+    ))
 }
 
 /// The full check: signature, author and that the envelope extends the
@@ -357,7 +351,7 @@ mod tests {
         };
         let tomb = verify_tombstone(&trust, wire.clone()).unwrap();
         assert_eq!(
-            (tomb.seq, tomb.kind, tomb.withdrawn_by),
+            (tomb.header.seq, tomb.header.kind, tomb.withdrawn_by),
             (1, Kind::Incident, EnvelopeId::of(&proof))
         );
 

@@ -305,20 +305,23 @@ fn write_detail(
         for envelope in &detail.envelopes {
             let signature = match envelope.signature {
                 SignatureState::Good => {
-                    format!("good signature by {}", cert_full(&envelope.author, names))
+                    format!(
+                        "good signature by {}",
+                        cert_full(&envelope.header.author, names)
+                    )
                 }
                 SignatureState::Withdrawn => {
                     format!(
                         "withdrawn by {} (tombstone only)",
-                        cert_full(&envelope.author, names)
+                        cert_full(&envelope.header.author, names)
                     )
                 }
             };
             table.add_row([
                 envelope.id.to_string(),
-                envelope.kind.to_string(),
-                envelope.seq.to_string(),
-                seconds(&envelope.created),
+                envelope.header.kind.to_string(),
+                envelope.header.seq.to_string(),
+                seconds(&envelope.header.created),
                 signature,
             ]);
         }
@@ -568,12 +571,15 @@ mod tests {
             },
             envelopes: vec![EnvelopeInfo {
                 id,
-                author: fpr('A'),
-                seq: 1,
-                kind: Kind::Incident,
-                created: ts("2026-11-28T12:00:00Z"),
-                tlp: Tlp::Green,
-                recipients: vec![],
+                header: cer_proto::envelope::Header {
+                    author: fpr('A'),
+                    seq: 1,
+                    subject: Uuid::nil(),
+                    kind: Kind::Incident,
+                    created: ts("2026-11-28T12:00:00Z"),
+                    tlp: Tlp::Green,
+                    recipients: vec![],
+                },
                 signature: SignatureState::Good,
                 bytes: 300,
             }],

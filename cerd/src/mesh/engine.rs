@@ -640,8 +640,8 @@ fn disconnects(rejected: &Rejected) -> bool {
 
 fn tombstone_to_wire(id: EnvelopeId, t: Tombstone) -> WireTombstone {
     WireTombstone {
-        author: t.author,
-        seq: t.seq,
+        author: t.header.author,
+        seq: t.header.seq,
         id,
         proof: t.proof,
         proof_sig: t.proof_sig,

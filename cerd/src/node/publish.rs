@@ -177,10 +177,12 @@ impl Node {
         self.publish(id, state.tlp, recipients, body).await
     }
 
-    /// [`Node::existing`] on a blocking thread, for async paths.
+    /// The incident's state without its indicators (what publishing
+    /// needs: a note costs the same on any incident), read on a blocking
+    /// thread.
     async fn existing_now(&self, id: Uuid) -> Result<IncidentState, NodeError> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.incident(id))
+        tokio::task::spawn_blocking(move || store.incident_head(id))
             .await
             .map_err(|e| NodeError::Sign(format!("reading incident {id}: {e}")))??
             .ok_or_else(|| NodeError::NotFound(format!("no incident {id}")))

@@ -114,24 +114,14 @@ impl Node {
                         Envelope::parse(&bytes).map_err(|e| NodeError::Sign(e.to_string()))?;
                     EnvelopeInfo {
                         id: eid,
-                        author: envelope.author,
-                        seq: envelope.seq,
-                        kind: envelope.kind,
-                        created: envelope.created,
-                        tlp: envelope.tlp,
-                        recipients: envelope.recipients,
+                        header: envelope.header(),
                         signature: SignatureState::Good,
                         bytes: bytes.len(),
                     }
                 }
                 StoredEnvelope::Tombstone(t) => EnvelopeInfo {
                     id: eid,
-                    author: t.author,
-                    seq: t.seq,
-                    kind: t.kind,
-                    created: t.created,
-                    tlp: t.tlp,
-                    recipients: t.recipients,
+                    header: t.header,
                     signature: SignatureState::Withdrawn,
                     bytes: 0,
                 },

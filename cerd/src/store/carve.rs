@@ -63,7 +63,7 @@ pub(super) fn carve(
     // Fill withdrawn places from the author's retractions.
     for chain in found.values_mut() {
         let mut tombstones = Vec::new();
-        for (id, record) in chain.values() {
+        for (_, record) in chain.values() {
             let StoredEnvelope::Live { bytes, sig } = record else {
                 continue;
             };
@@ -77,18 +77,7 @@ pub(super) fn carve(
                 tombstones.push((
                     w.seq,
                     w.id,
-                    Tombstone {
-                        author: retraction.author.clone(),
-                        seq: w.seq,
-                        subject: retraction.subject,
-                        kind: w.kind,
-                        created: w.created,
-                        tlp: retraction.tlp,
-                        recipients: retraction.recipients.clone(),
-                        withdrawn_by: *id,
-                        proof: bytes.clone(),
-                        proof_sig: sig.clone(),
-                    },
+                    Tombstone::proven(&retraction, w, bytes.clone(), sig.clone()),
                 ));
             }
         }

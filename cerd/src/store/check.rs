@@ -133,7 +133,7 @@ fn read_chains(
                     report,
                 ),
                 StoredEnvelope::Tombstone(tomb) => {
-                    if tomb.author != author || tomb.seq != seq {
+                    if tomb.header.author != author || tomb.header.seq != seq {
                         Some("tombstone names another place in the chains".into())
                     } else {
                         match verifier.tombstone(&id, tomb) {
@@ -346,15 +346,10 @@ fn fold_input(
             Ok((envelope.subject, FoldInput::new(id, &envelope, body)))
         }
         StoredEnvelope::Tombstone(t) => Ok((
-            t.subject,
+            t.header.subject,
             FoldInput {
                 id,
-                author: t.author.clone(),
-                seq: t.seq,
-                kind: t.kind,
-                created: t.created,
-                tlp: t.tlp,
-                recipients: t.recipients.clone(),
+                header: t.header.clone(),
                 body: None,
             },
         )),

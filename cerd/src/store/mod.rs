@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use cer_proto::api::{Annotation, Filed, IncidentSummary, RunRecord};
 use cer_proto::envelope::{
-    Body, ChainError, ChainTip, DraftBody, Envelope, EnvelopeError, Kind, Withdrawal,
+    Body, ChainError, ChainTip, DraftBody, Envelope, EnvelopeError, Header, Kind, Withdrawal,
 };
 use cer_proto::incident::IncidentState;
 use cer_proto::model::{IndicatorType, Timestamp, Tlp};
@@ -124,19 +124,42 @@ pub enum StoredEnvelope {
 /// what lets peers check the tombstone, so it travels with it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tombstone {
-    pub author: Fingerprint,
-    pub seq: u64,
-    pub subject: Uuid,
-    pub kind: Kind,
-    pub created: Timestamp,
-    pub tlp: Tlp,
-    #[serde(default)]
-    pub recipients: Vec<Fingerprint>,
+    /// The withdrawn envelope's header, as its author's retraction names it.
+    #[serde(flatten)]
+    pub header: Header,
     pub withdrawn_by: EnvelopeId,
     #[serde(with = "hex_bytes")]
     pub proof: Vec<u8>,
     #[serde(with = "hex_bytes")]
     pub proof_sig: Vec<u8>,
+}
+
+impl Tombstone {
+    /// The tombstone a verified retraction proves for one of the envelopes
+    /// it withdraws: everything in it comes from the retraction's signed
+    /// header, so every node keeps the same tombstone, whether it held the
+    /// envelope or not.
+    pub fn proven(
+        retraction: &Envelope,
+        withdrawal: &Withdrawal,
+        proof: Vec<u8>,
+        proof_sig: Vec<u8>,
+    ) -> Tombstone {
+        Tombstone {
+            header: Header {
+                author: retraction.author.clone(),
+                seq: withdrawal.seq,
+                subject: retraction.subject,
+                kind: withdrawal.kind,
+                created: withdrawal.created,
+                tlp: retraction.tlp,
+                recipients: retraction.recipients.clone(),
+            },
+            withdrawn_by: EnvelopeId::of(&proof),
+            proof,
+            proof_sig,
+        }
+    }
 }
 
 mod hex_bytes {
@@ -628,6 +651,15 @@ impl Store {
             .scan_prefix([keys::ENVELOPE])
             .keys()
             .map(|k| keys::id_from(&k?[1..]))
+    }
+
+    /// An incident's folded state without its indicators: one record,
+    /// whatever the incident's size.
+    pub fn incident_head(&self, id: Uuid) -> Result<Option<IncidentState>, StoreError> {
+        match self.shared.db.get(keys::incident(id))? {
+            None => Ok(None),
+            Some(v) => Ok(Some(decode_head(&v)?.state)),
+        }
     }
 
     /// An incident's folded state, with its indicators.

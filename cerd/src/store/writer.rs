@@ -29,7 +29,10 @@ use super::{
 };
 
 /// Items applied in one batch at most (envelopes; other commands count 1).
-const MAX_BATCH_ITEMS: usize = 2048;
+/// sled holds one process-wide lock while it applies a batch, which every
+/// reader waits for: smaller batches keep queries answering during a
+/// catch-up, at some cost in throughput.
+const MAX_BATCH_ITEMS: usize = 512;
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
@@ -474,8 +477,8 @@ impl<'a> Work<'a> {
         self.counts.envelopes += 1;
         let input = FoldInput::new(new.id, envelope, new.body);
         self.event(Change::Stored {
-            author: input.author.clone(),
-            seq: input.seq,
+            author: input.header.author.clone(),
+            seq: input.header.seq,
             id: new.id,
             subject,
             kind,
@@ -491,32 +494,34 @@ impl<'a> Work<'a> {
         tomb: Tombstone,
         from: Option<Fingerprint>,
     ) -> Result<Inserted, StoreError> {
-        match self.slot(&tomb.author, tomb.seq, &id)? {
+        let header = &tomb.header;
+        match self.slot(&header.author, header.seq, &id)? {
             Slot::Same => return Ok(Inserted::Duplicate),
             Slot::Other(held) => return Ok(Inserted::Equivocation { held }),
             Slot::Free => {}
         }
         // The id is proven by the author's retraction (checked by the
         // caller); the author's next envelope links to it through `prev`.
-        let held = self.tip(&tomb.author).map_or(0, |t| t.seq);
-        if tomb.seq != held + 1 {
+        let held = self.tip(&header.author).map_or(0, |t| t.seq);
+        if header.seq != held + 1 {
             return Err(cer_proto::envelope::ChainError::SeqMismatch {
                 expected_prev_seq: held,
-                got: tomb.seq,
+                got: header.seq,
             }
             .into());
         }
         let mut record = vec![keys::TOMB];
         record.extend(serde_json::to_vec(&tomb).map_err(json_err)?);
         self.put(keys::envelope(&id), record);
-        self.put(keys::chain(&tomb.author, tomb.seq), id.as_bytes().to_vec());
-        self.set_tip(&tomb.author, ChainTip { seq: tomb.seq, id });
+        let (author, seq) = (header.author.clone(), header.seq);
+        self.put(keys::chain(&author, seq), id.as_bytes().to_vec());
+        self.set_tip(&author, ChainTip { seq, id });
         self.counts.envelopes += 1;
         self.counts.tombstones += 1;
-        let (subject, kind) = (tomb.subject, tomb.kind);
+        let (subject, kind) = (tomb.header.subject, tomb.header.kind);
         self.event(Change::Stored {
-            author: tomb.author.clone(),
-            seq: tomb.seq,
+            author,
+            seq,
             id,
             subject,
             kind,
@@ -646,17 +651,22 @@ impl<'a> Work<'a> {
         for (id, record) in &records {
             inputs.push(self.fold_input(*id, record)?);
         }
-        if let Some(new) = new {
-            let v = self
-                .get(&keys::envelope(&new.id))?
-                .ok_or_else(|| corrupt("envelope", "just written, not found"))?;
-            records.push((new.id, decode_record(&v)?));
-            inputs.push(new);
-        }
+        let new_id = new.as_ref().map(|n| n.id);
+        inputs.extend(new);
         let Some(mut state) = IncidentState::fold(subject, &inputs) else {
             return Ok(());
         };
-        self.withdraw(&state, &records)?;
+        if state.timeline.iter().any(|e| e.event == Event::Withdrawn) {
+            // Only now is the new envelope's record needed (a retraction's
+            // proof, or what it withdraws).
+            if let Some(id) = new_id {
+                let v = self
+                    .get(&keys::envelope(&id))?
+                    .ok_or_else(|| corrupt("envelope", "just written, not found"))?;
+                records.push((id, decode_record(&v)?));
+            }
+            self.withdraw(&state, &records)?;
+        }
         if state.retracted.is_some() {
             // Nothing of a retracted incident's content stays readable.
             state.content = None;
@@ -705,24 +715,13 @@ impl<'a> Work<'a> {
                 continue;
             }
             let envelope = parse_stored(bytes)?;
-            let proof = retractions.iter().find(|(_, r, _, _)| {
-                r.author == envelope.author
-                    && r.withdrawal(envelope.seq).is_some_and(|w| w.id == *id)
+            let proof = retractions.iter().find_map(|(_, r, bytes, sig)| {
+                let withdrawal = r.withdrawal(envelope.seq)?;
+                (r.author == envelope.author && withdrawal.id == *id)
+                    .then(|| Tombstone::proven(r, withdrawal, (*bytes).clone(), (*sig).clone()))
             });
-            let Some((by, retraction, proof, proof_sig)) = proof else {
+            let Some(tomb) = proof else {
                 continue;
-            };
-            let tomb = Tombstone {
-                author: envelope.author,
-                seq: envelope.seq,
-                subject: envelope.subject,
-                kind: envelope.kind,
-                created: envelope.created,
-                tlp: retraction.tlp,
-                recipients: retraction.recipients.clone(),
-                withdrawn_by: *by,
-                proof: (*proof).clone(),
-                proof_sig: (*proof_sig).clone(),
             };
             let mut record = vec![keys::TOMB];
             record.extend(serde_json::to_vec(&tomb).map_err(json_err)?);
@@ -817,12 +816,7 @@ fn parse_stored(bytes: &[u8]) -> Result<Envelope, StoreError> {
 fn tombstone_input(id: EnvelopeId, t: Tombstone) -> FoldInput {
     FoldInput {
         id,
-        author: t.author,
-        seq: t.seq,
-        kind: t.kind,
-        created: t.created,
-        tlp: t.tlp,
-        recipients: t.recipients,
+        header: t.header,
         body: None,
     }
 }
