@@ -1,7 +1,7 @@
 use cer_proto::envelope::{
-    Draft, DraftBody, IncidentBody, RetractionBody, SightingBody, UpdateBody, Withdrawal,
+    ChainTip, Draft, DraftBody, IncidentBody, RetractionBody, SightingBody, UpdateBody, Withdrawal,
 };
-use cer_proto::model::{Classification, Indicator, Severity, Status};
+use cer_proto::model::{Classification, Indicator, IndicatorType, Severity, Status};
 
 use super::*;
 

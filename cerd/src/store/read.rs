@@ -1,0 +1,257 @@
+//! Reading the store: chains, envelopes, incidents, the indicator index,
+//! the event log, local records. Every method reads sled directly and may
+//! wait on it: call them from blocking threads, never a runtime worker.
+
+use cer_proto::api::{Annotation, Filed, IncidentSummary, RunRecord};
+use cer_proto::envelope::ChainTip;
+use cer_proto::incident::IncidentState;
+use cer_proto::model::IndicatorType;
+use cer_proto::{EnvelopeId, Fingerprint};
+use uuid::Uuid;
+
+use super::{
+    corrupt, decode_head, decode_json, decode_record, decode_summary, keys, Counts, IndicatorHit,
+    Store, StoreError, StoredEnvelope, SummaryFilter,
+};
+
+impl Store {
+    /// The highest contiguous envelope held of `author`.
+    pub fn chain_tip(&self, author: &Fingerprint) -> Result<Option<ChainTip>, StoreError> {
+        match self.shared.db.get(keys::tip(author))? {
+            None => Ok(None),
+            Some(v) => {
+                let (seq, id) = keys::decode_tip(&v)?;
+                Ok(Some(ChainTip { seq, id }))
+            }
+        }
+    }
+
+    /// Every author's chain tip, for summaries.
+    pub fn chain_tips(&self) -> Result<Vec<(Fingerprint, ChainTip)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.shared.db.scan_prefix([keys::TIP]) {
+            let (k, v) = item?;
+            let (seq, id) = keys::decode_tip(&v)?;
+            out.push((keys::fingerprint_from(&k[1..])?, ChainTip { seq, id }));
+        }
+        Ok(out)
+    }
+
+    /// `author`'s envelopes `from..=to` held in its chain, in seq order.
+    pub fn chain_range(
+        &self,
+        author: &Fingerprint,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(EnvelopeId, StoredEnvelope)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self
+            .shared
+            .db
+            .range(keys::chain(author, from)..=keys::chain(author, to))
+        {
+            let (_, v) = item?;
+            let id = keys::id_from(&v)?;
+            if let Some(stored) = self.envelope(&id)? {
+                out.push((id, stored));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn envelope(&self, id: &EnvelopeId) -> Result<Option<StoredEnvelope>, StoreError> {
+        match self.shared.db.get(keys::envelope(id))? {
+            None => Ok(None),
+            Some(v) => decode_record(&v).map(Some),
+        }
+    }
+
+    /// Every envelope held, with its id, in no particular order, read as
+    /// the iterator goes.
+    pub fn envelopes(
+        &self,
+    ) -> impl Iterator<Item = Result<(EnvelopeId, StoredEnvelope), StoreError>> + '_ {
+        self.shared.db.scan_prefix([keys::ENVELOPE]).map(|item| {
+            let (k, v) = item?;
+            Ok((keys::id_from(&k[1..])?, decode_record(&v)?))
+        })
+    }
+
+    /// Every envelope id held, in no particular order.
+    pub fn envelope_ids(&self) -> impl Iterator<Item = Result<EnvelopeId, StoreError>> + '_ {
+        self.shared
+            .db
+            .scan_prefix([keys::ENVELOPE])
+            .keys()
+            .map(|k| keys::id_from(&k?[1..]))
+    }
+
+    /// An incident's folded state without its indicators: one record,
+    /// whatever the incident's size.
+    pub fn incident_head(&self, id: Uuid) -> Result<Option<IncidentState>, StoreError> {
+        match self.shared.db.get(keys::incident(id))? {
+            None => Ok(None),
+            Some(v) => Ok(Some(decode_head(&v)?.state)),
+        }
+    }
+
+    /// An incident's folded state, with its indicators.
+    pub fn incident(&self, id: Uuid) -> Result<Option<IncidentState>, StoreError> {
+        let Some(v) = self.shared.db.get(keys::incident(id))? else {
+            return Ok(None);
+        };
+        let mut state = decode_head(&v)?.state;
+        let mut indicators = Vec::new();
+        for item in self.shared.db.scan_prefix(&keys::chunk(id, 0)[..17]) {
+            let (_, v) = item?;
+            indicators.extend(keys::decode_chunk(&v)?);
+        }
+        state.indicators = indicators;
+        Ok(Some(state))
+    }
+
+    pub fn summary(&self, id: Uuid) -> Result<Option<IncidentSummary>, StoreError> {
+        match self.shared.db.get(keys::incident(id))? {
+            None => Ok(None),
+            Some(v) => decode_summary(&v).map(Some),
+        }
+    }
+
+    /// Every envelope held about an incident, with its id, in fold order.
+    pub fn envelopes_of(
+        &self,
+        subject: Uuid,
+    ) -> Result<Vec<(EnvelopeId, StoredEnvelope)>, StoreError> {
+        let Some(v) = self.shared.db.get(keys::incident(subject))? else {
+            return Ok(Vec::new());
+        };
+        let head = decode_head(&v)?;
+        let mut out = Vec::new();
+        for entry in &head.state.timeline {
+            if let Some(stored) = self.envelope(&entry.envelope)? {
+                out.push((entry.envelope, stored));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Incident summaries, most recently updated first, that pass
+    /// `filter`; at most `limit`. Returns whether more matched.
+    pub fn list(
+        &self,
+        filter: &dyn SummaryFilter,
+        limit: usize,
+    ) -> Result<(Vec<IncidentSummary>, bool), StoreError> {
+        let mut out = Vec::new();
+        let since = filter.since();
+        for item in self.shared.db.scan_prefix([keys::ORDER]).rev() {
+            let (k, _) = item?;
+            if let Some(since) = since {
+                if keys::time_from(&k[1..])? < since {
+                    break;
+                }
+            }
+            let Some(summary) = self.summary(keys::uuid_at(&k, 17)?)? else {
+                continue;
+            };
+            if filter.accept(&summary) {
+                if out.len() == limit {
+                    return Ok((out, true));
+                }
+                out.push(summary);
+            }
+        }
+        Ok((out, false))
+    }
+
+    /// Incidents naming exactly this (normalized) indicator.
+    pub fn indicator_hits(
+        &self,
+        kind: IndicatorType,
+        value: &str,
+    ) -> Result<Vec<(Uuid, IndicatorHit)>, StoreError> {
+        let prefix = keys::index_prefix(kind, value);
+        let mut out = Vec::new();
+        for item in self.shared.db.scan_prefix(&prefix) {
+            let (k, v) = item?;
+            let id = keys::uuid_at(&k, prefix.len())?;
+            let pos = keys::u32_from(&v, "index position")? as usize;
+            let Some(chunk) = self
+                .shared
+                .db
+                .get(keys::chunk(id, (pos / keys::CHUNK) as u32))?
+            else {
+                return Err(corrupt("indicator index", "names a missing chunk"));
+            };
+            let entry = keys::chunk_entry(&chunk, pos % keys::CHUNK)?;
+            out.push((
+                id,
+                IndicatorHit {
+                    first_seen: entry.first_seen,
+                    last_seen: entry.last_seen,
+                    sightings: entry.sightings,
+                    reported_by: entry.reported_by,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The answer given to a client's earlier request, if any.
+    pub fn request(&self, id: Uuid) -> Result<Option<Filed>, StoreError> {
+        match self.shared.db.get(keys::request(id))? {
+            None => Ok(None),
+            Some(v) => Ok(Some(decode_json(&v, "request")?)),
+        }
+    }
+
+    /// Whether a playbook run with this key was recorded.
+    pub fn run_recorded(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.shared.db.contains_key(keys::run(key))?)
+    }
+
+    /// Recorded runs, newest first, that pass `keep`; at most `limit`.
+    pub fn runs(
+        &self,
+        keep: &dyn Fn(&RunRecord) -> bool,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.shared.db.scan_prefix([keys::RUN_BY_TIME]).rev() {
+            let (key, _) = item?;
+            let Some(json) = self.shared.db.get(keys::prefixed(keys::RUN, &key[17..]))? else {
+                continue;
+            };
+            let run: RunRecord = decode_json(&json, "playbook run")?;
+            if keep(&run) {
+                out.push(run);
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn annotations(&self, incident: Uuid) -> Result<Vec<Annotation>, StoreError> {
+        let mut out = Vec::new();
+        for item in self
+            .shared
+            .db
+            .scan_prefix(keys::prefixed(keys::ANNOTATION, incident.as_bytes()))
+        {
+            let (_, v) = item?;
+            out.push(decode_json(&v, "annotation")?);
+        }
+        Ok(out)
+    }
+
+    pub fn counts(&self) -> Counts {
+        *self.shared.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bytes the store occupies on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.shared.db.size_on_disk().unwrap_or(0)
+    }
+}
