@@ -18,6 +18,11 @@ use cerd::{Config, Node};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+/// The daemon's allocator (see cerd's main.rs), so in-process nodes run
+/// as the binary does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// True when `CERD_BENCH_QUICK` is set: shrunken sizes for a smoke run.
 pub fn quick() -> bool {
     std::env::var_os("CERD_BENCH_QUICK").is_some()
