@@ -57,6 +57,13 @@ const INBOX_CAPACITY: usize = 1024;
 const BATCH_BYTES: usize = MAX_FRAME_BYTES / 2;
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Two links of opposite roles added within this of each other were dialed
+/// at the same moment by both ends (see [`replaces`]): far more than the
+/// gap between the two links of a simultaneous dial, which complete within
+/// a round trip of each other. A peer that restarts sooner than this after
+/// connecting is refused until its old link is this old; its dialer retries
+/// every [`BACKOFF_MIN`] meanwhile.
+const SIMULTANEOUS: Duration = Duration::from_secs(2);
 
 /// A running mesh: endpoint, engine, dialers.
 pub struct Mesh {
@@ -207,6 +214,8 @@ struct LinkEntry {
     outbox: mpsc::Sender<Out>,
     role: Role,
     remote: SocketAddr,
+    /// When the link was authenticated and added.
+    since: Instant,
 }
 
 /// What `cerctl peers` shows about one peer.
@@ -381,22 +390,16 @@ impl Engine {
                 .close(CloseCode::Duplicate, "connected to itself");
             return;
         }
-        // Two nodes may dial each other at once: both keep the link dialed
-        // by the smaller fingerprint, so they agree without talking.
-        let smaller = if me < peer { me.clone() } else { peer.clone() };
-        let preferred = |role: Role| {
-            let dialer = if role == Role::Dialer { &me } else { &peer };
-            *dialer == smaller
-        };
         if let Some(existing) = self.links.get(&peer) {
-            if preferred(existing.role) || !preferred(link.role) {
+            if !replaces(existing, &link, &me, now) {
                 link.handle()
                     .close(CloseCode::Duplicate, "already connected");
                 return;
             }
+            tracing::info!(peer = %self.name(&peer), old = existing.id, age = ?now.duration_since(existing.since), "a new link from the peer replaces the old one");
             existing
                 .handle
-                .close(CloseCode::Duplicate, "replaced by the preferred link");
+                .close(CloseCode::Duplicate, "replaced by a newer link");
             self.links.remove(&peer);
             self.sync.handle_disconnected(&peer);
         }
@@ -430,6 +433,7 @@ impl Engine {
                 outbox,
                 role,
                 remote,
+                since: now,
             },
         );
         self.set_connected(&peer, true);
@@ -622,6 +626,26 @@ impl Engine {
         }
         self.node.peer_board().set(peers);
     }
+}
+
+/// Whether a new authenticated link from a peer replaces the one held.
+///
+/// A node dials a peer only while it holds no link to it, so a new link
+/// means the peer lost the old one — it crashed and restarted, or its end
+/// timed out — even when this end has not noticed yet: the newer link wins
+/// at once. The exception is two nodes dialing each other at the same
+/// moment: each then holds two young links of opposite roles, and both keep
+/// the link dialed by the smaller fingerprint, so they agree without
+/// talking instead of each closing the link the other kept. A link seen at
+/// both ends within [`SIMULTANEOUS`] of the other counts as simultaneous.
+fn replaces(existing: &LinkEntry, new: &Link, me: &Fingerprint, now: Instant) -> bool {
+    if existing.role == new.role || now.duration_since(existing.since) >= SIMULTANEOUS {
+        return true;
+    }
+    let peer = &new.peer;
+    let smaller = if me < peer { me } else { peer };
+    let dialer = |role: Role| if role == Role::Dialer { me } else { peer };
+    dialer(new.role) == smaller
 }
 
 /// Refusals that mean the peer is broken or hostile, not merely behind.

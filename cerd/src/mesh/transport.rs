@@ -58,13 +58,14 @@ use crate::sign::{Identity, TrustStore, VerifyError};
 /// enough that a silent address does not hold a dial for the idle timeout.
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Keep-alive interval: NAT bindings and thin links stay warm, and a dead
-/// peer is noticed within [`IDLE_TIMEOUT`].
-pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// Keep-alive interval: NAT bindings and thin links stay warm, and a live
+/// peer is heard from several times within [`IDLE_TIMEOUT`] even when idle.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(2);
 
 /// A connection with no packet from the peer for this long is closed with
-/// [`LinkClosed::TimedOut`].
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// [`LinkClosed::TimedOut`]: a crashed peer's link is noticed within
+/// seconds, while a live one misses four keep-alives in a row first.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Per-stream receive window. One stream carries everything, so this is
 /// the in-flight limit of a catch-up: 8 MiB covers ~100 Mbit/s at 600 ms
@@ -776,7 +777,7 @@ fn transport_config() -> quinn::TransportConfig {
     config
         .keep_alive_interval(Some(KEEP_ALIVE))
         .max_idle_timeout(Some(
-            IdleTimeout::try_from(IDLE_TIMEOUT).expect("30 s fits an idle timeout"),
+            IdleTimeout::try_from(IDLE_TIMEOUT).expect("10 s fits an idle timeout"),
         ))
         // One frame stream per connection, opened by the dialer; nothing
         // else may be opened.
