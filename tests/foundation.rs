@@ -817,3 +817,42 @@ fn cerd_init_creates_identity_once() {
     let (ok, text) = init();
     assert!(!ok && text.contains("already initialised"), "{text}");
 }
+
+/// Reading the watched folders is not a change: a node does not reload
+/// them again and again after a change, and reports a refused file once.
+#[test]
+fn refused_files_are_reported_once_while_idle() {
+    let mut node = TestNode::new("KE-CIRT");
+    let cn = TestNode::new("CN-CERT");
+    let ng = TestNode::new("NG-CERT");
+    cn.init();
+    ng.init();
+    write_file(&node.certs_dir().join("junk.asc"), b"not a certificate\n");
+    write_file(
+        &node.dir.path().join("playbooks").join("junk.yaml"),
+        b"name: [unclosed\n",
+    );
+    node.spawn();
+    let trusted = |n: usize| {
+        crate::harness::eventually(Duration::from_secs(30), "a certificate trusted", || {
+            (node.log().matches("certificate trusted").count() >= n).then_some(())
+        })
+    };
+    // A first change: the reload reads every file in certs/.
+    node.trust(&cn);
+    trusted(1);
+    // Time for many reloads, had that reload's reads triggered the next
+    // (every 250 ms): seen as the node's uptime, not slept.
+    let uptime = || node.status()["uptime_seconds"].as_u64();
+    let after = uptime().unwrap() + 2;
+    crate::harness::eventually(Duration::from_secs(30), "2 s more uptime", || {
+        (uptime()? >= after).then_some(())
+    });
+    // A second change is still picked up, and does not report junk.asc again.
+    node.trust(&ng);
+    trusted(2);
+    let log = node.log();
+    assert_eq!(log.matches("certificate refused").count(), 1, "{log}");
+    assert_eq!(log.matches("playbook refused").count(), 1, "{log}");
+    assert_eq!(log.matches("folder changed; reloading").count(), 2, "{log}");
+}
