@@ -856,3 +856,57 @@ fn refused_files_are_reported_once_while_idle() {
     assert_eq!(log.matches("playbook refused").count(), 1, "{log}");
     assert_eq!(log.matches("folder changed; reloading").count(), 2, "{log}");
 }
+
+/// A store whose key is gone is not silently given a new identity: the
+/// node refuses to start, naming the key, until `cerd init --force`.
+#[test]
+fn store_without_its_key_is_refused_until_init_force() {
+    let mut node = TestNode::start("KE-CIRT");
+    let id = file_phishing(&node);
+    let old = node.fingerprint();
+    node.stop();
+    let key = node.data_dir().join("identity.key");
+    std::fs::remove_file(&key).unwrap();
+
+    let (code, text) = node.cerd(&["run"]);
+    assert!(
+        code != 0 && code != -1,
+        "cerd run did not refuse ({code}): {text}"
+    );
+    assert!(text.contains(&key.display().to_string()), "{text}");
+    assert!(text.contains("holds data"), "{text}");
+    assert!(!key.exists(), "a refused start created a key");
+
+    let (code, text) = node.cerd(&["init", "--name", "KE-CIRT"]);
+    assert!(code != 0 && text.contains("--force"), "{code}: {text}");
+    assert!(!key.exists());
+
+    let (code, text) = node.cerd(&["init", "--force", "--name", "KE-CIRT"]);
+    assert_eq!(code, 0, "{text}");
+    node.spawn();
+    assert_ne!(node.fingerprint(), old);
+    assert!(
+        node.cerctl(&["incident", "show", &id]).code == 0,
+        "the store was kept"
+    );
+}
+
+/// A first start that fails to bind leaves no key behind.
+#[test]
+fn failed_first_start_creates_no_key() {
+    let node = TestNode::new("KE-CIRT");
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let config = std::fs::read_to_string(node.config_path())
+        .unwrap()
+        .replace("127.0.0.1:0", &addr);
+    std::fs::write(node.config_path(), config).unwrap();
+    let (code, text) = node.cerd(&["run"]);
+    assert!(
+        code != 0 && code != -1,
+        "cerd run did not fail ({code}): {text}"
+    );
+    assert!(text.contains(&addr), "{text}");
+    assert!(!node.data_dir().join("identity.key").exists(), "{text}");
+    assert!(!node.data_dir().join("store").exists(), "{text}");
+}

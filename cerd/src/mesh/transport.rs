@@ -282,10 +282,26 @@ impl From<ConnectionError> for LinkClosed {
     }
 }
 
+/// The mesh's UDP socket, bound before the node's identity is at hand, so
+/// that start-up can fail on a taken port before it creates anything.
+pub struct Socket(std::net::UdpSocket);
+
+impl Socket {
+    /// Binds `addr` (port 0 for any).
+    pub fn bind(addr: SocketAddr) -> Result<Socket, MeshError> {
+        Ok(Socket(std::net::UdpSocket::bind(addr)?))
+    }
+}
+
 impl Endpoint {
     /// Binds a UDP socket at `addr` (port 0 for any) that accepts and dials
     /// `cer/1` connections as `identity`.
     pub fn bind(addr: SocketAddr, identity: Arc<Identity>) -> Result<Endpoint, MeshError> {
+        Endpoint::on_socket(Socket::bind(addr)?, identity)
+    }
+
+    /// Accepts and dials `cer/1` connections on `socket` as `identity`.
+    pub fn on_socket(socket: Socket, identity: Arc<Identity>) -> Result<Endpoint, MeshError> {
         // Idempotent: an error only means a provider is already installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -302,7 +318,12 @@ impl Endpoint {
         let mut client = quinn::ClientConfig::new(Arc::new(client_crypto));
         client.transport_config(transport);
 
-        let mut inner = quinn::Endpoint::server(server, addr)?;
+        let mut inner = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(server),
+            socket.0,
+            Arc::new(quinn::TokioRuntime),
+        )?;
         inner.set_default_client_config(client);
         Ok(Endpoint { inner, identity })
     }
