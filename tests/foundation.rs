@@ -910,3 +910,30 @@ fn failed_first_start_creates_no_key() {
     assert!(!node.data_dir().join("identity.key").exists(), "{text}");
     assert!(!node.data_dir().join("store").exists(), "{text}");
 }
+
+/// A client that connects to the API and sends nothing is disconnected
+/// (after the server's header timeout, 10 s), so idle connections cannot
+/// pile up until the node runs out of file descriptors.
+#[test]
+fn silent_api_client_is_disconnected() {
+    use std::io::Read;
+    let node = TestNode::start("KE-CIRT");
+    let mut silent = std::os::unix::net::UnixStream::connect(node.socket()).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = silent.read_to_end(&mut answer);
+    assert!(
+        read.is_ok(),
+        "still open after {:?}: {read:?}",
+        started.elapsed()
+    );
+    eprintln!(
+        "silent API client disconnected after {:?}",
+        started.elapsed()
+    );
+    // The node still serves others.
+    node.status();
+}
