@@ -391,7 +391,8 @@ impl Engine {
             return;
         }
         if let Some(existing) = self.links.get(&peer) {
-            if !replaces(existing, &link, &me, now) {
+            let held = (existing.role, now.duration_since(existing.since));
+            if !replaces(held, link.role, &me, &peer) {
                 link.handle()
                     .close(CloseCode::Duplicate, "already connected");
                 return;
@@ -638,14 +639,15 @@ impl Engine {
 /// the link dialed by the smaller fingerprint, so they agree without
 /// talking instead of each closing the link the other kept. A link seen at
 /// both ends within [`SIMULTANEOUS`] of the other counts as simultaneous.
-fn replaces(existing: &LinkEntry, new: &Link, me: &Fingerprint, now: Instant) -> bool {
-    if existing.role == new.role || now.duration_since(existing.since) >= SIMULTANEOUS {
+/// `held` is the held link's role and age, `new` the new link's role.
+fn replaces(held: (Role, Duration), new: Role, me: &Fingerprint, peer: &Fingerprint) -> bool {
+    let (held_role, held_age) = held;
+    if held_role == new || held_age >= SIMULTANEOUS {
         return true;
     }
-    let peer = &new.peer;
     let smaller = if me < peer { me } else { peer };
-    let dialer = |role: Role| if role == Role::Dialer { me } else { peer };
-    dialer(new.role) == smaller
+    let dialer = if new == Role::Dialer { me } else { peer };
+    dialer == smaller
 }
 
 /// Refusals that mean the peer is broken or hostile, not merely behind.
@@ -1050,6 +1052,74 @@ impl TokenBucket {
             true
         } else {
             false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const YOUNG: Duration = Duration::from_millis(30);
+    const OLD: Duration = Duration::from_secs(60);
+
+    fn fingerprints() -> (Fingerprint, Fingerprint) {
+        let a = Fingerprint::parse(&"A".repeat(40)).unwrap();
+        let b = Fingerprint::parse(&"B".repeat(40)).unwrap();
+        (a, b)
+    }
+
+    /// Which link an end keeps when `first` arrives, then `second`, each
+    /// named by its dialer.
+    fn kept<'f>(
+        me: &'f Fingerprint,
+        peer: &'f Fingerprint,
+        first: &'f Fingerprint,
+        second: &'f Fingerprint,
+        gap: Duration,
+    ) -> &'f Fingerprint {
+        let role = |dialer: &Fingerprint| {
+            if dialer == me {
+                Role::Dialer
+            } else {
+                Role::Listener
+            }
+        };
+        if replaces((role(first), gap), role(second), me, peer) {
+            second
+        } else {
+            first
+        }
+    }
+
+    #[test]
+    fn simultaneous_dials_keep_the_same_link_at_both_ends() {
+        let (a, b) = fingerprints();
+        // Each end may see the two links in either order.
+        for (a_first, a_second) in [(&a, &b), (&b, &a)] {
+            for (b_first, b_second) in [(&a, &b), (&b, &a)] {
+                let at_a = kept(&a, &b, a_first, a_second, YOUNG);
+                let at_b = kept(&b, &a, b_first, b_second, YOUNG);
+                assert_eq!(at_a, at_b, "A saw {a_first} first, B saw {b_first} first");
+                assert_eq!(at_a, &a, "the smaller fingerprint's link is kept");
+            }
+        }
+    }
+
+    #[test]
+    fn a_new_link_replaces_an_old_or_same_role_one() {
+        let (a, b) = fingerprints();
+        for (me, peer) in [(&a, &b), (&b, &a)] {
+            for held in [Role::Dialer, Role::Listener] {
+                for new in [Role::Dialer, Role::Listener] {
+                    assert!(
+                        replaces((held, OLD), new, me, peer),
+                        "{held:?} then {new:?}"
+                    );
+                }
+                // A peer that dials again lost its link (a restart).
+                assert!(replaces((held, YOUNG), held, me, peer), "{held:?} twice");
+            }
         }
     }
 }

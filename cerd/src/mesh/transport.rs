@@ -54,8 +54,8 @@ use tracing::debug;
 use crate::sign::{Identity, TrustStore, VerifyError};
 
 /// How long a peer has to complete the TLS handshake and the `Auth`
-/// exchange. Generous for satellite links (RTT up to ~1 s, some loss), short
-/// enough that a silent address does not hold a dial for the idle timeout.
+/// exchange. Generous for satellite links (RTT up to ~1 s, some loss); a
+/// silent address is given up on sooner, at [`IDLE_TIMEOUT`].
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Keep-alive interval: NAT bindings and thin links stay warm, and a live
