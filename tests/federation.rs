@@ -354,6 +354,73 @@ fn retraction_and_receipt_travel_across_the_mesh() {
     }
 }
 
+/// A crashed relay that comes back is taken back at once: the ends replace
+/// the dead link with the relay's new one instead of refusing it until the
+/// old one times out.
+#[test]
+fn relay_killed_and_restarted_relays_again_within_seconds() {
+    // The same line, but the relay dials the ends, as a restarted node does.
+    let mut ke = TestNode::new("KE-CIRT");
+    let mut cn = TestNode::new("CN-CERT");
+    let mut ng = TestNode::new("NG-CERT");
+    for node in [&ke, &cn, &ng] {
+        node.init();
+    }
+    ke.trust(&cn);
+    ke.trust(&ng);
+    cn.trust(&ke);
+    cn.trust(&ng);
+    ng.trust(&ke);
+    ng.trust(&cn);
+    cn.spawn();
+    ng.spawn();
+    ke.add_peer(&cn.listen_addr());
+    ke.add_peer(&ng.listen_addr());
+    ke.spawn();
+    wait_connected(&ke, 2);
+    let before = ng.file(&[
+        "--title",
+        "before the crash",
+        "--severity",
+        "low",
+        "--tlp",
+        "green",
+        "--class",
+        "test/test",
+    ]);
+    eventually(SOON, "CN to receive NG's first incident", || {
+        has_incident(&cn, &before)
+    });
+
+    ke.kill9();
+    ke.spawn();
+    let filed_at = std::time::Instant::now();
+    let id = ng.file(&[
+        "--title",
+        "after the crash",
+        "--severity",
+        "low",
+        "--tlp",
+        "green",
+        "--class",
+        "test/test",
+    ]);
+    eventually(
+        SOON,
+        "CN to receive NG's incident through the restarted KE",
+        || has_incident(&cn, &id),
+    );
+    let took = filed_at.elapsed();
+    eprintln!("relay restarted: NG's incident reached CN {took:?} after filing");
+    assert!(
+        took < Duration::from_secs(5),
+        "took {took:?}: the ends kept the dead link\n{}",
+        cn.log()
+    );
+    // Neither end refused the relay's new links.
+    assert!(!ke.log().contains("already connected"), "{}", ke.log());
+}
+
 #[test]
 fn unknown_node_cannot_connect_and_removed_cert_disconnects() {
     let (cn, ke, ng) = line();

@@ -817,3 +817,123 @@ fn cerd_init_creates_identity_once() {
     let (ok, text) = init();
     assert!(!ok && text.contains("already initialised"), "{text}");
 }
+
+/// Reading the watched folders is not a change: a node does not reload
+/// them again and again after a change, and reports a refused file once.
+#[test]
+fn refused_files_are_reported_once_while_idle() {
+    let mut node = TestNode::new("KE-CIRT");
+    let cn = TestNode::new("CN-CERT");
+    let ng = TestNode::new("NG-CERT");
+    cn.init();
+    ng.init();
+    write_file(&node.certs_dir().join("junk.asc"), b"not a certificate\n");
+    write_file(
+        &node.dir.path().join("playbooks").join("junk.yaml"),
+        b"name: [unclosed\n",
+    );
+    node.spawn();
+    let trusted = |n: usize| {
+        crate::harness::eventually(Duration::from_secs(30), "a certificate trusted", || {
+            (node.log().matches("certificate trusted").count() >= n).then_some(())
+        })
+    };
+    // A first change: the reload reads every file in certs/.
+    node.trust(&cn);
+    trusted(1);
+    // Time for many reloads, had that reload's reads triggered the next
+    // (every 250 ms): seen as the node's uptime, not slept.
+    let uptime = || node.status()["uptime_seconds"].as_u64();
+    let after = uptime().unwrap() + 2;
+    crate::harness::eventually(Duration::from_secs(30), "2 s more uptime", || {
+        (uptime()? >= after).then_some(())
+    });
+    // A second change is still picked up, and does not report junk.asc again.
+    node.trust(&ng);
+    trusted(2);
+    let log = node.log();
+    assert_eq!(log.matches("certificate refused").count(), 1, "{log}");
+    assert_eq!(log.matches("playbook refused").count(), 1, "{log}");
+    assert_eq!(log.matches("folder changed; reloading").count(), 2, "{log}");
+}
+
+/// A store whose key is gone is not silently given a new identity: the
+/// node refuses to start, naming the key, until `cerd init --force`.
+#[test]
+fn store_without_its_key_is_refused_until_init_force() {
+    let mut node = TestNode::start("KE-CIRT");
+    let id = file_phishing(&node);
+    let old = node.fingerprint();
+    node.stop();
+    let key = node.data_dir().join("identity.key");
+    std::fs::remove_file(&key).unwrap();
+
+    let (code, text) = node.cerd(&["run"]);
+    assert!(
+        code != 0 && code != -1,
+        "cerd run did not refuse ({code}): {text}"
+    );
+    assert!(text.contains(&key.display().to_string()), "{text}");
+    assert!(text.contains("holds data"), "{text}");
+    assert!(!key.exists(), "a refused start created a key");
+
+    let (code, text) = node.cerd(&["init", "--name", "KE-CIRT"]);
+    assert!(code != 0 && text.contains("--force"), "{code}: {text}");
+    assert!(!key.exists());
+
+    let (code, text) = node.cerd(&["init", "--force", "--name", "KE-CIRT"]);
+    assert_eq!(code, 0, "{text}");
+    node.spawn();
+    assert_ne!(node.fingerprint(), old);
+    assert!(
+        node.cerctl(&["incident", "show", &id]).code == 0,
+        "the store was kept"
+    );
+}
+
+/// A first start that fails to bind leaves no key behind.
+#[test]
+fn failed_first_start_creates_no_key() {
+    let node = TestNode::new("KE-CIRT");
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let config = std::fs::read_to_string(node.config_path())
+        .unwrap()
+        .replace("127.0.0.1:0", &addr);
+    std::fs::write(node.config_path(), config).unwrap();
+    let (code, text) = node.cerd(&["run"]);
+    assert!(
+        code != 0 && code != -1,
+        "cerd run did not fail ({code}): {text}"
+    );
+    assert!(text.contains(&addr), "{text}");
+    assert!(!node.data_dir().join("identity.key").exists(), "{text}");
+    assert!(!node.data_dir().join("store").exists(), "{text}");
+}
+
+/// A client that connects to the API and sends nothing is disconnected
+/// (after the server's header timeout, 10 s), so idle connections cannot
+/// pile up until the node runs out of file descriptors.
+#[test]
+fn silent_api_client_is_disconnected() {
+    use std::io::Read;
+    let node = TestNode::start("KE-CIRT");
+    let mut silent = std::os::unix::net::UnixStream::connect(node.socket()).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = silent.read_to_end(&mut answer);
+    assert!(
+        read.is_ok(),
+        "still open after {:?}: {read:?}",
+        started.elapsed()
+    );
+    eprintln!(
+        "silent API client disconnected after {:?}",
+        started.elapsed()
+    );
+    // The node still serves others.
+    node.status();
+}

@@ -19,6 +19,15 @@ use uuid::Uuid;
 /// puts it when started in the same directory without a config file.
 pub const DEFAULT_SOCKET: &str = "./cerd-data/cerd.sock";
 
+/// A `--timeout`: a humantime duration, more than zero.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be more than zero".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{e} (e.g. 500ms, 10s, 2m)")),
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "cerctl",
@@ -30,6 +39,11 @@ pub struct Cli {
     /// cerd's API socket.
     #[arg(long, global = true, env = "CERD_SOCKET", value_name = "PATH", default_value = DEFAULT_SOCKET)]
     pub socket: PathBuf,
+
+    /// How long to wait for cerd: to connect, and for each request's
+    /// answer (e.g. 500ms, 10s, 2m).
+    #[arg(long, global = true, env = "CERCTL_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    pub timeout: Duration,
 
     /// Print the API response as JSON instead of tables.
     #[arg(long, global = true)]

@@ -8,6 +8,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use bytes::Bytes;
 use cer_proto::api::{
@@ -32,10 +33,17 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 /// How long error bodies that are not API errors are quoted in messages.
 const QUOTED_BODY_CHARS: usize = 200;
 
+/// How long cerctl waits for cerd by default: to connect, and for each
+/// request's answer.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A connection to one cerd node's API.
 pub struct Client {
     socket: PathBuf,
     sender: SendRequest<Full<Bytes>>,
+    /// Limit for connecting and for each request (for an export, for each
+    /// piece of the answer).
+    timeout: Duration,
 }
 
 /// Why an API call failed.
@@ -57,6 +65,18 @@ pub enum ClientError {
     /// may not have acted on it.
     #[error("{0}")]
     Lost(String),
+    /// cerd did not answer in time: it is stuck, or busier than the
+    /// timeout allows. A request may or may not have been acted on.
+    #[error(
+        "cerd at {} did not answer {doing} within {} (is it stuck or overloaded? --timeout sets how long to wait)",
+        socket.display(),
+        humantime::format_duration(*timeout)
+    )]
+    TimedOut {
+        socket: PathBuf,
+        doing: String,
+        timeout: Duration,
+    },
     #[error(transparent)]
     Io(#[from] io::Error),
 }
@@ -80,10 +100,20 @@ impl Client {
     /// Connects to the API socket. Fails with [`ClientError::NotRunning`]
     /// when nothing listens there.
     pub async fn connect(socket: &Path) -> Result<Client, ClientError> {
-        let sender = dial(socket).await?;
+        Client::connect_with_timeout(socket, DEFAULT_TIMEOUT).await
+    }
+
+    /// Like [`Client::connect`], waiting at most `timeout` to connect and
+    /// for each answer afterwards ([`ClientError::TimedOut`]).
+    pub async fn connect_with_timeout(
+        socket: &Path,
+        timeout: Duration,
+    ) -> Result<Client, ClientError> {
+        let sender = within(timeout, socket, "the connection", dial(socket)).await?;
         Ok(Client {
             socket: socket.to_owned(),
             sender,
+            timeout,
         })
     }
 
@@ -115,7 +145,10 @@ impl Client {
                 {
                     tokio::time::sleep(wait).await;
                     wait *= 2;
-                    if let Ok(sender) = dial(&self.socket).await {
+                    let redial = dial(&self.socket);
+                    if let Ok(sender) =
+                        within(self.timeout, &self.socket, "the connection", redial).await
+                    {
                         self.sender = sender;
                     }
                 }
@@ -181,14 +214,27 @@ impl Client {
         mut each: impl FnMut(ExportedEnvelope) -> Result<(), E>,
     ) -> Result<u64, E> {
         let path = with_query("/v1/export", query)?;
-        let response = self.send(Method::GET, &path, None).await?;
+        let (timeout, socket) = (self.timeout, self.socket.clone());
+        let doing = format!("GET {path}");
+        let response = within(
+            timeout,
+            &socket,
+            &doing,
+            self.send(Method::GET, &path, None),
+        )
+        .await?;
         if !response.status().is_success() {
             return Err(self.failure(&Method::GET, &path, response).await.into());
         }
         let mut body = response.into_body();
         let mut pending: Vec<u8> = Vec::new();
         let mut count = 0;
-        while let Some(frame) = body.frame().await {
+        // Each piece of a large export may take the timeout, not the whole.
+        loop {
+            let piece = async { Ok::<_, ClientError>(body.frame().await) };
+            let Some(frame) = within(timeout, &socket, &doing, piece).await? else {
+                break;
+            };
             let frame = frame.map_err(|e| broken(&Method::GET, &path, &e))?;
             let Ok(data) = frame.into_data() else {
                 continue;
@@ -266,11 +312,16 @@ impl Client {
         path: &str,
         body: Option<Bytes>,
     ) -> Result<Bytes, ClientError> {
-        let response = self.send(method.clone(), path, body).await?;
-        if !response.status().is_success() {
-            return Err(self.failure(&method, path, response).await);
-        }
-        read_limited(&method, path, response).await
+        let (timeout, socket) = (self.timeout, self.socket.clone());
+        let doing = format!("{method} {path}");
+        let exchange = async {
+            let response = self.send(method.clone(), path, body).await?;
+            if !response.status().is_success() {
+                return Err(self.failure(&method, path, response).await);
+            }
+            read_limited(&method, path, response).await
+        };
+        within(timeout, &socket, &doing, exchange).await
     }
 
     /// Sends one request and returns the answer's head, its body unread.
@@ -359,6 +410,24 @@ async fn read_limited(
             }
         })?
         .to_bytes())
+}
+
+/// `future`, or [`ClientError::TimedOut`] once `timeout` has passed.
+async fn within<T>(
+    timeout: Duration,
+    socket: &Path,
+    doing: &str,
+    future: impl std::future::Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    tokio::time::timeout(timeout, future)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ClientError::TimedOut {
+                socket: socket.to_owned(),
+                doing: doing.to_owned(),
+                timeout,
+            })
+        })
 }
 
 /// Longest line of an export: one envelope and its signature, encoded.
@@ -639,8 +708,7 @@ mod tests {
                 status: 502,
                 content_type: "text/plain",
                 body: "upstream went away".into(),
-                close: false,
-                hang_up: false,
+                ..Reply::json(502, "")
             },
             Reply::json(200, "{\"peers\": \"not a list\"}"),
         ]);

@@ -19,6 +19,8 @@ pub struct Reply {
     /// Close the connection without answering: an answer lost after the
     /// request arrived.
     pub hang_up: bool,
+    /// Read the request and never answer nor close: a stuck daemon.
+    pub silent: bool,
 }
 
 impl Reply {
@@ -29,6 +31,15 @@ impl Reply {
             body: body.into(),
             close: false,
             hang_up: false,
+            silent: false,
+        }
+    }
+
+    /// Reads the request and then holds the connection open forever.
+    pub fn silence() -> Reply {
+        Reply {
+            silent: true,
+            ..Reply::json(500, "")
         }
     }
 
@@ -106,6 +117,10 @@ async fn serve(listener: UnixListener, replies: Vec<Reply>) -> Vec<Seen> {
             });
             if reply.hang_up {
                 break;
+            }
+            if reply.silent {
+                // Holds `stream` until the test drops the fake.
+                std::future::pending::<()>().await;
             }
             let head = format!(
                 "HTTP/1.1 {} X\r\ncontent-type: {}\r\ncontent-length: {}\r\n{}\r\n",

@@ -373,3 +373,33 @@ async fn playbook_check_prints_warnings_and_still_passes() {
     assert_eq!(stdout, "ok: playbook block is valid\n");
     fake.finish().await;
 }
+
+#[tokio::test]
+async fn a_stuck_daemon_is_given_up_on_after_the_timeout() {
+    let fake = Fake::start(vec![Reply::silence()]);
+    let socket = fake.socket.display().to_string();
+    let started = std::time::Instant::now();
+    let (code, stdout, stderr) =
+        run_cli(&["--timeout", "300ms", "--socket", &socket, "status"], "").await;
+    let took = started.elapsed();
+    assert_eq!(code, exit::ERROR, "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.starts_with(&format!(
+            "cerctl: cerd at {socket} did not answer GET /v1/status within 300ms"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--timeout"), "{stderr}");
+    assert!(took >= std::time::Duration::from_millis(300), "{took:?}");
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+}
+
+#[tokio::test]
+async fn timeout_must_be_a_positive_duration() {
+    for bad in ["0s", "soon"] {
+        let (code, _, stderr) = run_cli(&["--timeout", bad, "status"], "").await;
+        assert_eq!(code, exit::ERROR, "{bad}: {stderr}");
+        assert!(stderr.contains("--timeout"), "{bad}: {stderr}");
+    }
+}

@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -25,6 +25,8 @@ use cer_proto::api::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::net::UnixListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -78,15 +80,112 @@ pub async fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     Ok(listener)
 }
 
-/// Serves the API until `shutdown` completes.
+/// How long a client has to send a request's head: from connecting, and
+/// between requests on a kept-alive connection (hyper counts that wait as
+/// reading the next head), so it is also the idle timeout. Then the
+/// connection is closed.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections served at once. Further clients wait in the socket's
+/// backlog, holding none of the daemon's file descriptors.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// What the API server allows each client: [`HEADER_READ_TIMEOUT`] and
+/// [`MAX_CONNECTIONS`] unless a test needs them shorter.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// Serves the API until `shutdown` completes, then lets requests in
+/// flight finish.
 pub async fn serve(
     listener: UnixListener,
     node: Arc<Node>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(node))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_router(listener, router(node), Limits::default(), shutdown).await;
+    Ok(())
+}
+
+/// The accept loop: one task per connection, at most
+/// `limits.max_connections` of them, each closed if its client is silent
+/// for `limits.header_read_timeout` before a request.
+async fn serve_router(
+    listener: UnixListener,
+    app: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let (closing, closed) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors, most likely: let connections end
+                    // rather than spin.
+                    tracing::warn!(error = %e, "cannot accept an API connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        while connections.try_join_next().is_some() {}
+        let service = TowerToHyperService::new(app.clone());
+        let mut closed = closed.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout);
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            let mut connection = std::pin::pin!(connection);
+            let finished = tokio::select! {
+                result = connection.as_mut() => Some(result),
+                _ = closed.wait_for(|c| *c) => None,
+            };
+            let result = match finished {
+                Some(result) => result,
+                None => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "API connection ended");
+            }
+        });
+    }
+    let _ = closing.send(true);
+    while connections.join_next().await.is_some() {}
 }
 
 pub fn router(node: Arc<Node>) -> Router {
@@ -557,5 +656,90 @@ mod tests {
         let message = format!("{:#}", bind(&path).await.expect_err("live socket refused"));
         assert!(message.contains("already serving"), "{message}");
         drop(listener);
+    }
+
+    /// A server on a fresh socket answering `GET /` with "ok", and a way to
+    /// stop it.
+    fn small_server(
+        limits: Limits,
+    ) -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let app = Router::new().route("/", get(|| async { "ok" }));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve_router(listener, app, limits, async {
+            let _ = stopped.await;
+        }));
+        (dir, path, stop)
+    }
+
+    /// Reads until the server closes the connection; returns what it sent.
+    async fn read_to_close(stream: &mut tokio::net::UnixStream) -> String {
+        use tokio::io::AsyncReadExt;
+        let mut answer = Vec::new();
+        let read = stream.read_to_end(&mut answer);
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("the server closes the connection")
+            .unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    #[tokio::test]
+    async fn a_silent_client_is_disconnected_after_the_header_timeout() {
+        use tokio::io::AsyncWriteExt;
+        let limits = Limits {
+            header_read_timeout: Duration::from_millis(300),
+            max_connections: 8,
+        };
+        let (_dir, path, _stop) = small_server(limits);
+        let started = Instant::now();
+        // One sends nothing, one half a request head, one a whole request
+        // and then stays silent on the kept-alive connection.
+        let mut silent = tokio::net::UnixStream::connect(&path).await.unwrap();
+        let mut partial = tokio::net::UnixStream::connect(&path).await.unwrap();
+        partial.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        let mut idle = tokio::net::UnixStream::connect(&path).await.unwrap();
+        idle.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(!read_to_close(&mut silent).await.contains("200"));
+        assert!(!read_to_close(&mut partial).await.contains("200"));
+        let answered = read_to_close(&mut idle).await;
+        assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+        assert!(started.elapsed() >= Duration::from_millis(300));
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_cap_wait_for_a_free_place() {
+        use tokio::io::AsyncWriteExt;
+        let limits = Limits {
+            header_read_timeout: Duration::from_millis(500),
+            max_connections: 2,
+        };
+        let (_dir, path, _stop) = small_server(limits);
+        let started = Instant::now();
+        let mut held: Vec<_> = Vec::new();
+        for _ in 0..2 {
+            held.push(tokio::net::UnixStream::connect(&path).await.unwrap());
+        }
+        let mut third = tokio::net::UnixStream::connect(&path).await.unwrap();
+        third
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        // Served only once the server dropped a silent one at its timeout.
+        let answered = read_to_close(&mut third).await;
+        assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+        assert!(
+            started.elapsed() >= Duration::from_millis(500),
+            "the third connection was served while two were held: {:?}",
+            started.elapsed()
+        );
     }
 }

@@ -54,6 +54,11 @@ enum Command {
         /// The CERT's name, shown to peers and used as the key's User ID.
         #[arg(long)]
         name: String,
+        /// Create the identity even though the data dir holds a store (its
+        /// key was lost): the node gets a new fingerprint that peers must
+        /// trust anew.
+        #[arg(long)]
+        force: bool,
     },
     /// Validate the configuration, identity, trust store and playbooks;
     /// print every problem found.
@@ -119,7 +124,7 @@ where
     );
     let result = match &cli.command {
         None | Some(Command::Run) => run(&cli),
-        Some(Command::Init { name }) => init(&cli, name, stdout),
+        Some(Command::Init { name, force }) => init(&cli, name, *force, stdout),
         Some(Command::Check { store }) => check(&cli, *store, stdout),
         Some(Command::Repair) => repair(&cli, stdout),
         Some(Command::Demo { dir }) => demo(dir.clone()),
@@ -221,9 +226,9 @@ fn demo(dir: Option<PathBuf>) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn init(cli: &Cli, name: &str, out: &mut dyn Write) -> anyhow::Result<u8> {
+fn init(cli: &Cli, name: &str, force: bool, out: &mut dyn Write) -> anyhow::Result<u8> {
     let config = load_config(cli)?;
-    let identity = daemon::init(&config, name)?;
+    let identity = daemon::init(&config, name, force)?;
     let cert = daemon::public_cert_path(&config.data_dir, identity.name());
     say(
         out,

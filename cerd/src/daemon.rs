@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::api;
 use crate::audit::AUDIT;
 use crate::config::{check_name, Config};
-use crate::mesh::{Endpoint, Mesh};
+use crate::mesh::{Endpoint, Mesh, Socket};
 use crate::node::Node;
 use crate::sign::Identity;
 use crate::store::Store;
@@ -40,8 +40,24 @@ pub struct Daemon {
 impl Daemon {
     /// Opens the node's state (initialising a new identity on first start)
     /// and starts serving the API.
+    ///
+    /// A new identity is saved only once the API socket and the QUIC port
+    /// are bound, so a start that fails on either leaves no key behind; and
+    /// it is never created for a store that already holds data (see
+    /// [`open_or_generate_identity`]).
     pub async fn start(config: Config) -> anyhow::Result<Daemon> {
-        let identity = open_or_init_identity(&config)?;
+        let identity = open_or_generate_identity(&config)?;
+        create_data_dir(&config.data_dir)?;
+        let listener = api::bind(&config.api_socket).await?;
+        let listen = config.listen;
+        let socket = Socket::bind(listen).with_context(|| format!("binding QUIC on {listen}"))?;
+        let identity = match identity {
+            Pending::Loaded(identity) => identity,
+            Pending::New(identity) => {
+                save_identity(&config, &identity)?;
+                identity
+            }
+        };
         let store_path = config.data_dir.join(STORE_DIR);
         let options = crate::store::Options {
             cache_bytes: config.store_cache_mib * 1024 * 1024,
@@ -49,12 +65,10 @@ impl Daemon {
         let store = tokio::task::spawn_blocking(move || Store::open(&store_path, options))
             .await
             .context("opening the store")??;
-        let listener = api::bind(&config.api_socket).await?;
-        let listen = config.listen;
         let peers = config.peers.clone();
         let anti_entropy = config.anti_entropy_interval;
         let node = Node::new(config, identity, store);
-        let endpoint = Endpoint::bind(listen, node.identity().clone())
+        let endpoint = Endpoint::on_socket(socket, node.identity().clone())
             .with_context(|| format!("binding QUIC on {listen}"))?;
         let mesh = Mesh::start(node.clone(), endpoint, peers, anti_entropy).await?;
         node.set_listen(mesh.local_addr());
@@ -124,8 +138,10 @@ async fn wait_for(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|s| *s).await;
 }
 
-/// Creates the node's identity in its data dir. Fails if one exists.
-pub fn init(config: &Config, name: &str) -> anyhow::Result<Identity> {
+/// Creates the node's identity in its data dir. Fails if one exists, and
+/// for a store that already holds data unless `force` (the store's
+/// envelopes stay signed by the old key; new ones are signed by the new).
+pub fn init(config: &Config, name: &str, force: bool) -> anyhow::Result<Identity> {
     check_name(name).map_err(|reason| anyhow::anyhow!("name: {reason}"))?;
     let key_path = config.data_dir.join(IDENTITY_FILE);
     if key_path.exists() {
@@ -139,8 +155,76 @@ pub fn init(config: &Config, name: &str) -> anyhow::Result<Identity> {
             key_path.display()
         );
     }
+    if !force {
+        refuse_populated_store(
+            config,
+            "run `cerd init --force` to create a new identity for it",
+        )?;
+    }
     create_data_dir(&config.data_dir)?;
     let identity = Identity::generate(name.trim()).context("generating the node's key")?;
+    save_identity(config, &identity)?;
+    Ok(identity)
+}
+
+/// The identity a start runs with: loaded, or generated and not yet saved.
+enum Pending {
+    Loaded(Identity),
+    New(Identity),
+}
+
+/// Loads the identity, or generates one for a first start (embedded
+/// defaults) without saving it. A data dir whose store holds data but whose
+/// key is missing is refused: a new key would silently make this a
+/// different node, whose peers do not trust it.
+fn open_or_generate_identity(config: &Config) -> anyhow::Result<Pending> {
+    let key_path = config.data_dir.join(IDENTITY_FILE);
+    if key_path.exists() {
+        let identity = Identity::load(&key_path)
+            .with_context(|| format!("reading the node's key {}", key_path.display()))?;
+        if let Some(name) = &config.name {
+            if name.trim() != identity.name() {
+                tracing::warn!(
+                    configured = %name,
+                    identity = identity.name(),
+                    "configured name differs from the identity's; the identity's name is used"
+                );
+            }
+        }
+        return Ok(Pending::Loaded(identity));
+    }
+    refuse_populated_store(
+        config,
+        "restore the key from a backup, or run `cerd init --force --name NAME` to give this store a new identity",
+    )?;
+    let name = config.name.clone().unwrap_or_else(default_name);
+    check_name(&name).map_err(|reason| anyhow::anyhow!("name: {reason}"))?;
+    let identity = Identity::generate(name.trim()).context("generating the node's key")?;
+    Ok(Pending::New(identity))
+}
+
+/// Fails when the key file is missing but `<data_dir>/store` exists and is
+/// not empty. The store is not opened for this.
+fn refuse_populated_store(config: &Config, remedy: &str) -> anyhow::Result<()> {
+    let store = config.data_dir.join(STORE_DIR);
+    let populated = match std::fs::read_dir(&store) {
+        Ok(mut entries) => entries.next().is_some(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", store.display())),
+    };
+    if populated {
+        bail!(
+            "the node's key {} is missing but its store {} holds data; {remedy}",
+            config.data_dir.join(IDENTITY_FILE).display(),
+            store.display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes the key file and the public certificate beside it.
+fn save_identity(config: &Config, identity: &Identity) -> anyhow::Result<()> {
+    let key_path = config.data_dir.join(IDENTITY_FILE);
     identity
         .save(&key_path)
         .with_context(|| format!("writing {}", key_path.display()))?;
@@ -155,28 +239,7 @@ pub fn init(config: &Config, name: &str) -> anyhow::Result<Identity> {
         certificate = %cert_path.display(),
         "node identity created"
     );
-    Ok(identity)
-}
-
-/// Loads the identity, or creates it on first start (embedded defaults).
-pub fn open_or_init_identity(config: &Config) -> anyhow::Result<Identity> {
-    let key_path = config.data_dir.join(IDENTITY_FILE);
-    if key_path.exists() {
-        let identity = Identity::load(&key_path)
-            .with_context(|| format!("reading the node's key {}", key_path.display()))?;
-        if let Some(name) = &config.name {
-            if name.trim() != identity.name() {
-                tracing::warn!(
-                    configured = %name,
-                    identity = identity.name(),
-                    "configured name differs from the identity's; the identity's name is used"
-                );
-            }
-        }
-        return Ok(identity);
-    }
-    let name = config.name.clone().unwrap_or_else(default_name);
-    init(config, &name)
+    Ok(())
 }
 
 /// Where `cerd init` writes the public certificate for sharing.

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
+use std::time::SystemTime;
 
 use cer_proto::api::{CertInfo, CertList, RefusedCert};
 use cer_proto::Fingerprint;
@@ -42,7 +43,17 @@ pub struct Trust {
 /// The trust store plus what the last load refused, for `cerctl certs`.
 struct State {
     certs: TrustStore,
-    refused: Vec<(PathBuf, String)>,
+    refused: Vec<Refused>,
+}
+
+/// A file the last load refused, and why.
+#[derive(PartialEq, Eq)]
+struct Refused {
+    path: PathBuf,
+    reason: String,
+    /// Size and modification time when refused: a file is reported again
+    /// only once it changed.
+    stamp: Option<(u64, SystemTime)>,
 }
 
 impl Trust {
@@ -60,14 +71,23 @@ impl Trust {
         trust
     }
 
-    /// Reloads the folder, logging what was added, removed or refused.
+    /// Reloads the folder, logging what was added, removed or refused. A
+    /// refused file is logged once per change, not on every reload.
     pub fn reload(&self) {
         let (mut certs, refused) = TrustStore::load_dir(&self.dir);
-        for (path, error) in &refused {
-            tracing::warn!(target: AUDIT, event = "cert_refused", file = %path.display(), %error, "certificate refused");
-        }
+        let refused: Vec<Refused> = refused
+            .into_iter()
+            .map(|(path, error)| Refused {
+                stamp: stamp(&path),
+                reason: error.to_string(),
+                path,
+            })
+            .collect();
         certs.insert(self.own.clone());
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        for refusal in refused.iter().filter(|r| !state.refused.contains(r)) {
+            tracing::warn!(target: AUDIT, event = "cert_refused", file = %refusal.path.display(), error = %refusal.reason, "certificate refused");
+        }
         for cert in certs.iter() {
             if state.certs.get(cert.fingerprint()).is_none()
                 && cert.fingerprint() != self.own.fingerprint()
@@ -80,13 +100,7 @@ impl Trust {
                 tracing::info!(target: AUDIT, event = "cert_removed", name = cert.name(), fingerprint = %cert.fingerprint(), "certificate no longer trusted");
             }
         }
-        *state = State {
-            certs,
-            refused: refused
-                .into_iter()
-                .map(|(p, e)| (p, e.to_string()))
-                .collect(),
-        };
+        *state = State { certs, refused };
     }
 
     /// A snapshot of the trust store.
@@ -136,9 +150,9 @@ impl Trust {
             refused: state
                 .refused
                 .iter()
-                .map(|(file, reason)| RefusedCert {
-                    file: file.display().to_string(),
-                    reason: reason.clone(),
+                .map(|refused| RefusedCert {
+                    file: refused.path.display().to_string(),
+                    reason: refused.reason.clone(),
                 })
                 .collect(),
         }
@@ -232,4 +246,10 @@ pub fn file_safe(name: &str) -> String {
             }
         })
         .collect()
+}
+
+/// A file's size and modification time, if it can be read.
+fn stamp(path: &Path) -> Option<(u64, SystemTime)> {
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((metadata.len(), metadata.modified().ok()?))
 }

@@ -30,12 +30,14 @@ pub(crate) struct Io<'a> {
 
 struct Ctx<'c> {
     socket: &'c Path,
+    timeout: std::time::Duration,
     json: bool,
 }
 
 pub(crate) async fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<i32> {
     let ctx = Ctx {
         socket: &cli.socket,
+        timeout: cli.timeout,
         json: cli.json,
     };
     match cli.command {
@@ -81,7 +83,7 @@ pub(crate) async fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<i32> {
 }
 
 async fn connect(ctx: &Ctx<'_>) -> anyhow::Result<Client> {
-    Ok(Client::connect(ctx.socket).await?)
+    Ok(Client::connect_with_timeout(ctx.socket, ctx.timeout).await?)
 }
 
 fn print_json<T: Serialize + ?Sized>(io: &mut Io<'_>, value: &T) -> anyhow::Result<i32> {

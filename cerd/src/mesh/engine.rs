@@ -57,6 +57,13 @@ const INBOX_CAPACITY: usize = 1024;
 const BATCH_BYTES: usize = MAX_FRAME_BYTES / 2;
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Two links of opposite roles added within this of each other were dialed
+/// at the same moment by both ends (see [`replaces`]): far more than the
+/// gap between the two links of a simultaneous dial, which complete within
+/// a round trip of each other. A peer that restarts sooner than this after
+/// connecting is refused until its old link is this old; its dialer retries
+/// every [`BACKOFF_MIN`] meanwhile.
+const SIMULTANEOUS: Duration = Duration::from_secs(2);
 
 /// A running mesh: endpoint, engine, dialers.
 pub struct Mesh {
@@ -207,6 +214,8 @@ struct LinkEntry {
     outbox: mpsc::Sender<Out>,
     role: Role,
     remote: SocketAddr,
+    /// When the link was authenticated and added.
+    since: Instant,
 }
 
 /// What `cerctl peers` shows about one peer.
@@ -381,22 +390,17 @@ impl Engine {
                 .close(CloseCode::Duplicate, "connected to itself");
             return;
         }
-        // Two nodes may dial each other at once: both keep the link dialed
-        // by the smaller fingerprint, so they agree without talking.
-        let smaller = if me < peer { me.clone() } else { peer.clone() };
-        let preferred = |role: Role| {
-            let dialer = if role == Role::Dialer { &me } else { &peer };
-            *dialer == smaller
-        };
         if let Some(existing) = self.links.get(&peer) {
-            if preferred(existing.role) || !preferred(link.role) {
+            let held = (existing.role, now.duration_since(existing.since));
+            if !replaces(held, link.role, &me, &peer) {
                 link.handle()
                     .close(CloseCode::Duplicate, "already connected");
                 return;
             }
+            tracing::info!(peer = %self.name(&peer), old = existing.id, age = ?now.duration_since(existing.since), "a new link from the peer replaces the old one");
             existing
                 .handle
-                .close(CloseCode::Duplicate, "replaced by the preferred link");
+                .close(CloseCode::Duplicate, "replaced by a newer link");
             self.links.remove(&peer);
             self.sync.handle_disconnected(&peer);
         }
@@ -430,6 +434,7 @@ impl Engine {
                 outbox,
                 role,
                 remote,
+                since: now,
             },
         );
         self.set_connected(&peer, true);
@@ -622,6 +627,27 @@ impl Engine {
         }
         self.node.peer_board().set(peers);
     }
+}
+
+/// Whether a new authenticated link from a peer replaces the one held.
+///
+/// A node dials a peer only while it holds no link to it, so a new link
+/// means the peer lost the old one — it crashed and restarted, or its end
+/// timed out — even when this end has not noticed yet: the newer link wins
+/// at once. The exception is two nodes dialing each other at the same
+/// moment: each then holds two young links of opposite roles, and both keep
+/// the link dialed by the smaller fingerprint, so they agree without
+/// talking instead of each closing the link the other kept. A link seen at
+/// both ends within [`SIMULTANEOUS`] of the other counts as simultaneous.
+/// `held` is the held link's role and age, `new` the new link's role.
+fn replaces(held: (Role, Duration), new: Role, me: &Fingerprint, peer: &Fingerprint) -> bool {
+    let (held_role, held_age) = held;
+    if held_role == new || held_age >= SIMULTANEOUS {
+        return true;
+    }
+    let smaller = if me < peer { me } else { peer };
+    let dialer = if new == Role::Dialer { me } else { peer };
+    dialer == smaller
 }
 
 /// Refusals that mean the peer is broken or hostile, not merely behind.
@@ -1026,6 +1052,74 @@ impl TokenBucket {
             true
         } else {
             false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const YOUNG: Duration = Duration::from_millis(30);
+    const OLD: Duration = Duration::from_secs(60);
+
+    fn fingerprints() -> (Fingerprint, Fingerprint) {
+        let a = Fingerprint::parse(&"A".repeat(40)).unwrap();
+        let b = Fingerprint::parse(&"B".repeat(40)).unwrap();
+        (a, b)
+    }
+
+    /// Which link an end keeps when `first` arrives, then `second`, each
+    /// named by its dialer.
+    fn kept<'f>(
+        me: &'f Fingerprint,
+        peer: &'f Fingerprint,
+        first: &'f Fingerprint,
+        second: &'f Fingerprint,
+        gap: Duration,
+    ) -> &'f Fingerprint {
+        let role = |dialer: &Fingerprint| {
+            if dialer == me {
+                Role::Dialer
+            } else {
+                Role::Listener
+            }
+        };
+        if replaces((role(first), gap), role(second), me, peer) {
+            second
+        } else {
+            first
+        }
+    }
+
+    #[test]
+    fn simultaneous_dials_keep_the_same_link_at_both_ends() {
+        let (a, b) = fingerprints();
+        // Each end may see the two links in either order.
+        for (a_first, a_second) in [(&a, &b), (&b, &a)] {
+            for (b_first, b_second) in [(&a, &b), (&b, &a)] {
+                let at_a = kept(&a, &b, a_first, a_second, YOUNG);
+                let at_b = kept(&b, &a, b_first, b_second, YOUNG);
+                assert_eq!(at_a, at_b, "A saw {a_first} first, B saw {b_first} first");
+                assert_eq!(at_a, &a, "the smaller fingerprint's link is kept");
+            }
+        }
+    }
+
+    #[test]
+    fn a_new_link_replaces_an_old_or_same_role_one() {
+        let (a, b) = fingerprints();
+        for (me, peer) in [(&a, &b), (&b, &a)] {
+            for held in [Role::Dialer, Role::Listener] {
+                for new in [Role::Dialer, Role::Listener] {
+                    assert!(
+                        replaces((held, OLD), new, me, peer),
+                        "{held:?} then {new:?}"
+                    );
+                }
+                // A peer that dials again lost its link (a restart).
+                assert!(replaces((held, YOUNG), held, me, peer), "{held:?} twice");
+            }
         }
     }
 }

@@ -11,4 +11,4 @@ pub mod transport;
 
 pub use board::PeerBoard;
 pub use engine::Mesh;
-pub use transport::{Endpoint, MeshError};
+pub use transport::{Endpoint, MeshError, Socket};

@@ -54,17 +54,18 @@ use tracing::debug;
 use crate::sign::{Identity, TrustStore, VerifyError};
 
 /// How long a peer has to complete the TLS handshake and the `Auth`
-/// exchange. Generous for satellite links (RTT up to ~1 s, some loss), short
-/// enough that a silent address does not hold a dial for the idle timeout.
+/// exchange. Generous for satellite links (RTT up to ~1 s, some loss); a
+/// silent address is given up on sooner, at [`IDLE_TIMEOUT`].
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Keep-alive interval: NAT bindings and thin links stay warm, and a dead
-/// peer is noticed within [`IDLE_TIMEOUT`].
-pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// Keep-alive interval: NAT bindings and thin links stay warm, and a live
+/// peer is heard from several times within [`IDLE_TIMEOUT`] even when idle.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(2);
 
 /// A connection with no packet from the peer for this long is closed with
-/// [`LinkClosed::TimedOut`].
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// [`LinkClosed::TimedOut`]: a crashed peer's link is noticed within
+/// seconds, while a live one misses four keep-alives in a row first.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Per-stream receive window. One stream carries everything, so this is
 /// the in-flight limit of a catch-up: 8 MiB covers ~100 Mbit/s at 600 ms
@@ -281,10 +282,26 @@ impl From<ConnectionError> for LinkClosed {
     }
 }
 
+/// The mesh's UDP socket, bound before the node's identity is at hand, so
+/// that start-up can fail on a taken port before it creates anything.
+pub struct Socket(std::net::UdpSocket);
+
+impl Socket {
+    /// Binds `addr` (port 0 for any).
+    pub fn bind(addr: SocketAddr) -> Result<Socket, MeshError> {
+        Ok(Socket(std::net::UdpSocket::bind(addr)?))
+    }
+}
+
 impl Endpoint {
     /// Binds a UDP socket at `addr` (port 0 for any) that accepts and dials
     /// `cer/1` connections as `identity`.
     pub fn bind(addr: SocketAddr, identity: Arc<Identity>) -> Result<Endpoint, MeshError> {
+        Endpoint::on_socket(Socket::bind(addr)?, identity)
+    }
+
+    /// Accepts and dials `cer/1` connections on `socket` as `identity`.
+    pub fn on_socket(socket: Socket, identity: Arc<Identity>) -> Result<Endpoint, MeshError> {
         // Idempotent: an error only means a provider is already installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -301,7 +318,12 @@ impl Endpoint {
         let mut client = quinn::ClientConfig::new(Arc::new(client_crypto));
         client.transport_config(transport);
 
-        let mut inner = quinn::Endpoint::server(server, addr)?;
+        let mut inner = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(server),
+            socket.0,
+            Arc::new(quinn::TokioRuntime),
+        )?;
         inner.set_default_client_config(client);
         Ok(Endpoint { inner, identity })
     }
@@ -776,7 +798,7 @@ fn transport_config() -> quinn::TransportConfig {
     config
         .keep_alive_interval(Some(KEEP_ALIVE))
         .max_idle_timeout(Some(
-            IdleTimeout::try_from(IDLE_TIMEOUT).expect("30 s fits an idle timeout"),
+            IdleTimeout::try_from(IDLE_TIMEOUT).expect("10 s fits an idle timeout"),
         ))
         // One frame stream per connection, opened by the dialer; nothing
         // else may be opened.

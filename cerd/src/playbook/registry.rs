@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
 
 use cer_proto::api::{PlaybookInfo, PlaybookList, PlaybookProblem};
 
@@ -21,18 +22,23 @@ pub struct Registry {
 #[derive(Default)]
 struct State {
     by_file: BTreeMap<PathBuf, Playbook>,
-    errors: BTreeMap<PathBuf, String>,
+    /// Refused files: why, and the file's size and modification time then,
+    /// so an unchanged refused file is not reported again at each reload.
+    errors: BTreeMap<PathBuf, (String, Option<Stamp>)>,
     /// The playbooks in force, rebuilt at each reload so every event can
     /// take them without copying.
     active: Arc<[Playbook]>,
 }
 
 impl Registry {
-    /// Reloads `dir`, logging what was loaded, refused or removed.
+    /// Reloads `dir`, logging what was loaded, refused or removed. A
+    /// refused file is logged once per change, not on every reload.
     pub fn reload(&self, dir: &Path) {
         let files = spec::load_files(dir).unwrap_or_default();
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        state.errors.clear();
+        let previous = std::mem::take(&mut state.errors);
+        let is_new =
+            |file: &Path, refusal: &(String, Option<Stamp>)| previous.get(file) != Some(refusal);
         state.by_file.retain(|file, playbook| {
             let keep = files.iter().any(|(f, _)| f == file);
             if !keep {
@@ -55,8 +61,11 @@ impl Registry {
                             playbook.name,
                             other.display()
                         );
-                        tracing::warn!(target: AUDIT, event = "playbook_refused", file = %file.display(), error = %message, "playbook refused");
-                        state.errors.insert(file, message);
+                        let refusal = (message, stamp(&file));
+                        if is_new(&file, &refusal) {
+                            tracing::warn!(target: AUDIT, event = "playbook_refused", file = %file.display(), error = %refusal.0, "playbook refused");
+                        }
+                        state.errors.insert(file, refusal);
                         continue;
                     }
                     if state.by_file.get(&file) != Some(&playbook) {
@@ -74,8 +83,11 @@ impl Registry {
                         .collect::<Vec<_>>()
                         .join("\n");
                     let kept = state.by_file.contains_key(&file);
-                    tracing::warn!(target: AUDIT, event = "playbook_refused", file = %file.display(), error = %message, previous_version_active = kept, "playbook refused");
-                    state.errors.insert(file, message);
+                    let refusal = (message, stamp(&file));
+                    if is_new(&file, &refusal) {
+                        tracing::warn!(target: AUDIT, event = "playbook_refused", file = %file.display(), error = %refusal.0, previous_version_active = kept, "playbook refused");
+                    }
+                    state.errors.insert(file, refusal);
                 }
             }
         }
@@ -109,11 +121,19 @@ impl Registry {
             errors: state
                 .errors
                 .iter()
-                .map(|(file, message)| PlaybookProblem {
+                .map(|(file, (message, _))| PlaybookProblem {
                     file: file.display().to_string(),
                     message: message.clone(),
                 })
                 .collect(),
         }
     }
+}
+
+/// A file's size and modification time.
+type Stamp = (u64, SystemTime);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((metadata.len(), metadata.modified().ok()?))
 }
