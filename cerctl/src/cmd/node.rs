@@ -47,12 +47,13 @@ fn write_status(out: &mut dyn Write, status: Status) -> std::io::Result<()> {
         ),
         (
             "playbooks",
-            match status.events.saturating_sub(status.playbook_cursor) {
-                0 => format!("up to date (event {})", status.events),
-                behind => format!(
-                    "{behind} event(s) behind (at {} of {})",
+            if status.playbook_cursor >= status.events {
+                format!("every action finished (event {})", status.events)
+            } else {
+                format!(
+                    "every action finished up to event {} of {} (later ones run or wait for it)",
                     status.playbook_cursor, status.events
-                ),
+                )
             },
         ),
     ];
