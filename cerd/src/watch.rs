@@ -93,14 +93,25 @@ fn watch(dir: &Path, node: Arc<Node>, reload: Reload) -> Result<Watch, notify::E
             // Wait for a quiet moment so a half-written file is not read.
             while let Ok(Some(_)) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
             // Listed before reading: a change made during the reload
-            // differs from this listing, and reloads again.
-            let listing = Listing::of(&dir);
-            if listing == loaded {
-                continue;
+            // differs from this listing, and reloads again. Listing and
+            // reloading read files: on a blocking thread.
+            let (folder, node) = (dir.clone(), node.clone());
+            let reloaded = tokio::task::spawn_blocking(move || {
+                let listing = Listing::of(&folder);
+                if listing != loaded {
+                    tracing::debug!(dir = %folder.display(), "folder changed; reloading");
+                    reload(&node);
+                }
+                listing
+            })
+            .await;
+            match reloaded {
+                Ok(listing) => loaded = listing,
+                Err(e) => {
+                    tracing::error!(error = %e, "reload task failed");
+                    return;
+                }
             }
-            tracing::debug!(dir = %dir.display(), "folder changed; reloading");
-            reload(&node);
-            loaded = listing;
         }
     });
     Ok(Watch {
