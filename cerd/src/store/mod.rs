@@ -402,24 +402,6 @@ impl Store {
             .map_err(|_| StoreError::WriterGone)
     }
 
-    /// Stores received envelopes in order; answers once they are durable.
-    /// The result for each item is in the same position.
-    pub async fn ingest(
-        &self,
-        items: Vec<Incoming>,
-        from: Option<Fingerprint>,
-    ) -> Result<Vec<Result<Inserted, StoreError>>, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Ingest {
-            items,
-            from,
-            log: true,
-            reply,
-        })
-        .await?;
-        answer.await.map_err(|_| StoreError::WriterGone)?
-    }
-
     /// Queues received envelopes and returns at once with the receiver of
     /// the answer, so the caller can queue the next batch meanwhile. Batches
     /// are stored in the order they are queued.
@@ -439,7 +421,9 @@ impl Store {
         Ok(answer)
     }
 
-    /// Ingest from a thread that is not a runtime worker (tools, tests).
+    /// Stores received envelopes in order and answers once they are
+    /// durable, the result for each item in its position. For threads that
+    /// are not runtime workers (tools, tests).
     pub fn ingest_blocking(
         &self,
         items: Vec<Incoming>,
