@@ -61,8 +61,10 @@ pub enum StoreError {
          `cerd repair` rebuilds what the envelopes allow; or restore a backup"
     )]
     Damaged { path: PathBuf, detail: String },
-    #[error("the store at {path} is in use by another cerd process{holder}")]
-    Locked { path: PathBuf, holder: String },
+    #[error(
+        "the store at {path} is in use by another process (is another cerd running with this data_dir?)"
+    )]
+    Locked { path: PathBuf },
     #[error("store record {what} is corrupt: {reason}")]
     Corrupt { what: String, reason: String },
     #[error(transparent)]
@@ -620,7 +622,6 @@ fn open_db(path: &Path, options: Options) -> Result<sled::Db, StoreError> {
         {
             Err(StoreError::Locked {
                 path: path.to_owned(),
-                holder: lock_holder(path),
             })
         }
         Ok(Err(sled::Error::Corruption { .. })) | Ok(Err(sled::Error::Unsupported(_))) => {
@@ -638,12 +639,6 @@ fn open_db(path: &Path, options: Options) -> Result<sled::Db, StoreError> {
             detail: format!("sled failed reading it: {}", panic_text(&panic)),
         }),
     }
-}
-
-/// ", pid N" when another process holds the store's lock file.
-fn lock_holder(path: &Path) -> String {
-    let _ = path;
-    String::new()
 }
 
 fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
