@@ -96,12 +96,11 @@ pub fn verify_tombstone(trust: &TrustStore, wire: WireTombstone) -> Result<Tombs
         seq: wire.seq,
         reason,
     };
-    let retraction = verify_signed(trust, &wire.proof, &wire.proof_sig).map_err(|e| match e {
-        // A proof by an unknown key is not a reason to distrust the peer
-        // more than for any unknown author.
-        Rejected::UnknownSigner { .. } => e,
-        other => unproven(format!("proof: {other}")),
-    })?;
+    // The tombstone's author is trusted (the sync layer drops untrusted
+    // authors), so a proof its key does not verify is a forgery, whoever
+    // signed it.
+    let retraction = verify_signed(trust, &wire.proof, &wire.proof_sig)
+        .map_err(|e| unproven(format!("proof: {e}")))?;
     if retraction.author != wire.author {
         return Err(unproven(format!(
             "the proof is by {}, the tombstone claims {}",
