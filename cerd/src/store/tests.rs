@@ -467,3 +467,34 @@ fn rebuild_keeps_what_verifies_and_drops_the_rest() {
     // The event log was kept as it was: three envelopes stored.
     assert_eq!(store.events_after(0, 10).unwrap().len(), 3);
 }
+
+#[test]
+fn a_failed_batch_writes_nothing_and_the_writer_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let damaged = Uuid::new_v4();
+    let first = envelope(&author(), None, damaged, incident("one", &[]), vec![]);
+    put(&store, &first);
+    // A record the writer cannot read: folding into it fails the batch.
+    store
+        .shared
+        .db
+        .insert(keys::incident(damaged), b"\x00\x00\x00\x02{}".to_vec())
+        .unwrap();
+    let note_on_damaged = envelope(&author(), tip_of(&first), damaged, note("x"), vec![]);
+    let result = store.ingest_blocking(vec![Incoming::Live(Box::new(note_on_damaged))], None);
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(store.chain_tip(&author()).unwrap(), tip_of(&first));
+    assert_eq!(store.counts().envelopes, 1);
+    assert_eq!(store.events_after(0, 10).unwrap().len(), 1);
+    // The writer still takes what it can store.
+    let other = envelope(
+        &author(),
+        tip_of(&first),
+        Uuid::new_v4(),
+        incident("two", &[]),
+        vec![],
+    );
+    assert!(matches!(put(&store, &other), Inserted::Stored { .. }));
+    assert_eq!(store.counts().envelopes, 2);
+}

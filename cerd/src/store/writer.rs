@@ -65,6 +65,17 @@ pub(super) enum Command {
 }
 
 impl Command {
+    /// The answer of a command left out of a failed batch.
+    fn unapplied(self) -> Answer {
+        match self {
+            Command::Ingest { reply, .. } => Answer::Ingest(reply, Vec::new()),
+            Command::Publish { reply, .. } => Answer::Publish(reply, Err(StoreError::WriterGone)),
+            Command::Annotate { reply, .. }
+            | Command::RecordRun { reply, .. }
+            | Command::Cursor { reply, .. } => Answer::Done(reply),
+        }
+    }
+
     fn weight(&self) -> usize {
         match self {
             Command::Ingest { items, .. } => items.len().max(1),
@@ -187,7 +198,8 @@ fn run(db: sled::Db, mut state: State, mut commands: mpsc::Receiver<Command>, ou
         let mut work = Work::new(&db, &state);
         let mut answers = Vec::with_capacity(queue.len());
         let mut failed = None;
-        for command in queue {
+        let mut queue = queue.into_iter();
+        for command in queue.by_ref() {
             match work.apply(command) {
                 Ok(answer) => answers.push(answer),
                 Err(failure) => {
@@ -198,6 +210,9 @@ fn run(db: sled::Db, mut state: State, mut commands: mpsc::Receiver<Command>, ou
                 }
             }
         }
+        // What was queued behind a failure is not applied either; its
+        // callers hear why with the rest of the batch.
+        answers.extend(queue.map(Command::unapplied));
         let outcome = match failed {
             Some(e) => Err(e),
             None => work.commit(&outlet.counts),
