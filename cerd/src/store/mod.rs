@@ -573,7 +573,7 @@ impl Store {
 /// without this a truncated store would serve silently with less than it
 /// acknowledged. Written after each batch's flush (never ahead of sled).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Mark {
+struct Mark {
     event: u64,
     envelopes: u64,
 }

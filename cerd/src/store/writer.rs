@@ -1,8 +1,7 @@
 //! The store's one writer: a thread (never a runtime worker) that takes
-//! commands from a bounded inbox and applies everything queued as one sled
-//! batch. A second thread, the flusher, flushes (one flush for every batch
-//! applied by then: group commit) and only then answers each caller and
-//! announces the batches' events, while the writer builds the next batch.
+//! commands from a bounded inbox, applies everything queued to one sled
+//! batch, flushes once (group commit), and only then answers each caller
+//! and announces the batch's events.
 //!
 //! A batch is atomic in sled, so a crash leaves it whole or absent: there
 //! is nothing to repair at open. Per batch, each touched incident's record,
@@ -184,28 +183,7 @@ pub(super) fn spawn(
 }
 
 fn run(db: sled::Db, mut state: State, mut commands: mpsc::Receiver<Command>, outlet: Outlet) {
-    let shown = outlet.counts.clone();
-    let (flushes, flushing) = std::sync::mpsc::sync_channel::<Flush>(FLUSHES_QUEUED);
-    let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flusher = {
-        let (db, failed) = (db.clone(), failed.clone());
-        std::thread::Builder::new()
-            .name("store-flush".into())
-            .spawn(move || flush_loop(db, flushing, outlet, failed))
-    };
-    let flusher = match flusher {
-        Ok(flusher) => flusher,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the store's flusher; the store takes no writes");
-            return;
-        }
-    };
     while let Some(first) = commands.blocking_recv() {
-        if failed.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            // A flush failed after its batches were applied: sled is ahead
-            // of this thread's view, so take the view from sled.
-            reload(&db, &mut state);
-        }
         let mut weight = first.weight();
         let mut queue = vec![first];
         while weight < MAX_BATCH_ITEMS {
@@ -219,15 +197,15 @@ fn run(db: sled::Db, mut state: State, mut commands: mpsc::Receiver<Command>, ou
         }
         let mut work = Work::new(&db, &state);
         let mut answers = Vec::with_capacity(queue.len());
-        let mut failure = None;
+        let mut failed = None;
         let mut queue = queue.into_iter();
         for command in queue.by_ref() {
             match work.apply(command) {
                 Ok(answer) => answers.push(answer),
-                Err(failed) => {
-                    let (answer, e) = *failed;
+                Err(failure) => {
+                    let (answer, e) = *failure;
                     answers.push(answer);
-                    failure = Some(e);
+                    failed = Some(e);
                     break;
                 }
             }
@@ -235,27 +213,28 @@ fn run(db: sled::Db, mut state: State, mut commands: mpsc::Receiver<Command>, ou
         // What was queued behind a failure is not applied either; its
         // callers hear why with the rest of the batch.
         answers.extend(queue.map(Command::unapplied));
-        let outcome = match failure {
+        let outcome = match failed {
             Some(e) => Err(e),
-            None => work.commit(&shown),
+            None => work.commit(&outlet.counts),
         };
         match outcome {
             Ok(done) => {
+                let mark = super::Mark {
+                    event: done.next_event - 1,
+                    envelopes: done.counts.envelopes,
+                };
+                if let Err(e) = mark.write(&outlet.mark) {
+                    tracing::warn!(file = %outlet.mark.display(), error = %e, "cannot write the store's high-water mark");
+                }
                 state.tips.extend(done.tips);
                 state.counts = done.counts;
                 state.next_event = done.next_event;
-                // The next batch is built and applied while this one is
-                // flushed; its callers are answered after the flush.
-                let flush = Flush {
-                    answers,
-                    events: done.events,
-                    mark: super::Mark {
-                        event: done.next_event - 1,
-                        envelopes: done.counts.envelopes,
-                    },
-                };
-                if flushes.send(flush).is_err() {
-                    break;
+                if let Some(last) = done.events.last() {
+                    outlet.durable.send_replace(last.seq);
+                    let _ = outlet.stored.send(Arc::from(done.events));
+                }
+                for answer in answers {
+                    answer.send();
                 }
             }
             Err(e) => {
@@ -264,82 +243,24 @@ fn run(db: sled::Db, mut state: State, mut commands: mpsc::Receiver<Command>, ou
                 for answer in answers {
                     answer.fail(&text);
                 }
-                reload(&db, &mut state);
-            }
-        }
-    }
-    drop(flushes);
-    let _ = flusher.join();
-}
-
-/// Batches applied and waiting for their flush, at most.
-const FLUSHES_QUEUED: usize = 4;
-
-/// An applied batch waiting for the flush that makes it durable.
-struct Flush {
-    answers: Vec<Answer>,
-    events: Vec<EventRecord>,
-    mark: super::Mark,
-}
-
-/// Flushes what the writer applied, one flush for every batch queued by
-/// then, and only after it answers their callers and announces their
-/// events, in order.
-fn flush_loop(
-    db: sled::Db,
-    flushing: std::sync::mpsc::Receiver<Flush>,
-    outlet: Outlet,
-    failed: Arc<std::sync::atomic::AtomicBool>,
-) {
-    while let Ok(first) = flushing.recv() {
-        let mut batches = vec![first];
-        batches.extend(flushing.try_iter());
-        match db.flush() {
-            Ok(_) => {
-                let last = batches.last().map(|b| b.mark);
-                for batch in batches {
-                    if let Some(event) = batch.events.last() {
-                        outlet.durable.send_replace(event.seq);
-                        let _ = outlet.stored.send(Arc::from(batch.events));
-                    }
-                    for answer in batch.answers {
-                        answer.send();
-                    }
-                }
-                if let Some(mark) = last {
-                    if let Err(e) = mark.write(&outlet.mark) {
-                        tracing::warn!(file = %outlet.mark.display(), error = %e, "cannot write the store's high-water mark");
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "store flush failed; its callers were told it was not stored");
-                failed.store(true, std::sync::atomic::Ordering::SeqCst);
-                let text = format!("flush: {e}");
-                for batch in batches {
-                    for answer in batch.answers {
-                        answer.fail(&text);
+                // A flush that failed after the batch was applied leaves
+                // sled ahead of this thread's view: take it from sled.
+                let counts = db
+                    .get(keys::meta("counts"))
+                    .ok()
+                    .flatten()
+                    .and_then(|v| decode_json(&v, "meta/counts").ok())
+                    .unwrap_or(state.counts);
+                match State::load(&db, counts, &state.path.clone()) {
+                    Ok((reloaded, _)) => state = reloaded,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot reread the store after a failed batch")
                     }
                 }
             }
         }
     }
     let _ = db.flush();
-}
-
-/// Takes the writer's view (tips, counts, next event) from sled again.
-fn reload(db: &sled::Db, state: &mut State) {
-    let counts = db
-        .get(keys::meta("counts"))
-        .ok()
-        .flatten()
-        .and_then(|v| decode_json(&v, "meta/counts").ok())
-        .unwrap_or(state.counts);
-    let path = state.path.clone();
-    match State::load(db, counts, &path) {
-        Ok((reloaded, _)) => *state = reloaded,
-        Err(e) => tracing::error!(error = %e, "cannot reread the store after a failed batch"),
-    }
 }
 
 /// One batch being built: its writes (read back by later items of the
@@ -847,8 +768,8 @@ impl<'a> Work<'a> {
     }
 
     /// Writes what the batch changed, as one sled batch, and flushes.
-    /// Applies the batch (its flush is the flusher's). The counts readers
-    /// see change with the data: `shown` is locked while it is applied.
+    /// Applies the batch, then flushes. The counts readers see change
+    /// with the data: `counts` is locked while the batch is applied.
     fn commit(mut self, shown: &Mutex<Counts>) -> Result<Done, StoreError> {
         let incidents = std::mem::take(&mut self.incidents);
         for (subject, open) in incidents {
@@ -887,6 +808,7 @@ impl<'a> Work<'a> {
             self.db.apply_batch(batch)?;
             *shown = self.counts;
         }
+        self.db.flush()?;
         Ok(Done {
             tips: self.tips,
             counts: self.counts,
