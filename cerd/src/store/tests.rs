@@ -498,3 +498,147 @@ fn a_failed_batch_writes_nothing_and_the_writer_goes_on() {
     assert!(matches!(put(&store, &other), Inserted::Stored { .. }));
     assert_eq!(store.counts().envelopes, 2);
 }
+
+/// One step of a generated history.
+#[derive(Debug, Clone)]
+enum Step {
+    /// The first author files an incident naming these pool indicators.
+    File(Vec<usize>),
+    /// The first author adds a note and these indicators to incident n.
+    Update(usize, Vec<usize>),
+    /// The second author sights pool indicator i in incident n.
+    Sight(usize, usize),
+    /// The first author retracts incident n, withdrawing its envelopes.
+    Retract(usize),
+}
+
+fn pool(i: usize) -> String {
+    format!("ipv4:192.0.2.{}", i % 12)
+}
+
+/// Builds both authors' chains from the steps: (author 1's, author 2's).
+fn history(steps: &[Step]) -> (Vec<NewEnvelope>, Vec<NewEnvelope>) {
+    let (mut mine, mut theirs): (Vec<NewEnvelope>, Vec<NewEnvelope>) = (vec![], vec![]);
+    let mut incidents: Vec<(Uuid, Vec<usize>)> = vec![];
+    let tip = |chain: &Vec<NewEnvelope>| chain.last().and_then(tip_of);
+    for step in steps {
+        match step {
+            Step::File(iocs) => {
+                let subject = Uuid::new_v4();
+                let specs: Vec<String> = iocs.iter().map(|i| pool(*i)).collect();
+                let e = envelope(
+                    &author(),
+                    tip(&mine),
+                    subject,
+                    incident("f", &specs),
+                    vec![],
+                );
+                incidents.push((subject, vec![mine.len()]));
+                mine.push(e);
+            }
+            Step::Update(n, iocs) if !incidents.is_empty() => {
+                let at = n % incidents.len();
+                let (subject, own) = &mut incidents[at];
+                let body = Body::Update(UpdateBody {
+                    note: Some("n".into()),
+                    indicators: iocs
+                        .iter()
+                        .map(|i| Indicator::parse_spec(&pool(*i)).unwrap())
+                        .collect(),
+                    ..UpdateBody::default()
+                });
+                own.push(mine.len());
+                let e = envelope(&author(), tip(&mine), *subject, body, vec![]);
+                mine.push(e);
+            }
+            Step::Sight(n, i) if !incidents.is_empty() => {
+                let (subject, _) = incidents[n % incidents.len()];
+                let body = Body::Sighting(SightingBody {
+                    indicator: Indicator::parse_spec(&pool(*i)).unwrap(),
+                    seen: Timestamp(time::OffsetDateTime::now_utc()),
+                    count: 1,
+                    comment: None,
+                });
+                let e = envelope(&other(), tip(&theirs), subject, body, vec![]);
+                theirs.push(e);
+            }
+            Step::Retract(n) if !incidents.is_empty() => {
+                let (subject, own) = incidents[n % incidents.len()].clone();
+                let withdraws = own
+                    .iter()
+                    .map(|at| Withdrawal {
+                        seq: mine[*at].envelope.seq,
+                        id: mine[*at].id,
+                        kind: mine[*at].envelope.kind,
+                        created: mine[*at].envelope.created,
+                    })
+                    .collect();
+                let body = Body::Retraction(RetractionBody {
+                    target: None,
+                    reason: None,
+                });
+                let e = envelope(&author(), tip(&mine), subject, body, withdraws);
+                mine.push(e);
+            }
+            _ => {}
+        }
+    }
+    (mine, theirs)
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    let iocs = proptest::collection::vec(0usize..12, 0..4);
+    prop_oneof![
+        3 => iocs.clone().prop_map(Step::File),
+        4 => (0usize..8, iocs).prop_map(|(n, i)| Step::Update(n, i)),
+        3 => (0usize..8, 0usize..12).prop_map(|(n, i)| Step::Sight(n, i)),
+        1 => (0usize..8).prop_map(Step::Retract),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Whatever the history, and however it is cut into batches and
+    /// interleaved between authors, what the writer stores (applied
+    /// envelope by envelope where it can) is what a whole refold of the
+    /// envelopes gives: `check` finds nothing, and the indicator index
+    /// agrees.
+    #[test]
+    fn incremental_writes_match_a_whole_refold(
+        steps in proptest::collection::vec(step(), 1..40),
+        cuts in proptest::collection::vec(1usize..6, 1..20),
+        theirs_first in proptest::prelude::any::<bool>(),
+    ) {
+        let (mine, theirs) = history(&steps);
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        // Interleave the two chains (each in order), cut into batches.
+        let mut order: Vec<NewEnvelope> = Vec::new();
+        let (mut a, mut b) = (mine.iter(), theirs.iter());
+        let mut turn = theirs_first;
+        loop {
+            let next = if turn { b.next().or_else(|| a.next()) } else { a.next().or_else(|| b.next()) };
+            let Some(next) = next else { break };
+            order.push(next.clone());
+            turn = !turn;
+        }
+        let mut cuts = cuts.iter().cycle();
+        let mut rest = order.as_slice();
+        while !rest.is_empty() {
+            let n = (*cuts.next().unwrap()).min(rest.len());
+            let items = rest[..n].iter().cloned().map(|e| Incoming::Live(Box::new(e))).collect();
+            for result in store.ingest_blocking(items, None).unwrap() {
+                let stored = matches!(result.unwrap(), Inserted::Stored { .. });
+                proptest::prop_assert!(stored);
+            }
+            rest = &rest[n..];
+        }
+        let counts = store.counts();
+        proptest::prop_assert_eq!(counts.envelopes as usize, mine.len() + theirs.len());
+        drop(store);
+        let report = check(&dir.path().join("store"), &Accept).unwrap();
+        proptest::prop_assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+}
