@@ -52,6 +52,16 @@ pub enum InputError {
     },
 }
 
+impl InputError {
+    /// The code `--json` reports.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InputError::Invalid { .. } => "invalid_field",
+            _ => "invalid_input",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Json,
