@@ -256,6 +256,10 @@ fn fields(entries: Vec<Entry>) -> Result<FileIncident, FieldErrors> {
             )),
         };
         if let Err(reason) = result {
+            // cer-proto's messages may name the field already.
+            let reason = reason
+                .strip_prefix(&format!("{key}: "))
+                .map_or(reason.clone(), str::to_owned);
             errors.push(FieldError::new(key.clone(), at(reason)));
             refused.push(key);
         }
@@ -477,6 +481,7 @@ affected:
         assert!(fields[0].starts_with("severity: "), "{fields:?}");
         assert!(fields[0].contains("line 2, column"), "{fields:?}");
         assert!(fields[0].contains("critical"), "{fields:?}");
+        assert!(!fields[0].starts_with("severity: severity"), "{fields:?}");
     }
 
     #[test]
