@@ -33,9 +33,13 @@ pub const TABLE_WIDTH: usize = 100;
 /// to give back as a prefix (`cerctl incident show 0192ab3c`).
 pub const SHORT_ID_CHARS: usize = 8;
 
+/// Width a flexible column keeps, if it can, before others give way.
+const COMFORTABLE_CHARS: usize = 20;
+
 /// A table whose lines fit `width` characters: the `flexible` columns
-/// (by index) give up characters in the order given, each down to the
-/// larger of its header and 8 characters; cut cells end with `…`. Cells must
+/// (by index) give up characters in the order given, first each down to
+/// [`COMFORTABLE_CHARS`], then each down to the larger of its header and
+/// 8 characters; cut cells end with `…`. Cells must
 /// already be one line and escaped (see [`one_line`]).
 pub fn fitted_table<const N: usize>(
     header: [&str; N],
@@ -52,9 +56,14 @@ pub fn fitted_table<const N: usize>(
     }
     let floor = |i: usize| chars(header[i]).max(8);
     let total = |widths: &[usize]| widths.iter().sum::<usize>() + 2 * (N.saturating_sub(1));
-    for &i in flexible {
-        let over = total(&widths).saturating_sub(width);
-        widths[i] -= over.min(widths[i].saturating_sub(floor(i)));
+    // First each gives way down to a comfortable width, then, if still
+    // needed, down to its floor: a long title does not lose everything
+    // while a long class keeps all of it.
+    for pass_floor in [|f: usize| f.max(COMFORTABLE_CHARS), |f: usize| f] {
+        for &i in flexible {
+            let over = total(&widths).saturating_sub(width);
+            widths[i] -= over.min(widths[i].saturating_sub(pass_floor(floor(i))));
+        }
     }
     let mut table = self::table(header);
     for row in rows {
