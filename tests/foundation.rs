@@ -248,12 +248,20 @@ fn every_query_filter() {
     let out = node.cerctl(&["incident", "list", "--from", "XX-CERT"]);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains("XX-CERT"), "{out:?}");
-    // The human table shows the rows.
+    // The human table shows the rows, within 100 columns; --wide shows
+    // full titles and ids.
     let table = node.cerctl(&["incident", "list"]);
     let text = table.ok();
     assert!(
-        text.contains("Critical ransomware") && text.contains("Low scan"),
+        text.contains("Critical ransom") && text.contains("Low scan"),
         "{text}"
+    );
+    assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
+    let wide = node.cerctl(&["incident", "list", "--wide"]);
+    let wide = wide.ok();
+    assert!(
+        wide.contains("Critical ransomware") && wide.contains(&low),
+        "{wide}"
     );
 }
 

@@ -45,9 +45,16 @@ pub struct Cli {
     #[arg(long, global = true, env = "CERCTL_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
     pub timeout: Duration,
 
-    /// Print the API response as JSON instead of tables.
+    /// Print the API response as JSON instead of tables. Errors are then
+    /// printed to stdout too, as the API's error body:
+    /// {"error": {"code", "message", "fields"}}.
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// Show full ids, fingerprints and titles in tables, however wide
+    /// (by default tables fit 100 columns).
+    #[arg(long, global = true)]
+    pub wide: bool,
 
     #[command(subcommand)]
     pub command: Command,
@@ -73,6 +80,15 @@ pub enum Command {
     /// Automation: loaded playbooks, checks, dry runs and run history.
     #[command(subcommand)]
     Playbook(PlaybookCommand),
+    /// Print a shell completion script, e.g.
+    /// `cerctl completions bash > /etc/bash_completion.d/cerctl`.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print cerctl's man page (roff), e.g. `cerctl man | man -l -`.
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,11 +96,16 @@ pub enum PlaybookCommand {
     /// Playbooks in force, and files refused (their previous version stays active).
     List,
     /// Validate a playbook file; every problem with its line and column.
-    Check { file: std::path::PathBuf },
+    Check {
+        /// The playbook file (YAML).
+        file: std::path::PathBuf,
+    },
     /// Show what a playbook would run for an incident, without running it.
     Test {
+        /// The playbook file (YAML).
         file: std::path::PathBuf,
-        #[arg(long)]
+        /// The incident to try it on (full id).
+        #[arg(long, value_name = "ID")]
         incident: Uuid,
         /// The event to simulate (default: the playbook's first incident event).
         #[arg(long)]
@@ -92,11 +113,14 @@ pub enum PlaybookCommand {
     },
     /// What ran, when, exit status, duration and the first lines of output.
     Runs {
-        #[arg(long)]
+        /// Only runs for this incident (full id).
+        #[arg(long, value_name = "ID")]
         incident: Option<Uuid>,
-        #[arg(long)]
+        /// Only runs of the playbook with this name.
+        #[arg(long, value_name = "NAME")]
         playbook: Option<String>,
-        #[arg(long)]
+        /// At most this many runs, most recent first.
+        #[arg(long, value_name = "N")]
         limit: Option<usize>,
     },
 }
@@ -168,6 +192,7 @@ pub struct FileArgs {
     #[arg(long, value_name = "CLASS/TYPE", required_unless_present = "from", value_parser = Classification::parse)]
     pub class: Option<Classification>,
 
+    /// Free text: what happened, what is known, what to do.
     #[arg(long)]
     pub description: Option<String>,
 
@@ -176,6 +201,8 @@ pub struct FileArgs {
     pub status: Option<Status>,
 
     /// An indicator as type:value, e.g. ipv4:203.0.113.7 (repeatable).
+    /// Types: ipv4, ipv6, cidr, domain, url, email, md5, sha1, sha256,
+    /// asn, cve, filename.
     #[arg(long, value_name = "TYPE:VALUE", value_parser = Indicator::parse_spec)]
     pub ioc: Vec<Indicator>,
 
@@ -196,11 +223,11 @@ pub struct FileArgs {
     #[arg(long, value_name = "NAME|FPR")]
     pub to: Vec<String>,
 
-    /// When the incident happened (RFC 3339).
+    /// When the incident happened (RFC 3339, e.g. 2026-11-28T13:00:00Z).
     #[arg(long, value_name = "TIME")]
     pub occurred: Option<Timestamp>,
 
-    /// When it was detected (RFC 3339).
+    /// When it was detected (RFC 3339, e.g. 2026-11-28T13:00:00Z).
     #[arg(long, value_name = "TIME")]
     pub detected: Option<Timestamp>,
 }
@@ -208,16 +235,22 @@ pub struct FileArgs {
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Only incidents changed since a time: a duration back from now
-    /// (`30m`, `24h`, `7d`) or an RFC 3339 timestamp.
-    #[arg(long, value_name = "DURATION|TIME", value_parser = parse_since)]
+    /// (`30m`, `24h`, `7d`), a date (`2026-11-30`, from midnight UTC) or
+    /// an RFC 3339 timestamp.
+    #[arg(long, value_name = "DURATION|DATE|TIME", value_parser = parse_since)]
     pub since: Option<Since>,
 
+    /// Only incidents at least this severe: low, medium, high or critical.
     #[arg(long, value_name = "SEVERITY")]
     pub severity_at_least: Option<Severity>,
 
+    /// Only incidents with this TLP label: clear, green, amber,
+    /// amber+strict or red.
     #[arg(long)]
     pub tlp: Option<Tlp>,
 
+    /// Only incidents in this status: new, open, contained, resolved or
+    /// closed.
     #[arg(long)]
     pub status: Option<Status>,
 
@@ -238,28 +271,42 @@ pub struct ListArgs {
     pub all: bool,
 }
 
+/// Help for every incident id argument.
+const ID_HELP: &str = "The incident's id, or a unique prefix of it (at least 6 hex digits)";
+
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    pub id: Uuid,
+    #[arg(help = ID_HELP)]
+    pub id: String,
 }
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("change").required(true).multiple(true)))]
+#[command(
+    group(ArgGroup::new("change").required(true).multiple(true)),
+    override_usage = "cerctl incident update <ID> <CHANGE>...\n       \
+                      (CHANGE: --status, --severity, --title, --description, --class, --note, --ioc, --tag)"
+)]
 pub struct UpdateArgs {
-    pub id: Uuid,
+    #[arg(help = ID_HELP)]
+    pub id: String,
 
+    /// New status: new, open, contained, resolved or closed.
     #[arg(long, group = "change")]
     pub status: Option<Status>,
 
+    /// New severity: low, medium, high or critical.
     #[arg(long, group = "change")]
     pub severity: Option<Severity>,
 
+    /// New one-line title.
     #[arg(long, group = "change")]
     pub title: Option<String>,
 
+    /// New description (replaces the old one).
     #[arg(long, group = "change")]
     pub description: Option<String>,
 
+    /// New RSIT classification, `class/type`.
     #[arg(long, value_name = "CLASS/TYPE", group = "change", value_parser = Classification::parse)]
     pub class: Option<Classification>,
 
@@ -267,7 +314,8 @@ pub struct UpdateArgs {
     #[arg(long, value_name = "TEXT", group = "change")]
     pub note: Option<String>,
 
-    /// Add an indicator as type:value (repeatable).
+    /// Add an indicator as type:value (repeatable). Types: ipv4, ipv6,
+    /// cidr, domain, url, email, md5, sha1, sha256, asn, cve, filename.
     #[arg(long, value_name = "TYPE:VALUE", group = "change", value_parser = Indicator::parse_spec)]
     pub ioc: Vec<Indicator>,
 
@@ -278,7 +326,8 @@ pub struct UpdateArgs {
 
 #[derive(Debug, Args)]
 pub struct RetractArgs {
-    pub id: Uuid,
+    #[arg(help = ID_HELP)]
+    pub id: String,
 
     /// Why, shown to everyone who held the incident.
     #[arg(long)]
@@ -287,7 +336,8 @@ pub struct RetractArgs {
 
 #[derive(Debug, Args)]
 pub struct AckArgs {
-    pub id: Uuid,
+    #[arg(help = ID_HELP)]
+    pub id: String,
 
     /// How far this CERT got: received, actioned or resolved.
     #[arg(long, default_value = "received", value_parser = clap::value_parser!(cer_proto::envelope::ReceiptState))]
@@ -309,12 +359,15 @@ pub struct SearchArgs {
     /// The indicator value; its type is guessed unless --type is given.
     pub value: String,
 
+    /// The indicator type: ipv4, ipv6, cidr, domain, url, email, md5,
+    /// sha1, sha256, asn, cve or filename.
     #[arg(long = "type", value_name = "TYPE")]
     pub kind: Option<IndicatorType>,
 }
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
+    /// What to export.
     #[arg(long, value_enum, default_value_t = ExportFormat::Envelopes)]
     pub format: ExportFormat,
 
@@ -346,13 +399,11 @@ pub enum CertsCommand {
     },
     /// Stop trusting a CERT; its node is disconnected within seconds.
     Remove {
-        #[arg(value_parser = parse_fingerprint)]
-        fingerprint: cer_proto::Fingerprint,
+        /// The CERT's name, its full fingerprint, or the last 16 hex
+        /// digits of it as `cerctl peers` shows them.
+        #[arg(value_name = "NAME|FPR")]
+        cert: String,
     },
-}
-
-fn parse_fingerprint(s: &str) -> Result<cer_proto::Fingerprint, String> {
-    cer_proto::Fingerprint::parse(s).map_err(|e| e.to_string())
 }
 
 /// `--since`: resolved against the clock when the command runs, so
@@ -379,9 +430,16 @@ fn parse_since(raw: &str) -> Result<Since, String> {
     if let Ok(ago) = humantime::parse_duration(raw.trim()) {
         return Ok(Since::Ago(ago));
     }
+    let date_format = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(date) = time::Date::parse(raw.trim(), &date_format) {
+        let midnight = date.midnight().assume_utc();
+        return Ok(Since::At(Timestamp::from_unix_nanos(
+            midnight.unix_timestamp_nanos(),
+        )));
+    }
     Timestamp::parse(raw)
         .map(Since::At)
-        .map_err(|_| format!("expected a duration such as 24h or 7d, or an RFC 3339 time such as 2026-11-28T13:00:00Z, got '{raw}'"))
+        .map_err(|_| format!("expected a duration such as 24h or 7d, a date such as 2026-11-30, or an RFC 3339 time such as 2026-11-28T13:00:00Z, got '{raw}'"))
 }
 
 fn parse_class_pattern(raw: &str) -> Result<String, cer_proto::FieldError> {
@@ -497,6 +555,7 @@ mod tests {
     #[test]
     fn update_needs_a_change() {
         let err = parse(&["incident", "update", &Uuid::nil().to_string()]).unwrap_err();
+        assert!(err.to_string().contains("<CHANGE>"), "{err}");
         assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
         assert!(parse(&[
             "incident",
@@ -523,6 +582,79 @@ mod tests {
             "2026-11-01T00:00:00Z"
         );
         assert!(parse_since("yesterday").unwrap_err().contains("24h"));
+    }
+
+    #[test]
+    fn since_takes_a_date_from_midnight_utc() {
+        let now = time::macros::datetime!(2026-12-02 13:00:00 UTC);
+        assert_eq!(
+            parse_since("2026-11-30").unwrap().resolve(now).to_string(),
+            "2026-11-30T00:00:00Z"
+        );
+        assert!(parse_since("2026-11-31")
+            .unwrap_err()
+            .contains("2026-11-30"));
+    }
+
+    /// Every option and argument of every command says what it is for.
+    #[test]
+    fn every_option_has_a_description() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (about)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "cerctl", &mut missing);
+        assert!(missing.is_empty(), "no description: {missing:#?}");
+    }
+
+    #[test]
+    fn ioc_help_lists_every_indicator_type() {
+        let mut command = Cli::command();
+        for path in [
+            &["incident", "file"][..],
+            &["incident", "update"],
+            &["ioc", "search"],
+        ] {
+            let mut sub = &mut command;
+            for name in path {
+                sub = sub.find_subcommand_mut(name).unwrap();
+            }
+            let help = sub.render_long_help().to_string();
+            for kind in IndicatorType::ALL {
+                assert!(
+                    help.contains(kind.as_str()),
+                    "{path:?} help lacks {kind}:\n{help}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn update_usage_is_one_readable_line() {
+        let mut command = Cli::command();
+        let update = command
+            .find_subcommand_mut("incident")
+            .unwrap()
+            .find_subcommand_mut("update")
+            .unwrap();
+        let usage = update.render_usage().to_string();
+        let first = usage.lines().next().unwrap();
+        assert!(first.len() <= 80, "{usage}");
+        assert!(first.contains("update <ID> <CHANGE>..."), "{usage}");
     }
 
     #[test]

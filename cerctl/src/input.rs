@@ -3,7 +3,9 @@
 //!
 //! This module owns serde-saphyr; nothing else in cerctl parses YAML.
 //! Everything here is checked before any connection to the daemon is
-//! made, and syntax errors carry the line and column.
+//! made. Only a syntax error is "invalid YAML/JSON" (with its line and
+//! column); a document that parses is taken field by field, so every
+//! refused field is reported at once, each with its line in YAML.
 
 use std::fmt;
 use std::io::Read;
@@ -11,7 +13,7 @@ use std::path::Path;
 
 use cer_proto::api::FileIncident;
 use cer_proto::model::normalize_tag;
-use cer_proto::FieldErrors;
+use cer_proto::{FieldError, FieldErrors};
 
 /// Largest input file read. Well above what one envelope can carry
 /// (`cer_proto::envelope::MAX_ENVELOPE_BYTES`), so the daemon, not this
@@ -50,6 +52,16 @@ pub enum InputError {
         #[source]
         errors: FieldErrors,
     },
+}
+
+impl InputError {
+    /// The code `--json` reports.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InputError::Invalid { .. } => "invalid_field",
+            _ => "invalid_input",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,17 +110,227 @@ pub fn parse_file_incident(text: &str, name: &str) -> Result<FileIncident, Input
             name: name.to_owned(),
         });
     }
-    let mut incident: FileIncident = if text.trim_start().starts_with('{') {
-        serde_json::from_str(text).map_err(|e| json_error(name, &e))?
+    // Parse the document first (a syntax error is the only "invalid
+    // YAML/JSON"), then take each field on its own, so every refused
+    // field is reported at once, as the daemon and `playbook check` do.
+    let entries: Vec<Entry> = if text.trim_start().starts_with('{') {
+        let map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(text).map_err(|e| json_error(name, &e))?;
+        map.into_iter()
+            .map(|(key, value)| Entry {
+                key,
+                at: None,
+                value,
+            })
+            .collect()
     } else {
-        serde_saphyr::from_str(text).map_err(|e| yaml_error(name, &e))?
+        let document: Document = serde_saphyr::from_str(text).map_err(|e| yaml_error(name, &e))?;
+        document.0
     };
+    let mut incident = fields(entries).map_err(|errors| InputError::Invalid {
+        name: name.to_owned(),
+        errors,
+    })?;
     normalize(&mut incident);
     incident.to_body().map_err(|errors| InputError::Invalid {
         name: name.to_owned(),
         errors,
     })?;
     Ok(incident)
+}
+
+/// One top-level field as written, with where it was written (YAML).
+struct Entry {
+    key: String,
+    at: Option<(u64, u64)>,
+    value: serde_json::Value,
+}
+
+/// A YAML mapping's entries in order, each value with its location.
+struct Document(Vec<Entry>);
+
+impl<'de> serde::Deserialize<'de> for Document {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = Document;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping of incident fields (title, severity, ...)")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Document, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key::<serde_saphyr::Spanned<String>>()? {
+                    let value = map.next_value::<serde_json::Value>()?;
+                    let at = (key.referenced.line(), key.referenced.column());
+                    entries.push(Entry {
+                        key: key.value,
+                        at: (at.0 > 0).then_some(at),
+                        value,
+                    });
+                }
+                Ok(Document(entries))
+            }
+        }
+        deserializer.deserialize_map(Entries)
+    }
+}
+
+const FIELDS: [&str; 13] = [
+    "title",
+    "description",
+    "severity",
+    "tlp",
+    "classification",
+    "status",
+    "indicators",
+    "affected",
+    "occurred",
+    "detected",
+    "tags",
+    "to",
+    "request_id",
+];
+
+/// Builds the incident field by field. On any refusal, every field's
+/// problems (and the body's checks on the fields that did parse) are
+/// returned together.
+fn fields(entries: Vec<Entry>) -> Result<FileIncident, FieldErrors> {
+    let mut errors = FieldErrors::default();
+    let mut refused: Vec<String> = Vec::new();
+    let mut incident = FileIncident::new(
+        "",
+        cer_proto::model::Severity::Low,
+        cer_proto::model::Tlp::Clear,
+        cer_proto::model::Classification::parse("test/test").expect("a valid classification"),
+    );
+    let mut seen: Vec<String> = Vec::new();
+    let mut at_of: Vec<(String, (u64, u64))> = Vec::new();
+    for entry in entries {
+        let key = entry.key.clone();
+        let at = |reason: String| match entry.at {
+            Some((line, column)) => format!("{reason} (line {line}, column {column})"),
+            None => reason,
+        };
+        if let Some(location) = entry.at {
+            at_of.push((key.clone(), location));
+        }
+        if seen.contains(&key) {
+            errors.push(FieldError::new(key.clone(), at("given twice".into())));
+            refused.push(key);
+            continue;
+        }
+        seen.push(key.clone());
+        let result = match key.as_str() {
+            "title" => take(entry.value, true).map(|v| incident.title = v),
+            "description" => take(entry.value, true).map(|v| incident.description = v),
+            "severity" => take(entry.value, true).map(|v| incident.severity = v),
+            "tlp" => take(entry.value, true).map(|v| incident.tlp = v),
+            "classification" => take(entry.value, true).map(|v| incident.classification = v),
+            "status" => take(entry.value, true).map(|v| incident.status = v),
+            "affected" => take(entry.value, true).map(|v| incident.affected = v),
+            "occurred" => take(entry.value, true).map(|v| incident.occurred = v),
+            "detected" => take(entry.value, true).map(|v| incident.detected = v),
+            "tags" => take(entry.value, true).map(|v| incident.tags = v),
+            "to" => take(entry.value, true).map(|v| incident.to = v),
+            "request_id" => take(entry.value, true).map(|v| incident.request_id = v),
+            "indicators" => match entry.value {
+                serde_json::Value::Array(items) => {
+                    for (i, item) in items.into_iter().enumerate() {
+                        match take(item, false) {
+                            Ok(indicator) => incident.indicators.push(indicator),
+                            Err(reason) => {
+                                errors.push(FieldError::new(format!("indicators[{i}]"), at(reason)))
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                _ => Err("expected a list of indicators".to_owned()),
+            },
+            _ => Err(format!(
+                "unknown field; expected one of {}",
+                FIELDS.join(", ")
+            )),
+        };
+        if let Err(reason) = result {
+            // cer-proto's messages may name the field already.
+            let reason = reason
+                .strip_prefix(&format!("{key}: "))
+                .map_or(reason.clone(), str::to_owned);
+            errors.push(FieldError::new(key.clone(), at(reason)));
+            refused.push(key);
+        }
+    }
+    for required in ["title", "severity", "tlp", "classification"] {
+        if !seen.iter().any(|k| k == required) {
+            errors.push(FieldError::new(required, "required"));
+            refused.push(required.to_owned());
+        }
+    }
+    if errors.is_empty() {
+        return Ok(incident);
+    }
+    // The body's own checks, on the fields that parsed (refused ones hold
+    // stand-ins, whose complaints would only confuse).
+    normalize(&mut incident);
+    if let Err(body) = incident.to_body() {
+        for e in body.0 {
+            let top = e.field.split(['.', '[']).next().unwrap_or("").to_owned();
+            if refused.contains(&top) {
+                continue;
+            }
+            let reason = match at_of.iter().find(|(k, _)| *k == top) {
+                Some((_, (line, column))) => format!("{} (line {line}, column {column})", e.reason),
+                None => e.reason,
+            };
+            errors.push(FieldError::new(e.field, reason));
+        }
+    }
+    Err(errors)
+}
+
+/// One field's value as its type. YAML scalars such as `2026` or `true`
+/// are taken as text where text is expected (`strings`), as a YAML
+/// parser would; within an indicator, its `value` and `comment`.
+fn take<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+    strings: bool,
+) -> Result<T, String> {
+    let value = match value {
+        serde_json::Value::Object(mut map) if !strings => {
+            for key in ["value", "comment", "type"] {
+                if let Some(v) = map.get_mut(key) {
+                    *v = scalar_as_text(v.take());
+                }
+            }
+            serde_json::Value::Object(map)
+        }
+        other => other,
+    };
+    match serde_json::from_value::<T>(value.clone()) {
+        Ok(v) => Ok(v),
+        Err(first) if strings => {
+            let text = match value {
+                serde_json::Value::Array(items) => {
+                    serde_json::Value::Array(items.into_iter().map(scalar_as_text).collect())
+                }
+                other => scalar_as_text(other),
+            };
+            serde_json::from_value::<T>(text).map_err(|_| first.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn scalar_as_text(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Number(n) => serde_json::Value::String(n.to_string()),
+        serde_json::Value::Bool(b) => serde_json::Value::String(b.to_string()),
+        other => other,
+    }
 }
 
 /// Lower-cases tags and sectors the way `--tag` and `--sector` do. Values
@@ -241,13 +463,70 @@ affected:
         );
     }
 
+    fn field_errors(err: &InputError) -> Vec<String> {
+        let InputError::Invalid { errors, .. } = err else {
+            panic!("expected invalid fields, got {err:?}");
+        };
+        errors.0.iter().map(|e| e.to_string()).collect()
+    }
+
     #[test]
     fn yaml_value_errors_name_the_line_and_the_valid_values() {
         let bad = YAML.replace("severity: high", "severity: hgih");
         let err = parse_file_incident(&bad, "incident.yaml").unwrap_err();
-        let message = err.to_string();
-        assert!(message.contains("line 2, column"), "{message}");
-        assert!(message.contains("critical"), "{message}");
+        // Valid YAML with a refused value is not "invalid YAML".
+        assert_eq!(err.to_string(), "incident.yaml: invalid incident");
+        let fields = field_errors(&err);
+        assert_eq!(fields.len(), 1, "{fields:?}");
+        assert!(fields[0].starts_with("severity: "), "{fields:?}");
+        assert!(fields[0].contains("line 2, column"), "{fields:?}");
+        assert!(fields[0].contains("critical"), "{fields:?}");
+        assert!(!fields[0].starts_with("severity: severity"), "{fields:?}");
+    }
+
+    #[test]
+    fn every_refused_field_is_reported_at_once() {
+        let bad = "\
+title: ' '
+severity: hgih
+tlp: purple
+classification: malicious-code/c2-server
+indicators:
+  - {type: ipv4, value: 203.0.113.7}
+  - {type: sha256, value: abc}
+tags: ['bad tag!']
+colour: red
+";
+        let err = parse_file_incident(bad, "incident.yaml").unwrap_err();
+        let fields = field_errors(&err);
+        for field in [
+            "severity: ",
+            "tlp: ",
+            "indicators[1]: ",
+            "colour: ",
+            "title: ",
+            "tags[0]: ",
+        ] {
+            assert!(
+                fields.iter().any(|f| f.starts_with(field)),
+                "{field} missing from {fields:?}"
+            );
+        }
+        assert!(
+            fields
+                .iter()
+                .any(|f| f.starts_with("tlp: ") && f.contains("line 3")),
+            "{fields:?}"
+        );
+    }
+
+    #[test]
+    fn yaml_scalars_are_text_where_text_is_expected() {
+        let yaml = format!("{YAML}indicators:\n  - {{type: asn, value: 64500, confidence: 80}}\ndescription: 2026\n");
+        let incident = parse_file_incident(&yaml, "incident.yaml").unwrap();
+        assert_eq!(incident.description, "2026");
+        assert_eq!(incident.indicators.len(), 1);
+        assert_eq!(incident.indicators[0].confidence, Some(80));
     }
 
     #[test]
@@ -275,7 +554,11 @@ affected:
     fn unknown_fields_are_refused() {
         let bad = format!("{YAML}sevrity: low\n");
         let err = parse_file_incident(&bad, "incident.yaml").unwrap_err();
-        assert!(err.to_string().contains("sevrity"), "{err}");
+        let fields = field_errors(&err);
+        assert!(
+            fields[0].starts_with("sevrity: unknown field"),
+            "{fields:?}"
+        );
     }
 
     #[test]

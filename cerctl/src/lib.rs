@@ -17,7 +17,13 @@
 //! | 2 | usage error, input refused before sending, daemon not reachable, or any other error |
 //!
 //! Errors are printed to stderr as `cerctl: {err:#}`; when the problem is
-//! a set of invalid fields, each one follows on its own line.
+//! a set of invalid fields, each one is printed once (on its own line when
+//! there are several). With `--json`, an error is instead printed to
+//! stdout as the API's error body, `{"error": {"code", "message",
+//! "fields"}}`: the daemon's code when it refused the request, otherwise
+//! one of cerctl's own (`usage`, `unreachable`, `timed_out`, `lost`,
+//! `protocol`, `invalid_field`, `invalid_input`, `not_found`, `ambiguous`,
+//! `error`). The exit code is the same either way.
 
 mod cli;
 pub mod client;
@@ -26,12 +32,14 @@ mod cmd;
 mod fake;
 mod input;
 mod render;
+mod resolve;
 #[cfg(test)]
 mod tests;
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
 
+use cer_proto::api::{ApiError, ErrorBody, FieldProblem};
 use clap::Parser;
 
 pub use client::{Client, ClientError};
@@ -58,10 +66,22 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match cli::Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match cli::Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
             let text = e.render().to_string();
+            if e.use_stderr() && wants_json(&args) {
+                let error = ApiError {
+                    error: ErrorBody {
+                        code: "usage".to_owned(),
+                        message: text.trim_end().to_owned(),
+                        fields: Vec::new(),
+                    },
+                };
+                let _ = write_json_error(stdout, &error);
+                return exit::ERROR;
+            }
             // Nothing useful to do if the terminal is gone.
             return if e.use_stderr() {
                 let _ = stderr
@@ -81,13 +101,14 @@ where
         stdout,
         stderr,
     };
+    let json = cli.json;
     let result = cmd::execute(cli, &mut io).await;
     let flushed = io.stdout.flush();
     let code = match result.and_then(|code| flushed.map(|()| code).map_err(anyhow::Error::from)) {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => exit::OK,
         Err(err) => {
-            report(&err, io.stderr);
+            report(&err, json, io.stdout, io.stderr);
             exit_code(&err)
         }
     };
@@ -123,6 +144,12 @@ where
 /// The exit code for a failed command: 1 when the daemon refused or did
 /// not find something, 2 for everything else.
 fn exit_code(err: &anyhow::Error) -> i32 {
+    if let Some(resolve::ResolveError::NoMatch { .. }) = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<resolve::ResolveError>())
+    {
+        return exit::NOT_FOUND;
+    }
     match find_client_error(err) {
         Some(ClientError::Api {
             status: 403 | 404 | 409 | 413 | 422,
@@ -132,33 +159,118 @@ fn exit_code(err: &anyhow::Error) -> i32 {
     }
 }
 
-fn report(err: &anyhow::Error, stderr: &mut (dyn Write + Send)) {
-    let mut text = format!("cerctl: {err:#}\n");
-    let mut fields: Vec<(String, String)> = Vec::new();
-    if let Some(ClientError::Api { error, .. }) = find_client_error(err) {
-        fields.extend(
-            error
-                .error
-                .fields
-                .iter()
-                .map(|f| (f.field.clone(), f.reason.clone())),
-        );
-    }
-    if let Some(errors) = err
-        .chain()
-        .find_map(|e| e.downcast_ref::<cer_proto::FieldErrors>())
-    {
-        fields.extend(
-            errors
+/// An error as the API's error body: a stable code, the message, and
+/// every refused field. What `--json` prints, and what the text report is
+/// made from, so both say the same.
+fn describe(err: &anyhow::Error) -> ApiError {
+    let mut fields: Vec<FieldProblem> = Vec::new();
+    // The messages before the link that carries the field problems: that
+    // link's own message is only the fields joined, printed below instead.
+    let mut head: Vec<String> = Vec::new();
+    let mut code = None;
+    for link in err.chain() {
+        if let Some(client) = link.downcast_ref::<ClientError>() {
+            code = Some(client_code(client));
+            if let ClientError::Api { error, .. } = client {
+                if !error.error.fields.is_empty() {
+                    fields.clone_from(&error.error.fields);
+                    if head.is_empty() {
+                        head.push("cerd refused the request".to_owned());
+                    }
+                    break;
+                }
+            }
+        } else if let Some(errors) = link.downcast_ref::<cer_proto::FieldErrors>() {
+            code = Some("invalid_field".to_owned());
+            fields = errors
                 .0
                 .iter()
-                .map(|e| (e.field.to_string(), e.reason.clone())),
-        );
+                .map(|e| FieldProblem {
+                    field: e.field.to_string(),
+                    reason: e.reason.clone(),
+                })
+                .collect();
+            break;
+        } else if let Some(input) = link.downcast_ref::<input::InputError>() {
+            code = Some(input.code().to_owned());
+        } else if let Some(resolve) = link.downcast_ref::<resolve::ResolveError>() {
+            code = Some(resolve.code().to_owned());
+        }
+        head.push(link.to_string());
     }
-    for (field, reason) in fields {
-        text.push_str(&format!("  {field}: {reason}\n"));
+    let message = if fields.is_empty() {
+        format!("{err:#}")
+    } else if head.is_empty() {
+        "invalid input".to_owned()
+    } else {
+        head.join(": ")
+    };
+    ApiError {
+        error: ErrorBody {
+            code: code.unwrap_or_else(|| "error".to_owned()),
+            message,
+            fields,
+        },
     }
+}
+
+fn client_code(err: &ClientError) -> String {
+    match err {
+        ClientError::Api { error, .. } => error.error.code.clone(),
+        ClientError::NotRunning { .. } => "unreachable".into(),
+        ClientError::TimedOut { .. } => "timed_out".into(),
+        ClientError::Lost(_) => "lost".into(),
+        ClientError::Protocol(_) => "protocol".into(),
+        ClientError::Io(_) => "io".into(),
+    }
+}
+
+/// Prints a failed command: as text on stderr (`cerctl: message`, and
+/// every refused field once, on its own line when there are several), or
+/// with `--json` as the API's error body on stdout.
+fn report(err: &anyhow::Error, json: bool, out: &mut dyn Write, stderr: &mut dyn Write) {
+    let error = describe(err);
+    if json {
+        let _ = write_json_error(out, &error);
+        return;
+    }
+    let body = &error.error;
+    let text = match body.fields.as_slice() {
+        [] => format!("cerctl: {}\n", body.message),
+        [one] => format!(
+            "cerctl: {}: {}: {}\n",
+            body.message,
+            render::one_line(&one.field),
+            render::one_line(&one.reason)
+        ),
+        many => {
+            let mut text = format!("cerctl: {}:\n", body.message);
+            for field in many {
+                text.push_str(&format!(
+                    "  {}: {}\n",
+                    render::one_line(&field.field),
+                    render::one_line(&field.reason)
+                ));
+            }
+            text
+        }
+    };
     let _ = stderr.write_all(text.as_bytes());
+}
+
+fn write_json_error(out: &mut dyn Write, error: &ApiError) -> io::Result<()> {
+    let mut text = serde_json::to_string_pretty(error).map_err(io::Error::other)?;
+    text.push('\n');
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+/// Whether `--json` is among the arguments, for reporting a usage error
+/// the way the command would have reported any other.
+fn wants_json(args: &[OsString]) -> bool {
+    args.iter()
+        .take_while(|a| a.as_os_str() != "--")
+        .any(|a| a.as_os_str() == "--json")
 }
 
 fn find_client_error(err: &anyhow::Error) -> Option<&ClientError> {

@@ -6,13 +6,10 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-use cer_proto::model::Timestamp;
+use cer_proto::model::{IndicatorType, Timestamp};
 use cer_proto::{EnvelopeId, Fingerprint};
 use comfy_table::{presets, Table};
 use time::{OffsetDateTime, UtcOffset};
-
-/// Longest title shown in a listing, in characters.
-pub const TITLE_CHARS: usize = 48;
 
 /// A borderless table with a header, left-aligned, two spaces between
 /// columns: easy to read and to `grep`/`awk`.
@@ -27,6 +24,82 @@ where
         column.set_padding((0, 2));
     }
     table
+}
+
+/// Widest line a table takes by default; `--wide` lifts the limit.
+pub const TABLE_WIDTH: usize = 100;
+
+/// Characters of an incident id shown in tables without `--wide`: enough
+/// to give back as a prefix (`cerctl incident show 0192ab3c`).
+pub const SHORT_ID_CHARS: usize = 8;
+
+/// Width a flexible column keeps, if it can, before others give way.
+const COMFORTABLE_CHARS: usize = 20;
+
+/// A table whose lines fit `width` characters: the `flexible` columns
+/// (by index) give up characters in the order given, first each down to
+/// [`COMFORTABLE_CHARS`], then each down to the larger of its header and
+/// 8 characters; cut cells end with `…`. Cells must
+/// already be one line and escaped (see [`one_line`]).
+pub fn fitted_table<const N: usize>(
+    header: [&str; N],
+    rows: Vec<[String; N]>,
+    flexible: &[usize],
+    width: usize,
+) -> Table {
+    let chars = |s: &str| s.chars().count();
+    let mut widths: Vec<usize> = header.iter().map(|h| chars(h)).collect();
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(chars(cell));
+        }
+    }
+    let floor = |i: usize| chars(header[i]).max(8);
+    let total = |widths: &[usize]| widths.iter().sum::<usize>() + 2 * (N.saturating_sub(1));
+    // First each gives way down to a comfortable width, then, if still
+    // needed, down to its floor: a long title does not lose everything
+    // while a long class keeps all of it.
+    for pass_floor in [|f: usize| f.max(COMFORTABLE_CHARS), |f: usize| f] {
+        for &i in flexible {
+            let over = total(&widths).saturating_sub(width);
+            widths[i] -= over.min(widths[i].saturating_sub(pass_floor(floor(i))));
+        }
+    }
+    let mut table = self::table(header);
+    for row in rows {
+        table.add_row(
+            row.iter()
+                .enumerate()
+                .map(|(i, cell)| {
+                    if chars(cell) > widths[i] {
+                        truncate(cell, widths[i])
+                    } else {
+                        cell.clone()
+                    }
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
+    table
+}
+
+/// The width tables fit: [`TABLE_WIDTH`], or unlimited with `--wide`.
+pub fn table_width(wide: bool) -> usize {
+    if wide {
+        usize::MAX
+    } else {
+        TABLE_WIDTH
+    }
+}
+
+/// An incident id for a table: its first [`SHORT_ID_CHARS`] hex digits,
+/// or the whole id with `--wide`.
+pub fn incident_id(id: &uuid::Uuid, wide: bool) -> String {
+    if wide {
+        id.to_string()
+    } else {
+        id.simple().to_string()[..SHORT_ID_CHARS].to_owned()
+    }
 }
 
 /// Writes a table without the trailing blanks its padding leaves.
@@ -98,6 +171,68 @@ pub fn truncate(text: &str, max: usize) -> String {
 /// escaped.
 pub fn one_line(text: &str) -> String {
     truncate(text, usize::MAX)
+}
+
+/// An indicator value for the terminal, escaped. A domain (or an email
+/// address's domain) written in punycode gets its Unicode form beside it,
+/// `xn--mnchen-3ya.example  (münchen.example)`, but only when every label
+/// decodes cleanly, nothing in it needs escaping (no control or bidi
+/// characters), and no label mixes Latin, Greek and Cyrillic letters, the
+/// usual look-alike trick; otherwise the punycode alone is shown.
+pub fn indicator_value(kind: IndicatorType, value: &str) -> String {
+    let shown = one_line(value);
+    let domain = match kind {
+        IndicatorType::Domain => value,
+        IndicatorType::Email => match value.rsplit_once('@') {
+            Some((_, domain)) => domain,
+            None => return shown,
+        },
+        _ => return shown,
+    };
+    match unicode_domain(domain) {
+        Some(unicode) => format!("{shown}  ({})", value.replace(domain, &unicode)),
+        None => shown,
+    }
+}
+
+/// The Unicode form of a punycode domain, when it is safe to show.
+fn unicode_domain(domain: &str) -> Option<String> {
+    let punycode = domain.split('.').any(|label| {
+        label
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("xn--"))
+    });
+    if !punycode {
+        return None;
+    }
+    let (unicode, decoded) = idna::domain_to_unicode(domain);
+    decoded.ok()?;
+    if unicode == domain
+        || cer_proto::text::escape(&unicode) != unicode.as_str()
+        || unicode.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return None;
+    }
+    if unicode.split('.').any(mixes_scripts) {
+        return None;
+    }
+    Some(unicode)
+}
+
+/// Whether a label has letters of more than one of Latin, Greek and
+/// Cyrillic (`pаypal` with a Cyrillic `а`).
+fn mixes_scripts(label: &str) -> bool {
+    let script = |c: char| match c {
+        'a'..='z' | 'A'..='Z' | '\u{c0}'..='\u{24f}' | '\u{1e00}'..='\u{1eff}' => Some(0),
+        '\u{370}'..='\u{3ff}' | '\u{1f00}'..='\u{1fff}' => Some(1),
+        '\u{400}'..='\u{52f}' => Some(2),
+        _ => None,
+    };
+    let mut seen = label.chars().filter_map(script);
+    match seen.next() {
+        Some(first) => seen.any(|s| s != first),
+        None => false,
+    }
 }
 
 /// A CERT by name when known, otherwise by short fingerprint.
@@ -222,6 +357,65 @@ mod tests {
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(4096), "4.0 KiB");
         assert_eq!(bytes(3 * 1024 * 1024 + 512 * 1024), "3.5 MiB");
+    }
+
+    #[test]
+    fn fitted_tables_cut_the_flexible_columns_to_the_width() {
+        let long = "x".repeat(80);
+        let rows = vec![[
+            "0192ab3c".to_owned(),
+            long.clone(),
+            "a reporter name that is long".to_owned(),
+        ]];
+        let table = fitted_table(["ID", "TITLE", "REPORTER"], rows.clone(), &[1, 2], 60);
+        // The title gives way first: the reporter stays whole.
+        let mut out = Vec::new();
+        write_table(&mut out, &table).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.lines().all(|l| l.chars().count() <= 60), "{text}");
+        assert!(text.contains("0192ab3c") && text.contains('…'), "{text}");
+        assert!(text.contains("a reporter name that is long"), "{text}");
+        let table = fitted_table(["ID", "TITLE", "REPORTER"], rows, &[1, 2], usize::MAX);
+        let mut out = Vec::new();
+        write_table(&mut out, &table).unwrap();
+        assert!(String::from_utf8(out).unwrap().contains(&long));
+    }
+
+    #[test]
+    fn punycode_domains_show_their_unicode_form_when_it_is_safe() {
+        assert_eq!(
+            indicator_value(IndicatorType::Domain, "xn--mnchen-3ya.example"),
+            "xn--mnchen-3ya.example  (münchen.example)"
+        );
+        assert_eq!(
+            indicator_value(IndicatorType::Email, "info@xn--mnchen-3ya.example"),
+            "info@xn--mnchen-3ya.example  (info@münchen.example)"
+        );
+        // Plain ASCII and other types stay as they are.
+        assert_eq!(
+            indicator_value(IndicatorType::Domain, "example.org"),
+            "example.org"
+        );
+        assert_eq!(
+            indicator_value(IndicatorType::Filename, "xn--mnchen-3ya.exe"),
+            "xn--mnchen-3ya.exe"
+        );
+        // Latin with a Cyrillic "а": the look-alike is not shown.
+        let (spoof, _) =
+            idna::domain_to_ascii_cow("pаypal.example".as_bytes(), idna::AsciiDenyList::URL)
+                .map(|a| (a.into_owned(), ()))
+                .unwrap();
+        assert!(spoof.starts_with("xn--"), "{spoof}");
+        assert_eq!(indicator_value(IndicatorType::Domain, &spoof), spoof);
+        // Undecodable punycode is shown as it is.
+        assert_eq!(
+            indicator_value(IndicatorType::Domain, "xn--zz-0000000.example"),
+            "xn--zz-0000000.example"
+        );
+        // A label decoding to a bidi control is refused.
+        let bidi = idna::punycode::encode_str("a\u{202e}b").unwrap();
+        let domain = format!("xn--{bidi}.example");
+        assert_eq!(indicator_value(IndicatorType::Domain, &domain), domain);
     }
 
     #[test]

@@ -84,9 +84,11 @@ async fn invalid_fields_are_listed_one_per_line_before_connecting() {
     .await;
     assert_eq!(code, exit::ERROR);
     assert!(
-        stderr.starts_with("cerctl: stdin: invalid incident: "),
+        stderr.starts_with("cerctl: stdin: invalid incident:\n"),
         "{stderr}"
     );
+    // Each field once.
+    assert_eq!(stderr.matches("title").count(), 1, "{stderr}");
     assert!(
         stderr.lines().any(|l| l.starts_with("  title: ")),
         "{stderr}"
@@ -318,18 +320,184 @@ fn field_problems_from_the_daemon_are_listed() {
         status: 422,
         error: api::ApiError::invalid(&errors),
     });
-    let mut stderr = Vec::new();
-    crate::report(&err, &mut stderr);
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    crate::report(&err, false, &mut stdout, &mut stderr);
     let text = String::from_utf8(stderr).unwrap();
     let lines: Vec<&str> = text.lines().collect();
+    // Each field once: not the joined message and then the list again.
     assert_eq!(
         lines,
         [
-            "cerctl: title: must not be empty; recipients: TLP:RED requires named recipients",
+            "cerctl: cerd refused the request:",
             "  title: must not be empty",
             "  recipients: TLP:RED requires named recipients",
         ]
     );
+    assert!(stdout.is_empty());
+
+    // One field: one line.
+    let one = FieldErrors::from(cer_proto::FieldError::new("title", "must not be empty"));
+    let err = anyhow::Error::new(one).context("invalid incident");
+    let mut stderr = Vec::new();
+    crate::report(&err, false, &mut Vec::new(), &mut stderr);
+    assert_eq!(
+        String::from_utf8(stderr).unwrap(),
+        "cerctl: invalid incident: title: must not be empty\n"
+    );
+}
+
+#[test]
+fn with_json_errors_are_the_api_error_body_on_stdout() {
+    let mut errors = FieldErrors::default();
+    errors.push(cer_proto::FieldError::new("title", "must not be empty"));
+    errors.push(cer_proto::FieldError::new("tags[0]", "bad tag"));
+    let err = anyhow::Error::new(crate::ClientError::Api {
+        status: 422,
+        error: api::ApiError::invalid(&errors),
+    });
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    crate::report(&err, true, &mut stdout, &mut stderr);
+    assert!(stderr.is_empty());
+    let json: api::ApiError = serde_json::from_slice(&stdout).unwrap();
+    assert_eq!(json.error.code, "invalid_field");
+    assert_eq!(json.error.message, "cerd refused the request");
+    assert_eq!(json.error.fields.len(), 2);
+    assert_eq!(json.error.fields[1].field, "tags[0]");
+}
+
+#[tokio::test]
+async fn with_json_every_failure_prints_a_json_error() {
+    let socket = missing_socket();
+    // Not reachable.
+    let (code, stdout, stderr) = run_cli(&["--json", "--socket", &socket, "status"], "").await;
+    assert_eq!(code, exit::ERROR);
+    assert!(stderr.is_empty(), "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["error"]["code"], "unreachable");
+    assert!(json["error"]["message"].as_str().unwrap().contains(&socket));
+
+    // Refused before sending, every field listed.
+    let bad = YAML.replace("title: C2 server", "title: ' '") + "tags: ['no spaces allowed']\n";
+    let (code, stdout, _) = run_cli(
+        &[
+            "--socket", &socket, "incident", "file", "--from", "-", "--json",
+        ],
+        &bad,
+    )
+    .await;
+    assert_eq!(code, exit::ERROR);
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["error"]["code"], "invalid_field");
+    assert_eq!(
+        json["error"]["fields"].as_array().unwrap().len(),
+        2,
+        "{json}"
+    );
+
+    // A usage error.
+    let (code, stdout, stderr) = run_cli(&["--json", "incident", "show"], "").await;
+    assert_eq!(code, exit::ERROR);
+    assert!(stderr.is_empty(), "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["error"]["code"], "usage");
+
+    // A refusal by the daemon keeps its code.
+    let not_found = api::ApiError::new(api::ErrorCode::NotFound, "no incident");
+    let fake = Fake::start(vec![Reply::json(
+        404,
+        serde_json::to_string(&not_found).unwrap(),
+    )]);
+    let socket = fake.socket.display().to_string();
+    let id = Uuid::new_v4().to_string();
+    let (code, stdout, _) = run_cli(
+        &["--json", "--socket", &socket, "incident", "show", &id],
+        "",
+    )
+    .await;
+    assert_eq!(code, exit::NOT_FOUND);
+    let json: api::ApiError = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json, not_found);
+    fake.finish().await;
+}
+
+fn summary(id: Uuid) -> serde_json::Value {
+    serde_json::json!({
+        "id": id, "title": "t", "tlp": "green", "updated": "2026-11-28T12:00:00Z",
+        "indicators": 0, "readable": true, "retracted": false
+    })
+}
+
+#[tokio::test]
+async fn incident_commands_take_a_unique_id_prefix() {
+    let wanted = Uuid::parse_str("7a00ff00-0000-4000-8000-000000000003").unwrap();
+    let other = Uuid::parse_str("7a00ee00-0000-4000-8000-000000000004").unwrap();
+    let list =
+        serde_json::json!({"incidents": [summary(wanted), summary(other)], "truncated": false});
+    let filed = serde_json::json!({"incident": wanted, "envelope": EnvelopeId::of(b"x"), "seq": 2, "kind": "retraction"});
+    let fake = Fake::start(vec![
+        Reply::json(200, list.to_string()),
+        Reply::json(201, filed.to_string()),
+        Reply::json(200, list.to_string()),
+    ]);
+    let socket = fake.socket.display().to_string();
+
+    let (code, stdout, stderr) =
+        run_cli(&["--socket", &socket, "incident", "retract", "7a00ff"], "").await;
+    assert_eq!((code, stderr.as_str()), (exit::OK, ""));
+    assert!(!stdout.is_empty());
+
+    let (code, _, stderr) = run_cli(&["--socket", &socket, "incident", "show", "7a00aa"], "").await;
+    assert_eq!(code, exit::NOT_FOUND);
+    assert_eq!(stderr, "cerctl: no incident matches '7a00aa'\n");
+
+    // Too short: refused without asking the daemon.
+    let (code, _, stderr) = run_cli(&["--socket", &socket, "incident", "ack", "7a0"], "").await;
+    assert_eq!(code, exit::ERROR);
+    assert!(stderr.contains("at least 6 of its hex digits"), "{stderr}");
+
+    let seen = fake.finish().await;
+    assert!(
+        seen[0].request.starts_with("GET /v1/incidents?")
+            && seen[0].request.contains("include_retracted=true"),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen[1].request,
+        format!("POST /v1/incidents/{wanted}/retraction")
+    );
+}
+
+#[tokio::test]
+async fn certs_remove_takes_a_name_or_a_short_fingerprint() {
+    let fingerprint = format!("{}{}", "1".repeat(24), "AB".repeat(8));
+    let info = serde_json::json!({"name": "KE-CIRT", "fingerprint": fingerprint, "own": false, "can_encrypt": true});
+    let certs = serde_json::json!({"certs": [info]});
+    let fake = Fake::start(vec![
+        Reply::json(200, certs.to_string()),
+        Reply::json(200, info.to_string()),
+        Reply::json(200, certs.to_string()),
+        Reply::json(200, info.to_string()),
+        Reply::json(200, certs.to_string()),
+    ]);
+    let socket = fake.socket.display().to_string();
+    for given in ["ke-cirt", &"ab".repeat(8)] {
+        let (code, stdout, stderr) =
+            run_cli(&["--socket", &socket, "certs", "remove", given], "").await;
+        assert_eq!((code, stderr.as_str()), (exit::OK, ""), "{given}");
+        assert_eq!(
+            stdout,
+            format!("no longer trusted: KE-CIRT ({fingerprint})\n")
+        );
+    }
+    let (code, _, stderr) = run_cli(&["--socket", &socket, "certs", "remove", "NG-CERT"], "").await;
+    assert_eq!(code, exit::NOT_FOUND);
+    assert!(
+        stderr.starts_with("cerctl: no trusted certificate matches 'NG-CERT'"),
+        "{stderr}"
+    );
+    let seen = fake.finish().await;
+    assert_eq!(seen[1].request, format!("DELETE /v1/certs/{fingerprint}"));
+    assert_eq!(seen[3].request, format!("DELETE /v1/certs/{fingerprint}"));
 }
 
 #[tokio::test]
@@ -402,4 +570,22 @@ async fn timeout_must_be_a_positive_duration() {
         assert_eq!(code, exit::ERROR, "{bad}: {stderr}");
         assert!(stderr.contains("--timeout"), "{bad}: {stderr}");
     }
+}
+
+#[tokio::test]
+async fn completions_and_man_page_are_generated_from_the_clap_definition() {
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, stdout, stderr) = run_cli(&["completions", shell], "").await;
+        assert_eq!((code, stderr.as_str()), (exit::OK, ""), "{shell}");
+        assert!(
+            stdout.contains("cerctl") && stdout.contains("incident"),
+            "{shell}"
+        );
+    }
+    let (code, stdout, _) = run_cli(&["man"], "").await;
+    assert_eq!(code, exit::OK);
+    assert!(
+        stdout.starts_with(".ie") || stdout.contains(".TH cerctl"),
+        "{stdout}"
+    );
 }

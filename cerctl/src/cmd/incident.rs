@@ -13,12 +13,12 @@ use cer_proto::model::{Affected, Status as IncidentStatus};
 use cer_proto::FieldErrors;
 use time::OffsetDateTime;
 
-use super::{connect, print_json, write_fields, Ctx, Io};
+use super::{connect, incident_id, print_json, write_fields, Ctx, Io};
 use crate::cli::{AckArgs, FileArgs, ListArgs, RetractArgs, ShowArgs, UpdateArgs};
 use crate::render::{
     self, age, cert_full, cert_name, one_line, or_dash, plural, seconds, short_id, truncate, when,
 };
-use crate::{exit, input};
+use crate::{exit, input, resolve};
 
 pub(super) async fn file(ctx: &Ctx<'_>, io: &mut Io<'_>, args: FileArgs) -> anyhow::Result<i32> {
     let request_id = args.request_id;
@@ -88,7 +88,7 @@ pub(super) async fn list(ctx: &Ctx<'_>, io: &mut Io<'_>, args: ListArgs) -> anyh
     if ctx.json {
         return print_json(io, &list);
     }
-    write_incident_list(io.stdout, &list, now)?;
+    write_incident_list(io.stdout, &list, now, ctx.wide)?;
     Ok(exit::OK)
 }
 
@@ -96,21 +96,20 @@ fn write_incident_list(
     out: &mut dyn Write,
     list: &IncidentList,
     now: OffsetDateTime,
+    wide: bool,
 ) -> std::io::Result<()> {
     if list.incidents.is_empty() {
         return writeln!(out, "no incidents match");
     }
-    let mut table = render::table([
-        "ID", "UPDATED", "SEVERITY", "TLP", "STATUS", "CLASS", "REPORTER", "TITLE",
-    ]);
+    let mut rows = Vec::new();
     for incident in &list.incidents {
         let reporter = match (&incident.reporter_name, &incident.reporter) {
             (Some(name), _) => one_line(name),
             (None, Some(fingerprint)) => fingerprint.short().to_owned(),
             (None, None) => "-".to_owned(),
         };
-        table.add_row([
-            incident.id.to_string(),
+        rows.push([
+            render::incident_id(&incident.id, wide),
             age(incident.updated.0, now),
             or_dash(incident.severity),
             incident.tlp.to_string(),
@@ -121,9 +120,17 @@ fn write_incident_list(
             },
             or_dash(incident.classification.as_ref()),
             reporter,
-            truncate(&incident.title, render::TITLE_CHARS),
+            one_line(&incident.title),
         ]);
     }
+    let table = render::fitted_table(
+        [
+            "ID", "UPDATED", "SEVERITY", "TLP", "STATUS", "CLASS", "REPORTER", "TITLE",
+        ],
+        rows,
+        &[7, 6, 5],
+        render::table_width(wide),
+    );
     render::write_table(out, &table)?;
     if list.truncated {
         writeln!(
@@ -136,11 +143,14 @@ fn write_incident_list(
 }
 
 pub(super) async fn show(ctx: &Ctx<'_>, io: &mut Io<'_>, args: ShowArgs) -> anyhow::Result<i32> {
-    let detail = connect(ctx).await?.incident(args.id).await?;
+    let id = resolve::id_arg(&args.id)?;
+    let mut client = connect(ctx).await?;
+    let id = incident_id(&mut client, &args.id, id).await?;
+    let detail = client.incident(id).await?;
     if ctx.json {
         return print_json(io, &detail);
     }
-    write_detail(io.stdout, &detail, OffsetDateTime::now_utc())?;
+    write_detail(io.stdout, &detail, OffsetDateTime::now_utc(), ctx.wide)?;
     Ok(exit::OK)
 }
 
@@ -148,7 +158,9 @@ fn write_detail(
     out: &mut dyn Write,
     detail: &IncidentDetail,
     now: OffsetDateTime,
+    wide: bool,
 ) -> std::io::Result<()> {
+    let width = render::table_width(wide);
     let incident = &detail.incident;
     let names = &detail.names;
     let content = incident
@@ -242,43 +254,50 @@ fn write_detail(
 
     if !incident.indicators.is_empty() {
         writeln!(out, "\nIndicators:")?;
-        let mut table = render::table([
-            "TYPE",
-            "VALUE",
-            "FIRST SEEN",
-            "LAST SEEN",
-            "REPORTED BY",
-            "SIGHTINGS",
-        ]);
+        let mut rows = Vec::new();
         for indicator in &incident.indicators {
             let reporters: Vec<String> = indicator
                 .reported_by
                 .iter()
                 .map(|r| cert_name(r, names))
                 .collect();
-            table.add_row([
+            rows.push([
                 indicator.kind.to_string(),
-                one_line(&indicator.value),
+                render::indicator_value(indicator.kind, &indicator.value),
                 seconds(&indicator.first_seen),
                 seconds(&indicator.last_seen),
                 reporters.join(", "),
                 indicator.sightings.to_string(),
             ]);
         }
+        let table = render::fitted_table(
+            [
+                "TYPE",
+                "VALUE",
+                "FIRST SEEN",
+                "LAST SEEN",
+                "REPORTED BY",
+                "SIGHTINGS",
+            ],
+            rows,
+            &[4, 1],
+            width,
+        );
         render::write_table(out, &table)?;
     }
 
     if !incident.timeline.is_empty() {
         writeln!(out, "\nTimeline:")?;
-        let mut table = render::table(["TIME", "AUTHOR", "KIND", "EVENT"]);
+        let mut rows = Vec::new();
         for entry in &incident.timeline {
-            table.add_row([
+            rows.push([
                 seconds(&entry.at),
                 cert_name(&entry.author, names),
                 entry.kind.to_string(),
                 event_summary(&entry.event),
             ]);
         }
+        let table = render::fitted_table(["TIME", "AUTHOR", "KIND", "EVENT"], rows, &[3, 1], width);
         render::write_table(out, &table)?;
     }
 
@@ -301,7 +320,7 @@ fn write_detail(
 
     if !detail.envelopes.is_empty() {
         writeln!(out, "\nEnvelopes:")?;
-        let mut table = render::table(["ENVELOPE", "KIND", "SEQ", "CREATED", "SIGNATURE"]);
+        let mut rows = Vec::new();
         for envelope in &detail.envelopes {
             let signature = match envelope.signature {
                 SignatureState::Good => {
@@ -317,14 +336,24 @@ fn write_detail(
                     )
                 }
             };
-            table.add_row([
-                envelope.id.to_string(),
+            rows.push([
+                if wide {
+                    envelope.id.to_string()
+                } else {
+                    short_id(&envelope.id)
+                },
                 envelope.header.kind.to_string(),
                 envelope.header.seq.to_string(),
                 seconds(&envelope.header.created),
                 signature,
             ]);
         }
+        let table = render::fitted_table(
+            ["ENVELOPE", "KIND", "SEQ", "CREATED", "SIGNATURE"],
+            rows,
+            &[4],
+            width,
+        );
         render::write_table(out, &table)?;
     }
     Ok(())
@@ -422,10 +451,10 @@ pub(super) async fn update(
     update
         .to_body()
         .map_err(|e| anyhow::Error::new(FieldErrors::from(e)).context("invalid update"))?;
-    let filed = connect(ctx)
-        .await?
-        .update_incident(args.id, &update)
-        .await?;
+    let id = resolve::id_arg(&args.id)?;
+    let mut client = connect(ctx).await?;
+    let id = incident_id(&mut client, &args.id, id).await?;
+    let filed = client.update_incident(id, &update).await?;
     if ctx.json {
         return print_json(io, &filed);
     }
@@ -441,10 +470,10 @@ pub(super) async fn retract(
     let retraction = RetractIncident {
         reason: args.reason,
     };
-    let filed = connect(ctx)
-        .await?
-        .retract_incident(args.id, &retraction)
-        .await?;
+    let id = resolve::id_arg(&args.id)?;
+    let mut client = connect(ctx).await?;
+    let id = incident_id(&mut client, &args.id, id).await?;
+    let filed = client.retract_incident(id, &retraction).await?;
     if ctx.json {
         return print_json(io, &filed);
     }
@@ -457,8 +486,11 @@ pub(super) async fn ack(ctx: &Ctx<'_>, io: &mut Io<'_>, args: AckArgs) -> anyhow
         state: args.state,
         comment: args.comment,
     };
-    let path = format!("/v1/incidents/{}/receipts", args.id);
-    let filed: cer_proto::api::Filed = connect(ctx).await?.post_json(&path, &receipt).await?;
+    let id = resolve::id_arg(&args.id)?;
+    let mut client = connect(ctx).await?;
+    let id = incident_id(&mut client, &args.id, id).await?;
+    let path = format!("/v1/incidents/{id}/receipts");
+    let filed: cer_proto::api::Filed = client.post_json(&path, &receipt).await?;
     if ctx.json {
         return print_json(io, &filed);
     }
@@ -507,11 +539,12 @@ mod tests {
             truncated: true,
         };
         let mut out = Vec::new();
-        write_incident_list(&mut out, &list, now).unwrap();
+        write_incident_list(&mut out, &list, now, false).unwrap();
         let text = String::from_utf8(out).unwrap();
+        assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
         let row = text.lines().nth(1).unwrap();
         for cell in [
-            "00000000-0000-0000-0000-000000000000",
+            "00000000  ",
             "5m ago",
             "high",
             "amber",
@@ -522,6 +555,17 @@ mod tests {
             assert!(row.contains(cell), "{cell} missing from {row}");
         }
         assert!(text.contains("--limit"), "{text}");
+        let mut out = Vec::new();
+        write_incident_list(&mut out, &list, now, true).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("00000000-0000-0000-0000-000000000000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("does not fit in the listing column"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -586,7 +630,12 @@ mod tests {
             names: BTreeMap::from([(fpr('A'), "KE-CIRT".to_owned())]),
         };
         let mut out = Vec::new();
-        write_detail(&mut out, &detail, now).unwrap();
+        write_detail(&mut out, &detail, now, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
+        assert!(text.contains(&short_id(&id)), "{text}");
+        let mut out = Vec::new();
+        write_detail(&mut out, &detail, now, true).unwrap();
         let text = String::from_utf8(out).unwrap();
         for needle in [
             "title:",

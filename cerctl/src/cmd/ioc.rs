@@ -7,7 +7,7 @@ use cer_proto::api::{IocQuery, IocSearch};
 use super::{connect, print_json, Ctx, Io};
 use crate::cli::SearchArgs;
 use crate::exit;
-use crate::render::{self, one_line, or_dash, seconds, truncate};
+use crate::render::{self, age, one_line, or_dash};
 
 pub(super) async fn search(
     ctx: &Ctx<'_>,
@@ -28,12 +28,18 @@ pub(super) async fn search(
     if ctx.json {
         print_json(io, &found)?;
     } else {
-        write_search(io.stdout, &query.value, &found)?;
+        write_search(io.stdout, &query.value, &found, ctx.wide)?;
     }
     Ok(code)
 }
 
-fn write_search(out: &mut dyn Write, value: &str, found: &IocSearch) -> std::io::Result<()> {
+fn write_search(
+    out: &mut dyn Write,
+    value: &str,
+    found: &IocSearch,
+    wide: bool,
+) -> std::io::Result<()> {
+    let now = time::OffsetDateTime::now_utc();
     if found.matches.is_empty() {
         let searched: Vec<String> = found
             .searched
@@ -50,18 +56,7 @@ fn write_search(out: &mut dyn Write, value: &str, found: &IocSearch) -> std::io:
             ),
         };
     }
-    let mut table = render::table([
-        "TYPE",
-        "VALUE",
-        "INCIDENT",
-        "TITLE",
-        "SEVERITY",
-        "TLP",
-        "REPORTED BY",
-        "FIRST SEEN",
-        "LAST SEEN",
-        "SIGHTINGS",
-    ]);
+    let mut rows = Vec::new();
     for found in &found.matches {
         let reporters: Vec<String> = found
             .reported_by
@@ -71,18 +66,81 @@ fn write_search(out: &mut dyn Write, value: &str, found: &IocSearch) -> std::io:
                 None => r.fingerprint.short().to_owned(),
             })
             .collect();
-        table.add_row([
+        rows.push([
             found.kind.to_string(),
-            one_line(&found.value),
-            found.incident.to_string(),
-            truncate(&found.title, 32),
+            render::indicator_value(found.kind, &found.value),
+            render::incident_id(&found.incident, wide),
+            one_line(&found.title),
             or_dash(found.severity),
             found.tlp.to_string(),
             reporters.join(", "),
-            seconds(&found.first_seen),
-            seconds(&found.last_seen),
+            age(found.last_seen.0, now),
             found.sightings.to_string(),
         ]);
     }
+    let table = render::fitted_table(
+        [
+            "TYPE",
+            "VALUE",
+            "INCIDENT",
+            "TITLE",
+            "SEVERITY",
+            "TLP",
+            "REPORTED BY",
+            "LAST SEEN",
+            "SIGHTINGS",
+        ],
+        rows,
+        &[3, 6, 1],
+        render::table_width(wide),
+    );
     render::write_table(out, &table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cer_proto::api::{CertRef, IocMatch};
+    use cer_proto::model::{IndicatorType, Tlp};
+
+    #[test]
+    fn matches_fit_100_columns_and_show_unicode_domains() {
+        let found = IocSearch {
+            searched: vec![],
+            matches: vec![IocMatch {
+                kind: IndicatorType::Domain,
+                value: "xn--mnchen-3ya.example".into(),
+                incident: uuid::Uuid::parse_str("0192ab3c-1f00-7000-8000-000000000001").unwrap(),
+                title:
+                    "Phishing kit impersonating the city of Munich's payment portal, seen in mail"
+                        .into(),
+                severity: None,
+                tlp: Tlp::AmberStrict,
+                reported_by: vec![CertRef {
+                    fingerprint: cer_proto::Fingerprint::parse(&"C".repeat(40)).unwrap(),
+                    name: Some("DE-CERT-BUND-MUNICH-REGIONAL".into()),
+                }],
+                first_seen: "2026-11-28T12:00:00Z".parse().unwrap(),
+                last_seen: "2026-11-28T12:30:00Z".parse().unwrap(),
+                sightings: 3,
+            }],
+        };
+        let mut out = Vec::new();
+        write_search(&mut out, "x", &found, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
+        assert!(text.contains("0192ab3c "), "{text}");
+        let mut out = Vec::new();
+        write_search(&mut out, "x", &found, true).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("0192ab3c-1f00-7000-8000-000000000001"),
+            "{text}"
+        );
+        assert!(text.contains("seen in mail"), "{text}");
+        assert!(
+            text.contains("xn--mnchen-3ya.example  (münchen.example)"),
+            "{text}"
+        );
+    }
 }

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::cli::{CertsCommand, Cli, Command, IncidentCommand, IocCommand, PlaybookCommand};
 use crate::client::Client;
-use crate::exit;
+use crate::{exit, resolve};
 
 /// The standard streams a command reads and writes.
 pub(crate) struct Io<'a> {
@@ -32,6 +32,8 @@ struct Ctx<'c> {
     socket: &'c Path,
     timeout: std::time::Duration,
     json: bool,
+    /// Full values in tables (`--wide`).
+    wide: bool,
 }
 
 pub(crate) async fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<i32> {
@@ -39,6 +41,7 @@ pub(crate) async fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<i32> {
         socket: &cli.socket,
         timeout: cli.timeout,
         json: cli.json,
+        wide: cli.wide,
     };
     match cli.command {
         Command::Status => node::status(&ctx, io).await,
@@ -76,10 +79,40 @@ pub(crate) async fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<i32> {
             playbook::runs(&ctx, io, &query).await
         }
         Command::Certs(CertsCommand::Add { file }) => node::add_cert(&ctx, io, &file).await,
-        Command::Certs(CertsCommand::Remove { fingerprint }) => {
-            node::remove_cert(&ctx, io, &fingerprint).await
+        Command::Certs(CertsCommand::Remove { cert }) => node::remove_cert(&ctx, io, &cert).await,
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "cerctl", io.stdout);
+            Ok(exit::OK)
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command).render(io.stdout)?;
+            Ok(exit::OK)
         }
     }
+}
+
+/// The full id of the incident that `given` names (checked by
+/// [`resolve::id_arg`] before connecting): itself when it is a full id,
+/// otherwise the one incident whose id starts with it, looked up in the
+/// incident list (retracted ones included).
+async fn incident_id(
+    client: &mut Client,
+    given: &str,
+    id: resolve::IdArg,
+) -> anyhow::Result<uuid::Uuid> {
+    let prefix = match id {
+        resolve::IdArg::Full(id) => return Ok(id),
+        resolve::IdArg::Prefix(prefix) => prefix,
+    };
+    let query = cer_proto::api::IncidentQuery {
+        include_retracted: true,
+        limit: Some(cer_proto::api::MAX_LIST_LIMIT),
+        ..Default::default()
+    };
+    let list = client.list_incidents(&query).await?;
+    Ok(resolve::incident(given, &prefix, &list)?)
 }
 
 async fn connect(ctx: &Ctx<'_>) -> anyhow::Result<Client> {

@@ -75,27 +75,20 @@ pub(super) async fn peers(ctx: &Ctx<'_>, io: &mut Io<'_>) -> anyhow::Result<i32>
     if ctx.json {
         return print_json(io, &peers);
     }
-    write_peers(io.stdout, &peers, OffsetDateTime::now_utc())?;
+    write_peers(io.stdout, &peers, OffsetDateTime::now_utc(), ctx.wide)?;
     Ok(exit::OK)
 }
 
-fn write_peers(out: &mut dyn Write, peers: &PeerList, now: OffsetDateTime) -> std::io::Result<()> {
+fn write_peers(
+    out: &mut dyn Write,
+    peers: &PeerList,
+    now: OffsetDateTime,
+    wide: bool,
+) -> std::io::Result<()> {
     if peers.peers.is_empty() {
         return writeln!(out, "no peers configured or connected");
     }
-    let mut table = render::table([
-        "NAME",
-        "FINGERPRINT",
-        "ADDRESS",
-        "CONNECTED",
-        "LAST SEEN",
-        "SENT",
-        "RECEIVED",
-        "DUPLICATES",
-        "BYTES IN/OUT",
-        "BEHIND",
-        "REJECTIONS",
-    ]);
+    let mut rows = Vec::new();
     for peer in &peers.peers {
         let rejections = if peer.rejections.values().all(|n| *n == 0) {
             "0".to_owned()
@@ -109,11 +102,15 @@ fn write_peers(out: &mut dyn Write, peers: &PeerList, now: OffsetDateTime) -> st
                 .collect();
             format!("{total} ({})", detail.join(", "))
         };
-        table.add_row([
+        let mut row = vec![
             peer.name
                 .as_deref()
                 .map_or_else(|| "-".to_owned(), one_line),
-            or_dash(peer.fingerprint.as_ref().map(|f| f.short())),
+            or_dash(
+                peer.fingerprint
+                    .as_ref()
+                    .map(|f| if wide { f.as_str() } else { f.short() }),
+            ),
             peer.address
                 .as_deref()
                 .map_or_else(|| "-".to_owned(), one_line),
@@ -122,17 +119,58 @@ fn write_peers(out: &mut dyn Write, peers: &PeerList, now: OffsetDateTime) -> st
                 .map_or_else(|| "never".to_owned(), |t| age(t.0, now)),
             peer.envelopes_sent.to_string(),
             peer.envelopes_received.to_string(),
-            peer.duplicates.to_string(),
-            format!(
+        ];
+        if wide {
+            row.push(peer.duplicates.to_string());
+            row.push(format!(
                 "{}/{}",
                 render::bytes(peer.bytes_received),
                 render::bytes(peer.bytes_sent)
-            ),
-            peer.behind.to_string(),
-            rejections,
-        ]);
+            ));
+        }
+        row.push(peer.behind.to_string());
+        row.push(rejections);
+        rows.push(row);
     }
+    // Duplicates and bytes only with --wide (and in --json): the rest
+    // fits 100 columns.
+    let table = if wide {
+        let header = [
+            "NAME",
+            "FINGERPRINT",
+            "ADDRESS",
+            "UP",
+            "LAST SEEN",
+            "SENT",
+            "RECEIVED",
+            "DUPLICATES",
+            "BYTES IN/OUT",
+            "BEHIND",
+            "REJECTIONS",
+        ];
+        render::fitted_table(header, rows_of(rows), &[], usize::MAX)
+    } else {
+        let header = [
+            "NAME",
+            "FINGERPRINT",
+            "ADDRESS",
+            "UP",
+            "LAST SEEN",
+            "SENT",
+            "RECEIVED",
+            "BEHIND",
+            "REJECTIONS",
+        ];
+        render::fitted_table(header, rows_of(rows), &[8, 0, 2], render::TABLE_WIDTH)
+    };
     render::write_table(out, &table)
+}
+
+/// Rows of a known width for [`render::fitted_table`].
+fn rows_of<const N: usize>(rows: Vec<Vec<String>>) -> Vec<[String; N]> {
+    rows.into_iter()
+        .filter_map(|row| <[String; N]>::try_from(row).ok())
+        .collect()
 }
 
 pub(super) async fn certs(ctx: &Ctx<'_>, io: &mut Io<'_>) -> anyhow::Result<i32> {
@@ -170,10 +208,16 @@ pub(super) async fn add_cert(
 pub(super) async fn remove_cert(
     ctx: &Ctx<'_>,
     io: &mut Io<'_>,
-    fingerprint: &cer_proto::Fingerprint,
+    given: &str,
 ) -> anyhow::Result<i32> {
+    let mut client = connect(ctx).await?;
+    // A full fingerprint goes as it is; a name or short one is looked up.
+    let fingerprint = match crate::resolve::full_fingerprint(given) {
+        Some(fingerprint) => fingerprint,
+        None => crate::resolve::cert(given, &client.certs().await?)?,
+    };
     let path = format!("/v1/certs/{fingerprint}");
-    let cert: cer_proto::api::CertInfo = connect(ctx).await?.delete_json(&path).await?;
+    let cert: cer_proto::api::CertInfo = client.delete_json(&path).await?;
     if ctx.json {
         return print_json(io, &cert);
     }
@@ -266,16 +310,24 @@ mod tests {
             ],
         };
         let mut out = Vec::new();
-        write_peers(&mut out, &peers, now).unwrap();
+        write_peers(&mut out, &peers, now, false).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines.iter().all(|l| l.chars().count() <= 100), "{text}");
+        let mut wide = Vec::new();
+        write_peers(&mut wide, &peers, now, true).unwrap();
+        let wide = String::from_utf8(wide).unwrap();
+        assert!(
+            wide.contains("4.0 KiB/2.0 KiB") && wide.contains("2 (bad_signature=2)"),
+            "{wide}"
+        );
         for cell in [
             "NG-CERT",
             "CCCCCCCCCCCCCCCC",
             "yes",
             "1m ago",
-            "2 (bad_signature=2)",
+            "2 (bad_signa",
         ] {
             assert!(lines[1].contains(cell), "{cell} missing from {}", lines[1]);
         }

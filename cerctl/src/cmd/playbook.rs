@@ -137,9 +137,16 @@ pub(super) async fn runs(ctx: &Ctx<'_>, io: &mut Io<'_>, query: &RunQuery) -> an
         writeln!(io.stdout, "no playbook runs recorded")?;
         return Ok(exit::OK);
     }
-    let mut table = render::table([
-        "STARTED", "PLAYBOOK", "EVENT", "INCIDENT", "ACTION", "OUTCOME", "MS", "OUTPUT",
-    ]);
+    let cwd = std::env::current_dir().ok();
+    let table = runs_table(&list, cwd.as_deref(), ctx.wide);
+    render::write_table(io.stdout, &table)?;
+    Ok(exit::OK)
+}
+
+/// The run history as a table: program paths under the current folder
+/// shown relative to it, short incident ids unless `wide`.
+fn runs_table(list: &RunList, cwd: Option<&Path>, wide: bool) -> comfy_table::Table {
+    let mut rows = Vec::new();
     for run in &list.runs {
         let output = run
             .stdout
@@ -147,19 +154,69 @@ pub(super) async fn runs(ctx: &Ctx<'_>, io: &mut Io<'_>, query: &RunQuery) -> an
             .chain(run.stderr.lines())
             .next()
             .unwrap_or("");
-        table.add_row([
-            run.started.to_string(),
+        let action = match cwd.and_then(|cwd| cwd.to_str()) {
+            Some(cwd) if !wide && cwd != "/" => run.action.replace(&format!("{cwd}/"), ""),
+            _ => run.action.clone(),
+        };
+        rows.push([
+            render::seconds(&run.started),
             render::one_line(&run.playbook),
             run.event.clone(),
             run.incident
-                .map(|i| i.to_string())
+                .map(|i| render::incident_id(&i, wide))
                 .unwrap_or_else(|| "-".into()),
-            render::one_line(&run.action),
+            render::one_line(&action),
             run.outcome.to_string(),
             run.duration_ms.to_string(),
             render::one_line(output),
         ]);
     }
-    render::write_table(io.stdout, &table)?;
-    Ok(exit::OK)
+    render::fitted_table(
+        [
+            "STARTED", "PLAYBOOK", "EVENT", "INCIDENT", "ACTION", "OUTCOME", "MS", "OUTPUT",
+        ],
+        rows,
+        &[7, 1, 5, 4],
+        render::table_width(wide),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_show_relative_paths_and_fit_100_columns() {
+        let run: cer_proto::api::RunRecord = serde_json::from_value(serde_json::json!({
+            "playbook": "block-c2", "event": "incident.received",
+            "incident": "0192ab3c-1f00-7000-8000-000000000001",
+            "action": "exec /srv/cer/playbooks/bin/block-ip --dry-run 203.0.113.7",
+            "key": "k", "started": "2026-11-28T12:00:00.123456789Z", "duration_ms": 12,
+            "attempts": 1, "outcome": {"status": "ok", "exit_code": 0},
+            "stdout": "dry run: would block 203.0.113.7 on the border routers of every site we run\n"
+        }))
+        .unwrap();
+        let list = RunList { runs: vec![run] };
+        let mut out = Vec::new();
+        render::write_table(
+            &mut out,
+            &runs_table(&list, Some(Path::new("/srv/cer")), false),
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
+        assert!(
+            text.contains("exec playbooks") && !text.contains("/srv/cer"),
+            "{text}"
+        );
+        assert!(text.contains("2026-11-28T12:00:00Z  block-c2"), "{text}");
+        let mut out = Vec::new();
+        render::write_table(
+            &mut out,
+            &runs_table(&list, Some(Path::new("/srv/cer")), true),
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("/srv/cer/playbooks/bin/block-ip"), "{text}");
+    }
 }
