@@ -288,6 +288,30 @@ fn retraction_and_receipt_travel_across_the_mesh() {
             .cloned()
     });
 
+    // Receipts only move forward: going back, or repeating the same state
+    // without a comment, is refused and nothing is sent.
+    let back = cn.cerctl(&["incident", "ack", &id, "--state", "received"]);
+    assert_eq!(back.code, 1, "{back:?}");
+    assert!(
+        back.stderr.contains("already acknowledged incident")
+            && back.stderr.contains("as actioned")
+            && back.stderr.contains("cannot go back to received"),
+        "{back:?}"
+    );
+    let same = cn.cerctl(&["incident", "ack", &id, "--state", "actioned"]);
+    assert_eq!(same.code, 1, "{same:?}");
+    assert!(same.stderr.contains("changes nothing"), "{same:?}");
+    cn.cerctl(&["incident", "ack", &id, "--state", "resolved"])
+        .ok();
+    let receipts = has_incident(&cn, &id).unwrap()["incident"]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "receipt")
+        .map(|e| e["state"].as_str().unwrap().to_owned())
+        .collect::<Vec<_>>();
+    assert_eq!(receipts, ["actioned", "resolved"]);
+
     // NG retracts; it disappears from every listing, a tombstone remains.
     ng.cerctl(&["incident", "retract", &id, "--reason", "false positive"])
         .ok();
