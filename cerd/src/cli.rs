@@ -393,7 +393,16 @@ fn check(cli: &Cli, with_store: bool, out: &mut dyn Write) -> anyhow::Result<u8>
             for playbook in &playbooks {
                 say(
                     out,
-                    &format!("        {} ({})", playbook.name, playbook.file.display()),
+                    &format!(
+                        "        {} ({}){}",
+                        playbook.name,
+                        playbook.file.display(),
+                        if playbook.enabled {
+                            ""
+                        } else {
+                            " disabled (enabled: false): never runs"
+                        }
+                    ),
                 )?;
             }
             // Warnings do not count as problems: the playbooks load.
@@ -586,6 +595,24 @@ mod tests {
         assert_eq!(code, 0, "{text}{stderr}");
         assert!(text.contains("(Peer CERT) in "), "{text}");
         assert!(text.contains("holds a secret key"), "{text}");
+    }
+
+    #[test]
+    fn check_shows_disabled_playbooks() {
+        let (dir, config) = node_dir();
+        std::fs::write(
+            dir.path().join("playbooks/off.yaml"),
+            "name: off\nenabled: false\non: [incident.filed]\nactions:\n  - tag: x\n",
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let (code, stderr) = cerd(&["--config", &config, "check"], &mut out);
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(code, 0, "{out}{stderr}");
+        assert!(
+            out.contains("off.yaml) disabled (enabled: false): never runs"),
+            "{out}"
+        );
     }
 
     #[test]
