@@ -288,6 +288,30 @@ fn retraction_and_receipt_travel_across_the_mesh() {
             .cloned()
     });
 
+    // Receipts only move forward: going back, or repeating the same state
+    // without a comment, is refused and nothing is sent.
+    let back = cn.cerctl(&["incident", "ack", &id, "--state", "received"]);
+    assert_eq!(back.code, 1, "{back:?}");
+    assert!(
+        back.stderr.contains("already acknowledged incident")
+            && back.stderr.contains("as actioned")
+            && back.stderr.contains("cannot go back to received"),
+        "{back:?}"
+    );
+    let same = cn.cerctl(&["incident", "ack", &id, "--state", "actioned"]);
+    assert_eq!(same.code, 1, "{same:?}");
+    assert!(same.stderr.contains("changes nothing"), "{same:?}");
+    cn.cerctl(&["incident", "ack", &id, "--state", "resolved"])
+        .ok();
+    let receipts = has_incident(&cn, &id).unwrap()["incident"]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "receipt")
+        .map(|e| e["state"].as_str().unwrap().to_owned())
+        .collect::<Vec<_>>();
+    assert_eq!(receipts, ["actioned", "resolved"]);
+
     // NG retracts; it disappears from every listing, a tombstone remains.
     ng.cerctl(&["incident", "retract", &id, "--reason", "false positive"])
         .ok();
@@ -463,6 +487,46 @@ fn unknown_node_cannot_connect_and_removed_cert_disconnects() {
             .any(|p| p["fingerprint"] == ng_fpr.as_str() && p["connected"] == true);
         (!ng_up).then_some(())
     });
+    // NG keeps redialing; KE says "refused: not trusted" once, in words,
+    // and NG says once that KE refused it, not a debug dump per back-off.
+    let refused_again = "refused again: not trusted remote=127.0.0.1";
+    eventually(SOON, "NG to redial KE twice more", || {
+        (ke.log().matches(refused_again).count() >= 2).then_some(())
+    });
+    let ke_log = ke.log();
+    let refusals = ke_log
+        .lines()
+        .filter(|l| l.contains("refused: not trusted (its certificate is not in certs/)"))
+        .filter(|l| l.contains(ng_fpr.as_str()))
+        .count();
+    assert_eq!(refusals, 1, "{ke_log}");
+    let ng_log = ng.log();
+    assert!(!ng_log.contains("ByPeer"), "{ng_log}");
+    assert!(!ng_log.contains("cannot reach peer"), "{ng_log}");
+    assert!(
+        ng_log.contains("peer disconnected")
+            && ng_log
+                .contains("the peer refused: not trusted (this node is not in its trust store)"),
+        "{ng_log}"
+    );
+    assert_eq!(
+        ng_log.matches("the peer refused this node").count(),
+        1,
+        "{ng_log}"
+    );
+    // CN stops trusting KE, the node it dials: CN says so once and stops
+    // dialing, rather than reporting KE unreachable at every back-off.
+    let ke_fpr = ke.fingerprint();
+    cn.cerctl(&["certs", "remove", &ke_fpr]).ok();
+    eventually(SOON, "CN to stop dialing KE", || {
+        cn.log().contains("not dialing it").then_some(())
+    });
+    let cn_log = cn.log();
+    assert!(!cn_log.contains("cannot reach peer"), "{cn_log}");
+    assert_eq!(cn_log.matches("peer_not_dialed").count(), 1, "{cn_log}");
+    cn.cerctl(&["certs", "add", ke.cert_path().to_str().unwrap()])
+        .ok();
+    wait_connected(&cn, 1);
     // And NG's new incidents no longer reach CN through KE.
     let id = ng.file(&[
         "--title",
@@ -484,6 +548,64 @@ fn unknown_node_cannot_connect_and_removed_cert_disconnects() {
         "CN to receive NG's incident once KE trusts NG again",
         || has_incident(&cn, &id),
     );
+}
+
+/// `cerctl peers` counts bytes, like envelopes, across every link to a
+/// peer: a reconnect does not start them again from zero.
+#[test]
+fn peer_byte_counters_add_up_across_links() {
+    let mut ke = TestNode::new("KE-CIRT");
+    let mut ng = TestNode::new("NG-CERT");
+    ke.init();
+    ng.init();
+    ke.trust(&ng);
+    ng.trust(&ke);
+    ke.spawn();
+    ke.pin_listen();
+    ng.add_peer(&ke.listen_addr());
+    ng.spawn();
+    wait_connected(&ke, 1);
+    let description = "x".repeat(20_000);
+    let id = ng.file(&[
+        "--title",
+        "Large report",
+        "--severity",
+        "low",
+        "--tlp",
+        "green",
+        "--class",
+        "test/test",
+        "--description",
+        &description,
+    ]);
+    eventually(SOON, "KE to receive it", || has_incident(&ke, &id));
+    let ng_fpr = ng.fingerprint();
+    let counters = |node: &TestNode| {
+        let peers = node.json(&["peers"]);
+        let peer = peers["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["fingerprint"] == ng_fpr.as_str())
+            .cloned()
+            .unwrap();
+        (
+            peer["connected"] == true,
+            peer["bytes_received"].as_u64().unwrap(),
+            peer["envelopes_received"].as_u64().unwrap(),
+        )
+    };
+    let (_, first_link_bytes, envelopes) = counters(&ke);
+    assert!(first_link_bytes > 20_000, "{first_link_bytes}");
+    ng.stop();
+    eventually(SOON, "KE to see NG go", || (!counters(&ke).0).then_some(()));
+    ng.spawn();
+    let (_, bytes, again) = eventually(SOON, "NG to reconnect", || {
+        let now = counters(&ke);
+        now.0.then_some(now)
+    });
+    assert_eq!(again, envelopes);
+    assert!(bytes > first_link_bytes, "{bytes} after {first_link_bytes}");
 }
 
 #[test]

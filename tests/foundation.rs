@@ -336,6 +336,66 @@ fn ioc_search_across_incidents() {
     assert!(text.ok().contains("EG-CERT"));
 }
 
+/// An update that sets a field to its current value is refused, naming the
+/// field, and nothing is signed; so is TLP:RED addressed only to oneself.
+#[test]
+fn updates_that_change_nothing_and_red_to_oneself_are_refused() {
+    let node = TestNode::start("KE-CIRT");
+    let id = file_phishing(&node);
+    let envelopes = node.status()["envelopes"].clone();
+    for (args, field, value) in [
+        (vec!["--status", "new"], "status", "new"),
+        (vec!["--severity", "high"], "severity", "high"),
+        (
+            vec!["--status", "new", "--note", "still new"],
+            "status",
+            "new",
+        ),
+    ] {
+        let mut argv = vec!["incident", "update", &id];
+        argv.extend(args);
+        let out = node.cerctl(&argv);
+        assert_eq!(out.code, 1, "{out:?}");
+        assert!(
+            out.stderr.contains(&format!("{field}: is already {value}")),
+            "{out:?}"
+        );
+    }
+    assert_eq!(node.status()["envelopes"], envelopes);
+    // A real change still goes through, and then repeating it is refused.
+    node.cerctl(&["incident", "update", &id, "--status", "open"])
+        .ok();
+    let again = node.cerctl(&["incident", "update", &id, "--status", "open"]);
+    assert!(
+        again.stderr.contains("status: is already open"),
+        "{again:?}"
+    );
+
+    let red = node.cerctl(&[
+        "incident",
+        "file",
+        "--title",
+        "T",
+        "--severity",
+        "high",
+        "--tlp",
+        "red",
+        "--class",
+        "fraud/phishing",
+        "--to",
+        "KE-CIRT",
+    ]);
+    assert_eq!(red.code, 1, "{red:?}");
+    assert!(
+        red.stderr
+            .contains("at least one recipient besides this node")
+            && red
+                .stderr
+                .contains("the author always reads its own incident"),
+        "{red:?}"
+    );
+}
+
 #[test]
 fn bad_input_is_refused_and_changes_nothing() {
     let node = TestNode::start("KE-CIRT");

@@ -238,3 +238,171 @@ fn hot_reload_check_and_dry_run() {
             .then_some(())
     });
 }
+
+/// A playbook records only what happened: a tag after a webhook that
+/// failed, or after a script that only did a dry run, is skipped; a note
+/// with `when: always` is added whatever happened; a dry run is recorded
+/// as such.
+#[test]
+fn tags_and_notes_wait_for_the_actions_before_them() {
+    let node = TestNode::start("KE-CIRT");
+    // A port nobody listens on: the webhook fails at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let script = node.dir.path().join("dry-run.sh");
+    write_file(
+        &script,
+        b"#!/bin/sh\necho 'dry run: would block'\nexit 99\n",
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_file(
+        &node.dir.path().join("playbooks/ticket.yaml"),
+        format!(
+            r#"name: ticket
+on: [incident.filed]
+actions:
+  - webhook:
+      url: "http://127.0.0.1:{port}/tickets"
+      timeout: 5s
+      retries: 0
+  - tag: ticketed
+  - note: "ticket attempted"
+    when: always
+"#
+        )
+        .as_bytes(),
+    );
+    write_file(
+        &node.dir.path().join("playbooks/block.yaml"),
+        format!(
+            r#"name: block
+on: [incident.filed]
+actions:
+  - exec:
+      argv: ["{}"]
+      timeout: 10s
+  - tag: blocked
+"#,
+            script.display()
+        )
+        .as_bytes(),
+    );
+    eventually(SOON, "both playbooks to load", || {
+        (ke_playbooks(&node) == 2).then_some(())
+    });
+    let id = node.file(&[
+        "--title",
+        "C2",
+        "--severity",
+        "high",
+        "--tlp",
+        "green",
+        "--class",
+        "malicious-code/c2-server",
+    ]);
+    let runs = eventually(SOON, "five recorded actions", || {
+        let runs = node.json(&["playbook", "runs", "--incident", &id]);
+        (runs["runs"].as_array()?.len() == 5).then_some(runs)
+    });
+    let mut outcomes: Vec<(String, String)> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let action = r["action"].as_str().unwrap();
+            let kind = action.split(' ').next().unwrap().to_owned();
+            let what = if kind == "exec" || kind == "webhook" {
+                kind
+            } else {
+                action.to_owned()
+            };
+            (what, r["outcome"]["status"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        [
+            ("exec".to_owned(), "dry_run".to_owned()),
+            ("note \"ticket attempted\"".to_owned(), "ok".to_owned()),
+            ("tag blocked".to_owned(), "skipped".to_owned()),
+            ("tag ticketed".to_owned(), "skipped".to_owned()),
+            ("webhook".to_owned(), "failed".to_owned()),
+        ],
+        "{runs}"
+    );
+    let detail = node.json(&["incident", "show", &id]);
+    let local = detail["local"].as_array().unwrap();
+    assert_eq!(local.len(), 1, "{detail}");
+    assert_eq!(local[0]["note"], "ticket attempted");
+    let table = node.cerctl(&["playbook", "runs", "--incident", &id]);
+    assert!(table.ok().contains("dry run (exit 99)"), "{}", table.stdout);
+}
+
+/// A playbook with `enabled: false` loads, is listed as disabled, and never
+/// runs.
+#[test]
+fn a_disabled_playbook_is_listed_and_never_runs() {
+    let node = TestNode::start("KE-CIRT");
+    write_file(
+        &node.dir.path().join("playbooks/off.yaml"),
+        b"name: off\nenabled: false\non: [incident.filed]\nactions:\n  - tag: ran\n",
+    );
+    write_file(
+        &node.dir.path().join("playbooks/on.yaml"),
+        b"name: on\non: [incident.filed]\nactions:\n  - tag: on-ran\n",
+    );
+    eventually(SOON, "both playbooks to load", || {
+        (ke_playbooks(&node) == 2).then_some(())
+    });
+    let list = node.json(&["playbook", "list"]);
+    let enabled: Vec<(String, bool)> = list["playbooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["enabled"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert!(enabled.contains(&("off".to_owned(), false)), "{list}");
+    assert!(enabled.contains(&("on".to_owned(), true)), "{list}");
+    assert!(
+        node.cerctl(&["playbook", "list"])
+            .ok()
+            .contains("off (disabled)"),
+        "{list}"
+    );
+    let id = node.file(&[
+        "--title",
+        "T",
+        "--severity",
+        "high",
+        "--tlp",
+        "green",
+        "--class",
+        "test/test",
+    ]);
+    // The enabled playbook's run is the marker that the event was handled.
+    let runs = eventually(SOON, "the enabled playbook to run", || {
+        let runs = node.json(&["playbook", "runs", "--incident", &id]);
+        (!runs["runs"].as_array()?.is_empty()).then_some(runs)
+    });
+    let playbooks: Vec<&str> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["playbook"].as_str().unwrap())
+        .collect();
+    assert_eq!(playbooks, ["on"], "{runs}");
+}
+
+fn ke_playbooks(node: &TestNode) -> usize {
+    node.json(&["playbook", "list"])["playbooks"]
+        .as_array()
+        .map_or(0, |p| p.len())
+}

@@ -652,6 +652,13 @@ pub struct PlaybookInfo {
     pub on: Vec<String>,
     pub max_tlp: Tlp,
     pub actions: usize,
+    /// `enabled: false` in the file: loaded and checked, never triggered.
+    #[serde(default = "enabled_default")]
+    pub enabled: bool,
+}
+
+fn enabled_default() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -772,9 +779,18 @@ pub enum Outcome {
     TimedOut,
     /// The program could not be started (missing, not executable, bad cwd).
     SpawnError { reason: String },
-    /// Not run by the runner (tag and note are applied by the caller).
+    /// Not run by the runner (tag and note are applied by the caller), or
+    /// not applied (a tag or note whose earlier actions did not succeed).
     Skipped { reason: String },
+    /// The program exited with [`DRY_RUN_EXIT`]: it only showed what it
+    /// would do. Not a success: tags and notes that wait for one skip.
+    DryRun,
 }
+
+/// The exit status with which a playbook program says it made no change
+/// on purpose (a dry run), as the scripts in `playbooks/bin` do until they
+/// are configured.
+pub const DRY_RUN_EXIT: i32 = 99;
 
 impl Outcome {
     pub fn is_ok(&self) -> bool {
@@ -783,7 +799,7 @@ impl Outcome {
 }
 
 /// `ok`, `ok (exit 0)`, `failed (exit 3)`, `failed (HTTP 500)`,
-/// `timed out`, `spawn error: …`, `skipped: …`.
+/// `timed out`, `spawn error: …`, `skipped: …`, `dry run (exit 99)`.
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -800,6 +816,7 @@ impl std::fmt::Display for Outcome {
             Outcome::TimedOut => f.write_str("timed out"),
             Outcome::SpawnError { reason } => write!(f, "spawn error: {reason}"),
             Outcome::Skipped { reason } => write!(f, "skipped: {reason}"),
+            Outcome::DryRun => write!(f, "dry run (exit {DRY_RUN_EXIT})"),
         }
     }
 }

@@ -51,9 +51,10 @@ enum Command {
     Run,
     /// Create the node's OpenPGP identity in its data dir.
     Init {
-        /// The CERT's name, shown to peers and used as the key's User ID.
+        /// The CERT's name, shown to peers and used as the key's User ID
+        /// (default: `name` in the configuration file).
         #[arg(long)]
-        name: String,
+        name: Option<String>,
         /// Create the identity even though the data dir holds a store (its
         /// key was lost): the node gets a new fingerprint that peers must
         /// trust anew.
@@ -124,7 +125,7 @@ where
     );
     let result = match &cli.command {
         None | Some(Command::Run) => run(&cli),
-        Some(Command::Init { name, force }) => init(&cli, name, *force, stdout),
+        Some(Command::Init { name, force }) => init(&cli, name.as_deref(), *force, stdout),
         Some(Command::Check { store }) => check(&cli, *store, stdout),
         Some(Command::Repair) => repair(&cli, stdout),
         Some(Command::Demo { dir }) => demo(dir.clone()),
@@ -226,8 +227,13 @@ fn demo(dir: Option<PathBuf>) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn init(cli: &Cli, name: &str, force: bool, out: &mut dyn Write) -> anyhow::Result<u8> {
+fn init(cli: &Cli, name: Option<&str>, force: bool, out: &mut dyn Write) -> anyhow::Result<u8> {
     let config = load_config(cli)?;
+    let Some(name) = name.or(config.name.as_deref()) else {
+        anyhow::bail!(
+            "no name for the new identity: give --name NAME, or set name in the configuration file"
+        );
+    };
     let identity = daemon::init(&config, name, force)?;
     let cert = daemon::public_cert_path(&config.data_dir, identity.name());
     say(
@@ -304,10 +310,25 @@ fn check(cli: &Cli, with_store: bool, out: &mut dyn Write) -> anyhow::Result<u8>
         let key = config.data_dir.join(IDENTITY_FILE);
         if key.exists() {
             match Identity::load(&key) {
-                Ok(id) => say(
-                    out,
-                    &format!("ok    identity {} ({})", id.name(), id.fingerprint()),
-                )?,
+                Ok(id) => {
+                    say(
+                        out,
+                        &format!("ok    identity {} ({})", id.name(), id.fingerprint()),
+                    )?;
+                    // As `cerd run` does: a warning, the identity's name wins.
+                    if let Some(name) = config.name.as_deref() {
+                        if name.trim() != id.name() {
+                            say(
+                                out,
+                                &format!(
+                                    "warn  name \"{}\" in the configuration differs from the identity's \"{}\": cerd uses the identity's name, which peers know",
+                                    name.trim(),
+                                    id.name()
+                                ),
+                            )?;
+                        }
+                    }
+                }
                 Err(e) => problems.push(format!("{}: {e}", key.display())),
             }
         } else {
@@ -333,6 +354,17 @@ fn check(cli: &Cli, with_store: bool, out: &mut dyn Write) -> anyhow::Result<u8>
                 say(
                     out,
                     &format!("        {} {}", cert.fingerprint(), cert.name()),
+                )?;
+            }
+            for cert in trust.iter().filter(|c| c.had_secret()) {
+                say(
+                    out,
+                    &format!(
+                        "warn  certificate {} ({}) in {} holds a secret key: only its public part is used; delete the file, and treat the key as exposed",
+                        cert.fingerprint(),
+                        cert.name(),
+                        config.certs_dir.display()
+                    ),
                 )?;
             }
             for (path, error) in refused {
@@ -361,7 +393,16 @@ fn check(cli: &Cli, with_store: bool, out: &mut dyn Write) -> anyhow::Result<u8>
             for playbook in &playbooks {
                 say(
                     out,
-                    &format!("        {} ({})", playbook.name, playbook.file.display()),
+                    &format!(
+                        "        {} ({}){}",
+                        playbook.name,
+                        playbook.file.display(),
+                        if playbook.enabled {
+                            ""
+                        } else {
+                            " disabled (enabled: false): never runs"
+                        }
+                    ),
                 )?;
             }
             // Warnings do not count as problems: the playbooks load.
@@ -503,6 +544,75 @@ mod tests {
         );
         assert!(out.contains("bad\\u{1b}[2J\\u{2067}.asc"), "{out}");
         assert!(out.contains("bad\\u{1b}]0;title\\u{7}.yaml"), "{out}");
+    }
+
+    #[test]
+    fn init_takes_the_name_from_the_configuration_and_check_warns_when_it_differs() {
+        let (dir, config) = node_dir();
+        let mut out = Vec::new();
+        let (code, stderr) = cerd(&["--config", &config, "init"], &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(code, 0, "{text}{stderr}");
+        assert!(text.starts_with("initialised T in "), "{text}");
+
+        // Renamed in the file afterwards: check says so, and still passes.
+        std::fs::write(
+            &config,
+            "name = \"Renamed\"\ndata_dir = \"data\"\ncerts_dir = \"certs\"\nplaybooks_dir = \"playbooks\"\n",
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let (code, stderr) = cerd(&["--config", &config, "check"], &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(code, 0, "{text}{stderr}");
+        assert!(
+            text.contains(
+                "warn  name \"Renamed\" in the configuration differs from the identity's \"T\""
+            ),
+            "{text}"
+        );
+
+        // Without a name anywhere, init says where to give one.
+        let bare = dir.path().join("bare.toml");
+        std::fs::write(&bare, "data_dir = \"other\"\n").unwrap();
+        let bare = bare.display().to_string();
+        let (code, stderr) = cerd(&["--config", &bare, "init"], &mut Vec::new());
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.contains("give --name NAME"), "{stderr}");
+    }
+
+    #[test]
+    fn check_warns_about_a_secret_key_in_certs() {
+        let (dir, config) = node_dir();
+        std::fs::write(
+            dir.path().join("certs/peer.asc"),
+            crate::sign::test_secret_key("Peer CERT"),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let (code, stderr) = cerd(&["--config", &config, "check"], &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(code, 0, "{text}{stderr}");
+        assert!(text.contains("(Peer CERT) in "), "{text}");
+        assert!(text.contains("holds a secret key"), "{text}");
+    }
+
+    #[test]
+    fn check_shows_disabled_playbooks() {
+        let (dir, config) = node_dir();
+        std::fs::write(
+            dir.path().join("playbooks/off.yaml"),
+            "name: off\nenabled: false\non: [incident.filed]\nactions:\n  - tag: x\n",
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let (code, stderr) = cerd(&["--config", &config, "check"], &mut out);
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(code, 0, "{out}{stderr}");
+        assert!(
+            out.contains("off.yaml) disabled (enabled: false): never runs"),
+            "{out}"
+        );
     }
 
     #[test]

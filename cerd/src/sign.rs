@@ -73,6 +73,8 @@ pub enum SignError {
 pub enum CertError {
     #[error("cannot read: {0}")]
     Io(#[from] io::Error),
+    #[error("larger than {} KiB; not a certificate", MAX_CERT_BYTES / 1024)]
+    TooLarge,
     #[error("not an openpgp certificate: {0}")]
     Parse(String),
     #[error("v{version} keys are not supported, only v4")]
@@ -150,6 +152,11 @@ pub struct Identity {
 pub struct TrustedCert {
     inner: Arc<CertInner>,
 }
+
+/// The largest certificate file read from `certs/` (and by `cerd check`):
+/// a certificate is a few KiB, one with many third-party signatures a few
+/// hundred; anything larger is refused without being read whole.
+pub const MAX_CERT_BYTES: u64 = 1 << 20;
 
 /// In-memory trust store: certificates trusted as authors and peers.
 #[derive(Clone, Default, Debug)]
@@ -347,6 +354,24 @@ impl TrustedCert {
         TrustedCert::from_cert(cert)
     }
 
+    /// Reads and parses one certificate file, refusing one larger than
+    /// [`MAX_CERT_BYTES`] before reading it whole.
+    pub fn read_file(path: &Path) -> Result<TrustedCert, CertError> {
+        let file = fs::File::open(path)?;
+        let mut bytes = Vec::new();
+        file.take(MAX_CERT_BYTES + 1).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > MAX_CERT_BYTES {
+            return Err(CertError::TooLarge);
+        }
+        TrustedCert::parse(&bytes)
+    }
+
+    /// Whether the file it was parsed from held secret key material (now
+    /// dropped): someone exported a private key instead of a certificate.
+    pub fn had_secret(&self) -> bool {
+        self.inner.had_secret
+    }
+
     pub fn fingerprint(&self) -> &Fingerprint {
         &self.inner.fingerprint
     }
@@ -378,6 +403,7 @@ impl TrustedCert {
     }
 
     fn from_cert(cert: Cert) -> Result<TrustedCert, CertError> {
+        let had_secret = cert.is_tsk();
         let cert = cert.strip_secret_key_material();
         let version = cert.primary_key().key().version();
         if version != 4 {
@@ -441,6 +467,7 @@ impl TrustedCert {
                 armored,
                 signing_keys,
                 encryption_keys,
+                had_secret,
             }),
         })
     }
@@ -480,8 +507,15 @@ impl TrustStore {
             match entry {
                 Ok(entry) => {
                     let path = entry.path();
-                    if is_cert_file(&path) && path.is_file() {
-                        paths.push(path);
+                    if !is_cert_file(&path) {
+                        continue;
+                    }
+                    // Followed: a certificate may be a symbolic link. One
+                    // that leads nowhere (dangling, or a loop) is reported.
+                    match fs::metadata(&path) {
+                        Ok(metadata) if metadata.is_file() => paths.push(path),
+                        Ok(_) => {}
+                        Err(e) => errors.push((path, CertError::Io(e))),
                     }
                 }
                 Err(e) => errors.push((dir.to_owned(), CertError::Io(e))),
@@ -490,9 +524,7 @@ impl TrustStore {
         paths.sort();
         let mut origin: HashMap<Fingerprint, PathBuf> = HashMap::new();
         for path in paths {
-            let parsed = fs::read(&path)
-                .map_err(CertError::Io)
-                .and_then(|bytes| TrustedCert::parse(&bytes));
+            let parsed = TrustedCert::read_file(&path);
             match parsed {
                 Ok(cert) => {
                     if let Some(first) = origin.get(cert.fingerprint()) {
@@ -509,6 +541,7 @@ impl TrustStore {
                 Err(e) => errors.push((path, e)),
             }
         }
+        errors.sort_by(|a, b| a.0.cmp(&b.0));
         (store, errors)
     }
 
@@ -711,6 +744,7 @@ struct CertInner {
     armored: Vec<u8>,
     signing_keys: Vec<SigningKey>,
     encryption_keys: Vec<Key<key::PublicParts, key::UnspecifiedRole>>,
+    had_secret: bool,
 }
 
 /// A key found valid and signing-capable when its certificate was loaded.
@@ -957,6 +991,17 @@ pub(crate) fn test_cert_with_user_id(user_id: &str) -> Vec<u8> {
         .expect("generating a test certificate");
     let armored = cert.armored().to_vec();
     armored.expect("armoring a test certificate")
+}
+
+/// A transferable secret key (what `gpg --export-secret-keys --armor`
+/// gives), for tests of a secret key dropped where a certificate belongs.
+#[cfg(test)]
+pub(crate) fn test_secret_key(user_id: &str) -> Vec<u8> {
+    let (cert, _) = CertBuilder::general_purpose(Some(user_id))
+        .generate()
+        .expect("generating a test key");
+    let armored = cert.as_tsk().armored().to_vec();
+    armored.expect("armoring a test key")
 }
 
 #[cfg(test)]
@@ -1230,6 +1275,9 @@ mod tests {
         assert!(text.contains("PUBLIC KEY BLOCK"));
         let reparsed = Cert::from_bytes(&cert.armored()).unwrap();
         assert!(!reparsed.is_tsk());
+        assert!(cert.had_secret());
+        let public = TrustedCert::parse(&cert.armored()).unwrap();
+        assert!(!public.had_secret());
     }
 
     #[test]
@@ -1437,6 +1485,36 @@ mod tests {
 
         let (store, errors) = TrustStore::load_dir(&dir.path().join("absent"));
         assert!(store.is_empty() && errors.is_empty());
+    }
+
+    #[test]
+    fn load_dir_reports_links_that_lead_nowhere_and_refuses_huge_files() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("ke-cirt.asc"), alice().public_armored()).unwrap();
+        std::os::unix::fs::symlink("loop-b.asc", dir.path().join("loop-a.asc")).unwrap();
+        std::os::unix::fs::symlink("loop-a.asc", dir.path().join("loop-b.asc")).unwrap();
+        std::os::unix::fs::symlink("absent.asc", dir.path().join("dangling.asc")).unwrap();
+        // Sparse: reading it whole would take 200 MB.
+        let huge = fs::File::create(dir.path().join("huge.asc")).unwrap();
+        huge.set_len(200 << 20).unwrap();
+        let (store, errors) = TrustStore::load_dir(dir.path());
+        assert_eq!(store.len(), 1);
+        let refused: Vec<(String, String)> = errors
+            .iter()
+            .map(|(path, e)| {
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                (name, e.to_string())
+            })
+            .collect();
+        assert_eq!(refused.len(), 4, "{refused:?}");
+        assert_eq!(refused[0].0, "dangling.asc");
+        assert!(refused[0].1.starts_with("cannot read"), "{refused:?}");
+        assert_eq!(refused[1].0, "huge.asc");
+        assert_eq!(refused[1].1, "larger than 1024 KiB; not a certificate");
+        for (name, reason) in &refused[2..] {
+            assert!(name.starts_with("loop-"), "{refused:?}");
+            assert!(reason.contains("symbolic links"), "{refused:?}");
+        }
     }
 
     fn gpg_available() -> bool {

@@ -14,7 +14,7 @@ use cer_proto::api::{CertInfo, CertList, RefusedCert};
 use cer_proto::Fingerprint;
 
 use crate::audit::AUDIT;
-use crate::sign::{TrustStore, TrustedCert};
+use crate::sign::{CertError, TrustStore, TrustedCert, MAX_CERT_BYTES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
@@ -93,6 +93,9 @@ impl Trust {
                 && cert.fingerprint() != self.own.fingerprint()
             {
                 tracing::info!(target: AUDIT, event = "cert_added", name = cert.name(), fingerprint = %cert.fingerprint(), "certificate trusted");
+                if cert.had_secret() {
+                    warn_secret(cert);
+                }
             }
         }
         for cert in state.certs.iter() {
@@ -160,8 +163,15 @@ impl Trust {
 
     /// Writes a certificate into the folder and reloads it.
     pub fn add(&self, armored: &str) -> Result<CertInfo, TrustError> {
+        if armored.len() as u64 > MAX_CERT_BYTES {
+            return Err(TrustError::Invalid(CertError::TooLarge.to_string()));
+        }
         let cert = TrustedCert::parse(armored.as_bytes())
             .map_err(|e| TrustError::Invalid(e.to_string()))?;
+        if cert.had_secret() {
+            // Only the public part is written below.
+            warn_secret(&cert);
+        }
         if self.with(|t| t.get(cert.fingerprint()).is_some()) {
             return Err(TrustError::Conflict(format!(
                 "{} ({}) is already trusted",
@@ -208,10 +218,7 @@ impl Trust {
         })?;
         for entry in entries.flatten() {
             let path = entry.path();
-            let holds = std::fs::read(&path)
-                .ok()
-                .and_then(|bytes| TrustedCert::parse(&bytes).ok())
-                .is_some_and(|c| c.fingerprint() == fingerprint);
+            let holds = TrustedCert::read_file(&path).is_ok_and(|c| c.fingerprint() == fingerprint);
             if holds {
                 std::fs::remove_file(&path).map_err(|source| TrustError::Files {
                     what: "removing",
@@ -246,6 +253,12 @@ pub fn file_safe(name: &str) -> String {
             }
         })
         .collect()
+}
+
+/// A secret key given as a certificate: trusted by its public part only,
+/// but whoever exported it leaked a private key.
+fn warn_secret(cert: &TrustedCert) {
+    tracing::warn!(target: AUDIT, event = "cert_secret_key", name = cert.name(), fingerprint = %cert.fingerprint(), "a certificate file holds a secret key; only its public part is used and kept: delete the file, and treat the key as exposed");
 }
 
 /// A file's size and modification time, if it can be read.

@@ -24,7 +24,7 @@ pub(super) async fn list(ctx: &Ctx<'_>, io: &mut Io<'_>) -> anyhow::Result<i32> 
         let mut table = render::table(["NAME", "ON", "MAX TLP", "ACTIONS", "FILE"]);
         for p in &list.playbooks {
             table.add_row([
-                render::one_line(&p.name),
+                render::one_line(&p.name) + if p.enabled { "" } else { " (disabled)" },
                 p.on.join(", "),
                 p.max_tlp.to_string(),
                 p.actions.to_string(),

@@ -64,6 +64,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// connecting is refused until its old link is this old; its dialer retries
 /// every [`BACKOFF_MIN`] meanwhile.
 const SIMULTANEOUS: Duration = Duration::from_secs(2);
+/// Refused keys remembered so that each is logged once (see `accept_loop`).
+const REFUSALS_REMEMBERED: usize = 1024;
 
 /// A running mesh: endpoint, engine, dialers.
 pub struct Mesh {
@@ -226,8 +228,21 @@ struct PeerStats {
     sent: Arc<AtomicU64>,
     received: u64,
     rejections: BTreeMap<String, u64>,
-    /// Traffic of the current link, or of the last one once it is down.
+    /// Traffic of the current link (zero while there is none).
     link: super::transport::LinkStats,
+    /// UDP bytes of the links closed before it, so the totals, like the
+    /// envelope counts, cover every link since start.
+    earlier_bytes_sent: u64,
+    earlier_bytes_received: u64,
+}
+
+impl PeerStats {
+    /// Moves a closing link's final traffic into the totals.
+    fn retire(&mut self, last: super::transport::LinkStats) {
+        self.earlier_bytes_sent += last.udp_bytes_sent;
+        self.earlier_bytes_received += last.udp_bytes_received;
+        self.link = Default::default();
+    }
 }
 
 struct Engine {
@@ -343,7 +358,10 @@ impl Engine {
             Input::Closed { peer, link, reason } => {
                 if self.links.get(&peer).is_some_and(|l| l.id == link) {
                     if let Some(entry) = self.links.remove(&peer) {
-                        self.board.entry(peer.clone()).or_default().link = entry.handle.stats();
+                        self.board
+                            .entry(peer.clone())
+                            .or_default()
+                            .retire(entry.handle.stats());
                     }
                     self.set_connected(&peer, false);
                     self.sync.handle_disconnected(&peer);
@@ -401,6 +419,8 @@ impl Engine {
             existing
                 .handle
                 .close(CloseCode::Duplicate, "replaced by a newer link");
+            let last = existing.handle.stats();
+            self.board.entry(peer.clone()).or_default().retire(last);
             self.links.remove(&peer);
             self.sync.handle_disconnected(&peer);
         }
@@ -598,8 +618,8 @@ impl Engine {
                 envelopes_received: stats.received,
                 behind: view.as_ref().map_or(0, |v| v.behind),
                 duplicates: view.as_ref().map_or(0, |v| v.duplicates),
-                bytes_sent: stats.link.udp_bytes_sent,
-                bytes_received: stats.link.udp_bytes_received,
+                bytes_sent: stats.earlier_bytes_sent + stats.link.udp_bytes_sent,
+                bytes_received: stats.earlier_bytes_received + stats.link.udp_bytes_received,
                 rejections: stats.rejections.clone(),
             });
         }
@@ -756,14 +776,23 @@ async fn accept_loop(
     inbox: mpsc::Sender<Input>,
     mut stopped: watch::Receiver<bool>,
 ) {
+    // Keys refused since the trust store last changed: a refused peer
+    // redials at every back-off, and each refusal is logged once.
+    let refused: Arc<std::sync::Mutex<HashSet<Fingerprint>>> = Arc::default();
+    let mut events = node.subscribe();
     loop {
         let accepting = tokio::select! {
             biased;
             _ = stopped.wait_for(|s| *s) => return,
+            () = trust_changed(&mut events) => {
+                refused.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                continue;
+            }
             a = endpoint.accept() => match a { Some(a) => a, None => return },
         };
         let node = node.clone();
         let inbox = inbox.clone();
+        let refused = refused.clone();
         tokio::spawn(async move {
             let remote = accepting.remote_address();
             let trust = node.trust_store();
@@ -771,11 +800,40 @@ async fn accept_loop(
                 Ok(link) => {
                     let _ = inbox.send(Input::Link(Box::new(link))).await;
                 }
+                Err(MeshError::UnknownPeer { fingerprint }) => {
+                    let first = {
+                        let mut refused = refused.lock().unwrap_or_else(|e| e.into_inner());
+                        // Bounded: strangers can make keys faster than
+                        // operators change the trust store.
+                        if refused.len() >= REFUSALS_REMEMBERED {
+                            refused.clear();
+                        }
+                        refused.insert(fingerprint.clone())
+                    };
+                    if first {
+                        tracing::warn!(target: AUDIT, event = "peer_refused", %remote, %fingerprint, "refused: not trusted (its certificate is not in certs/)");
+                    } else {
+                        tracing::debug!(%remote, %fingerprint, "refused again: not trusted");
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(target: AUDIT, event = "peer_refused", %remote, reason = %e, "incoming connection refused");
                 }
             }
         });
+    }
+}
+
+/// Resolves when the trust store changed (or events were missed, which
+/// may include such a change); never if the node is gone.
+async fn trust_changed(events: &mut tokio::sync::broadcast::Receiver<NodeEvent>) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(NodeEvent::TrustChanged) | Err(RecvError::Lagged(_)) => return,
+            Ok(_) => {}
+            Err(RecvError::Closed) => std::future::pending().await,
+        }
     }
 }
 
@@ -788,8 +846,13 @@ async fn dial_loop(
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut backoff = BACKOFF_MIN;
+    // The peer's fingerprint: configured, or learned from its answer.
     let mut known = peer.fingerprint.clone();
     let mut failures = 0u32;
+    // The last refusal logged: one repeated at every back-off is logged
+    // once per change of the trust store.
+    let mut logged: Option<String> = None;
+    let mut events = node.subscribe();
     loop {
         if *stopped.borrow() {
             return;
@@ -800,7 +863,17 @@ async fn dial_loop(
                 .unwrap_or_else(|e| e.into_inner())
                 .contains(f)
         });
-        let wait = if already {
+        let untrusted = known.clone().filter(|f| !node.trusts(f));
+        let wait = if let Some(fingerprint) = untrusted {
+            // Dialing would only make the peer log a link that this end
+            // closes at once; wait for the trust store to change.
+            let line = format!("not trusted: {fingerprint}");
+            if logged.as_deref() != Some(line.as_str()) {
+                tracing::info!(target: AUDIT, event = "peer_not_dialed", peer = %peer.addr, %fingerprint, "refused: not trusted (its certificate is not in certs/); not dialing it");
+                logged = Some(line);
+            }
+            BACKOFF_MAX
+        } else if already {
             // The peer dialed us; check again later in case that link drops.
             Duration::from_secs(1)
         } else {
@@ -808,6 +881,7 @@ async fn dial_loop(
                 Ok(link) => {
                     failures = 0;
                     backoff = BACKOFF_MIN;
+                    logged = None;
                     known = Some(link.peer.clone());
                     let handle = link.handle();
                     if inbox.send(Input::Link(Box::new(link))).await.is_err() {
@@ -819,9 +893,24 @@ async fn dial_loop(
                     }
                     BACKOFF_MIN
                 }
+                Err(MeshError::UnknownPeer { fingerprint }) => {
+                    // The node at that address is not trusted: logged, and
+                    // not dialed again, on the next turn.
+                    known = Some(fingerprint);
+                    Duration::ZERO
+                }
                 Err(e) => {
                     failures += 1;
-                    if failures == 1 || failures.is_power_of_two() {
+                    let refusal = matches!(&e, MeshError::Closed(closed) if closed.peer_code().is_some_and(|c| c != CloseCode::Normal));
+                    let line = e.to_string();
+                    if refusal {
+                        if logged.as_deref() != Some(line.as_str()) {
+                            tracing::warn!(target: AUDIT, event = "refused_by_peer", peer = %peer.addr, reason = %line, "the peer refused this node");
+                            logged = Some(line);
+                        } else {
+                            tracing::debug!(peer = %peer.addr, attempt = failures, reason = %line, "refused again by the peer");
+                        }
+                    } else if failures == 1 || failures.is_power_of_two() {
                         tracing::warn!(peer = %peer.addr, attempt = failures, retry_in = ?backoff, error = %e, "cannot reach peer");
                     }
                     let wait = backoff + jitter(backoff / 4);
@@ -833,6 +922,16 @@ async fn dial_loop(
         tokio::select! {
             _ = stopped.wait_for(|s| *s) => return,
             _ = tokio::time::sleep(wait) => {}
+            () = trust_changed(&mut events) => {
+                // This node or the peer may be trusted now: try at once.
+                backoff = BACKOFF_MIN;
+                logged = None;
+                if peer.fingerprint.is_none() && known.as_ref().is_some_and(|f| !node.trusts(f)) {
+                    // Learned, and maybe stale (the peer may have a new
+                    // key): ask the address again.
+                    known = None;
+                }
+            }
         }
     }
 }
@@ -882,7 +981,7 @@ async fn reader_task(
     };
     let reason = loop {
         tokio::select! {
-            closed = handle.closed() => break format!("{closed:?}"),
+            closed = handle.closed() => break closed.to_string(),
             next = receiver.recv() => match next {
                 Ok(Some(frame)) => {
                     let total = handle.stats().frame_bytes_received;

@@ -129,7 +129,7 @@ pub enum MeshError {
     Handshake(String),
     #[error("{what} took longer than {}s", AUTH_TIMEOUT.as_secs())]
     Timeout { what: &'static str },
-    #[error("peer {fingerprint} is not in the trust store")]
+    #[error("refused: not trusted (peer {fingerprint} is not in the trust store)")]
     UnknownPeer { fingerprint: Fingerprint },
     #[error("peer authentication failed: {0}")]
     BadAuth(String),
@@ -237,6 +237,20 @@ impl CloseCode {
         .find(|c| c.code() == code)
     }
 
+    /// What the code means, in words for the log: the peer closed the
+    /// link because…
+    pub fn meaning(self) -> &'static str {
+        match self {
+            CloseCode::Normal => "closed",
+            CloseCode::UnknownPeer => "refused: not trusted (this node is not in its trust store)",
+            CloseCode::BadAuth => "refused: authentication failed",
+            CloseCode::Protocol => "refused: protocol violation",
+            CloseCode::UnexpectedPeer => "refused: it is not the node expected at this address",
+            CloseCode::Misbehaving => "disconnected for misbehaving",
+            CloseCode::Duplicate => "closed a duplicate link",
+        }
+    }
+
     fn var_int(self) -> VarInt {
         VarInt::from_u32(self as u32)
     }
@@ -256,10 +270,19 @@ impl fmt::Display for LinkClosed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LinkClosed::Local => f.write_str("closed locally"),
-            LinkClosed::ByPeer { code, reason } => match CloseCode::from_code(*code) {
-                Some(known) => write!(f, "closed by peer ({known:?}): {reason}"),
-                None => write!(f, "closed by peer (code {code:#x}): {reason}"),
-            },
+            LinkClosed::ByPeer { code, reason } => {
+                match CloseCode::from_code(*code) {
+                    Some(known) => write!(f, "the peer {}", known.meaning())?,
+                    None => write!(f, "closed by the peer (code {code:#x})")?,
+                }
+                // The peer's own words, unless they only repeat the code's.
+                let reason = reason.trim();
+                if reason.is_empty() || *code == CloseCode::UnknownPeer.code() {
+                    Ok(())
+                } else {
+                    write!(f, ": {}", cer_proto::text::escape(reason))
+                }
+            }
             LinkClosed::TimedOut => f.write_str("timed out"),
             LinkClosed::Reset => f.write_str("reset by peer"),
             LinkClosed::Transport(e) => write!(f, "transport error: {e}"),

@@ -177,6 +177,11 @@ impl Node {
     }
 
     /// The name a fingerprint is known by, if any.
+    /// Whether this certificate is in the trust store in force.
+    pub fn trusts(&self, fpr: &Fingerprint) -> bool {
+        self.with_trust(|t| t.get(fpr).is_some())
+    }
+
     pub fn name_of(&self, fpr: &Fingerprint) -> Option<String> {
         self.trust.name_of(fpr)
     }

@@ -4,8 +4,10 @@
 //! answers once it is durable.
 
 use cer_proto::api::{AcknowledgeIncident, FileIncident, Filed, RetractIncident, UpdateIncident};
-use cer_proto::envelope::{Body, DraftBody, EnvelopeError, Kind, RetractionBody, Withdrawal};
-use cer_proto::incident::IncidentState;
+use cer_proto::envelope::{
+    Body, DraftBody, EnvelopeError, Kind, RetractionBody, UpdateBody, Withdrawal,
+};
+use cer_proto::incident::{Content, IncidentState};
 use cer_proto::model::Tlp;
 use cer_proto::{FieldError, FieldErrors, Fingerprint};
 use uuid::Uuid;
@@ -14,6 +16,8 @@ use super::{Node, NodeError};
 use crate::audit::{now, AUDIT};
 use crate::sign::{self, TrustedCert};
 use crate::store::{Publish, StoreError};
+
+const RED_NEEDS_RECIPIENT: &str = "TLP:RED needs at least one recipient besides this node (--to NAME or FINGERPRINT); the author always reads its own incident";
 
 impl Node {
     pub async fn file(&self, request: FileIncident) -> Result<Filed, NodeError> {
@@ -70,6 +74,9 @@ impl Node {
             return Err(NodeError::Forbidden(format!(
                 "only the incident's author, {name}, can change its status, severity, title, description or classification; notes, indicators and tags are open to every CERT"
             )));
+        }
+        if let Some(content) = &state.content {
+            unchanged(&body, content)?;
         }
         let mut recipients = state.recipients.clone();
         if state.tlp.is_encrypted()
@@ -160,13 +167,34 @@ impl Node {
             .ok_or_else(|| {
                 NodeError::NotFound(format!("incident {id} has no filing envelope here"))
             })?;
+        // Receipts only move forward: the fold keeps each recipient's
+        // highest state, so an older one would be signed and sent for
+        // nothing, and read as going back by anyone looking at the timeline.
+        let comment = request
+            .comment
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty());
+        if let Some((_, current, _)) = state
+            .receipts()
+            .into_iter()
+            .find(|(who, _, _)| *who == self.fingerprint())
+        {
+            if request.state < current {
+                return Err(NodeError::Conflict(format!(
+                    "this node already acknowledged incident {id} as {current}; a receipt cannot go back to {}",
+                    request.state
+                )));
+            }
+            if request.state == current && comment.is_none() {
+                return Err(NodeError::Conflict(format!(
+                    "this node already acknowledged incident {id} as {current}; the receipt changes nothing"
+                )));
+            }
+        }
         let body = Body::Receipt(cer_proto::envelope::ReceiptBody {
             target,
             state: request.state,
-            comment: request
-                .comment
-                .map(|c| c.trim().to_owned())
-                .filter(|c| !c.is_empty()),
+            comment,
         });
         body.validate()?;
         let mut recipients = state.recipients.clone();
@@ -209,10 +237,7 @@ impl Node {
             return errors.into_result().map(|()| vec![]);
         }
         if tlp == Tlp::Red && to.is_empty() {
-            errors.push(FieldError::new(
-                "to",
-                "TLP:RED requires named recipients (--to NAME or FINGERPRINT)",
-            ));
+            errors.push(FieldError::new("to", RED_NEEDS_RECIPIENT));
             return Err(errors);
         }
         let mut recipients = Vec::new();
@@ -242,6 +267,10 @@ impl Node {
                     }
                 }
             }
+        }
+        if tlp == Tlp::Red && errors.is_empty() && recipients.is_empty() {
+            // Only this node was named: it reads its own envelopes anyway.
+            errors.push(FieldError::new("to", RED_NEEDS_RECIPIENT));
         }
         errors.into_result().map(|()| recipients)
     }
@@ -329,4 +358,40 @@ impl Node {
         }
         Ok(filed)
     }
+}
+
+/// Refuses an update that sets a field to the value it already has: it
+/// would be signed, sent to every peer and shown as `new -> new`.
+fn unchanged(body: &UpdateBody, content: &Content) -> Result<(), FieldErrors> {
+    let mut errors = FieldErrors::default();
+    let mut same = |field: String, value: String| {
+        errors.push(FieldError::new(
+            field,
+            format!("is already {value}; leave it out of the update"),
+        ))
+    };
+    if body.status == Some(content.status) {
+        same("status".into(), content.status.to_string());
+    }
+    if body.severity == Some(content.severity) {
+        same("severity".into(), content.severity.to_string());
+    }
+    if body.classification.as_ref() == Some(&content.classification) {
+        same("classification".into(), content.classification.to_string());
+    }
+    if body.title.as_deref() == Some(content.title.as_str()) {
+        same("title".into(), "the incident's title".to_owned());
+    }
+    if body.description.as_deref() == Some(content.description.as_str()) {
+        same(
+            "description".into(),
+            "the incident's description".to_owned(),
+        );
+    }
+    for (i, tag) in body.tags.iter().enumerate() {
+        if content.tags.contains(tag) {
+            same(format!("tags[{i}]"), format!("on the incident ({tag})"));
+        }
+    }
+    errors.into_result()
 }

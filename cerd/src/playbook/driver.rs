@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::plan::{plan, EventKind, PlannedAction, PlannedKind, Trigger};
-use super::run::{local_record, Runner};
+use super::run::{local_record, Outcome, Runner};
 use super::CURSOR;
 use crate::audit::{now, AUDIT};
 use crate::node::{Node, NodeEvent};
@@ -187,9 +187,7 @@ async fn handle(
     };
     let actions = plan(&playbooks, &trigger);
     let count = actions.len();
-    for action in actions {
-        spawn_action(node, runner, action, Some((event.seq, done.clone())));
-    }
+    spawn_playbooks(node, runner, actions, Some((event.seq, done.clone())));
     count
 }
 
@@ -213,52 +211,106 @@ fn handle_live(node: &Arc<Node>, runner: &Runner, event: NodeEvent) {
         names: &names,
         version: now().unix_nanos().to_string(),
     };
-    for action in plan(&playbooks, &trigger) {
-        spawn_action(node, runner, action, None);
+    spawn_playbooks(node, runner, plan(&playbooks, &trigger), None);
+}
+
+/// Runs each playbook's actions on a task of its own, in file order: the
+/// runs of one action (one per indicator) side by side, the next action
+/// once they are done, so a tag or note knows whether everything before it
+/// succeeded. Reports the event seq as done once per action.
+fn spawn_playbooks(
+    node: &Arc<Node>,
+    runner: &Runner,
+    actions: Vec<PlannedAction>,
+    done: Option<(u64, mpsc::UnboundedSender<u64>)>,
+) {
+    // `plan` lists actions by playbook, then by action.
+    let mut playbooks: Vec<Vec<PlannedAction>> = Vec::new();
+    for action in actions {
+        match playbooks.last_mut() {
+            Some(group) if group[0].playbook == action.playbook => group.push(action),
+            _ => playbooks.push(vec![action]),
+        }
+    }
+    for actions in playbooks {
+        let node = node.clone();
+        let runner = runner.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut succeeded = true;
+            let mut actions = actions.into_iter().peekable();
+            while let Some(first) = actions.next() {
+                let index = first.action_index;
+                let mut stage = vec![first];
+                while let Some(next) = actions.next_if(|a| a.action_index == index) {
+                    stage.push(next);
+                }
+                let mut runs = tokio::task::JoinSet::new();
+                for action in stage {
+                    let node = node.clone();
+                    let runner = runner.clone();
+                    runs.spawn(async move { run_once(&node, &runner, &action, succeeded).await });
+                }
+                while let Some(ok) = runs.join_next().await {
+                    succeeded &= ok.unwrap_or(false);
+                    if let Some((seq, done)) = &done {
+                        let _ = done.send(*seq);
+                    }
+                }
+            }
+        });
     }
 }
 
-/// Runs one action unless its key was recorded, records it, and reports
-/// the event seq as done.
-fn spawn_action(
-    node: &Arc<Node>,
-    runner: &Runner,
-    action: PlannedAction,
-    done: Option<(u64, mpsc::UnboundedSender<u64>)>,
-) {
-    let node = node.clone();
-    let runner = runner.clone();
-    tokio::spawn(async move {
-        let store = node.store().clone();
-        let key = action.key.clone();
-        let recorded = tokio::task::spawn_blocking(move || store.run_recorded(&key)).await;
-        match recorded {
-            Ok(Ok(false)) => {
-                let record = if action.is_local() {
-                    apply_local(&node, &action).await
-                } else {
-                    runner.run(&action).await
-                };
-                if let Err(e) = node.store().record_run(record).await {
-                    tracing::error!(error = %e, key = %action.key, "cannot record a playbook run");
-                }
+/// Runs one action unless its key was recorded, and records it. Returns
+/// whether it succeeded (now, or when it was recorded before a restart).
+/// A tag or note that waits for success and comes after an action that did
+/// not succeed is recorded as skipped.
+async fn run_once(node: &Node, runner: &Runner, action: &PlannedAction, before_ok: bool) -> bool {
+    let store = node.store().clone();
+    let key = action.key.clone();
+    let recorded = tokio::task::spawn_blocking(move || store.run_record(&key)).await;
+    match recorded {
+        Ok(Ok(None)) => {
+            let record = if action.is_local() && action.waits_for_success() && !before_ok {
+                skipped_record(action)
+            } else if action.is_local() {
+                apply_local(node, action).await
+            } else {
+                runner.run(action).await
+            };
+            let ok = record.outcome.is_ok();
+            if let Err(e) = node.store().record_run(record).await {
+                tracing::error!(error = %e, key = %action.key, "cannot record a playbook run");
             }
-            Ok(Ok(true)) => {}
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot read run history; not running {}", action.key);
-            }
-            Err(e) => tracing::error!(error = %e, "run history task failed"),
+            ok
         }
-        if let Some((seq, done)) = done {
-            let _ = done.send(seq);
+        Ok(Ok(Some(record))) => record.outcome.is_ok(),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot read run history; not running {}", action.key);
+            false
         }
-    });
+        Err(e) => {
+            tracing::error!(error = %e, "run history task failed");
+            false
+        }
+    }
+}
+
+fn skipped_record(action: &PlannedAction) -> cer_proto::api::RunRecord {
+    let mut record = local_record(action, now(), Ok(()));
+    record.outcome = Outcome::Skipped {
+        reason: "an earlier action of the playbook did not succeed (when: previous_succeeded)"
+            .into(),
+    };
+    tracing::info!(target: AUDIT, event = "playbook_ran", playbook = %record.playbook, action = %record.action, outcome = %record.outcome, "playbook action skipped");
+    record
 }
 
 async fn apply_local(node: &Node, action: &PlannedAction) -> cer_proto::api::RunRecord {
     let started = now();
     let annotation = match (&action.kind, action.incident) {
-        (PlannedKind::Tag(tag), Some(incident)) => Some((
+        (PlannedKind::Tag(tag, _), Some(incident)) => Some((
             incident,
             Annotation {
                 at: started,
@@ -267,7 +319,7 @@ async fn apply_local(node: &Node, action: &PlannedAction) -> cer_proto::api::Run
                 note: None,
             },
         )),
-        (PlannedKind::Note(note), Some(incident)) => Some((
+        (PlannedKind::Note(note, _), Some(incident)) => Some((
             incident,
             Annotation {
                 at: started,

@@ -26,6 +26,7 @@ use cer_proto::Fingerprint;
 use uuid::Uuid;
 
 pub use super::spec::EventKind;
+pub use super::spec::When;
 use super::spec::{Action, CertRef, From, Placeholder, Playbook, WebhookUrl, EXEC_PATH};
 
 /// One event, as the planner sees it.
@@ -82,9 +83,9 @@ pub enum PlannedKind {
         body: Arc<[u8]>,
     },
     /// Add this local tag to the incident (applied by the caller).
-    Tag(String),
+    Tag(String, When),
     /// Add this local note to the incident (applied by the caller).
-    Note(String),
+    Note(String, When),
 }
 
 /// Why a playbook does not run for a trigger, for `cerctl playbook test`.
@@ -116,7 +117,9 @@ pub enum Skip {
 pub fn plan(playbooks: &[Playbook], trigger: &Trigger<'_>) -> Vec<PlannedAction> {
     let mut payload_cache: Option<Arc<[u8]>> = None;
     let mut actions = Vec::new();
-    for playbook in playbooks {
+    // A disabled playbook is loaded and checked, and `playbook test`
+    // still shows what it would do, but nothing triggers it.
+    for playbook in playbooks.iter().filter(|p| p.enabled) {
         if evaluate(playbook, trigger).is_ok() {
             let payload = payload_cache
                 .get_or_insert_with(|| payload(trigger))
@@ -274,15 +277,25 @@ impl PlannedAction {
                 format!("exec {}", args.join(" "))
             }
             PlannedKind::Webhook { url, .. } => format!("webhook {url}"),
-            PlannedKind::Tag(tag) => format!("tag {tag}"),
-            PlannedKind::Note(note) => format!("note {}", quoted(note)),
+            PlannedKind::Tag(tag, _) => format!("tag {tag}"),
+            PlannedKind::Note(note, _) => format!("note {}", quoted(note)),
         };
         cut(&text, 512)
     }
 
     /// Whether the caller applies it (tag, note) rather than the runner.
     pub fn is_local(&self) -> bool {
-        matches!(self.kind, PlannedKind::Tag(_) | PlannedKind::Note(_))
+        matches!(self.kind, PlannedKind::Tag(..) | PlannedKind::Note(..))
+    }
+
+    /// Whether it applies only if every earlier action of its playbook,
+    /// for the same trigger, succeeded (`when: previous_succeeded`).
+    pub fn waits_for_success(&self) -> bool {
+        matches!(
+            self.kind,
+            PlannedKind::Tag(_, When::PreviousSucceeded)
+                | PlannedKind::Note(_, When::PreviousSucceeded)
+        )
     }
 }
 
@@ -464,12 +477,12 @@ fn expand(
                 },
                 run_key(playbook, trigger, index, None),
             )),
-            Action::Tag(tag) => out.push(planned(
-                PlannedKind::Tag(tag.clone()),
+            Action::Tag(tag, when) => out.push(planned(
+                PlannedKind::Tag(tag.clone(), *when),
                 run_key(playbook, trigger, index, None),
             )),
-            Action::Note(note) => out.push(planned(
-                PlannedKind::Note(note.clone()),
+            Action::Note(note, when) => out.push(planned(
+                PlannedKind::Note(note.clone(), *when),
                 run_key(playbook, trigger, index, None),
             )),
         }
@@ -941,6 +954,33 @@ pub(crate) mod tests {
             );
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn a_disabled_playbook_plans_nothing_but_can_be_tested() {
+        let own = fpr('B');
+        let state = incident();
+        let on = trigger(EventKind::IncidentReceived, Some(&state), &own);
+        let enabled = playbook("enabled: true");
+        assert_eq!(plan(std::slice::from_ref(&enabled), &on).len(), 1);
+        let disabled = playbook("enabled: false");
+        assert!(!disabled.enabled);
+        assert!(plan(std::slice::from_ref(&disabled), &on).is_empty());
+        assert_eq!(plan_one(&disabled, &on).map(|a| a.len()), Ok(1));
+    }
+
+    #[test]
+    fn tags_and_notes_wait_for_success_unless_always() {
+        let own = fpr('B');
+        let state = incident();
+        let text = format!("name: t\non: {ALL_INCIDENT_EVENTS}\nactions:\n  - tag: a\n  - note: n\n    when: always\n  - tag: b\n    when: previous_succeeded\n");
+        let playbook = parse(&text, "playbooks/t.yaml").unwrap();
+        let actions = plan(
+            std::slice::from_ref(&playbook),
+            &trigger(EventKind::IncidentReceived, Some(&state), &own),
+        );
+        let waits: Vec<bool> = actions.iter().map(|a| a.waits_for_success()).collect();
+        assert_eq!(waits, [true, false, true]);
     }
 
     fn retract(state: &mut IncidentState) {

@@ -116,6 +116,7 @@ impl Registry {
                     on: p.on.iter().map(|e| e.as_str().to_owned()).collect(),
                     max_tlp: p.max_tlp,
                     actions: p.actions.len(),
+                    enabled: p.enabled,
                 })
                 .collect(),
             errors: state

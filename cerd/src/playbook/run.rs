@@ -25,7 +25,7 @@ use hyper::body::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::Semaphore;
 
-pub use cer_proto::api::{Outcome, RunRecord};
+pub use cer_proto::api::{Outcome, RunRecord, DRY_RUN_EXIT};
 
 use super::plan::{PlannedAction, PlannedKind};
 use super::spec::WebhookUrl;
@@ -106,7 +106,7 @@ impl Runner {
                 record.stdout = run.stdout;
                 record.stderr = run.stderr;
             }
-            PlannedKind::Tag(_) | PlannedKind::Note(_) => {
+            PlannedKind::Tag(..) | PlannedKind::Note(..) => {
                 record.outcome = Outcome::Skipped {
                     reason: "tag and note actions are applied by the caller".into(),
                 };
@@ -344,6 +344,7 @@ async fn exec(
                     exit_code: Some(0),
                     http_status: None,
                 },
+                (Some(DRY_RUN_EXIT), _) => Outcome::DryRun,
                 (Some(code), _) => Outcome::Failed {
                     exit_code: Some(code),
                     http_status: None,
@@ -880,20 +881,17 @@ mod tests {
             let action = exec_action(&argv, Duration::from_secs(10));
             async move { Runner::default().run(&action).await }
         };
+        // Until configured, the scripts change nothing and say so: exit
+        // 99, recorded as a dry run (not a success).
         let ok = run("block-ip", &["203.0.113.7"]).await;
-        assert!(ok.outcome.is_ok(), "{:?} {}", ok.outcome, ok.stderr);
+        assert_eq!(ok.outcome, Outcome::DryRun, "{}", ok.stderr);
         assert!(ok.stdout.starts_with("dry run"), "{}", ok.stdout);
         assert!(ok
             .stdout
             .contains("nft add element inet cert_block block_v4 { 203.0.113.7 }"));
         // The example playbooks pass "--" first, the end-of-options marker.
         let dashed = run("block-ip", &["--", "203.0.113.7"]).await;
-        assert!(
-            dashed.outcome.is_ok(),
-            "{:?} {}",
-            dashed.outcome,
-            dashed.stderr
-        );
+        assert_eq!(dashed.outcome, Outcome::DryRun, "{}", dashed.stderr);
         assert!(dashed.stdout.contains("block_v4 { 203.0.113.7 }"));
         let v6 = run("block-ip", &["2001:db8::7"]).await;
         assert!(
@@ -917,9 +915,30 @@ mod tests {
             "{}",
             domain.stdout
         );
+        assert_eq!(domain.outcome, Outcome::DryRun, "{}", domain.stderr);
         let fp = "A".repeat(40);
         let page = run("page", &["equivocation", &fp]).await;
+        assert_eq!(page.outcome, Outcome::DryRun, "{}", page.stderr);
+        assert!(page.stdout.starts_with("dry run"), "{}", page.stdout);
+        // Configured, it pages (here: to a file) and succeeds.
+        let log = tempfile::tempdir().unwrap();
+        let page_log = format!("PAGE_LOG={}", log.path().join("pages").display());
+        let path = bin.join("page").display().to_string();
+        let configured = exec_action(
+            &[
+                "/usr/bin/env",
+                &page_log,
+                "/bin/sh",
+                &path,
+                "equivocation",
+                &fp,
+            ],
+            Duration::from_secs(10),
+        );
+        let page = Runner::default().run(&configured).await;
         assert!(page.outcome.is_ok(), "{:?} {}", page.outcome, page.stderr);
+        let paged = std::fs::read_to_string(log.path().join("pages")).unwrap();
+        assert!(paged.contains("signed two different envelopes"), "{paged}");
         // (A NUL cannot be an argument at all: that is a spawn error.)
         let hostile_args = HOSTILE.iter().filter(|h| !h.contains('\0'));
         for hostile in hostile_args.chain(&["1.2.3.4\n5.6.7.8", "1.2.3.4 ; id", "999.1.1.1"]) {

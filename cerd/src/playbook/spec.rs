@@ -36,6 +36,9 @@ pub struct Playbook {
     /// Actions never see data labelled above this (default green).
     pub max_tlp: Tlp,
     pub actions: Vec<Action>,
+    /// `enabled: false` loads and checks the playbook but never runs it:
+    /// the shipped examples are off until the operator turns them on.
+    pub enabled: bool,
     /// What is allowed but probably not meant, by position (see
     /// [`PlaybookWarning`]). A playbook with warnings still loads.
     pub warnings: Vec<PlaybookWarning>,
@@ -99,9 +102,21 @@ pub enum Action {
     Exec(Exec),
     Webhook(Webhook),
     /// Adds a local tag (normalized) to the incident.
-    Tag(String),
+    Tag(String, When),
     /// Adds a local note to the incident's timeline.
-    Note(String),
+    Note(String, When),
+}
+
+/// When a tag or note applies (`when:`), so that a playbook records only
+/// what happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum When {
+    /// Only if every earlier action of the playbook, for the same trigger,
+    /// succeeded: a failed, timed-out or dry-run action skips it.
+    #[default]
+    PreviousSucceeded,
+    /// Whatever happened before.
+    Always,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -457,8 +472,8 @@ impl Action {
         match self {
             Action::Exec(_) => "exec",
             Action::Webhook(_) => "webhook",
-            Action::Tag(_) => "tag",
-            Action::Note(_) => "note",
+            Action::Tag(..) => "tag",
+            Action::Note(..) => "note",
         }
     }
 }
@@ -749,7 +764,7 @@ type Node = Spanned<Value>;
 #[derive(Debug)]
 enum Value {
     Null,
-    Bool,
+    Bool(bool),
     Int(i128),
     Float,
     Str(String),
@@ -773,8 +788,8 @@ impl<'de> Deserialize<'de> for Value {
             fn visit_none<E>(self) -> Result<Value, E> {
                 Ok(Value::Null)
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Value, E> {
-                Ok(Value::Bool)
+            fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+                Ok(Value::Bool(v))
             }
             fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
                 Ok(Value::Int(v.into()))
@@ -824,7 +839,7 @@ impl Value {
     fn describe(&self) -> &'static str {
         match self {
             Value::Null => "nothing",
-            Value::Bool => "a boolean",
+            Value::Bool(_) => "a boolean",
             Value::Int(_) => "an integer",
             Value::Float => "a number",
             Value::Str(_) => "a string",
@@ -848,7 +863,15 @@ struct Fields<'n> {
     entries: Vec<(&'n str, &'n Node)>,
 }
 
-const TOP_KEYS: &[&str] = &["name", "description", "on", "match", "max_tlp", "actions"];
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "enabled",
+    "on",
+    "match",
+    "max_tlp",
+    "actions",
+];
 const MATCH_KEYS: &[&str] = &[
     "severity_at_least",
     "classification",
@@ -857,7 +880,7 @@ const MATCH_KEYS: &[&str] = &[
     "has_indicator",
     "tags",
 ];
-const ACTION_KEYS: &[&str] = &["exec", "webhook", "tag", "note"];
+const ACTION_KEYS: &[&str] = &["exec", "webhook", "tag", "note", "when"];
 const EXEC_KEYS: &[&str] = &["argv", "for_each_indicator", "timeout", "env", "cwd"];
 const WEBHOOK_KEYS: &[&str] = &["url", "timeout", "headers", "retries"];
 /// Headers the client sets itself.
@@ -915,11 +938,23 @@ impl Checker {
             Some(node) => self.matcher(node, max_tlp),
             None => Some(Match::default()),
         };
+        let enabled = match fields.get("enabled") {
+            Some(Node {
+                value: Value::Bool(enabled),
+                ..
+            }) => Some(*enabled),
+            Some(node) => {
+                self.expected(node, "enabled", "true or false");
+                None
+            }
+            None => Some(true),
+        };
         let actions = self
             .required(&fields, "actions")
             .and_then(|node| self.actions(node));
 
-        let (name, on, max_tlp, matcher, actions) = (name?, on?, max_tlp?, matcher?, actions?);
+        let (name, on, max_tlp, matcher, actions, enabled) =
+            (name?, on?, max_tlp?, matcher?, actions?, enabled?);
         let playbook = Playbook {
             name,
             description,
@@ -928,6 +963,7 @@ impl Checker {
             matcher,
             max_tlp,
             actions,
+            enabled,
             warnings: Vec::new(),
         };
         self.cross_checks(&playbook, &fields);
@@ -1171,8 +1207,14 @@ impl Checker {
     fn action(&mut self, node: &Node, i: usize) -> Option<Action> {
         let field = format!("actions[{i}]");
         let fields = self.mapping(node, &field, ACTION_KEYS)?;
-        let [(kind, body)] = fields.entries[..] else {
-            let found = fields.entries.iter().map(|(k, _)| *k).collect::<Vec<_>>();
+        let kinds: Vec<(&str, &Node)> = fields
+            .entries
+            .iter()
+            .filter(|(k, _)| *k != "when")
+            .copied()
+            .collect();
+        let [(kind, body)] = kinds[..] else {
+            let found = kinds.iter().map(|(k, _)| *k).collect::<Vec<_>>();
             self.error(
                 node,
                 &field,
@@ -1187,6 +1229,32 @@ impl Checker {
             );
             return None;
         };
+        let when = match fields.get("when") {
+            None => When::default(),
+            Some(node) if kind == "exec" || kind == "webhook" => {
+                self.error(
+                    node,
+                    &format!("{field}.when"),
+                    format!("applies to tag and note actions only, not to {kind}"),
+                );
+                return None;
+            }
+            Some(node) => match self.string(node, &format!("{field}.when"))?.as_str() {
+                "previous_succeeded" => When::PreviousSucceeded,
+                "always" => When::Always,
+                other => {
+                    self.error(
+                        node,
+                        &format!("{field}.when"),
+                        format!(
+                            "'{}' is not one of previous_succeeded, always",
+                            shown(other, 40)
+                        ),
+                    );
+                    return None;
+                }
+            },
+        };
         let field = format!("{field}.{kind}");
         match kind {
             "exec" => self.exec(body, &field).map(Action::Exec),
@@ -1194,7 +1262,7 @@ impl Checker {
             "tag" => {
                 let tag = self.string(body, &field)?;
                 match normalize_tag(&tag) {
-                    Ok(tag) => Some(Action::Tag(tag)),
+                    Ok(tag) => Some(Action::Tag(tag, when)),
                     Err(e) => {
                         self.error(body, &field, e.reason);
                         None
@@ -1215,7 +1283,7 @@ impl Checker {
                     );
                     return None;
                 }
-                Some(Action::Note(note))
+                Some(Action::Note(note, when))
             }
         }
     }
@@ -1811,7 +1879,10 @@ actions:
         assert_eq!(hook.url.target, "/cert-hook");
         assert_eq!(hook.timeout, Duration::from_secs(5));
         assert_eq!(hook.retries, DEFAULT_WEBHOOK_RETRIES);
-        assert_eq!(playbook.actions[2], Action::Tag("blocked".into()));
+        assert_eq!(
+            playbook.actions[2],
+            Action::Tag("blocked".into(), When::PreviousSucceeded)
+        );
     }
 
     #[test]
@@ -1835,6 +1906,10 @@ actions:
         // The examples are what people copy: no warnings either.
         for playbook in &playbooks {
             assert_eq!(playbook.warnings, [], "{}", playbook.file.display());
+        }
+        // And none runs until the operator turns it on.
+        for playbook in &playbooks {
+            assert!(!playbook.enabled, "{} is enabled", playbook.file.display());
         }
         // Scripts next to the playbooks are found wherever the folder is.
         for playbook in &playbooks {
@@ -1869,7 +1944,7 @@ actions:
     #[test]
     fn errors_name_file_line_column_and_field() {
         let cases: &[(String, &str)] = &[
-            (with_line("bogus: 1"), "t.yaml:4:1: bogus: unknown key; valid keys here: name, description, on, match, max_tlp, actions"),
+            (with_line("bogus: 1"), "t.yaml:4:1: bogus: unknown key; valid keys here: name, description, enabled, on, match, max_tlp, actions"),
             (with_line("match: {severity: high}"), "t.yaml:4:9: match.severity: unknown key"),
             (with_line("match: {severity_at_least: urgent}"), "t.yaml:4:28: match.severity_at_least: unknown value 'urgent'; valid values: low, medium, high, critical"),
             (with_line("match: {classification: [fraud/phising]}"), "t.yaml:4:26: match.classification[0]: unknown value 'fraud/phising'"),
@@ -1962,13 +2037,45 @@ actions:
     }
 
     #[test]
+    fn enabled_and_when_are_checked() {
+        let base = "name: t\non: [incident.received]\n";
+        let ok = |text: &str| parse(&format!("{base}{text}"), "t.yaml").unwrap();
+        assert!(ok("actions:\n  - tag: x\n").enabled);
+        assert!(!ok("enabled: false\nactions:\n  - tag: x\n").enabled);
+        assert_eq!(
+            ok("actions:\n  - note: n\n    when: always\n").actions[0],
+            Action::Note("n".into(), When::Always)
+        );
+        let error = |text: &str| {
+            parse(&format!("{base}{text}"), "t.yaml")
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            error("enabled: no\nactions:\n  - tag: x\n"),
+            "t.yaml:3:10: enabled: expected true or false, got a string"
+        );
+        assert_eq!(
+            error("actions:\n  - tag: x\n    when: sometimes\n"),
+            "t.yaml:5:11: actions[0].when: 'sometimes' is not one of previous_succeeded, always"
+        );
+        assert_eq!(
+            error("actions:\n  - exec:\n      argv: [/bin/true]\n    when: always\n"),
+            "t.yaml:6:11: actions[0].when: applies to tag and note actions only, not to exec"
+        );
+    }
+
+    #[test]
     fn yaml_one_one_booleans_stay_strings() {
         let playbook = parse(
             "name: t\non: [peer.up]\nactions:\n  - tag: no\n  - exec: {argv: [/bin/echo, yes, off, 10]}\n",
             "t.yaml",
         )
         .unwrap();
-        assert_eq!(playbook.actions[0], Action::Tag("no".into()));
+        assert_eq!(
+            playbook.actions[0],
+            Action::Tag("no".into(), When::PreviousSucceeded)
+        );
         let Action::Exec(exec) = &playbook.actions[1] else {
             panic!("not exec");
         };
@@ -2102,7 +2209,7 @@ actions:
                     a.display()
                 ),
                 format!(
-                    "{}:4:1: extra: unknown key; valid keys here: name, description, on, match, max_tlp, actions",
+                    "{}:4:1: extra: unknown key; valid keys here: name, description, enabled, on, match, max_tlp, actions",
                     c.display()
                 ),
             ]

@@ -210,6 +210,15 @@ impl Store {
         Ok(self.shared.db.contains_key(keys::run(key))?)
     }
 
+    /// The run recorded with this key, if any (its outcome decides whether
+    /// the playbook's later tags and notes apply after a restart).
+    pub fn run_record(&self, key: &str) -> Result<Option<RunRecord>, StoreError> {
+        match self.shared.db.get(keys::run(key))? {
+            None => Ok(None),
+            Some(json) => Ok(Some(decode_json(&json, "playbook run")?)),
+        }
+    }
+
     /// Recorded runs, newest first, that pass `keep`; at most `limit`.
     pub fn runs(
         &self,
