@@ -337,7 +337,7 @@ actions:
     let local = detail["local"].as_array().unwrap();
     assert_eq!(local.len(), 1, "{detail}");
     assert_eq!(local[0]["note"], "ticket attempted");
-    let table = node.cerctl(&["playbook", "runs", "--incident", &id]);
+    let table = node.cerctl(&["playbook", "runs", "--wide", "--incident", &id]);
     assert!(table.ok().contains("dry run (exit 99)"), "{}", table.stdout);
 }
 

@@ -314,7 +314,7 @@ fn field_problems_from_the_daemon_are_listed() {
     errors.push(cer_proto::FieldError::new("title", "must not be empty"));
     errors.push(cer_proto::FieldError::new(
         "recipients",
-        "TLP:RED requires named recipients",
+        "TLP:RED needs at least one recipient besides this node",
     ));
     let err = anyhow::Error::new(crate::ClientError::Api {
         status: 422,
@@ -330,7 +330,7 @@ fn field_problems_from_the_daemon_are_listed() {
         [
             "cerctl: cerd refused the request:",
             "  title: must not be empty",
-            "  recipients: TLP:RED requires named recipients",
+            "  recipients: TLP:RED needs at least one recipient besides this node",
         ]
     );
     assert!(stdout.is_empty());
