@@ -128,6 +128,10 @@ where
         Some(Command::Init { name, force }) => init(&cli, name.as_deref(), *force, stdout),
         Some(Command::Check { store }) => check(&cli, *store, stdout),
         Some(Command::Repair) => repair(&cli, stdout),
+        Some(Command::Demo { .. }) if cli.config.is_some() => Err(anyhow::anyhow!(
+            "cerd demo runs its own three nodes in a scratch folder and takes no configuration; \
+             drop --config (or unset CERD_CONFIG), or use --dir to keep the demo's folders"
+        )),
         Some(Command::Demo { dir }) => demo(dir.clone()),
     };
     let result = result.and_then(|code| {
@@ -635,5 +639,13 @@ mod tests {
             "{out}"
         );
         assert!(out.ends_with("all checks passed\n"), "{out}");
+    }
+
+    #[test]
+    fn demo_refuses_a_configuration_instead_of_ignoring_it() {
+        let (_dir, config) = node_dir();
+        let (code, stderr) = cerd(&["--config", &config, "demo"], &mut Vec::new());
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.contains("takes no configuration"), "{stderr}");
     }
 }
