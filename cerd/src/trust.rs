@@ -128,11 +128,23 @@ impl Trust {
         })
     }
 
-    /// Resolves a CERT given by name or fingerprint.
+    /// Resolves a CERT given by name, fingerprint, or the short form of
+    /// its fingerprint that `cerctl peers` shows (its last 16 hex digits;
+    /// only when exactly one certificate ends so).
     pub fn resolve(&self, who: &str) -> Option<TrustedCert> {
         self.with(|t| match Fingerprint::parse(who) {
             Ok(fpr) => t.get(&fpr).cloned(),
-            Err(_) => t.find_by_name(who).cloned(),
+            Err(_) => t.find_by_name(who).cloned().or_else(|| {
+                let short = who.trim().to_ascii_uppercase();
+                if short.len() != 16 || !short.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return None;
+                }
+                let mut found = t.iter().filter(|c| c.fingerprint().short() == short);
+                match (found.next(), found.next()) {
+                    (Some(only), None) => Some(only.clone()),
+                    _ => None,
+                }
+            }),
         })
     }
 
@@ -265,4 +277,31 @@ fn warn_secret(cert: &TrustedCert) {
 fn stamp(path: &Path) -> Option<(u64, SystemTime)> {
     let metadata = std::fs::metadata(path).ok()?;
     Some((metadata.len(), metadata.modified().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sign::Identity;
+
+    #[test]
+    fn a_cert_is_found_by_name_fingerprint_or_its_short_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let own = Identity::generate("KE-CIRT").unwrap();
+        let peer = Identity::generate("NG-CERT").unwrap();
+        std::fs::write(dir.path().join("ng.asc"), peer.public_armored()).unwrap();
+        let trust = Trust::load(dir.path(), own.public_cert());
+        let fpr = peer.fingerprint();
+        for who in [
+            "NG-CERT".to_owned(),
+            fpr.to_string(),
+            fpr.short().to_owned(),
+            fpr.short().to_ascii_lowercase(),
+        ] {
+            let found = trust.resolve(&who).map(|c| c.fingerprint().clone());
+            assert_eq!(found.as_ref(), Some(fpr), "{who}");
+        }
+        assert!(trust.resolve(&fpr.to_string()[..16]).is_none());
+        assert!(trust.resolve("EG-CERT").is_none());
+    }
 }

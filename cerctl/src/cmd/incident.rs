@@ -200,6 +200,15 @@ fn write_detail(
         rows.push(("filed", when(filed, now)));
     }
     rows.push(("updated", when(&incident.updated, now)));
+    // Each recipient's furthest receipt (the fold keeps the highest).
+    let receipts: Vec<String> = incident
+        .receipts()
+        .into_iter()
+        .map(|(who, state, at)| format!("{} {state} {}", cert_name(who, names), when(&at, now)))
+        .collect();
+    if !receipts.is_empty() {
+        rows.push(("receipts", receipts.join("; ")));
+    }
     if let Some(content) = content {
         if let Some(occurred) = &content.occurred {
             rows.push(("occurred", when(occurred, now)));
@@ -568,6 +577,21 @@ mod tests {
         );
     }
 
+    fn receipt(seq: u64, state: ReceiptState, at: &str) -> TimelineEntry {
+        TimelineEntry {
+            envelope: EnvelopeId::of(&[seq as u8]),
+            author: fpr('B'),
+            seq,
+            at: ts(at),
+            kind: Kind::Receipt,
+            event: Event::Receipt {
+                target: EnvelopeId::of(b"envelope"),
+                state,
+                comment: None,
+            },
+        }
+    }
+
     #[test]
     fn show_names_signers_and_indicators() {
         let now = time::macros::datetime!(2026-11-28 13:00:00 UTC);
@@ -604,14 +628,19 @@ mod tests {
                     sightings: 3,
                 }],
                 retracted: None,
-                timeline: vec![TimelineEntry {
-                    envelope: id,
-                    author: fpr('A'),
-                    seq: 1,
-                    at: ts("2026-11-28T12:00:00Z"),
-                    kind: Kind::Incident,
-                    event: Event::Filed,
-                }],
+                timeline: vec![
+                    TimelineEntry {
+                        envelope: id,
+                        author: fpr('A'),
+                        seq: 1,
+                        at: ts("2026-11-28T12:00:00Z"),
+                        kind: Kind::Incident,
+                        event: Event::Filed,
+                    },
+                    // B acknowledged twice: the furthest state is shown.
+                    receipt(2, ReceiptState::Resolved, "2026-11-28T12:20:00Z"),
+                    receipt(3, ReceiptState::Received, "2026-11-28T12:40:00Z"),
+                ],
             },
             envelopes: vec![EnvelopeInfo {
                 id,
@@ -647,6 +676,8 @@ mod tests {
             "KE-CIRT, BBBBBBBBBBBBBBBB",
             &format!("good signature by KE-CIRT ({})", fpr('A')),
             &id.to_hex(),
+            "receipts:",
+            "BBBBBBBBBBBBBBBB resolved",
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
         }
