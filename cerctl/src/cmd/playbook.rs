@@ -166,7 +166,11 @@ fn runs_table(list: &RunList, cwd: Option<&Path>, wide: bool) -> comfy_table::Ta
                 .map(|i| render::incident_id(&i, wide))
                 .unwrap_or_else(|| "-".into()),
             render::one_line(&action),
-            run.outcome.to_string(),
+            // Webhooks retry: say how many tries the outcome took.
+            match run.attempts {
+                0 | 1 => run.outcome.to_string(),
+                n => format!("{} after {n} tries", run.outcome),
+            },
             run.duration_ms.to_string(),
             render::one_line(output),
         ]);
@@ -218,5 +222,21 @@ mod tests {
         .unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("/srv/cer/playbooks/bin/block-ip"), "{text}");
+    }
+
+    #[test]
+    fn runs_say_how_many_tries_a_webhook_took() {
+        let run: cer_proto::api::RunRecord = serde_json::from_value(serde_json::json!({
+            "playbook": "ticket", "event": "incident.filed",
+            "action": "webhook http://127.0.0.1:9/x",
+            "key": "k", "started": "2026-11-28T12:00:00Z", "duration_ms": 40,
+            "attempts": 3, "outcome": {"status": "failed", "reason": "connection refused"}
+        }))
+        .unwrap();
+        let list = RunList { runs: vec![run] };
+        let mut out = Vec::new();
+        render::write_table(&mut out, &runs_table(&list, None, true)).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("after 3 tries"), "{text}");
     }
 }
