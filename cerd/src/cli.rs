@@ -75,6 +75,15 @@ enum Command {
     /// envelope (peers send the rest again), rebuilds incidents and
     /// indexes, and keeps the old folder beside it.
     Repair,
+    /// Print a shell completion script, e.g.
+    /// `cerd completions bash > /etc/bash_completion.d/cerd`.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print cerd's man page (roff), e.g. `cerd man | man -l -`.
+    Man,
     /// Run three federating CERT nodes on this machine and narrate what
     /// they do (under a minute).
     Demo {
@@ -128,6 +137,15 @@ where
         Some(Command::Init { name, force }) => init(&cli, name.as_deref(), *force, stdout),
         Some(Command::Check { store }) => check(&cli, *store, stdout),
         Some(Command::Repair) => repair(&cli, stdout),
+        Some(Command::Completions { shell }) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "cerd", stdout);
+            Ok(0)
+        }
+        Some(Command::Man) => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+            .render(stdout)
+            .map(|()| 0)
+            .context("writing the man page"),
         Some(Command::Demo { .. }) if cli.config.is_some() => Err(anyhow::anyhow!(
             "cerd demo runs its own three nodes in a scratch folder and takes no configuration; \
              drop --config (or unset CERD_CONFIG), or use --dir to keep the demo's folders"
@@ -647,5 +665,25 @@ mod tests {
         let (code, stderr) = cerd(&["--config", &config, "demo"], &mut Vec::new());
         assert_eq!(code, 1, "{stderr}");
         assert!(stderr.contains("takes no configuration"), "{stderr}");
+    }
+
+    #[test]
+    fn completions_and_man_page_come_from_the_command_line_definition() {
+        let mut out = Vec::new();
+        let (code, stderr) = cerd(&["completions", "bash"], &mut out);
+        assert_eq!(code, 0, "{stderr}");
+        let script = String::from_utf8(out).unwrap();
+        assert!(
+            script.contains("repair") && script.contains("--config"),
+            "{script}"
+        );
+        let mut out = Vec::new();
+        let (code, stderr) = cerd(&["man"], &mut out);
+        assert_eq!(code, 0, "{stderr}");
+        let page = String::from_utf8(out).unwrap();
+        assert!(
+            page.starts_with(".ie") || page.contains(".TH cerd"),
+            "{page}"
+        );
     }
 }
