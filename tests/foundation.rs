@@ -1005,3 +1005,53 @@ fn silent_api_client_is_disconnected() {
     // The node still serves others.
     node.status();
 }
+
+/// Listings page: --offset and --limit walk every match once, in either
+/// order, and --until bounds them in time.
+#[test]
+fn listings_page_through_every_match() {
+    let node = TestNode::start("KE-CIRT");
+    let mut filed = Vec::new();
+    for n in 0..5 {
+        filed.push(node.file(&[
+            "--title",
+            &format!("page {n}"),
+            "--severity",
+            "low",
+            "--tlp",
+            "green",
+            "--class",
+            "test/test",
+        ]));
+    }
+    let ids = |args: &[&str]| -> (Vec<String>, bool) {
+        let mut argv = vec!["incident", "list"];
+        argv.extend_from_slice(args);
+        let list = node.json(&argv);
+        let ids = list["incidents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_owned())
+            .collect();
+        (ids, list["truncated"] == true)
+    };
+    let newest_first: Vec<String> = filed.iter().rev().cloned().collect();
+    let mut walked = Vec::new();
+    for offset in [0, 2, 4] {
+        let (page, more) = ids(&["--limit", "2", "--offset", &offset.to_string()]);
+        assert_eq!(more, offset < 4, "offset {offset}");
+        walked.extend(page);
+    }
+    assert_eq!(walked, newest_first);
+    let (oldest, more) = ids(&["--oldest-first", "--limit", "2"]);
+    assert_eq!((oldest, more), (filed[..2].to_vec(), true));
+    // Until the third filing changed: the two before it.
+    let third = node.json(&["incident", "show", &filed[2]]);
+    let until = third["incident"]["updated"].as_str().unwrap().to_owned();
+    let (before, _) = ids(&["--until", &until, "--oldest-first"]);
+    assert_eq!(before, filed[..2].to_vec());
+    let refused = node.cerctl(&["incident", "list", "--since", &until, "--until", &until]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stderr.contains("until"), "{refused:?}");
+}

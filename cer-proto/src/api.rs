@@ -394,6 +394,16 @@ pub struct IncidentQuery {
     pub include_retracted: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
+    /// Only incidents changed before this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Timestamp>,
+    /// Skip this many matching incidents first (the next page starts at
+    /// the previous page's offset plus its length).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<usize>,
+    /// Oldest change first instead of newest first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oldest_first: bool,
 }
 
 /// Default and largest page of `GET /v1/incidents`.

@@ -269,6 +269,20 @@ pub struct ListArgs {
     /// Include retracted incidents.
     #[arg(long)]
     pub all: bool,
+
+    /// Only incidents changed before a time: a duration back from now, a
+    /// date or an RFC 3339 timestamp (as for --since).
+    #[arg(long, value_name = "DURATION|DATE|TIME", value_parser = parse_since)]
+    pub until: Option<Since>,
+
+    /// Skip this many matching incidents: the next page starts at the
+    /// last page's --offset plus its --limit.
+    #[arg(long, value_name = "N")]
+    pub offset: Option<usize>,
+
+    /// Oldest change first (default: newest first).
+    #[arg(long)]
+    pub oldest_first: bool,
 }
 
 /// Help for every incident id argument.

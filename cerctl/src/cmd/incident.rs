@@ -83,6 +83,9 @@ pub(super) async fn list(ctx: &Ctx<'_>, io: &mut Io<'_>, args: ListArgs) -> anyh
         from: args.from,
         include_retracted: args.all,
         limit: args.limit.map(|n| n as usize),
+        until: args.until.map(|until| until.resolve(now)),
+        offset: args.offset,
+        oldest_first: args.oldest_first,
     };
     let list = connect(ctx).await?.list_incidents(&query).await?;
     if ctx.json {
@@ -135,7 +138,7 @@ fn write_incident_list(
     if list.truncated {
         writeln!(
             out,
-            "(showing the {} most recent; more match: narrow the filters or raise --limit)",
+            "(showing {}; more match: narrow the filters, raise --limit, or page on with --offset)",
             list.incidents.len()
         )?;
     }

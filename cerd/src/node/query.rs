@@ -14,7 +14,7 @@ use cer_proto::{EnvelopeId, FieldError, FieldErrors, Fingerprint};
 use uuid::Uuid;
 
 use super::{Node, NodeError};
-use crate::store::{StoredEnvelope, SummaryFilter};
+use crate::store::{Page, StoredEnvelope, SummaryFilter};
 
 impl Node {
     /// What `playbook` would run for an incident, without running it.
@@ -93,8 +93,18 @@ impl Node {
         if let Some(pattern) = &query.classification {
             cer_proto::model::Classification::check_pattern(pattern)?;
         }
+        if let (Some(since), Some(until)) = (query.since, query.until) {
+            if until <= since {
+                return Err(FieldError::new("until", "must be later than since").into());
+            }
+        }
         let filter = ListFilter { query, from };
-        let (mut incidents, truncated) = self.store.list(&filter, limit)?;
+        let page = Page {
+            offset: query.offset.unwrap_or(0),
+            limit,
+            oldest_first: query.oldest_first,
+        };
+        let (mut incidents, truncated) = self.store.list(&filter, page)?;
         for summary in &mut incidents {
             summary.reporter_name = summary.reporter.as_ref().and_then(|r| self.name_of(r));
         }
@@ -258,6 +268,10 @@ struct ListFilter<'a> {
 impl SummaryFilter for ListFilter<'_> {
     fn since(&self) -> Option<Timestamp> {
         self.query.since
+    }
+
+    fn until(&self) -> Option<Timestamp> {
+        self.query.until
     }
 
     fn accept(&self, s: &IncidentSummary) -> bool {

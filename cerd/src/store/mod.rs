@@ -267,9 +267,19 @@ pub struct Published {
 
 /// Filters applied while scanning incidents newest first.
 pub trait SummaryFilter {
-    /// Summaries updated before this are never wanted: stop scanning.
+    /// Summaries updated before this are never wanted.
     fn since(&self) -> Option<Timestamp>;
+    /// Summaries updated at or after this are never wanted.
+    fn until(&self) -> Option<Timestamp>;
     fn accept(&self, summary: &IncidentSummary) -> bool;
+}
+
+/// Which page of a listing, in which order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub offset: usize,
+    pub limit: usize,
+    pub oldest_first: bool,
 }
 
 /// A handle on the store: reads, and the writer's inbox. Cheap to clone.

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{
     corrupt, decode_head, decode_json, decode_record, decode_summary, keys, Counts, IndicatorHit,
-    Store, StoreError, StoredEnvelope, SummaryFilter,
+    Page, Store, StoreError, StoredEnvelope, SummaryFilter,
 };
 
 impl Store {
@@ -140,26 +140,53 @@ impl Store {
     pub fn list(
         &self,
         filter: &dyn SummaryFilter,
-        limit: usize,
+        page: Page,
     ) -> Result<(Vec<IncidentSummary>, bool), StoreError> {
-        let mut out = Vec::new();
-        let since = filter.since();
-        for item in self.shared.db.scan_prefix([keys::ORDER]).rev() {
-            let (k, _) = item?;
-            if let Some(since) = since {
-                if keys::time_from(&k[1..])? < since {
-                    break;
-                }
+        // The time order's keys bound the scan: only [since, until).
+        let start = match filter.since() {
+            Some(since) => {
+                let mut key = vec![keys::ORDER];
+                key.extend_from_slice(&keys::time_bytes(since));
+                key
             }
+            None => vec![keys::ORDER],
+        };
+        let end = match filter.until() {
+            Some(until) => {
+                let mut key = vec![keys::ORDER];
+                key.extend_from_slice(&keys::time_bytes(until));
+                key
+            }
+            None => vec![keys::ORDER + 1],
+        };
+        if start >= end {
+            return Ok((Vec::new(), false));
+        }
+        let range = self.shared.db.range(start..end);
+        let ordered: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
+            if page.oldest_first {
+                Box::new(range)
+            } else {
+                Box::new(range.rev())
+            };
+        let mut out = Vec::new();
+        let mut skipped = 0;
+        for item in ordered {
+            let (k, _) = item?;
             let Some(summary) = self.summary(keys::uuid_at(&k, 17)?)? else {
                 continue;
             };
-            if filter.accept(&summary) {
-                if out.len() == limit {
-                    return Ok((out, true));
-                }
-                out.push(summary);
+            if !filter.accept(&summary) {
+                continue;
             }
+            if skipped < page.offset {
+                skipped += 1;
+                continue;
+            }
+            if out.len() == page.limit {
+                return Ok((out, true));
+            }
+            out.push(summary);
         }
         Ok((out, false))
     }
