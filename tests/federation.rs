@@ -475,6 +475,25 @@ fn unknown_node_cannot_connect_and_removed_cert_disconnects() {
             .all(|p| p["name"] != "XX-CERT"),
         "{at_ke}"
     );
+    // KE's peers list shows the refused key, where from, and how often.
+    let stranger_fpr = stranger.fingerprint();
+    let refused = eventually(SOON, "KE to list the refused key", || {
+        let peers = ke.json(&["peers"]);
+        peers["peers"]
+            .as_array()?
+            .iter()
+            .find(|p| p["fingerprint"] == stranger_fpr.as_str())
+            .cloned()
+    });
+    assert_eq!(refused["connected"], false, "{refused}");
+    assert!(
+        refused["rejections"]["not_trusted"].as_u64() >= Some(1),
+        "{refused}"
+    );
+    assert!(refused["address"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
 
     // KE stops trusting NG: NG is disconnected within seconds, no restart.
     let ng_fpr = ng.fingerprint();

@@ -66,6 +66,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const SIMULTANEOUS: Duration = Duration::from_secs(2);
 /// Refused keys remembered so that each is logged once (see `accept_loop`).
 const REFUSALS_REMEMBERED: usize = 1024;
+/// Refused keys listed in `cerctl peers` at most (the most recent).
+const REFUSALS_SHOWN: usize = 64;
 
 /// A running mesh: endpoint, engine, dialers.
 pub struct Mesh {
@@ -121,6 +123,7 @@ impl Mesh {
             connected: connected.clone(),
             next_link: 0,
             stopped: stopped.clone(),
+            refused: BTreeMap::new(),
         };
         tasks.push(tokio::spawn(engine.run()));
         tasks.push(tokio::spawn(accept_loop(
@@ -187,6 +190,11 @@ enum Input {
         link: u64,
         reason: &'static str,
         detail: String,
+    },
+    /// A connection from a key not in the trust store was refused.
+    Refused {
+        fingerprint: Fingerprint,
+        remote: SocketAddr,
     },
     /// The store's answer for a batch the pipeline queued: durable now.
     Ingested {
@@ -259,6 +267,15 @@ struct Engine {
     connected: Arc<RwLock<HashSet<Fingerprint>>>,
     next_link: u64,
     stopped: watch::Receiver<bool>,
+    /// Keys refused since the trust store last changed, for `cerctl peers`.
+    refused: BTreeMap<Fingerprint, Refusal>,
+}
+
+/// Connections refused from one unknown key.
+struct Refusal {
+    address: SocketAddr,
+    last: cer_proto::model::Timestamp,
+    count: u64,
 }
 
 impl Engine {
@@ -293,6 +310,7 @@ impl Engine {
 
     fn handle_event(&mut self, event: Result<NodeEvent, tokio::sync::broadcast::error::RecvError>) {
         if let Ok(NodeEvent::TrustChanged) = event {
+            self.refused.clear();
             let trusted = trusted_authors(&self.node);
             tracing::debug!(certificates = trusted.len(), "trust store changed");
             self.sync.set_trusted(trusted);
@@ -372,6 +390,32 @@ impl Engine {
                     });
                     self.publish_board();
                 }
+            }
+            Input::Refused {
+                fingerprint,
+                remote,
+            } => {
+                if self.refused.len() >= REFUSALS_SHOWN && !self.refused.contains_key(&fingerprint)
+                {
+                    // Strangers can make keys faster than anyone reads the
+                    // board: keep the most recent ones.
+                    let oldest = self
+                        .refused
+                        .iter()
+                        .min_by_key(|(_, r)| r.last)
+                        .map(|(f, _)| f.clone());
+                    if let Some(oldest) = oldest {
+                        self.refused.remove(&oldest);
+                    }
+                }
+                let refusal = self.refused.entry(fingerprint).or_insert(Refusal {
+                    address: remote,
+                    last: audit::now(),
+                    count: 0,
+                });
+                refusal.address = remote;
+                refusal.last = audit::now();
+                refusal.count += 1;
             }
             Input::Ingested { from, results } => {
                 for (author, seq, id, result) in results {
@@ -623,6 +667,25 @@ impl Engine {
                 rejections: stats.rejections.clone(),
             });
         }
+        for (fingerprint, refusal) in &self.refused {
+            if self.board.contains_key(fingerprint) {
+                continue;
+            }
+            peers.push(PeerInfo {
+                name: None,
+                fingerprint: Some(fingerprint.clone()),
+                address: Some(refusal.address.to_string()),
+                connected: false,
+                last_seen: Some(refusal.last),
+                envelopes_sent: 0,
+                envelopes_received: 0,
+                behind: 0,
+                duplicates: 0,
+                bytes_sent: 0,
+                bytes_received: 0,
+                rejections: BTreeMap::from([("not_trusted".to_owned(), refusal.count)]),
+            });
+        }
         for peer in &self.configured {
             let known = peer
                 .fingerprint
@@ -801,6 +864,10 @@ async fn accept_loop(
                     let _ = inbox.send(Input::Link(Box::new(link))).await;
                 }
                 Err(MeshError::UnknownPeer { fingerprint }) => {
+                    let _ = inbox.try_send(Input::Refused {
+                        fingerprint: fingerprint.clone(),
+                        remote,
+                    });
                     let first = {
                         let mut refused = refused.lock().unwrap_or_else(|e| e.into_inner());
                         // Bounded: strangers can make keys faster than
