@@ -458,18 +458,7 @@ async fn playbooks(State(node): Node_) -> Json<cer_proto::api::PlaybookList> {
 
 async fn check_playbook(body: Body) -> ApiResult<Response> {
     let request: cer_proto::api::CheckPlaybook = json_body(body)?;
-    let check = match crate::playbook::spec::parse_all(&request.yaml, &request.file) {
-        Ok(playbook) => cer_proto::api::PlaybookCheck {
-            name: Some(playbook.name),
-            errors: vec![],
-            warnings: playbook.warnings.iter().map(|w| w.to_string()).collect(),
-        },
-        Err(errors) => cer_proto::api::PlaybookCheck {
-            name: None,
-            errors: errors.iter().map(|e| e.to_string()).collect(),
-            warnings: vec![],
-        },
-    };
+    let check = crate::playbook::spec::check(&request.yaml, &request.file);
     Ok(Json(check).into_response())
 }
 

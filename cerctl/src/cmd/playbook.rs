@@ -3,9 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use cer_proto::api::{
-    CheckPlaybook, PlaybookCheck, PlaybookList, PlaybookTest, RunList, RunQuery, TestPlaybook,
-};
+use cer_proto::api::{PlaybookCheck, PlaybookList, PlaybookTest, RunList, RunQuery, TestPlaybook};
 use uuid::Uuid;
 
 use super::{connect, print_json, Ctx, Io};
@@ -53,12 +51,11 @@ fn read(file: &Path) -> anyhow::Result<(String, String)> {
     Ok((file.display().to_string(), yaml))
 }
 
+/// Checks a playbook file here, with the daemon's own rules (the
+/// cer-playbook crate): a linter that needs no running node.
 pub(super) async fn check(ctx: &Ctx<'_>, io: &mut Io<'_>, file: &Path) -> anyhow::Result<i32> {
     let (file, yaml) = read(file)?;
-    let check: PlaybookCheck = connect(ctx)
-        .await?
-        .post_json("/v1/playbooks/check", &CheckPlaybook { file, yaml })
-        .await?;
+    let check: PlaybookCheck = cer_playbook::check(&yaml, &file);
     if ctx.json {
         print_json(io, &check)?;
     } else if let Some(name) = &check.name {

@@ -29,7 +29,9 @@ pub mod driver;
 pub mod plan;
 pub mod registry;
 pub mod run;
-pub mod spec;
+/// The playbook file format lives in its own crate, shared with cerctl's
+/// linter.
+pub use cer_playbook as spec;
 
 /// The driver's cursor in the store's event log.
 pub const CURSOR: &str = "playbooks";

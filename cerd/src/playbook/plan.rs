@@ -19,7 +19,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cer_proto::envelope::Kind;
 use cer_proto::incident::{IncidentState, IndicatorEntry};
 use cer_proto::model::{Severity, Tlp};
 use cer_proto::Fingerprint;
@@ -244,25 +243,6 @@ pub fn payload(trigger: &Trigger<'_>) -> Arc<[u8]> {
     let mut bytes = serde_json::to_vec(&object).unwrap_or_default();
     bytes.push(b'\n');
     bytes.into()
-}
-
-impl EventKind {
-    /// The event a newly stored envelope causes, if any: incidents are
-    /// `incident.filed` when this node wrote them and `incident.received`
-    /// otherwise; every update is `incident.updated`; sightings,
-    /// retractions and receipts are events only when a peer wrote them.
-    pub fn for_envelope(kind: Kind, author: &Fingerprint, own: &Fingerprint) -> Option<EventKind> {
-        let from_peer = author != own;
-        match kind {
-            Kind::Incident if from_peer => Some(EventKind::IncidentReceived),
-            Kind::Incident => Some(EventKind::IncidentFiled),
-            Kind::Update => Some(EventKind::IncidentUpdated),
-            Kind::Sighting if from_peer => Some(EventKind::SightingReceived),
-            Kind::Retraction if from_peer => Some(EventKind::RetractionReceived),
-            Kind::Receipt if from_peer => Some(EventKind::ReceiptReceived),
-            Kind::Sighting | Kind::Retraction | Kind::Receipt => None,
-        }
-    }
 }
 
 impl PlannedAction {
@@ -556,6 +536,7 @@ fn cut(text: &str, max_chars: usize) -> String {
 pub(crate) mod tests {
     use super::super::spec::parse;
     use super::*;
+    use cer_proto::envelope::Kind;
     use cer_proto::incident::{Content, Event, Retracted, TimelineEntry};
     use cer_proto::model::{Classification, IndicatorType, Status, Timestamp};
     use cer_proto::EnvelopeId;

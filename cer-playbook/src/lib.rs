@@ -1,7 +1,9 @@
 //! Playbook files: the YAML format, its validation and the typed
-//! [`Playbook`] the planner works from.
+//! [`Playbook`] cerd's planner works from. Its own crate so that cerctl
+//! can check a playbook without a running daemon (`cerctl playbook
+//! check`), with exactly the daemon's rules.
 //!
-//! This module owns serde-saphyr; nothing else in cerd parses YAML. A file
+//! This crate owns serde-saphyr for playbooks; nothing in cerd parses YAML. A file
 //! is parsed once into a tree of values that remember their line and
 //! column, then checked field by field, so every problem in a file is
 //! reported at once and each error names its file, line, column and field
@@ -1813,6 +1815,51 @@ fn shown(text: &str, max_chars: usize) -> String {
         out.push_str("...");
     }
     out
+}
+
+impl EventKind {
+    /// The event a newly stored envelope causes, if any: incidents are
+    /// `incident.filed` when this node wrote them and `incident.received`
+    /// otherwise; every update is `incident.updated`; sightings,
+    /// retractions and receipts are events only when a peer wrote them.
+    pub fn for_envelope(
+        kind: cer_proto::envelope::Kind,
+        author: &Fingerprint,
+        own: &Fingerprint,
+    ) -> Option<EventKind> {
+        let from_peer = author != own;
+        match kind {
+            cer_proto::envelope::Kind::Incident if from_peer => Some(EventKind::IncidentReceived),
+            cer_proto::envelope::Kind::Incident => Some(EventKind::IncidentFiled),
+            cer_proto::envelope::Kind::Update => Some(EventKind::IncidentUpdated),
+            cer_proto::envelope::Kind::Sighting if from_peer => Some(EventKind::SightingReceived),
+            cer_proto::envelope::Kind::Retraction if from_peer => {
+                Some(EventKind::RetractionReceived)
+            }
+            cer_proto::envelope::Kind::Receipt if from_peer => Some(EventKind::ReceiptReceived),
+            cer_proto::envelope::Kind::Sighting
+            | cer_proto::envelope::Kind::Retraction
+            | cer_proto::envelope::Kind::Receipt => None,
+        }
+    }
+}
+
+/// Checks a playbook's text as the daemon would load it: its name, or
+/// every error; and its warnings. What `cerctl playbook check` and the
+/// API's check both answer.
+pub fn check(yaml: &str, file: &str) -> cer_proto::api::PlaybookCheck {
+    match parse_all(yaml, file) {
+        Ok(playbook) => cer_proto::api::PlaybookCheck {
+            name: Some(playbook.name),
+            errors: vec![],
+            warnings: playbook.warnings.iter().map(|w| w.to_string()).collect(),
+        },
+        Err(errors) => cer_proto::api::PlaybookCheck {
+            name: None,
+            errors: errors.iter().map(|e| e.to_string()).collect(),
+            warnings: vec![],
+        },
+    }
 }
 
 #[cfg(test)]
