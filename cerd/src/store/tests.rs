@@ -642,3 +642,17 @@ proptest::proptest! {
         proptest::prop_assert!(report.problems.is_empty(), "{:?}", report.problems);
     }
 }
+
+#[test]
+fn a_store_in_use_is_refused_with_what_to_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = open(dir.path());
+    let Err(e) = Store::open(&dir.path().join("store"), Options::default()) else {
+        panic!("opened a store another handle holds");
+    };
+    let text = e.to_string();
+    assert!(
+        matches!(e, StoreError::Locked { .. }) && text.contains("another cerd running"),
+        "{text}"
+    );
+}
