@@ -11,18 +11,7 @@ const SOON: Duration = Duration::from_secs(30);
 /// CN-CERT — KE-CIRT — NG-CERT: the ends are not connected to each other.
 /// KE starts first and keeps its port; CN and NG dial it.
 fn line() -> (TestNode, TestNode, TestNode) {
-    let mut ke = TestNode::new("KE-CIRT");
-    let mut cn = TestNode::new("CN-CERT");
-    let mut ng = TestNode::new("NG-CERT");
-    for node in [&ke, &cn, &ng] {
-        node.init();
-    }
-    ke.trust(&cn);
-    ke.trust(&ng);
-    cn.trust(&ke);
-    cn.trust(&ng);
-    ng.trust(&ke);
-    ng.trust(&cn);
+    let (mut ke, mut cn, mut ng) = three_trusting_each_other();
     ke.spawn();
     ke.pin_listen();
     let addr = ke.listen_addr();
@@ -32,6 +21,24 @@ fn line() -> (TestNode, TestNode, TestNode) {
     ng.spawn();
     wait_connected(&ke, 2);
     (cn, ke, ng)
+}
+
+/// KE-CIRT, CN-CERT and NG-CERT, initialised, each trusting the other two;
+/// not started.
+fn three_trusting_each_other() -> (TestNode, TestNode, TestNode) {
+    let ke = TestNode::new("KE-CIRT");
+    let cn = TestNode::new("CN-CERT");
+    let ng = TestNode::new("NG-CERT");
+    for node in [&ke, &cn, &ng] {
+        node.init();
+    }
+    ke.trust(&cn);
+    ke.trust(&ng);
+    cn.trust(&ke);
+    cn.trust(&ng);
+    ng.trust(&ke);
+    ng.trust(&cn);
+    (ke, cn, ng)
 }
 
 fn wait_connected(node: &TestNode, n: usize) {
@@ -384,18 +391,7 @@ fn retraction_and_receipt_travel_across_the_mesh() {
 #[test]
 fn relay_killed_and_restarted_relays_again_within_seconds() {
     // The same line, but the relay dials the ends, as a restarted node does.
-    let mut ke = TestNode::new("KE-CIRT");
-    let mut cn = TestNode::new("CN-CERT");
-    let mut ng = TestNode::new("NG-CERT");
-    for node in [&ke, &cn, &ng] {
-        node.init();
-    }
-    ke.trust(&cn);
-    ke.trust(&ng);
-    cn.trust(&ke);
-    cn.trust(&ng);
-    ng.trust(&ke);
-    ng.trust(&cn);
+    let (mut ke, mut cn, mut ng) = three_trusting_each_other();
     cn.spawn();
     ng.spawn();
     ke.add_peer(&cn.listen_addr());
