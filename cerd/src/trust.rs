@@ -67,13 +67,14 @@ impl Trust {
                 refused: Vec::new(),
             }),
         };
-        trust.reload();
+        let _ = trust.reload();
         trust
     }
 
     /// Reloads the folder, logging what was added, removed or refused. A
     /// refused file is logged once per change, not on every reload.
-    pub fn reload(&self) {
+    /// Returns whether the set of trusted keys changed.
+    pub fn reload(&self) -> bool {
         let (mut certs, refused) = TrustStore::load_dir(&self.dir);
         let refused: Vec<Refused> = refused
             .into_iter()
@@ -88,7 +89,11 @@ impl Trust {
         for refusal in refused.iter().filter(|r| !state.refused.contains(r)) {
             tracing::warn!(target: AUDIT, event = "cert_refused", file = %refusal.path.display(), error = %refusal.reason, "certificate refused");
         }
+        let mut changed = false;
         for cert in certs.iter() {
+            if state.certs.get(cert.fingerprint()).is_none() {
+                changed = true;
+            }
             if state.certs.get(cert.fingerprint()).is_none()
                 && cert.fingerprint() != self.own.fingerprint()
             {
@@ -100,10 +105,12 @@ impl Trust {
         }
         for cert in state.certs.iter() {
             if certs.get(cert.fingerprint()).is_none() {
+                changed = true;
                 tracing::info!(target: AUDIT, event = "cert_removed", name = cert.name(), fingerprint = %cert.fingerprint(), "certificate no longer trusted");
             }
         }
         *state = State { certs, refused };
+        changed
     }
 
     /// A snapshot of the trust store.
@@ -206,7 +213,7 @@ impl Trust {
             path: file.clone(),
             source,
         })?;
-        self.reload();
+        let _ = self.reload();
         Ok(self.info(&cert))
     }
 
@@ -239,7 +246,7 @@ impl Trust {
                 })?;
             }
         }
-        self.reload();
+        let _ = self.reload();
         Ok(self.info(&cert))
     }
 

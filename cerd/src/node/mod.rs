@@ -163,8 +163,12 @@ impl Node {
 
     /// Reloads `certs/` and tells the mesh.
     pub fn reload_certs(&self) {
-        self.trust.reload();
-        self.emit(NodeEvent::TrustChanged);
+        // Told only when the keys changed: the watcher also reloads after
+        // `certs add`/`remove` wrote the folder, and the mesh starts again
+        // on each change (redials, and logs refusals afresh).
+        if self.trust.reload() {
+            self.emit(NodeEvent::TrustChanged);
+        }
     }
 
     /// A snapshot of the trust store.
