@@ -119,32 +119,14 @@ fn incident_crosses_a_relay_with_the_authors_signature() {
 #[test]
 fn offline_node_catches_up_with_only_what_is_missing() {
     let (cn, mut ke, ng) = line();
-    let first = ng.file(&[
-        "--title",
-        "before the outage",
-        "--severity",
-        "low",
-        "--tlp",
-        "green",
-        "--class",
-        "test/test",
-    ]);
+    let first = ng.file_test("before the outage");
     eventually(SOON, "CN to receive the first incident", || {
         has_incident(&cn, &first)
     });
     ke.stop();
     let mut filed = Vec::new();
     for i in 0..200 {
-        filed.push(ng.file(&[
-            "--title",
-            &format!("during the outage {i}"),
-            "--severity",
-            "low",
-            "--tlp",
-            "green",
-            "--class",
-            "test/test",
-        ]));
+        filed.push(ng.file_test(&format!("during the outage {i}")));
     }
     assert!(
         has_incident(&cn, &filed[0]).is_none(),
@@ -398,16 +380,7 @@ fn relay_killed_and_restarted_relays_again_within_seconds() {
     ke.add_peer(&ng.listen_addr());
     ke.spawn();
     wait_connected(&ke, 2);
-    let before = ng.file(&[
-        "--title",
-        "before the crash",
-        "--severity",
-        "low",
-        "--tlp",
-        "green",
-        "--class",
-        "test/test",
-    ]);
+    let before = ng.file_test("before the crash");
     eventually(SOON, "CN to receive NG's first incident", || {
         has_incident(&cn, &before)
     });
@@ -415,16 +388,7 @@ fn relay_killed_and_restarted_relays_again_within_seconds() {
     ke.kill9();
     ke.spawn();
     let filed_at = std::time::Instant::now();
-    let id = ng.file(&[
-        "--title",
-        "after the crash",
-        "--severity",
-        "low",
-        "--tlp",
-        "green",
-        "--class",
-        "test/test",
-    ]);
+    let id = ng.file_test("after the crash");
     eventually(
         SOON,
         "CN to receive NG's incident through the restarted KE",
@@ -557,28 +521,10 @@ fn unknown_node_cannot_connect_and_removed_cert_disconnects() {
         added.elapsed()
     );
     // And NG's new incidents no longer reach CN through KE.
-    let id = ng.file(&[
-        "--title",
-        "after removal",
-        "--severity",
-        "low",
-        "--tlp",
-        "green",
-        "--class",
-        "test/test",
-    ]);
+    let id = ng.file_test("after removal");
     // NG's only way to CN is through KE, which no longer links to NG: once
     // CN has an incident KE filed after NG's, it has all it will get.
-    let marker = ke.file(&[
-        "--title",
-        "marker from KE",
-        "--severity",
-        "low",
-        "--tlp",
-        "green",
-        "--class",
-        "test/test",
-    ]);
+    let marker = ke.file_test("marker from KE");
     eventually(SOON, "CN to receive KE's marker", || {
         has_incident(&cn, &marker)
     });

@@ -591,16 +591,7 @@ fn api_refuses_malformed_bodies_with_json_errors() {
     assert!(r.contains("extra"), "{r}");
     let list = node.json(&["incident", "list", "--all"]);
     assert!(list["incidents"].as_array().unwrap().is_empty());
-    let id = node.file(&[
-        "--title",
-        "t",
-        "--severity",
-        "low",
-        "--tlp",
-        "green",
-        "--class",
-        "test/test",
-    ]);
+    let id = node.file_test("t");
     let before = node.status();
     let r = post(&format!("/v1/incidents/{id}/updates"), "{}");
     assert!(r.starts_with("HTTP/1.1 422"), "{r}");
@@ -734,16 +725,7 @@ fn kill_9_loses_nothing_acknowledged() {
         );
     }
     // The store stays writable and consistent after recovery.
-    let id = node.file(&[
-        "--title",
-        "after restart",
-        "--severity",
-        "low",
-        "--tlp",
-        "green",
-        "--class",
-        "test/test",
-    ]);
+    let id = node.file_test("after restart");
     assert_eq!(
         node.json(&["incident", "show", &id])["incident"]["content"]["title"],
         "after restart"
@@ -1013,16 +995,7 @@ fn listings_page_through_every_match() {
     let node = TestNode::start("KE-CIRT");
     let mut filed = Vec::new();
     for n in 0..5 {
-        filed.push(node.file(&[
-            "--title",
-            &format!("page {n}"),
-            "--severity",
-            "low",
-            "--tlp",
-            "green",
-            "--class",
-            "test/test",
-        ]));
+        filed.push(node.file_test(&format!("page {n}")));
     }
     let ids = |args: &[&str]| -> (Vec<String>, bool) {
         let mut argv = vec!["incident", "list"];

@@ -262,6 +262,21 @@ impl TestNode {
         (code, std::fs::read_to_string(&out).unwrap_or_default())
     }
 
+    /// Files a low-severity TLP:GREEN `test/test` incident with this title;
+    /// returns its id.
+    pub fn file_test(&self, title: &str) -> String {
+        self.file(&[
+            "--title",
+            title,
+            "--severity",
+            "low",
+            "--tlp",
+            "green",
+            "--class",
+            "test/test",
+        ])
+    }
+
     /// Runs cerctl against this node.
     pub fn cerctl(&self, args: &[&str]) -> Output {
         self.cerctl_stdin(args, "")
