@@ -6,7 +6,7 @@
 //! - [`spec`] reads and validates playbook files (the only YAML parser in
 //!   cerd) into typed [`Playbook`]s, reporting every error with file,
 //!   line, column and field.
-//! - [`plan`] is pure: an event plus the loaded playbooks give the list of
+//! - [`plan`] (in cer-playbook, so cerctl can plan offline) is pure: an event plus the loaded playbooks give the list of
 //!   [`PlannedAction`]s, fully expanded. Every gate (max_tlp, unreadable,
 //!   retracted) is applied here.
 //! - [`run`] executes planned exec and webhook actions. It is the only
@@ -26,12 +26,12 @@
 //!   again.
 
 pub mod driver;
-pub mod plan;
 pub mod registry;
 pub mod run;
 /// The playbook file format lives in its own crate, shared with cerctl's
 /// linter.
 pub use cer_playbook as spec;
+pub use cer_playbook::plan;
 
 /// The driver's cursor in the store's event log.
 pub const CURSOR: &str = "playbooks";

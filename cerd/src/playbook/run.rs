@@ -518,10 +518,10 @@ mod tests {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     use tokio::net::TcpListener;
 
-    use super::super::plan::tests::{fpr, hostile_incident, incident, HOSTILE};
     use super::super::plan::{plan, EventKind, Trigger};
     use super::super::spec::{parse, EXEC_PATH};
     use super::*;
+    use cer_playbook::plan::testing::{fpr, hostile_incident, incident, HOSTILE};
 
     fn exec_action(argv: &[&str], timeout: Duration) -> PlannedAction {
         PlannedAction {
