@@ -124,8 +124,12 @@ const TOP_KEYS: &[&str] = &[
     "on",
     "match",
     "max_tlp",
+    "limits",
     "actions",
 ];
+const LIMIT_KEYS: &[&str] = &["max_runs_per_minute", "max_indicators_per_run"];
+/// The largest limit a playbook may set.
+const MAX_LIMIT: i128 = 1_000_000;
 const MATCH_KEYS: &[&str] = &[
     "severity_at_least",
     "classification",
@@ -134,7 +138,8 @@ const MATCH_KEYS: &[&str] = &[
     "has_indicator",
     "tags",
 ];
-const ACTION_KEYS: &[&str] = &["exec", "webhook", "tag", "note", "when"];
+const ACTION_KEYS: &[&str] = &["exec", "webhook", "tag", "note", "when", "on"];
+const FOR_EACH_KEYS: &[&str] = &["types", "only"];
 const EXEC_KEYS: &[&str] = &["argv", "for_each_indicator", "timeout", "env", "cwd"];
 const WEBHOOK_KEYS: &[&str] = &["url", "timeout", "headers", "retries"];
 /// Headers the client sets itself.
@@ -203,12 +208,16 @@ impl Checker {
             }
             None => Some(true),
         };
+        let limits = match fields.get("limits") {
+            Some(node) => self.limits(node),
+            None => Some(Limits::default()),
+        };
         let actions = self
             .required(&fields, "actions")
             .and_then(|node| self.actions(node));
 
-        let (name, on, max_tlp, matcher, actions, enabled) =
-            (name?, on?, max_tlp?, matcher?, actions?, enabled?);
+        let (name, on, max_tlp, matcher, (actions, action_on), enabled, limits) =
+            (name?, on?, max_tlp?, matcher?, actions?, enabled?, limits?);
         let playbook = Playbook {
             name,
             description,
@@ -217,6 +226,8 @@ impl Checker {
             matcher,
             max_tlp,
             actions,
+            action_on,
+            limits,
             enabled,
             warnings: Vec::new(),
         };
@@ -245,26 +256,44 @@ impl Checker {
             return;
         };
         for (i, (action, node)) in playbook.actions.iter().zip(nodes).enumerate() {
+            let events: &[EventKind] = match &playbook.action_on[i] {
+                Some(events) => {
+                    if let Some(event) = events.iter().find(|e| !playbook.on.contains(e)) {
+                        self.error(
+                            node,
+                            &format!("actions[{i}].on"),
+                            format!("{event} is not in the playbook's on, so this action would never run for it"),
+                        );
+                    }
+                    events
+                }
+                None => &playbook.on,
+            };
             let Action::Exec(exec) = action else {
                 continue;
             };
             if exec.for_each_indicator.is_some() {
-                if let Some(event) = playbook
-                    .on
-                    .iter()
-                    .find(|e| !Placeholder::IndicatorValue.available_on(**e))
-                {
+                if let Some(event) = events.iter().find(|e| !e.is_incident()) {
                     self.error(
                         node,
                         &format!("actions[{i}].exec.for_each_indicator"),
                         format!("{event} has no indicators to run for"),
                     );
                 }
+                let doing = events.iter().find(|e| e.is_incident() && !e.is_undo());
+                let undoing = events.iter().find(|e| e.is_undo());
+                if let (Some(doing), Some(undoing)) = (doing, undoing) {
+                    self.error(
+                        node,
+                        &format!("actions[{i}]"),
+                        format!("this action would run for the incident's indicators on {doing} and for the ones taken back on {undoing}; give it its own on: [..] (e.g. one action to block on {doing}, another to unblock on {undoing})"),
+                    );
+                }
             }
             for (j, arg) in exec.args.iter().enumerate() {
                 for placeholder in arg.placeholders() {
                     let field = format!("actions[{i}].exec.argv[{}]", j + 1);
-                    let missing = playbook.on.iter().find(|e| !placeholder.available_on(**e));
+                    let missing = events.iter().find(|e| !placeholder.available_on(**e));
                     if let Some(event) = missing {
                         self.error(
                             node,
@@ -290,15 +319,19 @@ impl Checker {
     }
 
     fn events(&mut self, node: &Node) -> Option<Vec<EventKind>> {
-        let items = self.string_list(node, "on")?;
+        self.event_list(node, "on")
+    }
+
+    fn event_list(&mut self, node: &Node, list_field: &str) -> Option<Vec<EventKind>> {
+        let items = self.string_list(node, list_field)?;
         if items.is_empty() {
-            self.error(node, "on", "must list at least one event");
+            self.error(node, list_field, "must list at least one event");
             return None;
         }
         let mut events = Vec::new();
         let mut ok = true;
         for (i, (text, item)) in items.into_iter().enumerate() {
-            let field = format!("on[{i}]");
+            let field = format!("{list_field}[{i}]");
             match EventKind::parse(&text) {
                 Some(event) if events.contains(&event) => {
                     self.error(item, &field, format!("{event} is listed twice"));
@@ -438,7 +471,8 @@ impl Checker {
         ok.then_some(From::List(certs))
     }
 
-    fn actions(&mut self, node: &Node) -> Option<Vec<Action>> {
+    #[allow(clippy::type_complexity)]
+    fn actions(&mut self, node: &Node) -> Option<(Vec<Action>, Vec<Option<Vec<EventKind>>>)> {
         let Value::Seq(items) = &node.value else {
             self.expected(node, "actions", "a list of actions");
             return None;
@@ -448,23 +482,27 @@ impl Checker {
             return None;
         }
         let mut actions = Vec::new();
+        let mut action_on = Vec::new();
         let mut ok = true;
         for (i, item) in items.iter().enumerate() {
             match self.action(item, i) {
-                Some(action) => actions.push(action),
+                Some((action, on)) => {
+                    actions.push(action);
+                    action_on.push(on);
+                }
                 None => ok = false,
             }
         }
-        ok.then_some(actions)
+        ok.then_some((actions, action_on))
     }
 
-    fn action(&mut self, node: &Node, i: usize) -> Option<Action> {
+    fn action(&mut self, node: &Node, i: usize) -> Option<(Action, Option<Vec<EventKind>>)> {
         let field = format!("actions[{i}]");
         let fields = self.mapping(node, &field, ACTION_KEYS)?;
         let kinds: Vec<(&str, &Node)> = fields
             .entries
             .iter()
-            .filter(|(k, _)| *k != "when")
+            .filter(|(k, _)| *k != "when" && *k != "on")
             .copied()
             .collect();
         let [(kind, body)] = kinds[..] else {
@@ -493,15 +531,16 @@ impl Checker {
                 );
                 return None;
             }
-            Some(node) => match self.string(node, &format!("{field}.when"))?.as_str() {
-                "previous_succeeded" => When::PreviousSucceeded,
+            Some(node) => match self.string(node, &format!("{field}.when"))?.trim() {
+                "success" | "previous_succeeded" => When::Success,
+                "failure" => When::Failure,
                 "always" => When::Always,
                 other => {
                     self.error(
                         node,
                         &format!("{field}.when"),
                         format!(
-                            "'{}' is not one of previous_succeeded, always",
+                            "'{}' is not one of success, failure, always",
                             shown(other, 40)
                         ),
                     );
@@ -509,7 +548,17 @@ impl Checker {
                 }
             },
         };
+        let on = match fields.get("on") {
+            None => None,
+            Some(node) => Some(self.event_list(node, &format!("{field}.on"))?),
+        };
         let field = format!("{field}.{kind}");
+        let action = self.action_body(kind, body, &field, when)?;
+        Some((action, on))
+    }
+
+    fn action_body(&mut self, kind: &str, body: &Node, field: &str, when: When) -> Option<Action> {
+        let field = field.to_owned();
         match kind {
             "exec" => self.exec(body, &field).map(Action::Exec),
             "webhook" => self.webhook(body, &field).map(Action::Webhook),
@@ -607,17 +656,8 @@ impl Checker {
 
         let mut for_each_indicator = None;
         if let Some(node) = fields.get("for_each_indicator") {
-            let each_field = format!("{field}.for_each_indicator");
-            match self.label_list::<IndicatorType>(node, &each_field) {
-                Some(items) if items.is_empty() => {
-                    self.error(node, &each_field, "must list at least one indicator type");
-                    ok = false;
-                }
-                Some(items) => {
-                    for_each_indicator = Some(items.into_iter().map(|(t, _)| t).collect())
-                }
-                None => ok = false,
-            }
+            for_each_indicator = self.for_each(node, &format!("{field}.for_each_indicator"));
+            ok &= for_each_indicator.is_some();
         }
 
         let timeout = self.timeout(
@@ -704,6 +744,82 @@ impl Checker {
         } else {
             self.base.join(path)
         })
+    }
+
+    /// `[ipv4, ipv6]`, or `{types: [ipv4, ipv6], only: added | all}`.
+    fn for_each(&mut self, node: &Node, field: &str) -> Option<ForEach> {
+        let (types_node, only) = match &node.value {
+            Value::Map(_) => {
+                let fields = self.mapping(node, field, FOR_EACH_KEYS)?;
+                let only = match fields.get("only") {
+                    None => Some(Only::default()),
+                    Some(only) => match self.string(only, &format!("{field}.only"))?.trim() {
+                        "added" => Some(Only::Added),
+                        "all" => Some(Only::All),
+                        other => {
+                            self.error(
+                                only,
+                                &format!("{field}.only"),
+                                format!("'{}' is not added or all", shown(other, 40)),
+                            );
+                            None
+                        }
+                    },
+                };
+                let types = self.required_in(&fields, "types", field);
+                (types, only)
+            }
+            _ => (Some(node), Some(Only::default())),
+        };
+        let types_field = match &node.value {
+            Value::Map(_) => format!("{field}.types"),
+            _ => field.to_owned(),
+        };
+        let types = match types_node {
+            Some(types_node) => match self.label_list::<IndicatorType>(types_node, &types_field) {
+                Some(items) if items.is_empty() => {
+                    self.error(
+                        types_node,
+                        &types_field,
+                        "must list at least one indicator type",
+                    );
+                    None
+                }
+                Some(items) => Some(items.into_iter().map(|(t, _)| t).collect()),
+                None => None,
+            },
+            None => None,
+        };
+        Some(ForEach {
+            types: types?,
+            only: only?,
+        })
+    }
+
+    fn limits(&mut self, node: &Node) -> Option<Limits> {
+        let fields = self.mapping(node, "limits", LIMIT_KEYS)?;
+        let mut limits = Limits::default();
+        let mut ok = true;
+        for (key, slot) in [
+            ("max_runs_per_minute", &mut limits.max_runs_per_minute),
+            ("max_indicators_per_run", &mut limits.max_indicators_per_run),
+        ] {
+            let Some(value) = fields.get(key) else {
+                continue;
+            };
+            match value.value {
+                Value::Int(n) if (1..=MAX_LIMIT).contains(&n) => *slot = u32::try_from(n).ok(),
+                _ => {
+                    self.error(
+                        value,
+                        &format!("limits.{key}"),
+                        format!("must be a whole number from 1 to {MAX_LIMIT}"),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(limits)
     }
 
     fn webhook(&mut self, node: &Node, field: &str) -> Option<Webhook> {

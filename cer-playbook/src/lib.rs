@@ -42,6 +42,12 @@ pub struct Playbook {
     /// Actions never see data labelled above this (default green).
     pub max_tlp: Tlp,
     pub actions: Vec<Action>,
+    /// Per action (same length as `actions`): the events it runs on, when
+    /// its own `on:` narrows the playbook's; None: every event of the
+    /// playbook.
+    pub action_on: Vec<Option<Vec<EventKind>>>,
+    /// Blast-radius limits; past one the playbook pauses.
+    pub limits: Limits,
     /// `enabled: false` loads and checks the playbook but never runs it:
     /// the shipped examples are off until the operator turns them on.
     pub enabled: bool,
@@ -62,6 +68,11 @@ pub enum EventKind {
     SightingReceived,
     RetractionReceived,
     ReceiptReceived,
+    /// Indicators this playbook acted on are no longer part of the
+    /// incident (their envelope was withdrawn).
+    IndicatorRemoved,
+    /// Another playbook reached one of its limits and was paused.
+    PlaybookPaused,
     /// A peer signed two different envelopes with the same sequence number.
     MeshEquivocation,
     PeerDown,
@@ -119,10 +130,43 @@ pub enum Action {
 pub enum When {
     /// Only if every earlier action of the playbook, for the same trigger,
     /// succeeded: a failed, timed-out or dry-run action skips it.
+    /// (`previous_succeeded` is accepted as another name for it.)
     #[default]
-    PreviousSucceeded,
+    Success,
+    /// Only if an earlier action did not succeed.
+    Failure,
     /// Whatever happened before.
     Always,
+}
+
+/// `for_each_indicator`: one run per indicator of these types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForEach {
+    pub types: Vec<IndicatorType>,
+    pub only: Only,
+}
+
+/// Which indicators a `for_each_indicator` action runs for on incident
+/// events. On `retraction.received` and `indicator.removed` it always
+/// runs for what the playbook acted on and is now gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Only {
+    /// Those this action has not yet acted on for the incident (the
+    /// default): an update re-runs nothing for indicators already handled.
+    #[default]
+    Added,
+    /// Every indicator of the types, on every trigger.
+    All,
+}
+
+/// `limits:` — past either, the playbook pauses until the operator
+/// resumes it (`cerctl playbook resume NAME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Limits {
+    /// Triggers (one event handled by the playbook) in any 60 seconds.
+    pub max_runs_per_minute: Option<u32>,
+    /// Runs of one `for_each_indicator` action for one trigger.
+    pub max_indicators_per_run: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -133,8 +177,8 @@ pub struct Exec {
     pub program: PathBuf,
     /// argv[1..], each expanded on its own.
     pub args: Vec<Template>,
-    /// One run per indicator of these types; None: one run per trigger.
-    pub for_each_indicator: Option<Vec<IndicatorType>>,
+    /// One run per indicator; None: one run per trigger.
+    pub for_each_indicator: Option<ForEach>,
     pub timeout: Duration,
     /// Extra environment, in file order. Never one of [`CER_VARIABLES`].
     pub env: Vec<(String, String)>,
@@ -261,6 +305,8 @@ pub const CER_VARIABLES: &[&str] = &[
     "CER_PEER_NAME",
     "CER_INDICATOR_TYPE",
     "CER_INDICATOR_VALUE",
+    "CER_ACTED_RUN_KEY",
+    "CER_PAUSED_PLAYBOOK",
 ];
 pub const DEFAULT_EXEC_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_EXEC_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -414,13 +460,15 @@ pub fn is_playbook_file(path: &Path) -> bool {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::IncidentFiled,
         EventKind::IncidentReceived,
         EventKind::IncidentUpdated,
         EventKind::SightingReceived,
         EventKind::RetractionReceived,
         EventKind::ReceiptReceived,
+        EventKind::IndicatorRemoved,
+        EventKind::PlaybookPaused,
         EventKind::MeshEquivocation,
         EventKind::PeerDown,
         EventKind::PeerUp,
@@ -434,6 +482,8 @@ impl EventKind {
             EventKind::SightingReceived => "sighting.received",
             EventKind::RetractionReceived => "retraction.received",
             EventKind::ReceiptReceived => "receipt.received",
+            EventKind::IndicatorRemoved => "indicator.removed",
+            EventKind::PlaybookPaused => "playbook.paused",
             EventKind::MeshEquivocation => "mesh.equivocation",
             EventKind::PeerDown => "peer.down",
             EventKind::PeerUp => "peer.up",
@@ -444,11 +494,33 @@ impl EventKind {
         Self::ALL.into_iter().find(|e| e.as_str() == text.trim())
     }
 
-    /// Whether the event is about an incident (else it is about a peer).
+    /// Whether the event is about an incident (else it is about a peer
+    /// or a playbook).
     pub fn is_incident(&self) -> bool {
         !matches!(
             self,
+            EventKind::MeshEquivocation
+                | EventKind::PeerDown
+                | EventKind::PeerUp
+                | EventKind::PlaybookPaused
+        )
+    }
+
+    /// Whether the event names a peer (`{peer}`, `match.from`).
+    pub fn is_peer(&self) -> bool {
+        matches!(
+            self,
             EventKind::MeshEquivocation | EventKind::PeerDown | EventKind::PeerUp
+        )
+    }
+
+    /// Whether the event takes back what the playbook did: its
+    /// `for_each_indicator` actions run for the indicators the playbook
+    /// acted on that are gone, not for the incident's current ones.
+    pub fn is_undo(&self) -> bool {
+        matches!(
+            self,
+            EventKind::RetractionReceived | EventKind::IndicatorRemoved
         )
     }
 }
@@ -460,6 +532,15 @@ impl fmt::Display for EventKind {
 }
 
 impl Playbook {
+    /// Whether action `index` runs on `event` (its own `on:`, if any,
+    /// lists it; the playbook's `on` is checked by the planner).
+    pub fn action_runs_on(&self, index: usize, event: EventKind) -> bool {
+        match self.action_on.get(index) {
+            Some(Some(events)) => events.contains(&event),
+            _ => true,
+        }
+    }
+
     /// Whether any condition looks at the incident's content, which peer
     /// events do not have.
     fn has_incident_conditions(&self) -> bool {
@@ -693,8 +774,6 @@ impl Placeholder {
         Self::ALL.into_iter().find(|p| p.as_str() == name)
     }
 
-    /// Whether every trigger of this event kind has the value. Content
-    /// fields are gone once an incident is retracted.
     /// Whether the value could begin with '-' and so read as an option
     /// when it begins an argument. Ids, labels and fingerprints cannot;
     /// an indicator value is validated not to, but it is the one value
@@ -715,18 +794,22 @@ impl Placeholder {
         }
     }
 
+    /// Whether every trigger of this event kind has the value. Content
+    /// fields are gone once an incident is retracted; indicator values
+    /// come from `for_each_indicator`.
     fn available_on(&self, event: EventKind) -> bool {
         match self {
             Placeholder::Event => true,
-            Placeholder::Peer => !event.is_incident(),
-            Placeholder::IncidentId | Placeholder::IncidentTlp | Placeholder::IncidentReporter => {
-                event.is_incident()
-            }
+            Placeholder::Peer => event.is_peer(),
+            Placeholder::IncidentId
+            | Placeholder::IncidentTlp
+            | Placeholder::IncidentReporter
+            | Placeholder::IndicatorType
+            | Placeholder::IndicatorValue => event.is_incident(),
+            // A retracted incident's content is gone.
             Placeholder::IncidentSeverity
             | Placeholder::IncidentClassification
-            | Placeholder::IncidentStatus
-            | Placeholder::IndicatorType
-            | Placeholder::IndicatorValue => {
+            | Placeholder::IncidentStatus => {
                 event.is_incident() && event != EventKind::RetractionReceived
             }
         }
@@ -764,8 +847,9 @@ impl PlaybookError {
 impl EventKind {
     /// The event a newly stored envelope causes, if any: incidents are
     /// `incident.filed` when this node wrote them and `incident.received`
-    /// otherwise; every update is `incident.updated`; sightings,
-    /// retractions and receipts are events only when a peer wrote them.
+    /// otherwise; every update is `incident.updated`; every retraction is
+    /// `retraction.received`; sightings and receipts are events only when
+    /// a peer wrote them.
     pub fn for_envelope(
         kind: cer_proto::envelope::Kind,
         author: &Fingerprint,
@@ -777,13 +861,11 @@ impl EventKind {
             cer_proto::envelope::Kind::Incident => Some(EventKind::IncidentFiled),
             cer_proto::envelope::Kind::Update => Some(EventKind::IncidentUpdated),
             cer_proto::envelope::Kind::Sighting if from_peer => Some(EventKind::SightingReceived),
-            cer_proto::envelope::Kind::Retraction if from_peer => {
-                Some(EventKind::RetractionReceived)
-            }
+            // Own retractions too: a playbook undoes what it did whoever
+            // withdrew the incident.
+            cer_proto::envelope::Kind::Retraction => Some(EventKind::RetractionReceived),
             cer_proto::envelope::Kind::Receipt if from_peer => Some(EventKind::ReceiptReceived),
-            cer_proto::envelope::Kind::Sighting
-            | cer_proto::envelope::Kind::Retraction
-            | cer_proto::envelope::Kind::Receipt => None,
+            cer_proto::envelope::Kind::Sighting | cer_proto::envelope::Kind::Receipt => None,
         }
     }
 }

@@ -19,14 +19,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cer_proto::incident::{IncidentState, IndicatorEntry};
-use cer_proto::model::{Severity, Tlp};
+use cer_proto::api::{Acted, Paused, RunRecord};
+use cer_proto::incident::IncidentState;
+use cer_proto::model::{IndicatorType, Severity, Tlp};
 use cer_proto::Fingerprint;
 use uuid::Uuid;
 
 pub use crate::EventKind;
 pub use crate::When;
-use crate::{Action, CertRef, From, Placeholder, Playbook, WebhookUrl, EXEC_PATH};
+use crate::{Action, CertRef, From, Only, Placeholder, Playbook, WebhookUrl, EXEC_PATH};
 
 /// One event, as the planner sees it.
 pub struct Trigger<'a> {
@@ -44,6 +45,16 @@ pub struct Trigger<'a> {
     /// What makes this trigger unique, e.g. the envelope id that caused
     /// it: runs are keyed by (playbook, event, incident, version).
     pub version: String,
+    /// What the playbook being planned did for this incident and has not
+    /// taken back (see [`Acted`]): `only: added` skips these, and undo
+    /// events run for those no longer in the incident. Empty when planning
+    /// without a store.
+    pub acted: &'a [Acted],
+    /// The run records of the runs in `acted`, given to undo actions on
+    /// stdin as `"acted_runs"`.
+    pub acted_runs: &'a [RunRecord],
+    /// For `playbook.paused`: which playbook, and why.
+    pub paused: Option<&'a Paused>,
 }
 
 /// One action to run, fully expanded.
@@ -59,6 +70,25 @@ pub struct PlannedAction {
     /// indicator): record it before or after running, and skip keys
     /// already recorded, so a restart does not run anything twice.
     pub key: String,
+    /// What a success changes in the playbook's record of what it did.
+    pub effect: Effect,
+}
+
+/// What a successful per-indicator run means for [`Acted`] records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    None,
+    /// The action acted on this indicator (an incident event).
+    Acted {
+        kind: IndicatorType,
+        value: String,
+    },
+    /// The playbook took back what it did for it (an undo event): every
+    /// record of it for the incident goes.
+    Undone {
+        kind: IndicatorType,
+        value: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -145,6 +175,9 @@ pub fn evaluate(playbook: &Playbook, trigger: &Trigger<'_>) -> Result<(), Skip> 
         return Err(Skip::NotOn(event));
     }
     let matcher = &playbook.matcher;
+    if event == EventKind::PlaybookPaused {
+        return Ok(());
+    }
     if !event.is_incident() {
         let peer = trigger.peer.ok_or(Skip::NoPeer)?;
         return from_matches(&matcher.from, Some(peer), trigger)
@@ -206,15 +239,39 @@ pub fn evaluate(playbook: &Playbook, trigger: &Trigger<'_>) -> Result<(), Skip> 
             return Err(Skip::MissingTag(tag.clone()));
         }
     }
-    if !matcher.has_indicator.is_empty()
-        && !incident
+    // An undo event is about what is gone: the indicators the playbook
+    // acted on and the incident no longer names.
+    let has = if event.is_undo() {
+        gone(incident, trigger.acted).any(|(kind, _)| matcher.has_indicator.contains(&kind))
+    } else {
+        incident
             .indicators
             .iter()
             .any(|i| matcher.has_indicator.contains(&i.kind))
-    {
+    };
+    if !matcher.has_indicator.is_empty() && !has {
         return Err(Skip::NoIndicator);
     }
     Ok(())
+}
+
+/// The indicators in `acted` that `incident` no longer names, each once,
+/// in record order: what an undo event takes back.
+pub fn gone<'a>(
+    incident: &'a IncidentState,
+    acted: &'a [Acted],
+) -> impl Iterator<Item = (IndicatorType, &'a str)> + 'a {
+    let mut seen = BTreeSet::new();
+    acted
+        .iter()
+        .filter(move |a| {
+            !incident
+                .indicators
+                .iter()
+                .any(|i| i.kind == a.kind && i.value == a.value)
+        })
+        .filter(move |a| seen.insert((a.kind, a.value.as_str())))
+        .map(|a| (a.kind, a.value.as_str()))
 }
 
 /// The JSON actions get on stdin and webhooks as their body:
@@ -239,6 +296,32 @@ pub fn payload(trigger: &Trigger<'_>) -> Arc<[u8]> {
         if let Some(name) = (trigger.names)(peer) {
             object.insert("peer_name".into(), name.into());
         }
+    }
+    if let (true, Some(incident)) = (trigger.event.is_undo(), trigger.incident) {
+        let gone: Vec<&Acted> = trigger
+            .acted
+            .iter()
+            .filter(|a| {
+                !incident
+                    .indicators
+                    .iter()
+                    .any(|i| i.kind == a.kind && i.value == a.value)
+            })
+            .collect();
+        object.insert(
+            "acted_on".into(),
+            serde_json::to_value(gone).unwrap_or_default(),
+        );
+        object.insert(
+            "acted_runs".into(),
+            serde_json::to_value(trigger.acted_runs).unwrap_or_default(),
+        );
+    }
+    if let Some(paused) = trigger.paused {
+        object.insert(
+            "paused".into(),
+            serde_json::to_value(paused).unwrap_or_default(),
+        );
     }
     let mut bytes = serde_json::to_vec(&object).unwrap_or_default();
     bytes.push(b'\n');
@@ -268,14 +351,18 @@ impl PlannedAction {
         matches!(self.kind, PlannedKind::Tag(..) | PlannedKind::Note(..))
     }
 
-    /// Whether it applies only if every earlier action of its playbook,
-    /// for the same trigger, succeeded (`when: previous_succeeded`).
-    pub fn waits_for_success(&self) -> bool {
-        matches!(
-            self.kind,
-            PlannedKind::Tag(_, When::PreviousSucceeded)
-                | PlannedKind::Note(_, When::PreviousSucceeded)
-        )
+    /// Whether a tag or note applies, given whether every earlier action
+    /// of its playbook, for the same trigger, succeeded (`when:`). Exec
+    /// and webhook actions always run.
+    pub fn applies(&self, before_ok: bool) -> bool {
+        match &self.kind {
+            PlannedKind::Tag(_, when) | PlannedKind::Note(_, when) => match when {
+                When::Success => before_ok,
+                When::Failure => !before_ok,
+                When::Always => true,
+            },
+            PlannedKind::Exec { .. } | PlannedKind::Webhook { .. } => true,
+        }
     }
 }
 
@@ -309,7 +396,7 @@ impl fmt::Display for Skip {
 /// The per-trigger values placeholders and CER_ variables draw from.
 struct Values<'t, 'a> {
     trigger: &'t Trigger<'a>,
-    indicator: Option<&'t IndicatorEntry>,
+    indicator: Option<(IndicatorType, &'t str)>,
 }
 
 impl Values<'_, '_> {
@@ -327,8 +414,8 @@ impl Values<'_, '_> {
             Placeholder::IncidentReporter => incident
                 .and_then(|i| i.reporter.as_ref())
                 .map(|r| r.as_str().to_owned()),
-            Placeholder::IndicatorType => self.indicator.map(|i| i.kind.as_str().to_owned()),
-            Placeholder::IndicatorValue => self.indicator.map(|i| i.value.clone()),
+            Placeholder::IndicatorType => self.indicator.map(|(kind, _)| kind.as_str().to_owned()),
+            Placeholder::IndicatorValue => self.indicator.map(|(_, value)| value.to_owned()),
             Placeholder::Event => Some(self.trigger.event.as_str().to_owned()),
             Placeholder::Peer => self.trigger.peer.map(|p| p.as_str().to_owned()),
         }
@@ -372,9 +459,20 @@ impl Values<'_, '_> {
             set("CER_PEER", Some(peer.as_str().to_owned()));
             set("CER_PEER_NAME", names(peer));
         }
-        if self.indicator.is_some() {
+        if let Some((kind, value)) = self.indicator {
             set("CER_INDICATOR_TYPE", self.get(Placeholder::IndicatorType));
             set("CER_INDICATOR_VALUE", self.get(Placeholder::IndicatorValue));
+            if self.trigger.event.is_undo() {
+                let run = self
+                    .trigger
+                    .acted
+                    .iter()
+                    .find(|a| a.kind == kind && a.value == value);
+                set("CER_ACTED_RUN_KEY", run.map(|a| a.run_key.clone()));
+            }
+        }
+        if let Some(paused) = self.trigger.paused {
+            set("CER_PAUSED_PLAYBOOK", Some(paused.playbook.clone()));
         }
         for (name, value) in extra {
             // The playbook may set PATH; CER_ names are refused at load.
@@ -393,6 +491,9 @@ fn expand(
 ) {
     let incident_id = trigger.incident.map(|i| i.id);
     for (index, action) in playbook.actions.iter().enumerate() {
+        if !playbook.action_runs_on(index, trigger.event) {
+            continue;
+        }
         let planned = |kind: PlannedKind, key: String| PlannedAction {
             playbook: playbook.name.clone(),
             event: trigger.event,
@@ -400,24 +501,38 @@ fn expand(
             action_index: index,
             kind,
             key,
+            effect: Effect::None,
         };
         match action {
             Action::Exec(exec) => {
-                let indicators: Vec<Option<&IndicatorEntry>> = match &exec.for_each_indicator {
-                    None => vec![None],
-                    Some(kinds) => {
-                        let mut seen = BTreeSet::new();
-                        trigger
-                            .incident
-                            .map(|i| i.indicators.as_slice())
-                            .unwrap_or_default()
-                            .iter()
-                            .filter(|i| kinds.contains(&i.kind))
-                            .filter(|i| seen.insert((i.kind, i.value.as_str())))
-                            .map(Some)
-                            .collect()
-                    }
-                };
+                let indicators: Vec<Option<(IndicatorType, &str)>> =
+                    match (&exec.for_each_indicator, trigger.incident) {
+                        (None, _) => vec![None],
+                        (Some(_), None) => vec![],
+                        (Some(each), Some(incident)) if trigger.event.is_undo() => {
+                            gone(incident, trigger.acted)
+                                .filter(|(kind, _)| each.types.contains(kind))
+                                .map(Some)
+                                .collect()
+                        }
+                        (Some(each), Some(incident)) => {
+                            let mut seen = BTreeSet::new();
+                            let done = |kind: IndicatorType, value: &str| {
+                                each.only == Only::Added
+                                    && trigger.acted.iter().any(|a| {
+                                        a.action == index && a.kind == kind && a.value == value
+                                    })
+                            };
+                            incident
+                                .indicators
+                                .iter()
+                                .filter(|i| each.types.contains(&i.kind))
+                                .filter(|i| seen.insert((i.kind, i.value.as_str())))
+                                .filter(|i| !done(i.kind, &i.value))
+                                .map(|i| Some((i.kind, i.value.as_str())))
+                                .collect()
+                        }
+                    };
                 for indicator in indicators {
                     let values = Values { trigger, indicator };
                     let mut argv = vec![exec.program.to_string_lossy().into_owned()];
@@ -435,7 +550,7 @@ fn expand(
                     argv.extend(args);
                     let key = run_key(playbook, trigger, index, indicator);
                     let env = values.env(playbook, &key, &exec.env);
-                    out.push(planned(
+                    let mut action = planned(
                         PlannedKind::Exec {
                             argv,
                             env,
@@ -444,7 +559,19 @@ fn expand(
                             stdin: payload.clone(),
                         },
                         key,
-                    ));
+                    );
+                    action.effect = match indicator {
+                        None => Effect::None,
+                        Some((kind, value)) if trigger.event.is_undo() => Effect::Undone {
+                            kind,
+                            value: value.to_owned(),
+                        },
+                        Some((kind, value)) => Effect::Acted {
+                            kind,
+                            value: value.to_owned(),
+                        },
+                    };
+                    out.push(action);
                 }
             }
             Action::Webhook(hook) => out.push(planned(
@@ -494,7 +621,7 @@ fn run_key(
     playbook: &Playbook,
     trigger: &Trigger<'_>,
     index: usize,
-    indicator: Option<&IndicatorEntry>,
+    indicator: Option<(IndicatorType, &str)>,
 ) -> String {
     let incident = trigger
         .incident
@@ -505,8 +632,8 @@ fn run_key(
         playbook.name,
         trigger.event.as_str()
     );
-    if let Some(indicator) = indicator {
-        key.push_str(&format!(":{}:{}", indicator.kind.as_str(), indicator.value));
+    if let Some((kind, value)) = indicator {
+        key.push_str(&format!(":{}:{value}", kind.as_str()));
     }
     key
 }

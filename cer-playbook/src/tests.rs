@@ -62,7 +62,7 @@ fn accepts_the_design_example() {
     assert_eq!(hook.retries, DEFAULT_WEBHOOK_RETRIES);
     assert_eq!(
         playbook.actions[2],
-        Action::Tag("blocked".into(), When::PreviousSucceeded)
+        Action::Tag("blocked".into(), When::Success)
     );
 }
 
@@ -125,7 +125,7 @@ fn with_exec(lines: &str) -> String {
 #[test]
 fn errors_name_file_line_column_and_field() {
     let cases: &[(String, &str)] = &[
-        (with_line("bogus: 1"), "t.yaml:4:1: bogus: unknown key; valid keys here: name, description, enabled, on, match, max_tlp, actions"),
+        (with_line("bogus: 1"), "t.yaml:4:1: bogus: unknown key; valid keys here: name, description, enabled, on, match, max_tlp, limits, actions"),
         (with_line("match: {severity: high}"), "t.yaml:4:9: match.severity: unknown key"),
         (with_line("match: {severity_at_least: urgent}"), "t.yaml:4:28: match.severity_at_least: unknown value 'urgent'; valid values: low, medium, high, critical"),
         (with_line("match: {classification: [fraud/phising]}"), "t.yaml:4:26: match.classification[0]: unknown value 'fraud/phising'"),
@@ -238,7 +238,7 @@ fn enabled_and_when_are_checked() {
     );
     assert_eq!(
         error("actions:\n  - tag: x\n    when: sometimes\n"),
-        "t.yaml:5:11: actions[0].when: 'sometimes' is not one of previous_succeeded, always"
+        "t.yaml:5:11: actions[0].when: 'sometimes' is not one of success, failure, always"
     );
     assert_eq!(
         error("actions:\n  - exec:\n      argv: [/bin/true]\n    when: always\n"),
@@ -253,10 +253,7 @@ fn yaml_one_one_booleans_stay_strings() {
         "t.yaml",
     )
     .unwrap();
-    assert_eq!(
-        playbook.actions[0],
-        Action::Tag("no".into(), When::PreviousSucceeded)
-    );
+    assert_eq!(playbook.actions[0], Action::Tag("no".into(), When::Success));
     let Action::Exec(exec) = &playbook.actions[1] else {
         panic!("not exec");
     };
@@ -390,7 +387,7 @@ fn load_dir_reports_duplicates_and_bad_files_and_keeps_the_rest() {
                 a.display()
             ),
             format!(
-                "{}:4:1: extra: unknown key; valid keys here: name, description, enabled, on, match, max_tlp, actions",
+                "{}:4:1: extra: unknown key; valid keys here: name, description, enabled, on, match, max_tlp, limits, actions",
                 c.display()
             ),
         ]

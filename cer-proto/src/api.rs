@@ -22,6 +22,9 @@
 //! | POST   | /v1/playbooks/check               | [`CheckPlaybook`]  | [`PlaybookCheck`]   |
 //! | POST   | /v1/playbooks/test                | [`TestPlaybook`]   | [`PlaybookTest`]    |
 //! | GET    | /v1/playbooks/runs?[`RunQuery`]   |                    | [`RunList`]         |
+//! | GET    | /v1/playbooks/acted?[`ActedQuery`] |                   | [`ActedList`]       |
+//! | POST   | /v1/playbooks/resume              | [`ResumePlaybook`] | [`Resumed`]         |
+//! | POST   | /v1/playbooks/forget              | [`ForgetPlaybook`] | [`Forgotten`]       |
 //! | GET    | /metrics                          |                    | Prometheus text     |
 //!
 //! Errors are [`ApiError`] with a matching HTTP status.
@@ -665,6 +668,9 @@ pub struct PlaybookInfo {
     /// `enabled: false` in the file: loaded and checked, never triggered.
     #[serde(default = "enabled_default")]
     pub enabled: bool,
+    /// Set while a limit holds the playbook paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<Paused>,
 }
 
 fn enabled_default() -> bool {
@@ -795,6 +801,83 @@ pub enum Outcome {
     /// The program exited with [`DRY_RUN_EXIT`]: it only showed what it
     /// would do. Not a success: tags and notes that wait for one skip.
     DryRun,
+}
+
+/// What a playbook's `for_each_indicator` action did for an indicator of
+/// an incident and has not taken back: kept on this node only, so that a
+/// retraction or a removal can undo it and an update runs only for what
+/// is new. Dropped by `cerctl playbook forget`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acted {
+    /// Index of the action in the playbook's `actions`.
+    pub action: usize,
+    #[serde(rename = "type")]
+    pub kind: IndicatorType,
+    pub value: String,
+    /// The run that acted (its record is in the run history).
+    pub run_key: String,
+    pub at: Timestamp,
+}
+
+/// A playbook stopped by one of its `limits` until the operator resumes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Paused {
+    pub playbook: String,
+    pub at: Timestamp,
+    /// Which limit, and by how much.
+    pub reason: String,
+    /// Events held while paused, run on resume.
+    #[serde(default)]
+    pub held: u64,
+}
+
+/// `POST /v1/playbooks/resume`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResumePlaybook {
+    pub playbook: String,
+    /// Drop the held events instead of running them.
+    #[serde(default)]
+    pub discard: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resumed {
+    pub playbook: String,
+    /// Held events that will now run (0 with `discard`).
+    pub replaying: u64,
+    pub discarded: u64,
+}
+
+/// `POST /v1/playbooks/forget`: drop what a playbook recorded having
+/// acted on, for one incident or all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgetPlaybook {
+    pub playbook: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forgotten {
+    pub playbook: String,
+    pub records: u64,
+}
+
+/// `GET /v1/playbooks/acted?[ActedQuery]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActedQuery {
+    pub playbook: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActedList {
+    /// (incident, what was done), by incident.
+    pub acted: Vec<(Uuid, Acted)>,
 }
 
 /// The exit status with which a playbook program says it made no change

@@ -123,6 +123,31 @@ pub enum PlaybookCommand {
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
     },
+    /// Resume a playbook that a limit paused; the events held meanwhile run now.
+    Resume {
+        /// The playbook's name.
+        name: String,
+        /// Drop the held events instead of running them.
+        #[arg(long)]
+        discard: bool,
+    },
+    /// What a playbook did per indicator and has not taken back (kept on this node only).
+    Acted {
+        /// The playbook's name.
+        name: String,
+        /// Only for this incident (full id).
+        #[arg(long, value_name = "ID")]
+        incident: Option<Uuid>,
+    },
+    /// Drop this node's record of what a playbook did; a later retraction
+    /// then has nothing to undo, and updates act again on every indicator.
+    Forget {
+        /// The playbook's name.
+        name: String,
+        /// Only for this incident (full id); default: every incident.
+        #[arg(long, value_name = "ID")]
+        incident: Option<Uuid>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -122,6 +122,9 @@ fn matching(incidents: usize, playbooks: usize) {
             own: &own,
             names: &names,
             version: n.to_string(),
+            acted: &[],
+            acted_runs: &[],
+            paused: None,
         };
         planned += plan(&loaded, &trigger).len();
     }

@@ -208,6 +208,9 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/playbooks/check", post(check_playbook))
         .route("/v1/playbooks/test", post(test_playbook))
         .route("/v1/playbooks/runs", get(playbook_runs))
+        .route("/v1/playbooks/acted", get(playbook_acted))
+        .route("/v1/playbooks/resume", post(resume_playbook))
+        .route("/v1/playbooks/forget", post(forget_playbook))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -452,8 +455,23 @@ async fn export(State(node): Node_, RawQuery(raw): RawQuery) -> ApiResult<Respon
 /// Bytes of NDJSON gathered before they are sent as one piece.
 const EXPORT_CHUNK: usize = 64 * 1024;
 
-async fn playbooks(State(node): Node_) -> Json<cer_proto::api::PlaybookList> {
-    Json(node.playbook_list())
+async fn playbooks(State(node): Node_) -> ApiResult<Response> {
+    Ok(Json(blocking(node, |n| n.playbook_list()).await?).into_response())
+}
+
+async fn resume_playbook(State(node): Node_, body: Body) -> ApiResult<Response> {
+    let request: cer_proto::api::ResumePlaybook = json_body(body)?;
+    Ok(Json(node.resume_playbook(&request).await?).into_response())
+}
+
+async fn forget_playbook(State(node): Node_, body: Body) -> ApiResult<Response> {
+    let request: cer_proto::api::ForgetPlaybook = json_body(body)?;
+    Ok(Json(node.forget_playbook(&request).await?).into_response())
+}
+
+async fn playbook_acted(State(node): Node_, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q: cer_proto::api::ActedQuery = query(raw)?;
+    Ok(Json(blocking(node, move |n| n.acted_list(&q)).await?).into_response())
 }
 
 async fn check_playbook(body: Body) -> ApiResult<Response> {

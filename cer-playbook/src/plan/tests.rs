@@ -26,6 +26,9 @@ fn trigger<'a>(
         own,
         names: &names,
         version: "v1".into(),
+        acted: &[],
+        acted_runs: &[],
+        paused: None,
     }
 }
 
@@ -367,14 +370,16 @@ fn a_disabled_playbook_plans_nothing_but_can_be_tested() {
 fn tags_and_notes_wait_for_success_unless_always() {
     let own = fpr('B');
     let state = incident();
-    let text = format!("name: t\non: {ALL_INCIDENT_EVENTS}\nactions:\n  - tag: a\n  - note: n\n    when: always\n  - tag: b\n    when: previous_succeeded\n");
+    let text = format!("name: t\non: {ALL_INCIDENT_EVENTS}\nactions:\n  - tag: a\n  - note: n\n    when: always\n  - tag: b\n    when: previous_succeeded\n  - note: f\n    when: failure\n");
     let playbook = parse(&text, "playbooks/t.yaml").unwrap();
     let actions = plan(
         std::slice::from_ref(&playbook),
         &trigger(EventKind::IncidentReceived, Some(&state), &own),
     );
-    let waits: Vec<bool> = actions.iter().map(|a| a.waits_for_success()).collect();
-    assert_eq!(waits, [true, false, true]);
+    let after_success: Vec<bool> = actions.iter().map(|a| a.applies(true)).collect();
+    let after_failure: Vec<bool> = actions.iter().map(|a| a.applies(false)).collect();
+    assert_eq!(after_success, [true, true, true, false]);
+    assert_eq!(after_failure, [false, true, false, true]);
 }
 
 fn retract(state: &mut IncidentState) {
@@ -603,6 +608,7 @@ fn envelope_kinds_map_to_events() {
         (Kind::Sighting, &peer, Some(EventKind::SightingReceived)),
         (Kind::Sighting, &me, None),
         (Kind::Retraction, &peer, Some(EventKind::RetractionReceived)),
+        (Kind::Retraction, &me, Some(EventKind::RetractionReceived)),
         (Kind::Receipt, &peer, Some(EventKind::ReceiptReceived)),
         (Kind::Receipt, &me, None),
     ];

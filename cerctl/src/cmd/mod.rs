@@ -78,6 +78,15 @@ pub(crate) async fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<i32> {
             };
             playbook::runs(&ctx, io, &query).await
         }
+        Command::Playbook(PlaybookCommand::Resume { name, discard }) => {
+            playbook::resume(&ctx, io, name, discard).await
+        }
+        Command::Playbook(PlaybookCommand::Acted { name, incident }) => {
+            playbook::acted(&ctx, io, name, incident).await
+        }
+        Command::Playbook(PlaybookCommand::Forget { name, incident }) => {
+            playbook::forget(&ctx, io, name, incident).await
+        }
         Command::Certs(CertsCommand::Add { file }) => node::add_cert(&ctx, io, &file).await,
         Command::Certs(CertsCommand::Remove { cert }) => node::remove_cert(&ctx, io, &cert).await,
         Command::Completions { shell } => {

@@ -1,9 +1,12 @@
-//! `cerctl playbook list | check | test | runs`.
+//! `cerctl playbook list | check | test | runs | resume | acted | forget`.
 
 use std::path::Path;
 
 use anyhow::Context as _;
-use cer_proto::api::{PlaybookCheck, PlaybookList, PlaybookTest, RunList, RunQuery, TestPlaybook};
+use cer_proto::api::{
+    ActedList, ActedQuery, ForgetPlaybook, Forgotten, PlaybookCheck, PlaybookList, PlaybookTest,
+    ResumePlaybook, Resumed, RunList, RunQuery, TestPlaybook,
+};
 use uuid::Uuid;
 
 use super::{connect, print_json, Ctx, Io};
@@ -21,8 +24,13 @@ pub(super) async fn list(ctx: &Ctx<'_>, io: &mut Io<'_>) -> anyhow::Result<i32> 
     } else {
         let mut table = render::table(["NAME", "ON", "MAX TLP", "ACTIONS", "FILE"]);
         for p in &list.playbooks {
+            let state = match (&p.paused, p.enabled) {
+                (Some(paused), _) => format!(" (PAUSED, {} held)", paused.held),
+                (None, false) => " (disabled)".to_owned(),
+                (None, true) => String::new(),
+            };
             table.add_row([
-                render::one_line(&p.name) + if p.enabled { "" } else { " (disabled)" },
+                render::one_line(&p.name) + &state,
                 p.on.join(", "),
                 p.max_tlp.to_string(),
                 p.actions.to_string(),
@@ -30,6 +38,17 @@ pub(super) async fn list(ctx: &Ctx<'_>, io: &mut Io<'_>) -> anyhow::Result<i32> 
             ]);
         }
         render::write_table(io.stdout, &table)?;
+    }
+    for p in list.playbooks.iter().filter_map(|p| p.paused.as_ref()) {
+        writeln!(
+            io.stdout,
+            "\n{} paused at {}: {}\n  resume with: cerctl playbook resume {} (or --discard the {} held events)",
+            render::one_line(&p.playbook),
+            render::seconds(&p.at),
+            render::one_line(&p.reason),
+            render::one_line(&p.playbook),
+            p.held
+        )?;
     }
     if !list.errors.is_empty() {
         writeln!(
@@ -137,6 +156,99 @@ pub(super) async fn runs(ctx: &Ctx<'_>, io: &mut Io<'_>, query: &RunQuery) -> an
     let cwd = std::env::current_dir().ok();
     let table = runs_table(&list, cwd.as_deref(), ctx.wide);
     render::write_table(io.stdout, &table)?;
+    Ok(exit::OK)
+}
+
+pub(super) async fn resume(
+    ctx: &Ctx<'_>,
+    io: &mut Io<'_>,
+    playbook: String,
+    discard: bool,
+) -> anyhow::Result<i32> {
+    let request = ResumePlaybook { playbook, discard };
+    let resumed: Resumed = connect(ctx)
+        .await?
+        .post_json("/v1/playbooks/resume", &request)
+        .await?;
+    if ctx.json {
+        return print_json(io, &resumed);
+    }
+    let name = render::one_line(&resumed.playbook);
+    if request.discard {
+        writeln!(
+            io.stdout,
+            "{name} resumed; {} held events dropped",
+            resumed.discarded
+        )?;
+    } else {
+        writeln!(
+            io.stdout,
+            "{name} resumed; running the {} events held while it was paused",
+            resumed.replaying
+        )?;
+    }
+    Ok(exit::OK)
+}
+
+pub(super) async fn acted(
+    ctx: &Ctx<'_>,
+    io: &mut Io<'_>,
+    playbook: String,
+    incident: Option<Uuid>,
+) -> anyhow::Result<i32> {
+    let query = ActedQuery { playbook, incident };
+    let path = format!("/v1/playbooks/acted?{}", query_string(&query)?);
+    let list: ActedList = connect(ctx).await?.get_json(&path).await?;
+    if ctx.json {
+        return print_json(io, &list);
+    }
+    if list.acted.is_empty() {
+        writeln!(io.stdout, "nothing recorded")?;
+        return Ok(exit::OK);
+    }
+    let rows = list
+        .acted
+        .iter()
+        .map(|(incident, a)| {
+            [
+                render::incident_id(incident, ctx.wide),
+                (a.action + 1).to_string(),
+                a.kind.to_string(),
+                render::one_line(&a.value),
+                render::seconds(&a.at),
+            ]
+        })
+        .collect();
+    let table = render::fitted_table(
+        ["INCIDENT", "ACTION", "TYPE", "VALUE", "AT"],
+        rows,
+        &[3],
+        render::table_width(ctx.wide),
+    );
+    render::write_table(io.stdout, &table)?;
+    Ok(exit::OK)
+}
+
+pub(super) async fn forget(
+    ctx: &Ctx<'_>,
+    io: &mut Io<'_>,
+    playbook: String,
+    incident: Option<Uuid>,
+) -> anyhow::Result<i32> {
+    let request = ForgetPlaybook { playbook, incident };
+    let forgotten: Forgotten = connect(ctx)
+        .await?
+        .post_json("/v1/playbooks/forget", &request)
+        .await?;
+    if ctx.json {
+        return print_json(io, &forgotten);
+    }
+    writeln!(
+        io.stdout,
+        "{}: {} records dropped",
+        render::one_line(&forgotten.playbook),
+        forgotten.records
+    )?;
     Ok(exit::OK)
 }
 

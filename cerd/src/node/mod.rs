@@ -9,6 +9,7 @@
 //! What the node itself does is split by concern: publishing (`publish`),
 //! verifying what peers send (`ingest`) and answering queries (`query`).
 
+mod automation;
 mod ingest;
 mod publish;
 mod query;
@@ -84,6 +85,11 @@ pub enum NodeEvent {
     PeerDown {
         peer: Fingerprint,
         reason: String,
+    },
+    /// The operator resumed a playbook a limit had paused; its held events
+    /// run now.
+    PlaybookResumed {
+        playbook: String,
     },
 }
 
@@ -225,10 +231,6 @@ impl Node {
     /// The playbooks in force.
     pub fn playbooks(&self) -> Arc<[Playbook]> {
         self.playbooks.active()
-    }
-
-    pub fn playbook_list(&self) -> cer_proto::api::PlaybookList {
-        self.playbooks.list()
     }
 
     pub fn status(&self) -> Status {

@@ -55,6 +55,9 @@ impl Node {
             own: self.fingerprint(),
             names: &names,
             version: "test".into(),
+            acted: &[],
+            acted_runs: &[],
+            paused: None,
         };
         let (would_run, skipped) = match plan::plan_one(&playbook, &trigger) {
             Ok(actions) => (actions.iter().map(|a| a.describe()).collect(), None),

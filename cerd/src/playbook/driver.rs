@@ -1,33 +1,52 @@
 //! Reacts to what happens on the node: plans each event against the loaded
-//! playbooks, hands exec and webhook actions to the [`Runner`] (each in its
-//! own task, so a slow action never holds up sync or the API), applies
-//! local tags and notes, and records every run in the store.
+//! playbooks, hands exec and webhook actions to the [`Runner`] (each
+//! playbook's work on a task of its own, so a slow action never holds up
+//! sync or the API), applies local tags and notes, and records every run
+//! in the store with what it did ([`Acted`] records).
 //!
 //! At least once, with exactly-once effects: stored envelopes and
 //! equivocations are read from the store's durable event log, from a cursor
 //! saved in the store. The cursor moves past an event only when every
-//! action it caused has finished and been recorded, so after a crash the
-//! events after it are planned again; a run's key (playbook, event,
-//! incident, envelope) already recorded is never run twice. Peer up/down
-//! events are live only.
+//! playbook it triggered has finished and recorded its runs, so after a
+//! crash the events after it are planned again; a run's key (playbook,
+//! event, incident, envelope) already recorded is never run twice. Peer
+//! up/down and playbook.paused events are live only.
+//!
+//! One playbook's work on one incident runs in event order, one trigger
+//! after the other, and each is planned only when the one before it has
+//! recorded its runs: so `only: added` sees exactly what the playbook
+//! already did, and an undo sees every block that succeeded.
+//!
+//! Limits ([`super::guard`]): a trigger that would pass one pauses the
+//! playbook instead of running. Its events are then held in the store and
+//! run when the operator resumes it (`cerctl playbook resume`), or dropped
+//! with `--discard`.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use cer_proto::api::Annotation;
+use cer_proto::api::{Acted, Annotation, Paused, RunRecord};
+use cer_proto::envelope::Kind;
+use cer_proto::incident::IncidentState;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use uuid::Uuid;
 
-use super::plan::{plan, EventKind, PlannedAction, PlannedKind, Trigger};
+use super::guard::{Admit, Guard};
+use super::plan::{plan, plan_one, Effect, EventKind, PlannedAction, PlannedKind, Trigger};
 use super::run::{local_record, Outcome, Runner};
+use super::spec::{Playbook, When};
 use super::CURSOR;
 use crate::audit::{now, AUDIT};
 use crate::node::{Node, NodeEvent};
-use crate::store::{Change, EventRecord};
+use crate::store::{Change, EventRecord, PlaybookChange, RunEffect, StoreError};
 
 /// Events read from the log at a time.
 const READ_AHEAD: usize = 256;
+/// Run records given to an undo action (`acted_runs`), at most.
+const MAX_ACTED_RUNS: usize = 100;
 
 /// Starts reacting to the node's events.
 pub fn start(node: Arc<Node>, runner: Runner) -> JoinHandle<()> {
@@ -38,31 +57,63 @@ pub fn start(node: Arc<Node>, runner: Runner) -> JoinHandle<()> {
     })
 }
 
-async fn drive(node: Arc<Node>, runner: Runner) -> Result<(), crate::store::StoreError> {
+/// What every playbook task shares.
+struct Driver {
+    node: Arc<Node>,
+    runner: Runner,
+    guard: Guard,
+    /// Per (playbook, incident): the latest task's liveness, which the
+    /// next one waits on (the sender drops when the task ends).
+    chains: Mutex<HashMap<(String, Uuid), watch::Receiver<()>>>,
+}
+
+/// One event for one playbook.
+struct Work {
+    playbook: Playbook,
+    events: Vec<EventKind>,
+    state: Arc<IncidentState>,
+    version: String,
+    /// The event's seq in the log; reported done (for the cursor) unless
+    /// this is a replay of a held event.
+    seq: u64,
+    replay: bool,
+}
+
+async fn drive(node: Arc<Node>, runner: Runner) -> Result<(), StoreError> {
     let store = node.store().clone();
     let reader = store.clone();
-    let mut read = tokio::task::spawn_blocking(move || reader.cursor(CURSOR))
-        .await
-        .map_err(|_| crate::store::StoreError::WriterGone)??;
+    let (mut read, paused) =
+        blocking(move || Ok((reader.cursor(CURSOR)?, reader.paused()?))).await?;
+    let driver = Arc::new(Driver {
+        guard: Guard::new(paused),
+        node: node.clone(),
+        runner,
+        chains: Mutex::new(HashMap::new()),
+    });
+    let reader = store.clone();
+    for name in blocking(move || reader.playbooks_holding()).await? {
+        if !driver.guard.is_paused(&name) {
+            driver.clone().replay(name);
+        }
+    }
     let mut saved = read;
     let mut durable = store.durable_events();
     let mut live = node.subscribe();
     let (done_tx, mut done) = mpsc::unbounded_channel::<u64>();
-    // Unfinished actions per event seq; the cursor stays below the first.
+    // Unfinished playbook tasks per event seq; the cursor stays below the
+    // first.
     let mut pending: BTreeMap<u64, usize> = BTreeMap::new();
     loop {
         let newest = *durable.borrow_and_update();
         if read < newest {
             let reader = store.clone();
-            let events = tokio::task::spawn_blocking(move || reader.events_after(read, READ_AHEAD))
-                .await
-                .map_err(|_| crate::store::StoreError::WriterGone)??;
+            let events = blocking(move || reader.events_after(read, READ_AHEAD)).await?;
             if events.is_empty() {
                 read = newest;
             }
             for event in events {
                 read = event.seq;
-                let started = handle(&node, &runner, &event, &done_tx).await;
+                let started = driver.handle(&event, None, Some(&done_tx)).await;
                 if started > 0 {
                     pending.insert(event.seq, started);
                 }
@@ -77,9 +128,20 @@ async fn drive(node: Arc<Node>, runner: Runner) -> Result<(), crate::store::Stor
                 }
                 Some(seq) = done.recv() => finish(&mut pending, seq),
                 event = live.recv() => match event {
-                    Ok(event) => handle_live(&node, &runner, event),
+                    Ok(NodeEvent::PlaybookResumed { playbook }) => {
+                        driver.guard.resume(&playbook);
+                        driver.clone().replay(playbook);
+                    }
+                    Ok(event) => driver.handle_live(event),
                     Err(RecvError::Lagged(missed)) => {
                         tracing::warn!(target: AUDIT, event = "playbook_events_lost", missed, "playbooks fell behind on peer events; some did not trigger them");
+                        // A resume may have been among them.
+                        let reader = store.clone();
+                        if let Ok(paused) = blocking(move || reader.paused()).await {
+                            for name in driver.guard.reload(paused) {
+                                driver.clone().replay(name);
+                            }
+                        }
                     }
                     Err(RecvError::Closed) => return Ok(()),
                 },
@@ -124,107 +186,447 @@ async fn save(
     }
 }
 
-/// Plans one durable event and starts its actions. Returns how many.
-async fn handle(
-    node: &Arc<Node>,
-    runner: &Runner,
-    event: &EventRecord,
-    done: &mpsc::UnboundedSender<u64>,
-) -> usize {
-    let playbooks = node.playbooks();
-    if playbooks.is_empty() {
-        return 0;
+async fn blocking<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|_| StoreError::WriterGone)?
+}
+
+impl Driver {
+    /// Starts, for one durable event, a task per playbook it may trigger
+    /// (only `only`'s, for a replay). Returns how many; each reports the
+    /// event's seq on `done` when finished.
+    async fn handle(
+        self: &Arc<Self>,
+        event: &EventRecord,
+        only: Option<&str>,
+        done: Option<&mpsc::UnboundedSender<u64>>,
+    ) -> usize {
+        self.start(event, only, done).await.len()
     }
-    let state = match &event.change {
-        Change::Stored { subject, .. } => {
-            let store = node.store().clone();
-            let subject = *subject;
-            match tokio::task::spawn_blocking(move || store.incident(subject)).await {
-                Ok(Ok(Some(state))) => Some(state),
-                Ok(Ok(None)) => return 0,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, %subject, "cannot read the incident for playbooks");
-                    return 0;
+
+    async fn start(
+        self: &Arc<Self>,
+        event: &EventRecord,
+        only: Option<&str>,
+        done: Option<&mpsc::UnboundedSender<u64>>,
+    ) -> Vec<JoinHandle<()>> {
+        let playbooks: Vec<Playbook> = self
+            .node
+            .playbooks()
+            .iter()
+            .filter(|p| p.enabled && only.is_none_or(|name| p.name == name))
+            .cloned()
+            .collect();
+        if playbooks.is_empty() {
+            return Vec::new();
+        }
+        let own = self.node.fingerprint().clone();
+        let (author, id, subject, kind) = match &event.change {
+            Change::Stored {
+                author,
+                id,
+                subject,
+                kind,
+                ..
+            } => (author, id, *subject, *kind),
+            Change::Equivocation {
+                author, seq, other, ..
+            } => {
+                let names = |f: &cer_proto::Fingerprint| self.node.name_of(f);
+                let trigger = Trigger {
+                    event: EventKind::MeshEquivocation,
+                    incident: None,
+                    peer: Some(author),
+                    own: &own,
+                    names: &names,
+                    version: format!("{seq}-{other}"),
+                    acted: &[],
+                    acted_runs: &[],
+                    paused: None,
+                };
+                let mut tasks = Vec::new();
+                for playbook in playbooks {
+                    let Ok(actions) = plan_one(&playbook, &trigger) else {
+                        continue;
+                    };
+                    tasks.push(self.clone().spawn_unchained(
+                        playbook,
+                        actions,
+                        done.map(|d| (event.seq, d.clone())),
+                        only.is_some(),
+                    ));
                 }
-                Err(_) => return 0,
+                return tasks;
             }
+        };
+        let Some(primary) = EventKind::for_envelope(kind, author, &own) else {
+            return Vec::new();
+        };
+        let store = self.node.store().clone();
+        let state = match blocking(move || store.incident(subject)).await {
+            Ok(Some(state)) => Arc::new(state),
+            Ok(None) => return Vec::new(),
+            Err(e) => {
+                tracing::error!(error = %e, %subject, "cannot read the incident for playbooks");
+                return Vec::new();
+            }
+        };
+        // Indicators can leave a live incident only with a withdrawn
+        // envelope: then playbooks that acted on them hear of it.
+        let mut candidates = vec![primary];
+        if kind == Kind::Retraction && state.retracted.is_none() {
+            candidates.push(EventKind::IndicatorRemoved);
         }
-        Change::Equivocation { .. } => None,
-    };
-    let own = node.fingerprint().clone();
-    let names = |f: &cer_proto::Fingerprint| node.name_of(f);
-    let trigger = match &event.change {
-        Change::Stored {
-            author,
-            id,
-            subject,
-            kind,
-            ..
-        } => {
-            let Some(kind) = EventKind::for_envelope(*kind, author, &own) else {
-                return 0;
-            };
-            let _ = subject;
-            Trigger {
-                event: kind,
-                incident: state.as_ref(),
-                peer: None,
-                own: &own,
-                names: &names,
+        let names = |f: &cer_proto::Fingerprint| self.node.name_of(f);
+        let mut tasks = Vec::new();
+        for playbook in playbooks {
+            let events: Vec<EventKind> = candidates
+                .iter()
+                .copied()
+                .filter(|event| {
+                    // Undo events depend on what the playbook acted on,
+                    // which the task reads; the rest is decided here.
+                    event.is_undo()
+                        || super::plan::evaluate(
+                            &playbook,
+                            &Trigger {
+                                event: *event,
+                                incident: Some(&state),
+                                peer: None,
+                                own: &own,
+                                names: &names,
+                                version: String::new(),
+                                acted: &[],
+                                acted_runs: &[],
+                                paused: None,
+                            },
+                        )
+                        .is_ok()
+                })
+                .filter(|event| playbook.on.contains(event))
+                .collect();
+            if events.is_empty() {
+                continue;
+            }
+            let work = Work {
+                playbook,
+                events,
+                state: state.clone(),
                 version: id.to_hex(),
-            }
+                seq: event.seq,
+                replay: only.is_some(),
+            };
+            tasks.push(self.clone().spawn_chained(work, done.cloned()));
         }
-        Change::Equivocation {
-            author, seq, other, ..
-        } => Trigger {
-            event: EventKind::MeshEquivocation,
+        tasks
+    }
+
+    /// Runs one playbook's work for one incident after the previous work of
+    /// the same playbook on the same incident has finished.
+    fn spawn_chained(
+        self: Arc<Self>,
+        work: Work,
+        done: Option<mpsc::UnboundedSender<u64>>,
+    ) -> JoinHandle<()> {
+        let key = (work.playbook.name.clone(), work.state.id);
+        let (alive, mine) = watch::channel(());
+        let before = self
+            .chains
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone(), mine.clone());
+        tokio::spawn(async move {
+            if let Some(mut before) = before {
+                // Resolves when the earlier task's sender drops.
+                let _ = before.changed().await;
+            }
+            let seq = work.seq;
+            let replay = work.replay;
+            self.work(work).await;
+            {
+                let mut chains = self.chains.lock().unwrap_or_else(|e| e.into_inner());
+                if chains
+                    .get(&key)
+                    .is_some_and(|last| last.same_channel(&mine))
+                {
+                    chains.remove(&key);
+                }
+            }
+            drop(alive);
+            if let (Some(done), false) = (done, replay) {
+                let _ = done.send(seq);
+            }
+        })
+    }
+
+    async fn work(&self, work: Work) {
+        let name = work.playbook.name.clone();
+        if !work.replay && self.guard.is_paused(&name) {
+            self.hold(&name, work.seq).await;
+            return;
+        }
+        let own = self.node.fingerprint().clone();
+        for event in work.events {
+            let (acted, acted_runs) = match self.acted(&name, &work.state, event).await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::error!(error = %e, playbook = %name, "cannot read what the playbook did; not running it");
+                    return;
+                }
+            };
+            // The trigger borrows a closure that is not Send: plan before
+            // any await.
+            let planned = {
+                let names = |f: &cer_proto::Fingerprint| self.node.name_of(f);
+                let trigger = Trigger {
+                    event,
+                    incident: Some(&work.state),
+                    peer: None,
+                    own: &own,
+                    names: &names,
+                    version: work.version.clone(),
+                    acted: &acted,
+                    acted_runs: &acted_runs,
+                    paused: None,
+                };
+                plan_one(&work.playbook, &trigger)
+            };
+            let Ok(actions) = planned else {
+                continue;
+            };
+            if actions.is_empty() {
+                continue;
+            }
+            if !work.replay {
+                match self
+                    .guard
+                    .admit(&work.playbook, &actions, Instant::now(), now())
+                {
+                    Admit::Run => {}
+                    Admit::Hold => return self.hold(&name, work.seq).await,
+                    Admit::Pause(paused) => return self.pause(paused, work.seq).await,
+                }
+            }
+            self.run_stages(actions).await;
+        }
+    }
+
+    /// What the playbook did for the incident, and for an undo event the
+    /// records of those runs.
+    async fn acted(
+        &self,
+        playbook: &str,
+        state: &IncidentState,
+        event: EventKind,
+    ) -> Result<(Vec<Acted>, Vec<RunRecord>), StoreError> {
+        let store = self.node.store().clone();
+        let (name, incident) = (playbook.to_owned(), state.id);
+        let undo = event.is_undo();
+        blocking(move || {
+            let acted = store.acted(&name, incident)?;
+            let mut runs = Vec::new();
+            if undo {
+                let mut keys: Vec<&str> = acted.iter().map(|a| a.run_key.as_str()).collect();
+                keys.sort_unstable();
+                keys.dedup();
+                for key in keys.into_iter().take(MAX_ACTED_RUNS) {
+                    if let Some(run) = store.run_record(key)? {
+                        runs.push(run);
+                    }
+                }
+            }
+            Ok((acted, runs))
+        })
+        .await
+    }
+
+    async fn hold(&self, playbook: &str, seq: u64) {
+        let change = PlaybookChange::Hold {
+            playbook: playbook.to_owned(),
+            event: seq,
+        };
+        if let Err(e) = self.node.store().playbook_change(change).await {
+            tracing::error!(error = %e, %playbook, seq, "cannot hold an event for a paused playbook");
+        }
+    }
+
+    async fn pause(&self, paused: Paused, seq: u64) {
+        tracing::warn!(target: AUDIT, event = "playbook_paused", playbook = %paused.playbook, reason = %paused.reason, "playbook paused by a limit; resume it with cerctl playbook resume {}", paused.playbook);
+        let store = self.node.store();
+        if let Err(e) = store
+            .playbook_change(PlaybookChange::Pause(paused.clone()))
+            .await
+        {
+            tracing::error!(error = %e, playbook = %paused.playbook, "cannot record the pause; it holds until restart");
+        }
+        self.hold(&paused.playbook, seq).await;
+        self.handle_paused(&paused);
+    }
+
+    /// Runs the playbooks that listen to `playbook.paused`.
+    fn handle_paused(&self, paused: &Paused) {
+        let playbooks = self.node.playbooks();
+        let own = self.node.fingerprint().clone();
+        let names = |f: &cer_proto::Fingerprint| self.node.name_of(f);
+        let trigger = Trigger {
+            event: EventKind::PlaybookPaused,
             incident: None,
-            peer: Some(author),
+            peer: None,
             own: &own,
             names: &names,
-            version: format!("{seq}-{other}"),
-        },
-    };
-    let actions = plan(&playbooks, &trigger);
-    let count = actions.len();
-    spawn_playbooks(node, runner, actions, Some((event.seq, done.clone())));
-    count
-}
-
-fn handle_live(node: &Arc<Node>, runner: &Runner, event: NodeEvent) {
-    let playbooks = node.playbooks();
-    if playbooks.is_empty() {
-        return;
+            version: format!("{}-{}", paused.playbook, paused.at.unix_nanos()),
+            acted: &[],
+            acted_runs: &[],
+            paused: Some(paused),
+        };
+        let actions: Vec<PlannedAction> = plan(&playbooks, &trigger)
+            .into_iter()
+            .filter(|a| a.playbook != paused.playbook)
+            .collect();
+        self.spawn_live(actions);
     }
-    let own = node.fingerprint().clone();
-    let names = |f: &cer_proto::Fingerprint| node.name_of(f);
-    let (kind, peer) = match event {
-        NodeEvent::PeerUp { peer } => (EventKind::PeerUp, peer),
-        NodeEvent::PeerDown { peer, .. } => (EventKind::PeerDown, peer),
-        NodeEvent::TrustChanged => return,
-    };
-    let trigger = Trigger {
-        event: kind,
-        incident: None,
-        peer: Some(&peer),
-        own: &own,
-        names: &names,
-        version: now().unix_nanos().to_string(),
-    };
-    spawn_playbooks(node, runner, plan(&playbooks, &trigger), None);
+
+    fn handle_live(&self, event: NodeEvent) {
+        let playbooks = self.node.playbooks();
+        if playbooks.is_empty() {
+            return;
+        }
+        let own = self.node.fingerprint().clone();
+        let names = |f: &cer_proto::Fingerprint| self.node.name_of(f);
+        let (kind, peer) = match event {
+            NodeEvent::PeerUp { peer } => (EventKind::PeerUp, peer),
+            NodeEvent::PeerDown { peer, .. } => (EventKind::PeerDown, peer),
+            NodeEvent::TrustChanged | NodeEvent::PlaybookResumed { .. } => return,
+        };
+        let trigger = Trigger {
+            event: kind,
+            incident: None,
+            peer: Some(&peer),
+            own: &own,
+            names: &names,
+            version: now().unix_nanos().to_string(),
+            acted: &[],
+            acted_runs: &[],
+            paused: None,
+        };
+        self.spawn_live(plan(&playbooks, &trigger));
+    }
+
+    /// Live events (no incident, not in the log): each playbook's actions
+    /// on a task, paused playbooks left out.
+    fn spawn_live(&self, actions: Vec<PlannedAction>) {
+        let driver = Driver {
+            node: self.node.clone(),
+            runner: self.runner.clone(),
+            guard: self.guard.clone(),
+            chains: Mutex::new(HashMap::new()),
+        };
+        let driver = Arc::new(driver);
+        for actions in by_playbook(actions) {
+            if self.guard.is_paused(&actions[0].playbook) {
+                continue;
+            }
+            let driver = driver.clone();
+            tokio::spawn(async move { driver.run_stages(actions).await });
+        }
+    }
+
+    fn spawn_unchained(
+        self: Arc<Self>,
+        playbook: Playbook,
+        actions: Vec<PlannedAction>,
+        done: Option<(u64, mpsc::UnboundedSender<u64>)>,
+        replay: bool,
+    ) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let seq = done.as_ref().map(|(seq, _)| *seq).unwrap_or(0);
+            let admit = if replay {
+                Admit::Run
+            } else {
+                self.guard.admit(&playbook, &actions, Instant::now(), now())
+            };
+            match admit {
+                Admit::Run => self.run_stages(actions).await,
+                Admit::Hold => self.hold(&playbook.name, seq).await,
+                Admit::Pause(paused) => self.pause(paused, seq).await,
+            }
+            if let (Some((seq, done)), false) = (done, replay) {
+                let _ = done.send(seq);
+            }
+        })
+    }
+
+    /// Runs the held events of a resumed playbook, oldest first, each once
+    /// its runs are recorded released from the store.
+    fn replay(self: Arc<Self>, playbook: String) {
+        tokio::spawn(async move {
+            let store = self.node.store().clone();
+            let name = playbook.clone();
+            let held = match blocking(move || store.held(&name)).await {
+                Ok(held) => held,
+                Err(e) => {
+                    tracing::error!(error = %e, %playbook, "cannot read the events held for a playbook");
+                    return;
+                }
+            };
+            if !held.is_empty() {
+                tracing::info!(target: AUDIT, event = "playbook_resumed", %playbook, held = held.len(), "running the events held while the playbook was paused");
+            }
+            for seq in held {
+                let store = self.node.store().clone();
+                let event = blocking(move || store.events_after(seq.saturating_sub(1), 1)).await;
+                if let Ok(Some(event)) = event.map(|e| e.into_iter().next()) {
+                    if event.seq == seq {
+                        for task in self.start(&event, Some(&playbook), None).await {
+                            let _ = task.await;
+                        }
+                    }
+                }
+                let change = PlaybookChange::Release {
+                    playbook: playbook.clone(),
+                    event: seq,
+                };
+                if let Err(e) = self.node.store().playbook_change(change).await {
+                    tracing::error!(error = %e, %playbook, seq, "cannot release a held event");
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Runs one playbook's planned actions in file order: the runs of one
+    /// action (one per indicator) side by side, the next action once they
+    /// are done, so a tag or note knows whether everything before it
+    /// succeeded.
+    async fn run_stages(&self, actions: Vec<PlannedAction>) {
+        let mut succeeded = true;
+        let mut actions = actions.into_iter().peekable();
+        while let Some(first) = actions.next() {
+            let index = first.action_index;
+            let mut stage = vec![first];
+            while let Some(next) = actions.next_if(|a| a.action_index == index) {
+                stage.push(next);
+            }
+            let mut runs = tokio::task::JoinSet::new();
+            for action in stage {
+                let node = self.node.clone();
+                let runner = self.runner.clone();
+                runs.spawn(async move { run_once(&node, &runner, &action, succeeded).await });
+            }
+            let mut stage_ok = true;
+            while let Some(ok) = runs.join_next().await {
+                stage_ok &= ok.unwrap_or(false);
+            }
+            succeeded &= stage_ok;
+        }
+    }
 }
 
-/// Runs each playbook's actions on a task of its own, in file order: the
-/// runs of one action (one per indicator) side by side, the next action
-/// once they are done, so a tag or note knows whether everything before it
-/// succeeded. Reports the event seq as done once per action.
-fn spawn_playbooks(
-    node: &Arc<Node>,
-    runner: &Runner,
-    actions: Vec<PlannedAction>,
-    done: Option<(u64, mpsc::UnboundedSender<u64>)>,
-) {
-    // `plan` lists actions by playbook, then by action.
+/// `plan` lists actions by playbook, then by action.
+fn by_playbook(actions: Vec<PlannedAction>) -> Vec<Vec<PlannedAction>> {
     let mut playbooks: Vec<Vec<PlannedAction>> = Vec::new();
     for action in actions {
         match playbooks.last_mut() {
@@ -232,47 +634,20 @@ fn spawn_playbooks(
             _ => playbooks.push(vec![action]),
         }
     }
-    for actions in playbooks {
-        let node = node.clone();
-        let runner = runner.clone();
-        let done = done.clone();
-        tokio::spawn(async move {
-            let mut succeeded = true;
-            let mut actions = actions.into_iter().peekable();
-            while let Some(first) = actions.next() {
-                let index = first.action_index;
-                let mut stage = vec![first];
-                while let Some(next) = actions.next_if(|a| a.action_index == index) {
-                    stage.push(next);
-                }
-                let mut runs = tokio::task::JoinSet::new();
-                for action in stage {
-                    let node = node.clone();
-                    let runner = runner.clone();
-                    runs.spawn(async move { run_once(&node, &runner, &action, succeeded).await });
-                }
-                while let Some(ok) = runs.join_next().await {
-                    succeeded &= ok.unwrap_or(false);
-                    if let Some((seq, done)) = &done {
-                        let _ = done.send(*seq);
-                    }
-                }
-            }
-        });
-    }
+    playbooks
 }
 
-/// Runs one action unless its key was recorded, and records it. Returns
-/// whether it succeeded (now, or when it was recorded before a restart).
-/// A tag or note that waits for success and comes after an action that did
-/// not succeed is recorded as skipped.
+/// Runs one action unless its key was recorded, and records it with what
+/// it did. Returns whether it succeeded (now, or when it was recorded
+/// before a restart). A tag or note whose `when` does not hold is
+/// recorded as skipped.
 async fn run_once(node: &Node, runner: &Runner, action: &PlannedAction, before_ok: bool) -> bool {
     let store = node.store().clone();
     let key = action.key.clone();
     let recorded = tokio::task::spawn_blocking(move || store.run_record(&key)).await;
     match recorded {
         Ok(Ok(None)) => {
-            let record = if action.is_local() && action.waits_for_success() && !before_ok {
+            let record = if action.is_local() && !action.applies(before_ok) {
                 skipped_record(action)
             } else if action.is_local() {
                 apply_local(node, action).await
@@ -280,7 +655,12 @@ async fn run_once(node: &Node, runner: &Runner, action: &PlannedAction, before_o
                 runner.run(action).await
             };
             let ok = record.outcome.is_ok();
-            if let Err(e) = node.store().record_run(record).await {
+            let effect = if ok {
+                run_effect(action, &record)
+            } else {
+                RunEffect::None
+            };
+            if let Err(e) = node.store().record_run(record, effect).await {
                 tracing::error!(error = %e, key = %action.key, "cannot record a playbook run");
             }
             ok
@@ -297,17 +677,48 @@ async fn run_once(node: &Node, runner: &Runner, action: &PlannedAction, before_o
     }
 }
 
-fn skipped_record(action: &PlannedAction) -> cer_proto::api::RunRecord {
+fn run_effect(action: &PlannedAction, record: &RunRecord) -> RunEffect {
+    let Some(incident) = action.incident else {
+        return RunEffect::None;
+    };
+    match &action.effect {
+        Effect::None => RunEffect::None,
+        Effect::Acted { kind, value } => RunEffect::Acted {
+            playbook: action.playbook.clone(),
+            incident,
+            acted: Acted {
+                action: action.action_index,
+                kind: *kind,
+                value: value.clone(),
+                run_key: action.key.clone(),
+                at: record.started,
+            },
+        },
+        Effect::Undone { kind, value } => RunEffect::Undone {
+            playbook: action.playbook.clone(),
+            incident,
+            kind: *kind,
+            value: value.clone(),
+        },
+    }
+}
+
+fn skipped_record(action: &PlannedAction) -> RunRecord {
     let mut record = local_record(action, now(), Ok(()));
+    let reason = match &action.kind {
+        PlannedKind::Tag(_, When::Failure) | PlannedKind::Note(_, When::Failure) => {
+            "every earlier action of the playbook succeeded (when: failure)"
+        }
+        _ => "an earlier action of the playbook did not succeed (when: success)",
+    };
     record.outcome = Outcome::Skipped {
-        reason: "an earlier action of the playbook did not succeed (when: previous_succeeded)"
-            .into(),
+        reason: reason.into(),
     };
     tracing::info!(target: AUDIT, event = "playbook_ran", playbook = %record.playbook, action = %record.action, outcome = %record.outcome, "playbook action skipped");
     record
 }
 
-async fn apply_local(node: &Node, action: &PlannedAction) -> cer_proto::api::RunRecord {
+async fn apply_local(node: &Node, action: &PlannedAction) -> RunRecord {
     let started = now();
     let annotation = match (&action.kind, action.incident) {
         (PlannedKind::Tag(tag, _), Some(incident)) => Some((

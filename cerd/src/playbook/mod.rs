@@ -26,6 +26,7 @@
 //!   again.
 
 pub mod driver;
+pub mod guard;
 pub mod registry;
 pub mod run;
 /// The playbook file format lives in its own crate, shared with cerctl's

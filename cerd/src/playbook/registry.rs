@@ -117,6 +117,7 @@ impl Registry {
                     max_tlp: p.max_tlp,
                     actions: p.actions.len(),
                     enabled: p.enabled,
+                    paused: None,
                 })
                 .collect(),
             errors: state

@@ -537,6 +537,7 @@ mod tests {
                 stdin: Arc::from(&b"{}\n"[..]),
             },
             key: "t:k".into(),
+            effect: cer_playbook::plan::Effect::None,
         }
     }
 
@@ -561,6 +562,9 @@ mod tests {
                 own: &own,
                 names: &no_names,
                 version: "v1".into(),
+                acted: &[],
+                acted_runs: &[],
+                paused: None,
             },
         )
     }

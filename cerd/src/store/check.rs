@@ -465,6 +465,7 @@ fn copy_local_records(old: &sled::Db, new: &Store) -> Result<(), StoreError> {
         keys::RUN,
         keys::RUN_BY_TIME,
         keys::ANNOTATION,
+        keys::PLAYBOOK,
         keys::EQUIVOCATION,
         keys::EVENT,
     ] {

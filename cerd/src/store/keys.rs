@@ -17,9 +17,12 @@
 //! | `r`    | run key                           | playbook run record                     |
 //! | `R`    | started (16) ‖ run key            | (empty): runs by time                   |
 //! | `a`    | uuid ‖ time (16) ‖ n (8)          | local annotation                        |
+//! | `p`    | `d` name `\0` uuid type `:` value `\0` action (be u32) | a playbook's [`Acted`](cer_proto::api::Acted) record |
+//! | `p`    | `s` name                          | a paused playbook                       |
+//! | `p`    | `h` name `\0` event seq (be u64)  | (empty): an event held for it           |
 //! | `m`    | name                              | format version, counts, cursors         |
 //!
-//! Primary records are `e`, `c`, `d`, `k`, `q`, `v`, `r`, `a`; everything
+//! Primary records are `e`, `c`, `d`, `k`, `q`, `v`, `r`, `a`, `p`; everything
 //! else is derived from them and `cerd repair` rebuilds it.
 
 use cer_proto::envelope::Kind;
@@ -44,6 +47,7 @@ pub const REQUEST: u8 = b'k';
 pub const RUN: u8 = b'r';
 pub const RUN_BY_TIME: u8 = b'R';
 pub const ANNOTATION: u8 = b'a';
+pub const PLAYBOOK: u8 = b'p';
 pub const META: u8 = b'm';
 
 /// Indicator entries per chunk record: small enough that rewriting one
@@ -366,6 +370,70 @@ impl<'a> Cursor<'a> {
     fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
         Ok(self.take(N)?.try_into().expect("took N bytes"))
     }
+}
+
+/// A playbook's acted records: all, or one incident's.
+pub fn acted_prefix(playbook: &str, incident: Option<Uuid>) -> Vec<u8> {
+    let mut key = vec![PLAYBOOK, b'd'];
+    key.extend_from_slice(playbook.as_bytes());
+    key.push(0);
+    if let Some(incident) = incident {
+        key.extend_from_slice(incident.as_bytes());
+    }
+    key
+}
+
+/// The acted records of one indicator (every action) of an incident.
+pub fn acted_indicator(
+    playbook: &str,
+    incident: Uuid,
+    kind: IndicatorType,
+    value: &str,
+) -> Vec<u8> {
+    let mut key = acted_prefix(playbook, Some(incident));
+    key.extend_from_slice(kind.as_str().as_bytes());
+    key.push(b':');
+    key.extend_from_slice(value.as_bytes());
+    key.push(0);
+    key
+}
+
+pub fn acted(
+    playbook: &str,
+    incident: Uuid,
+    kind: IndicatorType,
+    value: &str,
+    action: usize,
+) -> Vec<u8> {
+    let mut key = acted_indicator(playbook, incident, kind, value);
+    key.extend_from_slice(&u32::try_from(action).unwrap_or(u32::MAX).to_be_bytes());
+    key
+}
+
+pub fn paused_prefix() -> Vec<u8> {
+    vec![PLAYBOOK, b's']
+}
+
+pub fn paused(playbook: &str) -> Vec<u8> {
+    let mut key = paused_prefix();
+    key.extend_from_slice(playbook.as_bytes());
+    key
+}
+
+/// Events held for a playbook; `""` gives every playbook's.
+pub fn held_prefix(playbook: &str) -> Vec<u8> {
+    let mut key = vec![PLAYBOOK, b'h'];
+    if !playbook.is_empty() {
+        key.extend_from_slice(playbook.as_bytes());
+        key.push(0);
+    }
+    key
+}
+
+pub fn held(playbook: &str, event: u64) -> Vec<u8> {
+    let mut key = held_prefix(playbook);
+    key.extend_from_slice(&event.to_be_bytes());
+    key
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 mod carve;
 mod check;
 pub mod keys;
+mod local;
 mod read;
 mod table;
 mod writer;
@@ -39,6 +40,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use uuid::Uuid;
 
 pub use check::{check, rebuild, CheckReport, Rebuilt, Verdict, Verifier};
+pub use local::{PlaybookChange, RunEffect};
 use writer::Command;
 
 /// The on-disk format this code reads and writes.
@@ -496,10 +498,16 @@ impl Store {
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
 
-    /// Records a playbook run (history for `cerctl playbook runs`).
-    pub async fn record_run(&self, run: RunRecord) -> Result<(), StoreError> {
+    /// Records a playbook run (history for `cerctl playbook runs`) and,
+    /// in the same batch, what it changes in the playbook's acted records.
+    pub async fn record_run(&self, run: RunRecord, effect: RunEffect) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Command::RecordRun { run, reply }).await?;
+        self.send(Command::RecordRun {
+            run: Box::new(run),
+            effect,
+            reply,
+        })
+        .await?;
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
 

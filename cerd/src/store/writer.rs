@@ -21,6 +21,7 @@ use cer_proto::{EnvelopeId, Fingerprint};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use uuid::Uuid;
 
+use super::local::{PlaybookChange, RunEffect};
 use super::table::Table;
 use super::{
     corrupt, decode_head, decode_json, decode_record, encode_head, json_err, keys, Change, Counts,
@@ -54,8 +55,13 @@ pub(super) enum Command {
         reply: Reply<()>,
     },
     RecordRun {
-        run: RunRecord,
+        run: Box<RunRecord>,
+        effect: RunEffect,
         reply: Reply<()>,
+    },
+    Playbook {
+        change: PlaybookChange,
+        reply: Reply<u64>,
     },
     Cursor {
         name: &'static str,
@@ -73,6 +79,7 @@ impl Command {
             Command::Annotate { reply, .. }
             | Command::RecordRun { reply, .. }
             | Command::Cursor { reply, .. } => Answer::Done(reply),
+            Command::Playbook { reply, .. } => Answer::Count(reply, 0),
         }
     }
 
@@ -92,6 +99,7 @@ enum Answer {
     ),
     Publish(Reply<Published>, Result<Published, StoreError>),
     Done(Reply<()>),
+    Count(Reply<u64>, u64),
 }
 
 impl Answer {
@@ -105,6 +113,9 @@ impl Answer {
             }
             Answer::Done(reply) => {
                 let _ = reply.send(Ok(()));
+            }
+            Answer::Count(reply, n) => {
+                let _ = reply.send(Ok(n));
             }
         }
     }
@@ -122,6 +133,9 @@ impl Answer {
                 let _ = reply.send(Err(error()));
             }
             Answer::Done(reply) => {
+                let _ = reply.send(Err(error()));
+            }
+            Answer::Count(reply, _) => {
                 let _ = reply.send(Err(error()));
             }
         }
@@ -366,13 +380,21 @@ impl<'a> Work<'a> {
                     Err(e) => Err(Box::new((Answer::Done(reply), e))),
                 }
             }
-            Command::RecordRun { run, reply } => match serde_json::to_vec(&run) {
-                Ok(json) => {
-                    self.put(keys::run(&run.key), json);
-                    self.put(keys::run_by_time(run.started, &run.key), Vec::new());
-                    Ok(Answer::Done(reply))
+            Command::RecordRun { run, effect, reply } => {
+                match serde_json::to_vec(&*run)
+                    .map_err(json_err)
+                    .and_then(|json| {
+                        self.put(keys::run(&run.key), json);
+                        self.put(keys::run_by_time(run.started, &run.key), Vec::new());
+                        self.run_effect(effect)
+                    }) {
+                    Ok(()) => Ok(Answer::Done(reply)),
+                    Err(e) => Err(Box::new((Answer::Done(reply), e))),
                 }
-                Err(e) => Err(Box::new((Answer::Done(reply), json_err(e)))),
+            }
+            Command::Playbook { change, reply } => match self.playbook_change(change) {
+                Ok(n) => Ok(Answer::Count(reply, n)),
+                Err(e) => Err(Box::new((Answer::Count(reply, 0), e))),
             },
             Command::Cursor { name, seq, reply } => {
                 self.put(
@@ -382,6 +404,90 @@ impl<'a> Work<'a> {
                 Ok(Answer::Done(reply))
             }
         }
+    }
+
+    fn run_effect(&mut self, effect: RunEffect) -> Result<(), StoreError> {
+        match effect {
+            RunEffect::None => {}
+            RunEffect::Acted {
+                playbook,
+                incident,
+                acted,
+            } => {
+                let key = keys::acted(&playbook, incident, acted.kind, &acted.value, acted.action);
+                self.put(key, serde_json::to_vec(&acted).map_err(json_err)?);
+            }
+            RunEffect::Undone {
+                playbook,
+                incident,
+                kind,
+                value,
+            } => {
+                for key in self
+                    .keys_with_prefix(&keys::acted_indicator(&playbook, incident, kind, &value))?
+                {
+                    self.remove(key);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn playbook_change(&mut self, change: PlaybookChange) -> Result<u64, StoreError> {
+        match change {
+            PlaybookChange::Pause(paused) => {
+                let key = keys::paused(&paused.playbook);
+                self.put(key, serde_json::to_vec(&paused).map_err(json_err)?);
+                Ok(1)
+            }
+            PlaybookChange::Hold { playbook, event } => {
+                self.put(keys::held(&playbook, event), Vec::new());
+                Ok(1)
+            }
+            PlaybookChange::Release { playbook, event } => {
+                self.remove(keys::held(&playbook, event));
+                Ok(1)
+            }
+            PlaybookChange::Resume { playbook, discard } => {
+                self.remove(keys::paused(&playbook));
+                let held = self.keys_with_prefix(&keys::held_prefix(&playbook))?;
+                let n = held.len() as u64;
+                if discard {
+                    for key in held {
+                        self.remove(key);
+                    }
+                }
+                Ok(n)
+            }
+            PlaybookChange::Forget { playbook, incident } => {
+                let records = self.keys_with_prefix(&keys::acted_prefix(&playbook, incident))?;
+                let n = records.len() as u64;
+                for key in records {
+                    self.remove(key);
+                }
+                Ok(n)
+            }
+        }
+    }
+
+    /// Keys under `prefix` as this batch leaves them: the store's, with
+    /// the batch's own writes and removals applied.
+    fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut found = std::collections::BTreeSet::new();
+        for item in self.db.scan_prefix(prefix) {
+            let (k, _) = item?;
+            found.insert(k.to_vec());
+        }
+        for (k, v) in self.writes.range(prefix.to_vec()..) {
+            if !k.starts_with(prefix) {
+                break;
+            }
+            match v {
+                Some(_) => found.insert(k.clone()),
+                None => found.remove(k),
+            };
+        }
+        Ok(found.into_iter().collect())
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
