@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod automation;
 mod federation;
 mod foundation;
 mod hostile;

@@ -239,16 +239,16 @@ pub fn evaluate(playbook: &Playbook, trigger: &Trigger<'_>) -> Result<(), Skip> 
             return Err(Skip::MissingTag(tag.clone()));
         }
     }
-    // An undo event is about what is gone: the indicators the playbook
-    // acted on and the incident no longer names.
-    let has = if event.is_undo() {
-        gone(incident, trigger.acted).any(|(kind, _)| matcher.has_indicator.contains(&kind))
-    } else {
-        incident
-            .indicators
-            .iter()
-            .any(|i| matcher.has_indicator.contains(&i.kind))
-    };
+    // An undo event is also about what is gone: the indicators the
+    // playbook acted on that the incident (retracted: empty) no longer
+    // names.
+    let has = incident
+        .indicators
+        .iter()
+        .any(|i| matcher.has_indicator.contains(&i.kind))
+        || (event.is_undo()
+            && gone(incident, trigger.acted)
+                .any(|(kind, _)| matcher.has_indicator.contains(&kind)));
     if !matcher.has_indicator.is_empty() && !has {
         return Err(Skip::NoIndicator);
     }

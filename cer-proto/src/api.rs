@@ -345,6 +345,11 @@ impl UpdateIncident {
 pub struct RetractIncident {
     #[serde(default)]
     pub reason: Option<String>,
+    /// Withdraw only this envelope of the author's (an update, a note, a
+    /// sighting): what it added leaves the incident everywhere. None: the
+    /// whole incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope: Option<EnvelopeId>,
 }
 
 /// `POST /v1/incidents/{id}/receipts`: a recipient tells the author how

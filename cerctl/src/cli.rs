@@ -371,6 +371,12 @@ pub struct RetractArgs {
     /// Why, shown to everyone who held the incident.
     #[arg(long)]
     pub reason: Option<String>,
+
+    /// Withdraw only this envelope of yours (an update, note or sighting,
+    /// as `incident update` printed it): what it added leaves the incident
+    /// everywhere, the rest stays.
+    #[arg(long, value_name = "ENVELOPE_ID")]
+    pub envelope: Option<cer_proto::EnvelopeId>,
 }
 
 #[derive(Debug, Args)]

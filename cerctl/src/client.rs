@@ -719,6 +719,7 @@ mod tests {
 
         let retraction = RetractIncident {
             reason: Some("dup".into()),
+            envelope: None,
         };
         let err = client
             .retract_incident(Uuid::nil(), &retraction)

@@ -222,6 +222,7 @@ pub async fn run(dir: Option<PathBuf>) -> anyhow::Result<()> {
             filed.incident,
             RetractIncident {
                 reason: Some("false positive".into()),
+                envelope: None,
             },
         )
         .await?;

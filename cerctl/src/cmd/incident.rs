@@ -481,6 +481,7 @@ pub(super) async fn retract(
 ) -> anyhow::Result<i32> {
     let retraction = RetractIncident {
         reason: args.reason,
+        envelope: args.envelope,
     };
     let id = resolve::id_arg(&args.id)?;
     let mut client = connect(ctx).await?;

@@ -91,7 +91,7 @@ impl Node {
 
     pub async fn retract(&self, id: Uuid, request: RetractIncident) -> Result<Filed, NodeError> {
         let body = RetractionBody {
-            target: None,
+            target: request.envelope,
             reason: request
                 .reason
                 .map(|r| r.trim().to_owned())
@@ -109,11 +109,29 @@ impl Node {
                 "only the incident's author can retract incident {id}"
             )));
         }
+        if let Some(target) = request.envelope {
+            let entry = state.timeline.iter().find(|e| e.envelope == target);
+            let reason = match entry {
+                None => Some("is not an envelope of this incident"),
+                Some(e) if e.author != *self.fingerprint() => {
+                    Some("was written by another CERT; only its author can withdraw it")
+                }
+                Some(e) if e.kind == Kind::Incident => {
+                    Some("is the filing itself; retract the whole incident instead")
+                }
+                Some(e) if e.kind == Kind::Retraction => Some("is a retraction"),
+                Some(_) => None,
+            };
+            if let Some(reason) = reason {
+                return Err(FieldError::new("envelope", format!("{target} {reason}")).into());
+            }
+        }
         // The retraction names each of this node's envelopes it withdraws,
         // so every holder can prove the tombstones it keeps in their place.
         let withdraws: Vec<Withdrawal> = state
             .timeline
             .iter()
+            .filter(|e| request.envelope.is_none_or(|target| e.envelope == target))
             .filter(|e| e.author == *self.fingerprint() && e.kind != Kind::Retraction)
             .map(|e| Withdrawal {
                 seq: e.seq,

@@ -274,11 +274,13 @@ impl Driver {
                 return Vec::new();
             }
         };
-        // Indicators can leave a live incident only with a withdrawn
-        // envelope: then playbooks that acted on them hear of it.
+        // Indicators leave a live incident only with a withdrawn envelope:
+        // playbooks that acted on them hear of it first, as
+        // indicator.removed, and what that undid is no longer there to
+        // undo when the same withdrawal comes as retraction.received.
         let mut candidates = vec![primary];
         if kind == Kind::Retraction && state.retracted.is_none() {
-            candidates.push(EventKind::IndicatorRemoved);
+            candidates.insert(0, EventKind::IndicatorRemoved);
         }
         let names = |f: &cer_proto::Fingerprint| self.node.name_of(f);
         let mut tasks = Vec::new();

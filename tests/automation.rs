@@ -1,0 +1,360 @@
+//! Playbooks that remember what they did, on real nodes: block on
+//! receipt, block only what an update adds, unblock what a withdrawn
+//! update or a retraction takes back; limits that pause a playbook until
+//! the operator resumes it; and forgetting the local record.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::harness::{eventually, write_file, TestNode};
+
+const SOON: Duration = Duration::from_secs(30);
+
+/// KE runs playbooks; NG files. Linked, each trusting the other.
+fn linked() -> (TestNode, TestNode) {
+    let mut ke = TestNode::new("KE-CIRT");
+    let mut ng = TestNode::new("NG-CERT");
+    ke.init();
+    ng.init();
+    ke.trust(&ng);
+    ng.trust(&ke);
+    ke.spawn();
+    ke.pin_listen();
+    ng.add_peer(&ke.listen_addr());
+    ng.spawn();
+    eventually(SOON, "the link", || {
+        ke.json(&["peers"])["peers"]
+            .as_array()?
+            .iter()
+            .any(|p| p["connected"] == true)
+            .then_some(())
+    });
+    (ke, ng)
+}
+
+/// A script that appends `VERB VALUE` to `$OUT` and keeps its stdin in
+/// `$OUT.VERB.VALUE.json`.
+fn recorder(node: &TestNode) -> (PathBuf, PathBuf) {
+    let script = node.dir.path().join("record.sh");
+    write_file(
+        &script,
+        b"#!/bin/sh\nprintf '%s %s\\n' \"$1\" \"$CER_INDICATOR_VALUE$CER_PAUSED_PLAYBOOK\" >> \"$OUT\"\ncat > \"$OUT.$1.$CER_INDICATOR_VALUE.json\"\n",
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (script, node.dir.path().join("actions.log"))
+}
+
+fn install(node: &TestNode, name: &str, yaml: &str) {
+    write_file(
+        &node.dir.path().join(format!("playbooks/{name}.yaml")),
+        yaml.as_bytes(),
+    );
+    eventually(SOON, "the playbook to load", || {
+        node.json(&["playbook", "list"])["playbooks"]
+            .as_array()?
+            .iter()
+            .any(|p| p["name"] == name)
+            .then_some(())
+    });
+}
+
+fn lines(out: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// Recorded runs of `playbook` for `incident` whose action starts with
+/// `action` and whose event is `event`.
+fn runs(node: &TestNode, incident: &str, event: &str, action: &str) -> usize {
+    node.json(&[
+        "playbook",
+        "runs",
+        "--incident",
+        incident,
+        "--limit",
+        "1000",
+    ])["runs"]
+        .as_array()
+        .map_or(0, |runs| {
+            runs.iter()
+                .filter(|r| r["event"] == event)
+                .filter(|r| r["action"].as_str().is_some_and(|a| a.starts_with(action)))
+                .count()
+        })
+}
+
+fn file_c2(ng: &TestNode, ips: &[&str]) -> String {
+    let mut args = vec![
+        "--title",
+        "C2 servers",
+        "--severity",
+        "high",
+        "--tlp",
+        "green",
+        "--class",
+        "malicious-code/c2-server",
+    ];
+    let iocs: Vec<String> = ips.iter().map(|ip| format!("ipv4:{ip}")).collect();
+    for ioc in &iocs {
+        args.push("--ioc");
+        args.push(ioc);
+    }
+    ng.file(&args)
+}
+
+#[test]
+fn block_on_receipt_block_only_what_is_added_unblock_what_is_withdrawn() {
+    let (ke, ng) = linked();
+    let (script, out) = recorder(&ke);
+    let (script, out_text) = (script.display().to_string(), out.display().to_string());
+    install(
+        &ke,
+        "block-c2",
+        &format!(
+            r#"name: block-c2
+on: [incident.received, incident.updated, retraction.received, indicator.removed]
+match: {{ has_indicator: [ipv4] }}
+limits: {{ max_indicators_per_run: 100 }}
+actions:
+  - exec:
+      argv: ["{script}", "block", "--", "{{indicator.value}}"]
+      for_each_indicator: [ipv4]
+      env: {{ OUT: "{out_text}" }}
+    on: [incident.received, incident.updated]
+  - exec:
+      argv: ["{script}", "unblock", "--", "{{indicator.value}}"]
+      for_each_indicator: {{ types: [ipv4] }}
+      env: {{ OUT: "{out_text}" }}
+    on: [retraction.received, indicator.removed]
+  - tag: handled
+    when: always
+"#
+        ),
+    );
+
+    // Received: both addresses blocked.
+    let id = file_c2(&ng, &["203.0.113.7", "198.51.100.9"]);
+    eventually(SOON, "the receipt handled", || {
+        (runs(&ke, &id, "incident.received", "tag") == 1).then_some(())
+    });
+    assert_eq!(lines(&out), ["block 198.51.100.9", "block 203.0.113.7"]);
+
+    // An update that changes the status and adds one address blocks only
+    // that one: the tag, run after every block, proves the trigger is done.
+    let update = ng
+        .cerctl(&[
+            "incident",
+            "update",
+            &id,
+            "--status",
+            "open",
+            "--ioc",
+            "ipv4:192.0.2.33",
+        ])
+        .ok()
+        .trim()
+        .to_owned();
+    eventually(SOON, "the update handled", || {
+        (runs(&ke, &id, "incident.updated", "tag") == 1).then_some(())
+    });
+    assert_eq!(
+        lines(&out),
+        [
+            "block 192.0.2.33",
+            "block 198.51.100.9",
+            "block 203.0.113.7"
+        ]
+    );
+    let acted = ke.json(&["playbook", "acted", "block-c2", "--incident", &id]);
+    assert_eq!(acted["acted"].as_array().unwrap().len(), 3, "{acted}");
+
+    // Withdrawing the update takes its address out of the incident: it is
+    // unblocked, once, as indicator.removed, with the run that blocked it.
+    ng.cerctl(&["incident", "retract", &id, "--envelope", &update])
+        .ok();
+    eventually(SOON, "the withdrawal handled", || {
+        (runs(&ke, &id, "retraction.received", "tag") == 1).then_some(())
+    });
+    assert_eq!(runs(&ke, &id, "indicator.removed", "exec"), 1);
+    assert_eq!(runs(&ke, &id, "retraction.received", "exec"), 0);
+    assert_eq!(
+        lines(&out),
+        [
+            "block 192.0.2.33",
+            "block 198.51.100.9",
+            "block 203.0.113.7",
+            "unblock 192.0.2.33"
+        ]
+    );
+    let stdin: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{out_text}.unblock.192.0.2.33.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stdin["event"], "indicator.removed");
+    assert_eq!(stdin["acted_on"][0]["value"], "192.0.2.33", "{stdin}");
+    let blocked_by = stdin["acted_on"][0]["run_key"].as_str().unwrap();
+    assert!(
+        stdin["acted_runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["key"] == blocked_by && r["outcome"]["status"] == "ok"),
+        "the original run's record: {stdin}"
+    );
+
+    // Retracting the incident unblocks the rest, nothing twice.
+    ng.cerctl(&["incident", "retract", &id, "--reason", "false positive"])
+        .ok();
+    eventually(SOON, "the retraction handled", || {
+        (runs(&ke, &id, "retraction.received", "tag") == 2).then_some(())
+    });
+    assert_eq!(
+        lines(&out),
+        [
+            "block 192.0.2.33",
+            "block 198.51.100.9",
+            "block 203.0.113.7",
+            "unblock 192.0.2.33",
+            "unblock 198.51.100.9",
+            "unblock 203.0.113.7",
+        ]
+    );
+    let stdin: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{out_text}.unblock.203.0.113.7.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stdin["event"], "retraction.received");
+    assert_eq!(stdin["acted_on"].as_array().unwrap().len(), 2, "{stdin}");
+    assert_eq!(stdin["acted_runs"].as_array().unwrap().len(), 2, "{stdin}");
+    let acted = ke.json(&["playbook", "acted", "block-c2", "--incident", &id]);
+    assert!(acted["acted"].as_array().unwrap().is_empty(), "{acted}");
+}
+
+#[test]
+fn a_limit_pauses_until_resumed_and_forget_drops_the_record() {
+    let (ke, ng) = linked();
+    let (script, out) = recorder(&ke);
+    let (script, out_text) = (script.display().to_string(), out.display().to_string());
+    install(
+        &ke,
+        "pager",
+        &format!(
+            r#"name: pager
+on: [playbook.paused]
+actions:
+  - exec:
+      argv: ["{script}", "paused"]
+      env: {{ OUT: "{out_text}" }}
+"#
+        ),
+    );
+    install(
+        &ke,
+        "guarded",
+        &format!(
+            r#"name: guarded
+on: [incident.received, retraction.received]
+limits: {{ max_indicators_per_run: 2 }}
+actions:
+  - exec:
+      argv: ["{script}", "block", "--", "{{indicator.value}}"]
+      for_each_indicator: [ipv4]
+      env: {{ OUT: "{out_text}" }}
+    on: [incident.received]
+  - exec:
+      argv: ["{script}", "unblock", "--", "{{indicator.value}}"]
+      for_each_indicator: [ipv4]
+      env: {{ OUT: "{out_text}" }}
+    on: [retraction.received]
+  - note: handled
+    when: always
+"#
+        ),
+    );
+
+    // Three addresses at once pass the limit of two: nothing runs, the
+    // playbook pauses, the pager hears of it.
+    let big = file_c2(&ng, &["203.0.113.1", "203.0.113.2", "203.0.113.3"]);
+    let paused = eventually(SOON, "the pause", || {
+        let list = ke.json(&["playbook", "list"]);
+        let guarded = list["playbooks"]
+            .as_array()?
+            .iter()
+            .find(|p| p["name"] == "guarded")?
+            .clone();
+        guarded["paused"].is_object().then_some(guarded)
+    });
+    let reason = paused["paused"]["reason"].as_str().unwrap();
+    assert!(reason.contains("max_indicators_per_run"), "{reason}");
+    eventually(SOON, "the pager", || {
+        lines(&out)
+            .contains(&"paused guarded".to_owned())
+            .then_some(())
+    });
+    assert!(ke.log().contains("playbook_paused"), "an audit event");
+
+    // Held, not run, while paused: the held count proves it arrived.
+    let small = file_c2(&ng, &["192.0.2.9"]);
+    eventually(SOON, "the second event held", || {
+        let list = ke.json(&["playbook", "list"]);
+        list["playbooks"]
+            .as_array()?
+            .iter()
+            .any(|p| p["name"] == "guarded" && p["paused"]["held"] == 2)
+            .then_some(())
+    });
+    assert_eq!(lines(&out), ["paused guarded"]);
+    let human = ke.cerctl(&["playbook", "list"]);
+    assert!(human.ok().contains("PAUSED"), "{}", human.stdout);
+
+    // Resumed: what was held runs, the operator's decision overriding the
+    // limit for those events.
+    let resumed = ke.json(&["playbook", "resume", "guarded"]);
+    assert_eq!(resumed["replaying"], 2, "{resumed}");
+    eventually(SOON, "the held events run", || {
+        (runs(&ke, &big, "incident.received", "note") == 1
+            && runs(&ke, &small, "incident.received", "note") == 1)
+            .then_some(())
+    });
+    assert_eq!(
+        lines(&out),
+        [
+            "block 192.0.2.9",
+            "block 203.0.113.1",
+            "block 203.0.113.2",
+            "block 203.0.113.3",
+            "paused guarded"
+        ]
+    );
+    let list = ke.json(&["playbook", "list"]);
+    assert!(list["playbooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p.get("paused").is_none()));
+    let again = ke.cerctl(&["playbook", "resume", "guarded"]);
+    assert_ne!(again.code, 0, "not paused any more");
+
+    // Forgotten for the big incident: its retraction has nothing to undo.
+    let forgotten = ke.json(&["playbook", "forget", "guarded", "--incident", &big]);
+    assert_eq!(forgotten["records"], 3, "{forgotten}");
+    ng.cerctl(&["incident", "retract", &big]).ok();
+    eventually(SOON, "the big retraction handled", || {
+        (runs(&ke, &big, "retraction.received", "note") == 1).then_some(())
+    });
+    ng.cerctl(&["incident", "retract", &small]).ok();
+    eventually(SOON, "the small retraction handled", || {
+        (runs(&ke, &small, "retraction.received", "note") == 1).then_some(())
+    });
+    let unblocked: Vec<String> = lines(&out)
+        .into_iter()
+        .filter(|l| l.starts_with("unblock"))
+        .collect();
+    assert_eq!(unblocked, ["unblock 192.0.2.9"]);
+}
