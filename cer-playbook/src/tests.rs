@@ -491,3 +491,85 @@ fn a_guarded_or_typed_argument_is_not_a_warning() {
         1
     );
 }
+
+#[test]
+fn for_each_limits_and_per_action_events_are_read_and_checked() {
+    let playbook = parse(
+        r#"name: t
+on: [incident.received, retraction.received, indicator.removed]
+limits: { max_runs_per_minute: 30, max_indicators_per_run: 500 }
+actions:
+  - exec:
+      argv: [/bin/true, "{indicator.value}"]
+      for_each_indicator: { types: [ipv4, domain], only: all }
+    on: [incident.received]
+  - exec:
+      argv: [/bin/true, "{indicator.value}"]
+      for_each_indicator: [ipv4]
+    on: [retraction.received, indicator.removed]
+  - note: done
+    when: failure
+"#,
+        "t.yaml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        playbook.limits,
+        Limits {
+            max_runs_per_minute: Some(30),
+            max_indicators_per_run: Some(500)
+        }
+    );
+    let Action::Exec(first) = &playbook.actions[0] else {
+        panic!("not exec");
+    };
+    assert_eq!(
+        first.for_each_indicator,
+        Some(ForEach {
+            types: vec![IndicatorType::Ipv4, IndicatorType::Domain],
+            only: Only::All
+        })
+    );
+    let Action::Exec(second) = &playbook.actions[1] else {
+        panic!("not exec");
+    };
+    assert_eq!(
+        second.for_each_indicator.as_ref().unwrap().only,
+        Only::Added
+    );
+    assert!(playbook.action_runs_on(0, EventKind::IncidentReceived));
+    assert!(!playbook.action_runs_on(0, EventKind::RetractionReceived));
+    assert!(playbook.action_runs_on(1, EventKind::IndicatorRemoved));
+    assert!(playbook.action_runs_on(2, EventKind::RetractionReceived));
+    assert_eq!(
+        playbook.actions[2],
+        Action::Note("done".into(), When::Failure)
+    );
+
+    let error = |text: &str| parse(text, "t.yaml").unwrap_err().to_string();
+    // Blocking and unblocking in one action is refused: which would it do?
+    assert_eq!(
+        error("name: t\non: [incident.received, retraction.received]\nactions:\n  - exec:\n      argv: [/bin/true, \"{indicator.value}\"]\n      for_each_indicator: [ipv4]\n"),
+        "t.yaml:4:5: actions[0]: this action would run for the incident's indicators on incident.received and for the ones taken back on retraction.received; give it its own on: [..] (e.g. one action to block on incident.received, another to unblock on retraction.received)"
+    );
+    assert_eq!(
+        error("name: t\non: [incident.received]\nactions:\n  - tag: x\n    on: [peer.up]\n"),
+        "t.yaml:4:5: actions[0].on: peer.up is not in the playbook's on, so this action would never run for it"
+    );
+    assert_eq!(
+        error("name: t\non: [incident.received]\nlimits: { max_runs_per_minute: 0 }\nactions:\n  - tag: x\n"),
+        "t.yaml:3:32: limits.max_runs_per_minute: must be a whole number from 1 to 1000000"
+    );
+    assert_eq!(
+        error("name: t\non: [incident.received]\nlimits: { per_hour: 3 }\nactions:\n  - tag: x\n"),
+        "t.yaml:3:11: limits.per_hour: unknown key; valid keys here: max_runs_per_minute, max_indicators_per_run"
+    );
+    assert_eq!(
+        error("name: t\non: [incident.received]\nactions:\n  - exec:\n      argv: [/bin/true]\n      for_each_indicator: { types: [ipv4], only: new }\n"),
+        "t.yaml:6:50: actions[0].exec.for_each_indicator.only: 'new' is not added or all"
+    );
+    assert_eq!(
+        error("name: t\non: [playbook.paused]\nactions:\n  - exec:\n      argv: [/bin/true, \"{peer}\"]\n"),
+        "t.yaml:4:5: actions[0].exec.argv[1]: {peer} is not available on playbook.paused"
+    );
+}

@@ -1,6 +1,7 @@
 use super::testing::*;
 use super::*;
 use crate::parse;
+use cer_proto::api::Acted;
 use cer_proto::envelope::Kind;
 use cer_proto::incident::Retracted;
 use cer_proto::model::IndicatorType;
@@ -662,4 +663,141 @@ actions:
             assert!(!value.contains("C2 server"));
         }
     }
+}
+
+fn acted(action: usize, kind: IndicatorType, value: &str) -> Acted {
+    Acted {
+        action,
+        kind,
+        value: value.into(),
+        run_key: format!("block:incident.received:x:v0:{action}:{kind}:{value}"),
+        at: at(),
+    }
+}
+
+fn block_unblock(only: &str) -> Playbook {
+    parse(
+        &format!(
+            r#"name: fw
+on: [incident.received, incident.updated, retraction.received, indicator.removed]
+actions:
+  - exec:
+      argv: [/bin/block, "{{indicator.value}}"]
+      for_each_indicator: {{ types: [ipv4, ipv6], only: {only} }}
+    on: [incident.received, incident.updated]
+  - exec:
+      argv: [/bin/unblock, "{{indicator.value}}"]
+      for_each_indicator: [ipv4, ipv6]
+    on: [retraction.received, indicator.removed]
+"#
+        ),
+        "fw.yaml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn argv_and_effects(actions: &[PlannedAction]) -> Vec<(String, Effect)> {
+    actions
+        .iter()
+        .map(|a| match &a.kind {
+            PlannedKind::Exec { argv, .. } => (argv.join(" "), a.effect.clone()),
+            other => (format!("{other:?}"), a.effect.clone()),
+        })
+        .collect()
+}
+
+#[test]
+fn only_added_skips_what_the_action_already_did() {
+    let own = fpr('B');
+    let state = incident();
+    let done = [acted(0, IndicatorType::Ipv4, "203.0.113.7")];
+    let mut trigger = trigger(EventKind::IncidentUpdated, Some(&state), &own);
+    trigger.acted = &done;
+    let added = plan_one(&block_unblock("added"), &trigger).unwrap();
+    assert_eq!(
+        argv_and_effects(&added),
+        [(
+            "/bin/block 2001:db8::7".to_owned(),
+            Effect::Acted {
+                kind: IndicatorType::Ipv6,
+                value: "2001:db8::7".into()
+            }
+        )]
+    );
+    // A record of another action does not count for this one.
+    let other = [acted(1, IndicatorType::Ipv4, "203.0.113.7")];
+    trigger.acted = &other;
+    assert_eq!(
+        plan_one(&block_unblock("added"), &trigger).unwrap().len(),
+        2
+    );
+    // only: all runs for everything again.
+    trigger.acted = &done;
+    assert_eq!(plan_one(&block_unblock("all"), &trigger).unwrap().len(), 2);
+}
+
+#[test]
+fn undo_events_run_for_what_was_acted_on_and_is_gone() {
+    let own = fpr('B');
+    let mut state = incident();
+    let done = [
+        acted(0, IndicatorType::Ipv4, "203.0.113.7"),
+        acted(0, IndicatorType::Ipv4, "192.0.2.99"),
+        acted(0, IndicatorType::Ipv6, "2001:db8::7"),
+    ];
+    // 192.0.2.99 came with an update that was withdrawn.
+    let mut trigger = trigger(EventKind::IndicatorRemoved, Some(&state), &own);
+    trigger.acted = &done;
+    let undo = plan_one(&block_unblock("added"), &trigger).unwrap();
+    assert_eq!(
+        argv_and_effects(&undo),
+        [(
+            "/bin/unblock 192.0.2.99".to_owned(),
+            Effect::Undone {
+                kind: IndicatorType::Ipv4,
+                value: "192.0.2.99".into()
+            }
+        )]
+    );
+    let PlannedKind::Exec { env, stdin, .. } = &undo[0].kind else {
+        panic!("not exec");
+    };
+    assert!(env.contains(&("CER_ACTED_RUN_KEY".into(), done[1].run_key.clone())));
+    let json: serde_json::Value = serde_json::from_slice(stdin).unwrap();
+    assert_eq!(json["acted_on"].as_array().unwrap().len(), 1, "{json}");
+    assert_eq!(json["acted_on"][0]["value"], "192.0.2.99");
+
+    // Retracted: everything acted on is gone, each value once.
+    retract(&mut state);
+    state.indicators.clear();
+    let mut trigger = trigger_for(EventKind::RetractionReceived, &state, &own);
+    trigger.acted = &done;
+    let undo = plan_one(&block_unblock("added"), &trigger).unwrap();
+    let argv: Vec<String> = argv_and_effects(&undo)
+        .into_iter()
+        .map(|(a, _)| a)
+        .collect();
+    assert_eq!(
+        argv,
+        [
+            "/bin/unblock 203.0.113.7",
+            "/bin/unblock 192.0.2.99",
+            "/bin/unblock 2001:db8::7"
+        ]
+    );
+    // Nothing acted on: nothing to undo.
+    trigger.acted = &[];
+    assert_eq!(
+        plan_one(&block_unblock("added"), &trigger),
+        Ok(vec![]),
+        "the playbook matches, its undo action has nothing to run for"
+    );
+}
+
+fn trigger_for<'a>(
+    event: EventKind,
+    state: &'a IncidentState,
+    own: &'a Fingerprint,
+) -> Trigger<'a> {
+    trigger(event, Some(state), own)
 }

@@ -143,3 +143,93 @@ impl Guard {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use cer_playbook::plan::testing::incident;
+    use cer_playbook::plan::{plan_one, EventKind, Trigger};
+
+    use super::*;
+
+    fn playbook(limits: &str) -> Playbook {
+        cer_playbook::parse(
+            &format!("name: fw\non: [incident.received]\nlimits: {limits}\nactions:\n  - exec:\n      argv: [/bin/true, \"{{indicator.value}}\"]\n      for_each_indicator: [ipv4, ipv6, domain]\n"),
+            "fw.yaml",
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn planned(playbook: &Playbook) -> Vec<PlannedAction> {
+        let state = incident();
+        let own = cer_playbook::plan::testing::fpr('B');
+        let names = |_: &cer_proto::Fingerprint| None;
+        let trigger = Trigger {
+            event: EventKind::IncidentReceived,
+            incident: Some(&state),
+            peer: None,
+            own: &own,
+            names: &names,
+            version: "v".into(),
+            acted: &[],
+            acted_runs: &[],
+            paused: None,
+        };
+        plan_one(playbook, &trigger).unwrap()
+    }
+
+    fn at() -> Timestamp {
+        "2026-11-30T12:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn too_many_indicators_pause_and_hold_what_follows() {
+        let guard = Guard::default();
+        let wide = playbook("{ max_indicators_per_run: 3 }");
+        let narrow = playbook("{ max_indicators_per_run: 2 }");
+        let start = Instant::now();
+        assert_eq!(guard.admit(&wide, &planned(&wide), start, at()), Admit::Run);
+        let Admit::Pause(paused) = guard.admit(&narrow, &planned(&narrow), start, at()) else {
+            panic!("three indicators pass a limit of two");
+        };
+        assert_eq!(paused.playbook, "fw");
+        assert!(paused.reason.contains("3 indicators"), "{}", paused.reason);
+        assert!(guard.is_paused("fw"));
+        assert_eq!(guard.admit(&wide, &[], start, at()), Admit::Hold);
+        guard.resume("fw");
+        assert_eq!(guard.admit(&wide, &planned(&wide), start, at()), Admit::Run);
+    }
+
+    #[test]
+    fn the_rate_limit_counts_triggers_in_a_sliding_minute() {
+        let guard = Guard::default();
+        let playbook = playbook("{ max_runs_per_minute: 2 }");
+        let actions = planned(&playbook);
+        let start = Instant::now();
+        assert_eq!(guard.admit(&playbook, &actions, start, at()), Admit::Run);
+        let later = start + Duration::from_secs(30);
+        assert_eq!(guard.admit(&playbook, &actions, later, at()), Admit::Run);
+        let third = start + Duration::from_secs(59);
+        assert!(matches!(
+            guard.admit(&playbook, &actions, third, at()),
+            Admit::Pause(p) if p.reason.contains("max_runs_per_minute (2)")
+        ));
+        // After a resume the window starts afresh; a minute on, the
+        // oldest start no longer counts.
+        guard.resume("fw");
+        assert_eq!(guard.admit(&playbook, &actions, third, at()), Admit::Run);
+        assert_eq!(
+            guard.admit(&playbook, &actions, third + Duration::from_secs(30), at()),
+            Admit::Run
+        );
+        assert!(matches!(
+            guard.admit(&playbook, &actions, third + Duration::from_secs(59), at()),
+            Admit::Pause(_)
+        ));
+        guard.resume("fw");
+        assert_eq!(
+            guard.reload(vec![]),
+            Vec::<String>::new(),
+            "nothing was paused any more"
+        );
+    }
+}
