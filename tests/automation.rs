@@ -89,6 +89,7 @@ fn runs(node: &TestNode, incident: &str, event: &str, action: &str) -> usize {
         })
 }
 
+/// Files a high-severity green C2 incident naming these addresses.
 fn file_c2(ng: &TestNode, ips: &[&str]) -> String {
     let mut args = vec![
         "--title",
@@ -100,7 +101,13 @@ fn file_c2(ng: &TestNode, ips: &[&str]) -> String {
         "--class",
         "malicious-code/c2-server",
     ];
-    let iocs: Vec<String> = ips.iter().map(|ip| format!("ipv4:{ip}")).collect();
+    let iocs: Vec<String> = ips
+        .iter()
+        .map(|ip| match ip.contains(':') {
+            true => format!("ipv6:{ip}"),
+            false => format!("ipv4:{ip}"),
+        })
+        .collect();
     for ioc in &iocs {
         args.push("--ioc");
         args.push(ioc);
@@ -357,4 +364,126 @@ actions:
         .filter(|l| l.starts_with("unblock"))
         .collect();
     assert_eq!(unblocked, ["unblock 192.0.2.9"]);
+}
+
+/// The shipped examples, turned on: block-c2 blocks through bin/block-ip
+/// and unblocks through bin/unblock-ip (a stand-in `nft` first on their
+/// PATH records both), phishing-rpz writes a zone file and takes the
+/// domain out again on retraction.
+#[test]
+fn the_shipped_examples_block_and_unblock() {
+    let (ke, ng) = linked();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../playbooks");
+    let folder = ke.dir.path().join("playbooks");
+    std::fs::create_dir_all(folder.join("bin")).unwrap();
+    for script in ["block-ip", "unblock-ip", "rpz-add", "rpz-remove"] {
+        std::fs::copy(
+            examples.join("bin").join(script),
+            folder.join("bin").join(script),
+        )
+        .unwrap();
+    }
+    let fake = ke.dir.path().join("fakebin");
+    std::fs::create_dir_all(&fake).unwrap();
+    let nft_log = ke.dir.path().join("nft.log");
+    write_file(
+        &fake.join("nft"),
+        format!(
+            "#!/bin/sh\nprintf '%s|' \"$@\" >> '{}'\necho >> '{}'\n",
+            nft_log.display(),
+            nft_log.display()
+        )
+        .as_bytes(),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(fake.join("nft"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let zone = ke.dir.path().join("rpz.zone");
+    write_file(
+        &zone,
+        b"$TTL 300\n@ SOA localhost. root.localhost. 1 3600 600 86400 300\n@ NS localhost.\n",
+    );
+
+    let block = std::fs::read_to_string(examples.join("block-c2.yaml"))
+        .unwrap()
+        .replace("enabled: false", "enabled: true")
+        .replace(
+            "        # CER_BLOCK_APPLY: \"1\"",
+            &format!(
+                "        CER_BLOCK_APPLY: \"1\"\n        PATH: \"{}:/usr/bin:/bin\"",
+                fake.display()
+            ),
+        );
+    let rpz = std::fs::read_to_string(examples.join("phishing-rpz.yaml"))
+        .unwrap()
+        .replace("enabled: false", "enabled: true")
+        .replace(
+            "      # env:\n      #   RPZ_ZONE_FILE: /var/lib/bind/rpz.cert.db",
+            &format!("      env:\n        RPZ_ZONE_FILE: \"{}\"", zone.display()),
+        );
+    assert!(block.contains("CER_BLOCK_APPLY: \"1\""));
+    assert!(rpz.contains("RPZ_ZONE_FILE: \""));
+    install(&ke, "block-c2-addresses", &block);
+    install(&ke, "phishing-rpz", &rpz);
+
+    let c2 = file_c2(&ng, &["203.0.113.7", "2001:db8::7"]);
+    let phish = ng.file(&[
+        "--title",
+        "Phishing kit",
+        "--severity",
+        "medium",
+        "--tlp",
+        "green",
+        "--class",
+        "fraud/phishing",
+        "--ioc",
+        "domain:login-bank.example",
+    ]);
+    eventually(SOON, "both blocked and the domain in the zone", || {
+        let nft = std::fs::read_to_string(&nft_log).unwrap_or_default();
+        let zone = std::fs::read_to_string(&zone).unwrap_or_default();
+        (nft.lines().count() == 2 && zone.contains("*.login-bank.example CNAME .")).then_some(())
+    });
+    let mut nft: Vec<String> = std::fs::read_to_string(&nft_log)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    nft.sort();
+    assert_eq!(
+        nft,
+        [
+            "add|element|inet|cert_block|block_v4|{ 203.0.113.7 }|",
+            "add|element|inet|cert_block|block_v6|{ 2001:db8::7 }|",
+        ]
+    );
+    eventually(SOON, "the blocked tag", || {
+        (runs(&ke, &c2, "incident.received", "tag") == 1).then_some(())
+    });
+
+    ng.cerctl(&["incident", "retract", &c2, "--reason", "sinkholed, not C2"])
+        .ok();
+    ng.cerctl(&["incident", "retract", &phish]).ok();
+    eventually(
+        SOON,
+        "both unblocked and the domain out of the zone",
+        || {
+            let nft = std::fs::read_to_string(&nft_log).unwrap_or_default();
+            let zone = std::fs::read_to_string(&zone).unwrap_or_default();
+            (nft.lines().count() == 4 && !zone.contains("login-bank")).then_some(())
+        },
+    );
+    let nft = std::fs::read_to_string(&nft_log).unwrap();
+    assert!(
+        nft.contains("delete|element|inet|cert_block|block_v4|{ 203.0.113.7 }|"),
+        "{nft}"
+    );
+    assert!(
+        nft.contains("delete|element|inet|cert_block|block_v6|{ 2001:db8::7 }|"),
+        "{nft}"
+    );
+    let zone = std::fs::read_to_string(&zone).unwrap();
+    assert!(
+        zone.starts_with("$TTL 300\n@ SOA"),
+        "the rest of the zone stays: {zone}"
+    );
 }

@@ -211,7 +211,10 @@ pub fn evaluate(playbook: &Playbook, trigger: &Trigger<'_>) -> Result<(), Skip> 
     let needs_content = matcher.severity_at_least.is_some()
         || !matcher.classification.is_empty()
         || !matcher.tags.is_empty();
-    if needs_content {
+    // A retracted incident's content is gone; an undo follows what the
+    // playbook did, which matched when it did it.
+    let undoing = event.is_undo() && !trigger.acted.is_empty();
+    if needs_content && !(incident.content.is_none() && undoing) {
         let content = incident.content.as_ref().ok_or(Skip::NoContent)?;
         if let Some(wanted) = matcher.severity_at_least {
             if content.severity < wanted {

@@ -801,3 +801,31 @@ fn trigger_for<'a>(
 ) -> Trigger<'a> {
     trigger(event, Some(state), own)
 }
+
+#[test]
+fn a_retraction_undoes_what_a_content_matched_playbook_did() {
+    let own = fpr('B');
+    let playbook = parse(
+        r#"name: fw
+on: [incident.received, retraction.received]
+match: { severity_at_least: high, classification: ["malicious-code/*"], has_indicator: [ipv4] }
+actions:
+  - exec:
+      argv: [/bin/unblock, "{indicator.value}"]
+      for_each_indicator: [ipv4]
+    on: [retraction.received]
+"#,
+        "fw.yaml",
+    )
+    .unwrap();
+    let mut state = incident();
+    retract(&mut state);
+    state.content = None;
+    state.indicators.clear();
+    let done = [acted(0, IndicatorType::Ipv4, "203.0.113.7")];
+    let mut trigger = trigger_for(EventKind::RetractionReceived, &state, &own);
+    assert_eq!(plan_one(&playbook, &trigger), Err(Skip::NoContent));
+    trigger.acted = &done;
+    let undo = plan_one(&playbook, &trigger).unwrap();
+    assert_eq!(argv_and_effects(&undo)[0].0, "/bin/unblock 203.0.113.7");
+}
