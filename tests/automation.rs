@@ -487,3 +487,66 @@ fn the_shipped_examples_block_and_unblock() {
         "the rest of the zone stays: {zone}"
     );
 }
+
+/// `playbook test --run`: the actions really run once against a real
+/// incident, are recorded as a test run, and change no playbook record.
+#[test]
+fn a_test_run_runs_once_and_is_recorded_as_one() {
+    let (ke, ng) = linked();
+    let (script, out) = recorder(&ke);
+    let id = file_c2(&ng, &["203.0.113.7", "198.51.100.9"]);
+    eventually(SOON, "KE to hold the incident", || {
+        (ke.cerctl(&["incident", "show", &id]).code == 0).then_some(())
+    });
+    // Not in the playbook folder: a draft being tried.
+    let draft = ke.dir.path().join("draft.yaml");
+    write_file(
+        &draft,
+        format!(
+            r#"name: draft
+on: [incident.received]
+actions:
+  - exec:
+      argv: ["{}", "block", "--", "{{indicator.value}}"]
+      for_each_indicator: [ipv4]
+      env: {{ OUT: "{}" }}
+  - tag: tried
+"#,
+            script.display(),
+            out.display()
+        )
+        .as_bytes(),
+    );
+    let draft = draft.display().to_string();
+    let test = ke.json(&["playbook", "test", &draft, "--incident", &id, "--run"]);
+    let ran = test["ran"].as_array().unwrap();
+    assert_eq!(ran.len(), 3, "{test}");
+    assert!(ran.iter().all(|r| r["test"] == true), "{test}");
+    assert_eq!(ran[0]["outcome"]["status"], "ok", "{test}");
+    assert_eq!(ran[2]["outcome"]["status"], "skipped", "{test}");
+    assert_eq!(lines(&out), ["block 198.51.100.9", "block 203.0.113.7"]);
+    let history = ke.json(&["playbook", "runs", "--playbook", "draft"]);
+    assert_eq!(history["runs"].as_array().unwrap().len(), 3, "{history}");
+    let acted = ke.json(&["playbook", "acted", "draft"]);
+    assert!(acted["acted"].as_array().unwrap().is_empty(), "{acted}");
+    let human = ke.cerctl(&["playbook", "test", &draft, "--incident", &id, "--run"]);
+    assert!(
+        human.ok().contains("ran once (recorded as a test run)"),
+        "{}",
+        human.stdout
+    );
+    assert_eq!(lines(&out).len(), 4, "each --run runs again");
+
+    // A failing action fails the test run's exit status.
+    write_file(
+        Path::new(&draft),
+        b"name: draft\non: [incident.received]\nactions:\n  - exec:\n      argv: [/bin/false]\n",
+    );
+    let failed = ke.cerctl(&["playbook", "test", &draft, "--incident", &id, "--run"]);
+    assert_eq!(failed.code, 1, "{}", failed.stdout);
+    assert!(
+        failed.stdout.contains("failed (exit status 1)"),
+        "{}",
+        failed.stdout
+    );
+}

@@ -719,6 +719,10 @@ pub struct TestPlaybook {
     /// The event to simulate; default: the first incident event in `on`.
     #[serde(default)]
     pub event: Option<String>,
+    /// Really run the exec and webhook actions once (tags and notes are
+    /// not applied), recorded in the run history as a test run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub run: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -730,6 +734,9 @@ pub struct PlaybookTest {
     /// Why nothing would run, when nothing would.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// With `run`: what each action did, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ran: Vec<RunRecord>,
 }
 
 /// Query of `GET /v1/playbooks/runs`.
@@ -775,6 +782,9 @@ pub struct RunRecord {
     /// Likewise; for webhooks, what went wrong on each failed try.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub stderr: String,
+    /// Run by `cerctl playbook test --run`, not by an event.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

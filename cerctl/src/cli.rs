@@ -110,6 +110,10 @@ pub enum PlaybookCommand {
         /// The event to simulate (default: the playbook's first incident event).
         #[arg(long)]
         event: Option<String>,
+        /// Really run its exec and webhook actions once against the
+        /// incident (tags and notes are not applied), recorded as a test run.
+        #[arg(long)]
+        run: bool,
     },
     /// What ran, when, exit status, duration and the first lines of output.
     Runs {

@@ -482,7 +482,12 @@ async fn check_playbook(body: Body) -> ApiResult<Response> {
 
 async fn test_playbook(State(node): Node_, body: Body) -> ApiResult<Response> {
     let request: cer_proto::api::TestPlaybook = json_body(body)?;
-    Ok(Json(blocking(node, move |n| n.test_playbook(&request)).await?).into_response())
+    let run = request.run;
+    let (mut test, actions) = blocking(node.clone(), move |n| n.test_playbook(&request)).await?;
+    if run {
+        test.ran = crate::playbook::driver::run_test(&node, actions).await;
+    }
+    Ok(Json(test).into_response())
 }
 
 async fn playbook_runs(State(node): Node_, RawQuery(raw): RawQuery) -> ApiResult<Response> {

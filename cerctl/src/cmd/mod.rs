@@ -65,7 +65,8 @@ pub(crate) async fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<i32> {
             file,
             incident,
             event,
-        }) => playbook::test(&ctx, io, &file, incident, event).await,
+            run,
+        }) => playbook::test(&ctx, io, &file, incident, event, run).await,
         Command::Playbook(PlaybookCommand::Runs {
             incident,
             playbook,

@@ -105,6 +105,7 @@ pub(super) async fn test(
     file: &Path,
     incident: Uuid,
     event: Option<String>,
+    run: bool,
 ) -> anyhow::Result<i32> {
     let (file, yaml) = read(file)?;
     let request = TestPlaybook {
@@ -112,6 +113,7 @@ pub(super) async fn test(
         yaml,
         incident,
         event,
+        run,
     };
     let test: PlaybookTest = connect(ctx)
         .await?
@@ -128,6 +130,27 @@ pub(super) async fn test(
             test.event,
             render::one_line(reason)
         )?,
+        None if run => {
+            writeln!(
+                io.stdout,
+                "{} on {} ran once (recorded as a test run):",
+                render::one_line(&test.playbook),
+                test.event
+            )?;
+            for record in &test.ran {
+                writeln!(
+                    io.stdout,
+                    "  {}\n    {} in {} ms",
+                    render::one_line(&record.action),
+                    render::one_line(&record.outcome.to_string()),
+                    record.duration_ms
+                )?;
+                let output = record.stdout.lines().chain(record.stderr.lines());
+                for line in output.take(5) {
+                    writeln!(io.stdout, "    | {}", render::one_line(line))?;
+                }
+            }
+        }
         None => {
             writeln!(
                 io.stdout,
@@ -140,7 +163,11 @@ pub(super) async fn test(
             }
         }
     }
-    Ok(exit::OK)
+    // A test run whose actions failed says so in its exit status.
+    let failed = test.ran.iter().any(|r| {
+        !r.outcome.is_ok() && !matches!(r.outcome, cer_proto::api::Outcome::Skipped { .. })
+    });
+    Ok(if failed { exit::NOT_FOUND } else { exit::OK })
 }
 
 pub(super) async fn runs(ctx: &Ctx<'_>, io: &mut Io<'_>, query: &RunQuery) -> anyhow::Result<i32> {

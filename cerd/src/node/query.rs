@@ -17,11 +17,18 @@ use super::{Node, NodeError};
 use crate::store::{Page, StoredEnvelope, SummaryFilter};
 
 impl Node {
-    /// What `playbook` would run for an incident, without running it.
+    /// What `playbook` would run for an incident, without running it, and
+    /// the planned actions (for `--run`). Blocking.
     pub fn test_playbook(
         &self,
         request: &cer_proto::api::TestPlaybook,
-    ) -> Result<cer_proto::api::PlaybookTest, NodeError> {
+    ) -> Result<
+        (
+            cer_proto::api::PlaybookTest,
+            Vec<crate::playbook::PlannedAction>,
+        ),
+        NodeError,
+    > {
         use crate::playbook::{plan, spec, EventKind};
         let playbook = spec::parse_all(&request.yaml, &request.file).map_err(|errors| {
             NodeError::Invalid(FieldErrors(
@@ -54,21 +61,24 @@ impl Node {
             peer: None,
             own: self.fingerprint(),
             names: &names,
-            version: "test".into(),
+            // A test run is keyed apart from real ones, and each run apart.
+            version: format!("test-{}", crate::audit::now().unix_nanos()),
             acted: &[],
             acted_runs: &[],
             paused: None,
         };
-        let (would_run, skipped) = match plan::plan_one(&playbook, &trigger) {
-            Ok(actions) => (actions.iter().map(|a| a.describe()).collect(), None),
+        let (actions, skipped) = match plan::plan_one(&playbook, &trigger) {
+            Ok(actions) => (actions, None),
             Err(skip) => (Vec::new(), Some(skip.to_string())),
         };
-        Ok(cer_proto::api::PlaybookTest {
+        let test = cer_proto::api::PlaybookTest {
             playbook: playbook.name,
             event: event.as_str().to_owned(),
-            would_run,
+            would_run: actions.iter().map(|a| a.describe()).collect(),
             skipped,
-        })
+            ran: Vec::new(),
+        };
+        Ok((test, actions))
     }
 
     pub fn list(&self, query: &IncidentQuery) -> Result<IncidentList, NodeError> {

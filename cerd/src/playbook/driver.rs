@@ -627,6 +627,65 @@ impl Driver {
     }
 }
 
+/// Runs a playbook's planned actions once for `cerctl playbook test
+/// --run`: exec and webhook actions for real, in file order; tags and
+/// notes not applied. Each record is marked a test run and kept in the
+/// run history; nothing is recorded as acted on.
+pub async fn run_test(node: &Node, actions: Vec<PlannedAction>) -> Vec<RunRecord> {
+    let runner = Runner::default();
+    let mut records = Vec::new();
+    let mut succeeded = true;
+    let mut actions = actions.into_iter().peekable();
+    while let Some(first) = actions.next() {
+        let index = first.action_index;
+        let mut stage = vec![first];
+        while let Some(next) = actions.next_if(|a| a.action_index == index) {
+            stage.push(next);
+        }
+        let mut runs = tokio::task::JoinSet::new();
+        for action in stage {
+            let runner = runner.clone();
+            runs.spawn(async move {
+                let mut record = if action.is_local() {
+                    let mut record = local_record(&action, now(), Ok(()));
+                    let reason = if action.applies(succeeded) {
+                        "tags and notes are not applied in a test run"
+                    } else {
+                        "would be skipped: its when: does not hold"
+                    };
+                    record.outcome = Outcome::Skipped {
+                        reason: reason.into(),
+                    };
+                    record
+                } else {
+                    runner.run(&action).await
+                };
+                record.test = true;
+                (action.action_index, record)
+            });
+        }
+        let mut stage_records = Vec::new();
+        while let Some(Ok(done)) = runs.join_next().await {
+            stage_records.push(done);
+        }
+        stage_records.sort_by(|a, b| a.1.key.cmp(&b.1.key));
+        for (_, record) in stage_records {
+            if !matches!(record.outcome, Outcome::Skipped { .. }) {
+                succeeded &= record.outcome.is_ok();
+            }
+            if let Err(e) = node
+                .store()
+                .record_run(record.clone(), RunEffect::None)
+                .await
+            {
+                tracing::error!(error = %e, key = %record.key, "cannot record a test run");
+            }
+            records.push(record);
+        }
+    }
+    records
+}
+
 /// `plan` lists actions by playbook, then by action.
 fn by_playbook(actions: Vec<PlannedAction>) -> Vec<Vec<PlannedAction>> {
     let mut playbooks: Vec<Vec<PlannedAction>> = Vec::new();

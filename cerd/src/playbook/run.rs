@@ -246,6 +246,7 @@ fn record_for(action: &PlannedAction, started: Timestamp, outcome: Outcome) -> R
         outcome,
         stdout: String::new(),
         stderr: String::new(),
+        test: false,
     }
 }
 
