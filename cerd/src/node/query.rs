@@ -57,7 +57,7 @@ impl Node {
             version: "test".into(),
         };
         let (would_run, skipped) = match plan::plan_one(&playbook, &trigger) {
-            Ok(actions) => (actions.iter().map(|a| a.describe()).collect(), None),
+            Ok(actions) => (actions.iter().map(would_run).collect(), None),
             Err(skip) => (Vec::new(), Some(skip.to_string())),
         };
         Ok(cer_proto::api::PlaybookTest {
@@ -252,6 +252,28 @@ impl Node {
             }
         }
         Ok(count)
+    }
+}
+
+/// An action as `playbook test` shows it: its description, and for a
+/// webhook what it would send besides the body (secrets by reference).
+fn would_run(action: &crate::playbook::PlannedAction) -> String {
+    use crate::playbook::{spec, PlannedKind};
+    let described = action.describe();
+    let PlannedKind::Webhook {
+        headers,
+        ca_file,
+        hmac,
+        ..
+    } = &action.kind
+    else {
+        return described;
+    };
+    let details = spec::webhook_details(headers, ca_file.as_deref(), hmac.as_ref());
+    if details.is_empty() {
+        described
+    } else {
+        format!("{described} ({details})")
     }
 }
 
