@@ -70,13 +70,14 @@ pub(crate) async fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<i32> {
             incident,
             playbook,
             limit,
+            verbose,
         }) => {
             let query = cer_proto::api::RunQuery {
                 incident,
                 playbook,
                 limit,
             };
-            playbook::runs(&ctx, io, &query).await
+            playbook::runs(&ctx, io, &query, verbose).await
         }
         Command::Certs(CertsCommand::Add { file }) => node::add_cert(&ctx, io, &file).await,
         Command::Certs(CertsCommand::Remove { cert }) => node::remove_cert(&ctx, io, &cert).await,
