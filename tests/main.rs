@@ -10,3 +10,4 @@ mod foundation;
 mod hostile;
 mod playbooks;
 mod store;
+mod webhook;

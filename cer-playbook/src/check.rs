@@ -12,6 +12,8 @@ use serde_saphyr::{Location, Spanned};
 
 use crate::*;
 
+mod webhook;
+
 pub(crate) type Node = Spanned<Value>;
 
 /// A YAML value whose children remember where they were written.
@@ -141,7 +143,8 @@ const MATCH_KEYS: &[&str] = &[
 const ACTION_KEYS: &[&str] = &["exec", "webhook", "tag", "note", "when", "on"];
 const FOR_EACH_KEYS: &[&str] = &["types", "only"];
 const EXEC_KEYS: &[&str] = &["argv", "for_each_indicator", "timeout", "env", "cwd"];
-const WEBHOOK_KEYS: &[&str] = &["url", "timeout", "headers", "retries"];
+const WEBHOOK_KEYS: &[&str] = &["url", "timeout", "headers", "retries", "ca_file", "hmac"];
+const HMAC_KEYS: &[&str] = &["secret", "header"];
 /// Headers the client sets itself.
 const RESERVED_HEADERS: &[&str] = &[
     "host",
@@ -149,6 +152,7 @@ const RESERVED_HEADERS: &[&str] = &[
     "content-type",
     "transfer-encoding",
     "connection",
+    "x-cer-run-key",
 ];
 
 impl<'n> Fields<'n> {
@@ -820,83 +824,6 @@ impl Checker {
             }
         }
         ok.then_some(limits)
-    }
-
-    fn webhook(&mut self, node: &Node, field: &str) -> Option<Webhook> {
-        let fields = self.mapping(node, field, WEBHOOK_KEYS)?;
-        let mut ok = true;
-        let url_field = format!("{field}.url");
-        let url = self.required_in(&fields, "url", field).and_then(|node| {
-            let text = self.plain_string(node, &url_field)?;
-            WebhookUrl::parse(text.trim())
-                .map_err(|reason| self.error(node, &url_field, reason))
-                .ok()
-        });
-        ok &= url.is_some();
-        let timeout = self.timeout(
-            fields.get("timeout"),
-            &format!("{field}.timeout"),
-            DEFAULT_WEBHOOK_TIMEOUT,
-            MAX_WEBHOOK_TIMEOUT,
-        );
-        ok &= timeout.is_some();
-        let mut headers = Vec::new();
-        if let Some(node) = fields.get("headers") {
-            match self.string_map(node, &format!("{field}.headers")) {
-                Some(entries) => {
-                    for (name, value, name_at, value_node) in entries {
-                        let entry_field = format!("{field}.headers.{}", shown(&name, 40));
-                        let token = !name.is_empty()
-                            && name.bytes().all(|b| {
-                                b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-                            });
-                        if !token {
-                            self.error_at(name_at, &entry_field, "not a valid header name");
-                            ok = false;
-                        } else if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-                            self.error_at(name_at, &entry_field, "this header is set by cerd");
-                            ok = false;
-                        } else if !value.chars().all(|c| c == '\t' || (' '..='~').contains(&c)) {
-                            self.error(
-                                value_node,
-                                &entry_field,
-                                "a header value must be printable ASCII on one line",
-                            );
-                            ok = false;
-                        } else {
-                            headers.push((name, value));
-                        }
-                    }
-                }
-                None => ok = false,
-            }
-        }
-        let retries = match fields.get("retries") {
-            None => Some(DEFAULT_WEBHOOK_RETRIES),
-            Some(node) => match node.value {
-                Value::Int(n) if (0..=i128::from(MAX_WEBHOOK_RETRIES)).contains(&n) => {
-                    u32::try_from(n).ok()
-                }
-                _ => {
-                    self.error(
-                        node,
-                        &format!("{field}.retries"),
-                        format!("must be a whole number from 0 to {MAX_WEBHOOK_RETRIES}"),
-                    );
-                    None
-                }
-            },
-        };
-        ok &= retries.is_some();
-        if !ok {
-            return None;
-        }
-        Some(Webhook {
-            url: url?,
-            timeout: timeout?,
-            headers,
-            retries: retries?,
-        })
     }
 
     fn timeout(

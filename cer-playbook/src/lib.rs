@@ -25,6 +25,12 @@ use serde_saphyr::MessageFormatter as _;
 
 mod check;
 pub mod plan;
+mod webhook;
+
+pub use webhook::{
+    webhook_details, Scheme, SecretPart, SecretText, WebhookHmac, WebhookUrl,
+    DEFAULT_SIGNATURE_HEADER, RUN_KEY_HEADER,
+};
 
 use check::{first, line_column, name_position, position, read_limited, shown, Checker, Node};
 
@@ -191,20 +197,15 @@ pub struct Webhook {
     pub url: WebhookUrl,
     /// Per attempt.
     pub timeout: Duration,
-    pub headers: Vec<(String, String)>,
+    /// Values may reference secrets, read when the webhook runs.
+    pub headers: Vec<(String, SecretText)>,
     /// Further attempts after the first fails.
     pub retries: u32,
-}
-
-/// A validated `http://host[:port]/path?query` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebhookUrl {
-    /// Without brackets for IPv6, ready to connect to.
-    pub host: String,
-    pub port: u16,
-    /// The request target: path and query, at least `/`.
-    pub target: String,
-    text: String,
+    /// For https: the only CA trusted (absolute; a relative path is
+    /// resolved against the playbook's folder). None: the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// Sign the body with HMAC-SHA256.
+    pub hmac: Option<WebhookHmac>,
 }
 
 /// One argv element: literal text and placeholders, parsed at load time.
@@ -562,92 +563,6 @@ impl Action {
             Action::Tag(..) => "tag",
             Action::Note(..) => "note",
         }
-    }
-}
-
-impl WebhookUrl {
-    /// Parses `http://host[:port][/path][?query]`. https is not supported:
-    /// webhooks go to a local relay or ticketing system.
-    pub fn parse(text: &str) -> Result<WebhookUrl, String> {
-        let rest =
-            match text.get(..7) {
-                Some(scheme) if scheme.eq_ignore_ascii_case("http://") => &text[7..],
-                _ if text.to_ascii_lowercase().starts_with("https://") => return Err(
-                    "https is not supported; use http:// (to a local relay for remote endpoints)"
-                        .into(),
-                ),
-                _ => return Err(format!("'{}' is not an http:// URL", shown(text, 80))),
-            };
-        if let Some(c) = text.chars().find(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!("URL contains {c:?}"));
-        }
-        if text.contains('#') {
-            return Err("URL must not have a #fragment".into());
-        }
-        let split = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, target) = rest.split_at(split);
-        if authority.contains('@') {
-            return Err("URL must not carry user:password@; use a header".into());
-        }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let Some((host, after)) = v6.split_once(']') else {
-                return Err("unclosed '[' in the URL's host".into());
-            };
-            host.parse::<std::net::Ipv6Addr>()
-                .map_err(|_| format!("'{}' is not an IPv6 address", shown(host, 80)))?;
-            (host.to_owned(), after.strip_prefix(':'))
-        } else {
-            match authority.rsplit_once(':') {
-                Some((host, port)) => (host.to_owned(), Some(port)),
-                None => (authority.to_owned(), None),
-            }
-        };
-        if host.is_empty() {
-            return Err("URL has no host".into());
-        }
-        if !host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_'))
-        {
-            return Err(format!("'{}' is not a valid host", shown(&host, 80)));
-        }
-        let port = match port {
-            None | Some("") => 80,
-            Some(port) => port
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| format!("'{}' is not a valid port", shown(port, 20)))?,
-        };
-        let target = match target {
-            "" => "/".to_owned(),
-            t if t.starts_with('?') => format!("/{t}"),
-            t => t.to_owned(),
-        };
-        if !target.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err("URL path must be ASCII; percent-encode anything else".into());
-        }
-        Ok(WebhookUrl {
-            host,
-            port,
-            target,
-            text: text.to_owned(),
-        })
-    }
-
-    /// `host:port` as the Host header wants it.
-    pub fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
-
-impl fmt::Display for WebhookUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
     }
 }
 

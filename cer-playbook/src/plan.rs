@@ -27,7 +27,10 @@ use uuid::Uuid;
 
 pub use crate::EventKind;
 pub use crate::When;
-use crate::{Action, CertRef, From, Only, Placeholder, Playbook, WebhookUrl, EXEC_PATH};
+use crate::{
+    Action, CertRef, From, Only, Placeholder, Playbook, SecretText, WebhookHmac, WebhookUrl,
+    EXEC_PATH,
+};
 
 /// One event, as the planner sees it.
 pub struct Trigger<'a> {
@@ -105,11 +108,15 @@ pub enum PlannedKind {
     },
     Webhook {
         url: WebhookUrl,
-        headers: Vec<(String, String)>,
+        /// Values as written: secrets are read by the runner, never here.
+        headers: Vec<(String, SecretText)>,
         /// Per attempt.
         timeout: Duration,
         retries: u32,
         body: Arc<[u8]>,
+        /// For https: the only CA trusted; None: the system's roots.
+        ca_file: Option<PathBuf>,
+        hmac: Option<WebhookHmac>,
     },
     /// Add this local tag to the incident (applied by the caller).
     Tag(String, When),
@@ -584,6 +591,8 @@ fn expand(
                     timeout: hook.timeout,
                     retries: hook.retries,
                     body: payload.clone(),
+                    ca_file: hook.ca_file.clone(),
+                    hmac: hook.hmac.clone(),
                 },
                 run_key(playbook, trigger, index, None),
             )),

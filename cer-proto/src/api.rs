@@ -772,7 +772,8 @@ pub struct RunRecord {
     pub key: String,
     pub started: Timestamp,
     pub duration_ms: u64,
-    /// Webhook tries made; 1 for everything else.
+    /// Webhook tries made (0 when it failed before the first, e.g. a
+    /// secret it could not read); 1 for everything else.
     pub attempts: u32,
     pub outcome: Outcome,
     /// The first [`OUTPUT_LIMIT`] bytes (lossy UTF-8); for webhooks the
@@ -785,6 +786,30 @@ pub struct RunRecord {
     /// Run by `cerctl playbook test --run`, not by an event.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub test: bool,
+    /// Each try, in order: a webhook's requests, an exec's one run (as
+    /// many as `attempts`). Empty for tags and notes, and in records made
+    /// before tries were recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tries: Vec<Attempt>,
+}
+
+/// One try of an action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// 1 for the first try.
+    pub attempt: u32,
+    pub started: Timestamp,
+    pub duration_ms: u64,
+    /// An exec's exit status, when it exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// A webhook's answer, when one came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// Why the try failed, when neither status says it all: no answer in
+    /// time, no connection, a refused certificate, a failed exit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -903,6 +928,27 @@ pub const DRY_RUN_EXIT: i32 = 99;
 impl Outcome {
     pub fn is_ok(&self) -> bool {
         matches!(self, Outcome::Ok { .. })
+    }
+
+    /// The program's exit status, when it exited (a dry run's is
+    /// [`DRY_RUN_EXIT`]).
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            Outcome::Ok { exit_code, .. } | Outcome::Failed { exit_code, .. } => *exit_code,
+            Outcome::DryRun => Some(DRY_RUN_EXIT),
+            Outcome::TimedOut | Outcome::SpawnError { .. } | Outcome::Skipped { .. } => None,
+        }
+    }
+
+    /// The webhook's last answer, when one came.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Outcome::Ok { http_status, .. } | Outcome::Failed { http_status, .. } => *http_status,
+            Outcome::TimedOut
+            | Outcome::SpawnError { .. }
+            | Outcome::Skipped { .. }
+            | Outcome::DryRun => None,
+        }
     }
 }
 

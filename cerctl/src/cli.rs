@@ -115,7 +115,8 @@ pub enum PlaybookCommand {
         #[arg(long)]
         run: bool,
     },
-    /// What ran, when, exit status, duration and the first lines of output.
+    /// What ran, when, its tries with their exit or HTTP status, duration
+    /// and the first line of output (`-v`: every try and the first lines).
     Runs {
         /// Only runs for this incident (full id).
         #[arg(long, value_name = "ID")]
@@ -126,6 +127,10 @@ pub enum PlaybookCommand {
         /// At most this many runs, most recent first.
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
+        /// Each run in full: its key, every try with its status and
+        /// duration, and the first lines of its output.
+        #[arg(long, short = 'v')]
+        verbose: bool,
     },
     /// Resume a playbook that a limit paused; the events held meanwhile run now.
     Resume {

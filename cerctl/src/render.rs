@@ -173,6 +173,14 @@ pub fn one_line(text: &str) -> String {
     truncate(text, usize::MAX)
 }
 
+/// The first `n` lines of outside text (a program's output), each made
+/// safe by [`one_line`], and how many lines were left out.
+pub fn first_lines(text: &str, n: usize) -> (Vec<String>, usize) {
+    let mut lines = text.lines();
+    let shown: Vec<String> = lines.by_ref().take(n).map(one_line).collect();
+    (shown, lines.count())
+}
+
 /// An indicator value for the terminal, escaped. A domain (or an email
 /// address's domain) written in punycode gets its Unicode form beside it,
 /// `xn--mnchen-3ya.example  (münchen.example)`, but only when every label
@@ -316,6 +324,15 @@ mod tests {
         assert_eq!(ago(Duration::days(2) + Duration::hours(23)), "2d ago");
         assert_eq!(ago(Duration::days(45)), "2026-10-14");
         assert_eq!(ago(Duration::minutes(-5)), "in 5m");
+    }
+
+    #[test]
+    fn first_lines_are_escaped_and_the_rest_counted() {
+        let (lines, more) = first_lines("a\tb\r\n\u{1b}[2Jc\nd\ne\n", 2);
+        assert_eq!(lines, ["a b", "\\u{1b}[2Jc"]);
+        assert_eq!(more, 2);
+        assert_eq!(first_lines("", 5), (Vec::<String>::new(), 0));
+        assert_eq!(first_lines("x", 5), (vec!["x".to_owned()], 0));
     }
 
     #[test]

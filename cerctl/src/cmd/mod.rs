@@ -71,13 +71,14 @@ pub(crate) async fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<i32> {
             incident,
             playbook,
             limit,
+            verbose,
         }) => {
             let query = cer_proto::api::RunQuery {
                 incident,
                 playbook,
                 limit,
             };
-            playbook::runs(&ctx, io, &query).await
+            playbook::runs(&ctx, io, &query, verbose).await
         }
         Command::Playbook(PlaybookCommand::Resume { name, discard }) => {
             playbook::resume(&ctx, io, name, discard).await

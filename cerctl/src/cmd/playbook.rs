@@ -1,11 +1,13 @@
 //! `cerctl playbook list | check | test | runs | resume | acted | forget`.
 
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context as _;
 use cer_proto::api::{
-    ActedList, ActedQuery, ForgetPlaybook, Forgotten, PlaybookCheck, PlaybookList, PlaybookTest,
-    ResumePlaybook, Resumed, RunList, RunQuery, TestPlaybook,
+    ActedList, ActedQuery, Attempt, ForgetPlaybook, Forgotten, Outcome, PlaybookCheck,
+    PlaybookList, PlaybookTest, ResumePlaybook, Resumed, RunList, RunQuery, RunRecord,
+    TestPlaybook,
 };
 use uuid::Uuid;
 
@@ -170,7 +172,12 @@ pub(super) async fn test(
     Ok(if failed { exit::NOT_FOUND } else { exit::OK })
 }
 
-pub(super) async fn runs(ctx: &Ctx<'_>, io: &mut Io<'_>, query: &RunQuery) -> anyhow::Result<i32> {
+pub(super) async fn runs(
+    ctx: &Ctx<'_>,
+    io: &mut Io<'_>,
+    query: &RunQuery,
+    verbose: bool,
+) -> anyhow::Result<i32> {
     let path = format!("/v1/playbooks/runs?{}", query_string(query)?);
     let list: RunList = connect(ctx).await?.get_json(&path).await?;
     if ctx.json {
@@ -178,6 +185,10 @@ pub(super) async fn runs(ctx: &Ctx<'_>, io: &mut Io<'_>, query: &RunQuery) -> an
     }
     if list.runs.is_empty() {
         writeln!(io.stdout, "no playbook runs recorded")?;
+        return Ok(exit::OK);
+    }
+    if verbose {
+        write_runs_in_full(io.stdout, &list, ctx.wide)?;
         return Ok(exit::OK);
     }
     let cwd = std::env::current_dir().ok();
@@ -279,6 +290,9 @@ pub(super) async fn forget(
     Ok(exit::OK)
 }
 
+/// Lines of each output stream `--verbose` shows.
+const OUTPUT_LINES: usize = 10;
+
 /// The run history as a table: program paths under the current folder
 /// shown relative to it, short incident ids unless `wide`.
 fn runs_table(list: &RunList, cwd: Option<&Path>, wide: bool) -> comfy_table::Table {
@@ -302,11 +316,7 @@ fn runs_table(list: &RunList, cwd: Option<&Path>, wide: bool) -> comfy_table::Ta
                 .map(|i| render::incident_id(&i, wide))
                 .unwrap_or_else(|| "-".into()),
             render::one_line(&action),
-            // Webhooks retry: say how many tries the outcome took.
-            match run.attempts {
-                0 | 1 => run.outcome.to_string(),
-                n => format!("{} after {n} tries", run.outcome),
-            },
+            render::one_line(&outcome_cell(run)),
             run.duration_ms.to_string(),
             render::one_line(output),
         ]);
@@ -319,6 +329,136 @@ fn runs_table(list: &RunList, cwd: Option<&Path>, wide: bool) -> comfy_table::Ta
         &[7, 1, 5, 4],
         render::table_width(wide),
     )
+}
+
+/// The outcome with the status of each try: `ok (exit 0)`, `dry run
+/// (exit 99)`, `ok (HTTP 201)`, `ok (HTTP 503 ×2, HTTP 200)`, `failed
+/// (HTTP 503 ×3)`. Without a status to show (no answer, no exit), or for
+/// records kept before tries were, the outcome and how many tries it
+/// took: `failed (cannot connect to …) after 3 tries`.
+fn outcome_cell(run: &RunRecord) -> String {
+    let word = match &run.outcome {
+        Outcome::Ok { .. } => "ok",
+        Outcome::Failed { .. } => "failed",
+        Outcome::TimedOut => "timed out",
+        Outcome::DryRun => "dry run",
+        Outcome::SpawnError { .. } | Outcome::Skipped { .. } => return run.outcome.to_string(),
+    };
+    match tries_summary(&run.tries) {
+        Some(summary) => format!("{word} ({summary})"),
+        None if run.attempts > 1 => format!("{} after {} tries", run.outcome, run.attempts),
+        None => run.outcome.to_string(),
+    }
+}
+
+/// Each try's status, repeats counted: `HTTP 503 ×2, HTTP 200`; a try
+/// without one is an `error`. None when no try has a status.
+fn tries_summary(tries: &[Attempt]) -> Option<String> {
+    if !tries
+        .iter()
+        .any(|t| t.http_status.is_some() || t.exit_code.is_some())
+    {
+        return None;
+    }
+    let mut runs: Vec<(String, usize)> = Vec::new();
+    for label in tries.iter().map(try_status) {
+        match runs.last_mut() {
+            Some((last, count)) if *last == label => *count += 1,
+            _ => runs.push((label, 1)),
+        }
+    }
+    let parts: Vec<String> = runs
+        .into_iter()
+        .map(|(label, count)| match count {
+            1 => label,
+            n => format!("{label} ×{n}"),
+        })
+        .collect();
+    Some(parts.join(", "))
+}
+
+/// `HTTP 503`, `exit 0`, or `error`.
+fn try_status(attempt: &Attempt) -> String {
+    match (attempt.http_status, attempt.exit_code) {
+        (Some(status), _) => format!("HTTP {status}"),
+        (None, Some(code)) => format!("exit {code}"),
+        (None, None) => "error".to_owned(),
+    }
+}
+
+/// `playbook runs --verbose`: each run as a block, every try on a line
+/// of its own, and the first lines of each output stream, all escaped.
+fn write_runs_in_full(out: &mut dyn Write, list: &RunList, wide: bool) -> std::io::Result<()> {
+    let cut = |text: &str| {
+        if wide {
+            render::one_line(text)
+        } else {
+            render::truncate(text, 200)
+        }
+    };
+    for (i, run) in list.runs.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        writeln!(
+            out,
+            "{}  {}  {}  {}",
+            render::seconds(&run.started),
+            render::one_line(&run.playbook),
+            render::one_line(&run.event),
+            run.incident
+                .map(|i| render::incident_id(&i, true))
+                .unwrap_or_else(|| "-".into()),
+        )?;
+        writeln!(out, "  action   {}", cut(&run.action))?;
+        writeln!(out, "  key      {}", render::one_line(&run.key))?;
+        let tries = match run.attempts {
+            1 => String::new(),
+            n => format!(", {n} tries"),
+        };
+        writeln!(
+            out,
+            "  outcome  {}{tries}, {} ms",
+            cut(&outcome_cell(run)),
+            run.duration_ms
+        )?;
+        for attempt in &run.tries {
+            let mut status = match (attempt.http_status, attempt.exit_code) {
+                (None, None) => String::new(),
+                _ => try_status(attempt),
+            };
+            if let Some(error) = &attempt.error {
+                if !status.is_empty() {
+                    status.push_str(": ");
+                }
+                status.push_str(error);
+            }
+            writeln!(
+                out,
+                "  try {:<4} {}  {} ms  {}",
+                attempt.attempt,
+                render::seconds(&attempt.started),
+                attempt.duration_ms,
+                cut(&status),
+            )?;
+        }
+        for (name, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+            let (lines, more) = render::first_lines(text, OUTPUT_LINES);
+            for (j, line) in lines.iter().enumerate() {
+                let label = if j == 0 { name } else { "" };
+                writeln!(out, "  {label:<8} {}", cut(line))?;
+            }
+            if more > 0 {
+                writeln!(
+                    out,
+                    "  {:<8} … {more} more line{} (--json has them all)",
+                    "",
+                    if more == 1 { "" } else { "s" }
+                )?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -374,5 +514,204 @@ mod tests {
         render::write_table(&mut out, &runs_table(&list, None, true)).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("after 3 tries"), "{text}");
+    }
+
+    fn webhook_run(outcome: serde_json::Value, tries: &[serde_json::Value]) -> RunRecord {
+        serde_json::from_value(serde_json::json!({
+            "playbook": "ticket", "event": "incident.filed",
+            "incident": "0192ab3c-1f00-7000-8000-000000000001",
+            "action": "webhook https://tickets.example/api",
+            "key": "ticket:incident.filed:0192ab3c-1f00-7000-8000-000000000001:v1:0",
+            "started": "2026-11-28T12:00:00Z", "duration_ms": 2310,
+            "attempts": tries.len(), "outcome": outcome, "tries": tries,
+        }))
+        .unwrap()
+    }
+
+    fn attempt(
+        n: u32,
+        status: Option<u16>,
+        exit: Option<i32>,
+        error: Option<&str>,
+    ) -> serde_json::Value {
+        let mut value = serde_json::json!({
+            "attempt": n, "started": format!("2026-11-28T12:00:0{n}Z"), "duration_ms": 40 + n,
+        });
+        if let Some(status) = status {
+            value["http_status"] = status.into();
+        }
+        if let Some(code) = exit {
+            value["exit_code"] = code.into();
+        }
+        if let Some(error) = error {
+            value["error"] = error.into();
+        }
+        value
+    }
+
+    #[test]
+    fn the_outcome_shows_the_status_of_every_try() {
+        let ok_200 = serde_json::json!({"status": "ok", "http_status": 200});
+        let failed_503 =
+            serde_json::json!({"status": "failed", "http_status": 503, "reason": "HTTP 503"});
+        let refused = serde_json::json!({"status": "failed", "reason": "cannot connect to 127.0.0.1:9: refused"});
+        let cases = [
+            (
+                webhook_run(
+                    ok_200.clone(),
+                    &[
+                        attempt(1, Some(503), None, None),
+                        attempt(2, Some(503), None, None),
+                        attempt(3, Some(200), None, None),
+                    ],
+                ),
+                "ok (HTTP 503 ×2, HTTP 200)",
+            ),
+            (
+                webhook_run(
+                    serde_json::json!({"status": "ok", "http_status": 201}),
+                    &[attempt(1, Some(201), None, None)],
+                ),
+                "ok (HTTP 201)",
+            ),
+            (
+                webhook_run(
+                    failed_503,
+                    &[
+                        attempt(1, Some(503), None, None),
+                        attempt(2, Some(503), None, None),
+                        attempt(3, Some(503), None, None),
+                    ],
+                ),
+                "failed (HTTP 503 ×3)",
+            ),
+            (
+                webhook_run(
+                    serde_json::json!({"status": "timed_out"}),
+                    &[
+                        attempt(1, Some(502), None, None),
+                        attempt(2, None, None, Some("no answer within 5s")),
+                    ],
+                ),
+                "timed out (HTTP 502, error)",
+            ),
+            (
+                webhook_run(
+                    refused.clone(),
+                    &[
+                        attempt(1, None, None, Some("cannot connect")),
+                        attempt(2, None, None, Some("cannot connect")),
+                    ],
+                ),
+                "failed (cannot connect to 127.0.0.1:9: refused) after 2 tries",
+            ),
+            (
+                webhook_run(refused, &[]),
+                "failed (cannot connect to 127.0.0.1:9: refused)",
+            ),
+            (
+                webhook_run(
+                    serde_json::json!({"status": "ok", "exit_code": 0}),
+                    &[attempt(1, None, Some(0), None)],
+                ),
+                "ok (exit 0)",
+            ),
+            (
+                webhook_run(
+                    serde_json::json!({"status": "dry_run"}),
+                    &[attempt(1, None, Some(99), None)],
+                ),
+                "dry run (exit 99)",
+            ),
+            (
+                webhook_run(
+                    serde_json::json!({"status": "failed", "exit_code": 3, "reason": "exit status 3"}),
+                    &[attempt(1, None, Some(3), Some("exit status 3"))],
+                ),
+                "failed (exit 3)",
+            ),
+            (
+                webhook_run(
+                    serde_json::json!({"status": "skipped", "reason": "an earlier action failed"}),
+                    &[],
+                ),
+                "skipped: an earlier action failed",
+            ),
+        ];
+        for (run, want) in cases {
+            assert_eq!(outcome_cell(&run), want);
+        }
+    }
+
+    #[test]
+    fn verbose_shows_every_try_and_the_first_lines_escaped() {
+        let mut run = webhook_run(
+            serde_json::json!({"status": "ok", "http_status": 200}),
+            &[
+                attempt(1, Some(503), None, None),
+                attempt(2, None, None, Some("no answer within 5s")),
+                attempt(3, Some(200), None, None),
+            ],
+        );
+        run.stdout =
+            (1..=12).map(|i| format!("line {i}\n")).collect::<String>() + "\u{1b}[31mred\n";
+        run.stderr = "try 1: HTTP 503\ntry 2: no answer within 5s".into();
+        let mut out = Vec::new();
+        write_runs_in_full(
+            &mut out,
+            &RunList {
+                runs: vec![run.clone(), run],
+            },
+            false,
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let first: Vec<&str> = text.split("\n\n").next().unwrap().lines().collect();
+        assert_eq!(
+            first,
+            [
+                "2026-11-28T12:00:00Z  ticket  incident.filed  0192ab3c-1f00-7000-8000-000000000001",
+                "  action   webhook https://tickets.example/api",
+                "  key      ticket:incident.filed:0192ab3c-1f00-7000-8000-000000000001:v1:0",
+                "  outcome  ok (HTTP 503, error, HTTP 200), 3 tries, 2310 ms",
+                "  try 1    2026-11-28T12:00:01Z  41 ms  HTTP 503",
+                "  try 2    2026-11-28T12:00:02Z  42 ms  no answer within 5s",
+                "  try 3    2026-11-28T12:00:03Z  43 ms  HTTP 200",
+                "  stdout   line 1",
+                "           line 2",
+                "           line 3",
+                "           line 4",
+                "           line 5",
+                "           line 6",
+                "           line 7",
+                "           line 8",
+                "           line 9",
+                "           line 10",
+                "           … 3 more lines (--json has them all)",
+                "  stderr   try 1: HTTP 503",
+                "           try 2: no answer within 5s",
+            ]
+        );
+        assert_eq!(text.matches("  action   ").count(), 2, "{text}");
+        assert!(!text.contains('\u{1b}'), "{text}");
+    }
+
+    #[test]
+    fn verbose_escapes_what_came_from_outside() {
+        let mut run = webhook_run(
+            serde_json::json!({"status": "failed", "http_status": 500, "reason": "HTTP 500"}),
+            &[attempt(1, Some(500), None, None)],
+        );
+        run.stdout = "\u{1b}]0;pwned\u{7}\u{202e}txt.exe\n".into();
+        let mut out = Vec::new();
+        write_runs_in_full(&mut out, &RunList { runs: vec![run] }, true).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text
+                .chars()
+                .any(|c| c == '\u{1b}' || c == '\u{7}' || c == '\u{202e}'),
+            "{text:?}"
+        );
+        assert!(text.contains("\\u{1b}]0;pwned"), "{text}");
     }
 }

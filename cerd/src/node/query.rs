@@ -74,7 +74,7 @@ impl Node {
         let test = cer_proto::api::PlaybookTest {
             playbook: playbook.name,
             event: event.as_str().to_owned(),
-            would_run: actions.iter().map(|a| a.describe()).collect(),
+            would_run: actions.iter().map(would_run).collect(),
             skipped,
             ran: Vec::new(),
         };
@@ -265,6 +265,28 @@ impl Node {
             }
         }
         Ok(count)
+    }
+}
+
+/// An action as `playbook test` shows it: its description, and for a
+/// webhook what it would send besides the body (secrets by reference).
+fn would_run(action: &crate::playbook::PlannedAction) -> String {
+    use crate::playbook::{spec, PlannedKind};
+    let described = action.describe();
+    let PlannedKind::Webhook {
+        headers,
+        ca_file,
+        hmac,
+        ..
+    } = &action.kind
+    else {
+        return described;
+    };
+    let details = spec::webhook_details(headers, ca_file.as_deref(), hmac.as_ref());
+    if details.is_empty() {
+        described
+    } else {
+        format!("{described} ({details})")
     }
 }
 
