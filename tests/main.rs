@@ -9,3 +9,4 @@ mod foundation;
 mod hostile;
 mod playbooks;
 mod store;
+mod tlp;

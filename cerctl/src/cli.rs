@@ -336,6 +336,17 @@ pub struct UpdateArgs {
     /// Add a tag (repeatable).
     #[arg(long, group = "change", value_parser = normalize_tag)]
     pub tag: Vec<String>,
+
+    /// Share this update under a stricter label than the incident's, e.g.
+    /// an AMBER note on a GREEN incident (then only --note and --ioc).
+    #[arg(long)]
+    pub tlp: Option<Tlp>,
+
+    /// A recipient of an update above the incident's TLP, by name or
+    /// fingerprint (repeatable; TLP:AMBER defaults to every trusted CERT,
+    /// and the incident's author always reads it).
+    #[arg(long, value_name = "NAME|FPR", requires = "tlp")]
+    pub to: Vec<String>,
 }
 
 #[derive(Debug, Args)]
