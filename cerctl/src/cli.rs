@@ -100,16 +100,26 @@ pub enum PlaybookCommand {
         /// The playbook file (YAML).
         file: std::path::PathBuf,
     },
-    /// Show what a playbook would run for an incident, without running it.
+    /// Show what a playbook would run for an incident, without running it:
+    /// one the node holds (--incident), or one described in a file
+    /// (--fixture; no node needed).
     Test {
         /// The playbook file (YAML).
         file: std::path::PathBuf,
-        /// The incident to try it on (full id).
-        #[arg(long, value_name = "ID")]
-        incident: Uuid,
+        /// The incident to try it on (full id), asking the node.
+        #[arg(long, value_name = "ID", required_unless_present = "fixture")]
+        incident: Option<Uuid>,
+        /// An incident described in a YAML file (see
+        /// playbooks/fixtures/), planned here without a node.
+        #[arg(long, value_name = "FILE", conflicts_with = "incident")]
+        fixture: Option<std::path::PathBuf>,
         /// The event to simulate (default: the playbook's first incident event).
         #[arg(long)]
         event: Option<String>,
+        /// Print only the JSON the actions would read on standard input
+        /// (and webhooks get as their body), e.g. to pipe into a script.
+        #[arg(long, requires = "fixture")]
+        show_input: bool,
     },
     /// What ran, when, exit status, duration and the first lines of output.
     Runs {
