@@ -10,4 +10,5 @@ mod foundation;
 mod hostile;
 mod playbooks;
 mod store;
+mod tlp;
 mod webhook;

@@ -9,7 +9,7 @@ use crate::harness::{eventually, write_file, TestNode};
 
 const SOON: Duration = Duration::from_secs(30);
 
-fn pair() -> (TestNode, TestNode) {
+pub(crate) fn pair() -> (TestNode, TestNode) {
     let mut ke = TestNode::new("KE-CIRT");
     let mut ng = TestNode::new("NG-CERT");
     ke.init();

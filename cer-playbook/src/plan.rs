@@ -7,6 +7,15 @@
 //! incident this node cannot read, or a retracted incident (for anything
 //! but `retraction.received`) never runs the playbook at all.
 //!
+//! What a playbook sees is also cut at its `max_tlp` inside the incident:
+//! an envelope may carry a stricter label than its incident (an AMBER
+//! note on a GREEN incident), and the fold records each timeline entry's
+//! and each indicator's label. [`payload`] leaves out every timeline
+//! entry above `max_tlp`, and every indicator no envelope at or below it
+//! names ([`visible_indicators`], which `for_each_indicator` and
+//! `has_indicator` use too); an indicator shared at or below `max_tlp`
+//! but also named above it shows only its type and value.
+//!
 //! Substitution inserts typed, validated values (ids, labels,
 //! fingerprints, normalized indicators) into the argv element that names
 //! them and never scans the result again. Free text (titles,
@@ -20,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cer_proto::api::{Acted, Paused, RunRecord};
-use cer_proto::incident::IncidentState;
+use cer_proto::incident::{IncidentState, IndicatorEntry, TimelineEntry};
 use cer_proto::model::{IndicatorType, Severity, Tlp};
 use cer_proto::Fingerprint;
 use uuid::Uuid;
@@ -151,15 +160,21 @@ pub enum Skip {
 /// Every action the trigger causes, across all playbooks, in playbook
 /// then action order.
 pub fn plan(playbooks: &[Playbook], trigger: &Trigger<'_>) -> Vec<PlannedAction> {
-    let mut payload_cache: Option<Arc<[u8]>> = None;
+    // Built once per label: playbooks with the same max_tlp share it.
+    let mut payloads: Vec<(Tlp, Arc<[u8]>)> = Vec::new();
     let mut actions = Vec::new();
     // A disabled playbook is loaded and checked, and `playbook test`
     // still shows what it would do, but nothing triggers it.
     for playbook in playbooks.iter().filter(|p| p.enabled) {
         if evaluate(playbook, trigger).is_ok() {
-            let payload = payload_cache
-                .get_or_insert_with(|| payload(trigger))
-                .clone();
+            let payload = match payloads.iter().find(|(tlp, _)| *tlp == playbook.max_tlp) {
+                Some((_, payload)) => payload.clone(),
+                None => {
+                    let payload = payload(trigger, playbook.max_tlp);
+                    payloads.push((playbook.max_tlp, payload.clone()));
+                    payload
+                }
+            };
             expand(playbook, trigger, &payload, &mut actions);
         }
     }
@@ -170,8 +185,26 @@ pub fn plan(playbooks: &[Playbook], trigger: &Trigger<'_>) -> Vec<PlannedAction>
 pub fn plan_one(playbook: &Playbook, trigger: &Trigger<'_>) -> Result<Vec<PlannedAction>, Skip> {
     evaluate(playbook, trigger)?;
     let mut actions = Vec::new();
-    expand(playbook, trigger, &payload(trigger), &mut actions);
+    expand(
+        playbook,
+        trigger,
+        &payload(trigger, playbook.max_tlp),
+        &mut actions,
+    );
     Ok(actions)
+}
+
+/// The incident's indicators a playbook whose `max_tlp` is `max_tlp` may
+/// act on: those that at least one envelope at or below that label names.
+/// (The incident's own label is [`evaluate`]'s gate.)
+pub fn visible_indicators(
+    incident: &IncidentState,
+    max_tlp: Tlp,
+) -> impl Iterator<Item = &IndicatorEntry> {
+    incident
+        .indicators
+        .iter()
+        .filter(move |i| i.tlp_range(incident.tlp).0 <= max_tlp)
 }
 
 /// Whether the playbook runs for this trigger: its events, the gates and
@@ -252,9 +285,7 @@ pub fn evaluate(playbook: &Playbook, trigger: &Trigger<'_>) -> Result<(), Skip> 
     // An undo event is also about what is gone: the indicators the
     // playbook acted on that the incident (retracted: empty) no longer
     // names.
-    let has = incident
-        .indicators
-        .iter()
+    let has = visible_indicators(incident, playbook.max_tlp)
         .any(|i| matcher.has_indicator.contains(&i.kind))
         || (event.is_undo()
             && gone(incident, trigger.acted)
@@ -288,15 +319,13 @@ pub fn gone<'a>(
 /// `{"event": "incident.received", "incident": {…IncidentState…}}` for
 /// incident events (plus `reporter_name` when known), and
 /// `{"event": "peer.down", "peer": "FPR", "peer_name": "…"}` for peer
-/// events. Only built for triggers that passed the TLP gate.
-pub fn payload(trigger: &Trigger<'_>) -> Arc<[u8]> {
+/// events. Only built for triggers that passed the TLP gate; the incident
+/// is cut at `max_tlp`, as `incident_json` says.
+pub fn payload(trigger: &Trigger<'_>, max_tlp: Tlp) -> Arc<[u8]> {
     let mut object = serde_json::Map::new();
     object.insert("event".into(), trigger.event.as_str().into());
     if let Some(incident) = trigger.incident {
-        // Serializing a folded state cannot fail for parsed data; keep
-        // the event rather than drop the run if it ever does.
-        let value = serde_json::to_value(incident).unwrap_or(serde_json::Value::Null);
-        object.insert("incident".into(), value);
+        object.insert("incident".into(), incident_json(incident, max_tlp));
         if let Some(name) = incident.reporter.as_ref().and_then(|r| (trigger.names)(r)) {
             object.insert("reporter_name".into(), name.into());
         }
@@ -336,6 +365,81 @@ pub fn payload(trigger: &Trigger<'_>) -> Arc<[u8]> {
     let mut bytes = serde_json::to_vec(&object).unwrap_or_default();
     bytes.push(b'\n');
     bytes.into()
+}
+
+/// The incident as a playbook with this `max_tlp` may see it: the folded
+/// state without the timeline entries whose envelopes are labelled above
+/// `max_tlp` (nor the time of the newest of them, nor a retraction's
+/// reason given above it), and with only [`visible_indicators`], each
+/// reduced to its type and value (and label) when an envelope above
+/// `max_tlp` also names it, since its other fields gather what those said.
+fn incident_json(incident: &IncidentState, max_tlp: Tlp) -> serde_json::Value {
+    let above = |tlp: Tlp| tlp > max_tlp;
+    let whole = !incident
+        .timeline
+        .iter()
+        .any(|e| above(e.label(incident.tlp)))
+        && !incident
+            .indicators
+            .iter()
+            .any(|i| above(i.tlp_range(incident.tlp).1));
+    // Serializing a folded state cannot fail for parsed data; keep the
+    // event rather than drop the run if it ever does.
+    if whole {
+        return serde_json::to_value(incident).unwrap_or(serde_json::Value::Null);
+    }
+    let timeline: Vec<TimelineEntry> = incident
+        .timeline
+        .iter()
+        .filter(|e| !above(e.label(incident.tlp)))
+        .cloned()
+        .collect();
+    let retracted = incident.retracted.clone().map(|mut retracted| {
+        let by = incident
+            .timeline
+            .iter()
+            .find(|e| e.envelope == retracted.by);
+        if by.is_none_or(|e| above(e.label(incident.tlp))) {
+            retracted.reason = None;
+        }
+        retracted
+    });
+    let view = IncidentState {
+        id: incident.id,
+        reporter: incident.reporter.clone(),
+        tlp: incident.tlp,
+        recipients: incident.recipients.clone(),
+        filed: incident.filed,
+        updated: timeline
+            .iter()
+            .map(|e| e.at)
+            .max()
+            .or(incident.filed)
+            .unwrap_or(incident.updated),
+        readable: incident.readable,
+        content: incident.content.clone(),
+        indicators: Vec::new(),
+        retracted,
+        timeline,
+    };
+    let mut value = serde_json::to_value(&view).unwrap_or(serde_json::Value::Null);
+    let indicators: Vec<serde_json::Value> = visible_indicators(incident, max_tlp)
+        .map(|i| {
+            if above(i.tlp_range(incident.tlp).1) {
+                let mut only = serde_json::json!({"type": i.kind.as_str(), "value": i.value});
+                if let Some(tlp) = i.tlp {
+                    only["tlp"] = tlp.as_str().into();
+                }
+                only
+            } else {
+                serde_json::to_value(i).unwrap_or(serde_json::Value::Null)
+            }
+        })
+        .collect();
+    if let (false, Some(object)) = (indicators.is_empty(), value.as_object_mut()) {
+        object.insert("indicators".into(), indicators.into());
+    }
+    value
 }
 
 impl PlannedAction {
@@ -533,9 +637,7 @@ fn expand(
                                         a.action == index && a.kind == kind && a.value == value
                                     })
                             };
-                            incident
-                                .indicators
-                                .iter()
+                            visible_indicators(incident, playbook.max_tlp)
                                 .filter(|i| each.types.contains(&i.kind))
                                 .filter(|i| seen.insert((i.kind, i.value.as_str())))
                                 .filter(|i| !done(i.kind, &i.value))
@@ -676,3 +778,5 @@ fn cut(text: &str, max_chars: usize) -> String {
 pub mod testing;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tlp_tests;

@@ -320,9 +320,66 @@ pub struct UpdateIncident {
     pub indicators: Vec<Indicator>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// A stricter label than the incident's, for a note and indicators
+    /// meant for fewer readers (an AMBER note on a GREEN incident);
+    /// default: the incident's label. See [`UpdateIncident::label`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tlp: Option<Tlp>,
+    /// Who may read an update above the incident's label (CERT names or
+    /// fingerprints); for AMBER the default is every trusted CERT. The
+    /// incident's author always may.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
 }
 
 impl UpdateIncident {
+    /// The label this update goes under, on an incident labelled
+    /// `incident`. Never below the incident's (an update is never shared
+    /// more widely than its incident); above it, only a note and
+    /// indicators, since the incident's fields and tags are read by
+    /// everyone who reads the incident; `to` only above it (at the
+    /// incident's label the update goes to the incident's readers).
+    pub fn label(&self, incident: Tlp) -> Result<Tlp, FieldErrors> {
+        let tlp = self.tlp.unwrap_or(incident);
+        let upper = |t: Tlp| t.as_str().to_ascii_uppercase();
+        let mut errors = FieldErrors::default();
+        if tlp < incident {
+            errors.push(FieldError::new(
+                "tlp",
+                format!(
+                    "TLP:{} is below the incident's TLP:{}; an update is never shared more widely than its incident",
+                    upper(tlp),
+                    upper(incident)
+                ),
+            ));
+        } else if tlp > incident {
+            let fields = self.status.is_some()
+                || self.severity.is_some()
+                || self.title.is_some()
+                || self.description.is_some()
+                || self.classification.is_some()
+                || !self.tags.is_empty();
+            if fields {
+                errors.push(FieldError::new(
+                    "tlp",
+                    format!(
+                        "an update above the incident's TLP:{} carries only a note and indicators; status, severity, title, description, classification and tags go under the incident's own label",
+                        upper(incident)
+                    ),
+                ));
+            }
+        } else if !self.to.is_empty() {
+            errors.push(FieldError::new(
+                "to",
+                format!(
+                    "recipients apply only to an update above the incident's TLP:{}; at its label an update goes to the incident's readers",
+                    upper(incident)
+                ),
+            ));
+        }
+        errors.into_result().map(|()| tlp)
+    }
+
     pub fn to_body(&self) -> Result<UpdateBody, FieldError> {
         let body = UpdateBody {
             status: self.status,

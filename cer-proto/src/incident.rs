@@ -4,6 +4,15 @@
 //! order they arrived in: every node holding the same envelopes shows the
 //! same incident. Retractions are honoured even when they arrive before
 //! what they retract.
+//!
+//! Each envelope carries its own TLP, and so may say more restricted
+//! things about an incident than the incident's own label (an AMBER note
+//! on a GREEN incident). The fold keeps what came from where: every
+//! timeline entry records its envelope's label, and every indicator the
+//! lowest and highest label of the envelopes that name it. The incident's
+//! fields stay at the incident's label: an envelope above it changes no
+//! field and adds no tag. Whoever hands the state on (playbooks) filters
+//! by those labels; the analyst sees everything this node can read.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -94,6 +103,16 @@ pub struct IndicatorEntry {
     /// CERTs that reported or sighted it, in first-seen order.
     pub reported_by: Vec<Fingerprint>,
     pub sightings: u32,
+    /// The lowest TLP of the envelopes that name it, when that is not the
+    /// incident's: the label under which the indicator itself was shared
+    /// (see [`IndicatorEntry::tlp_range`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tlp: Option<Tlp>,
+    /// The highest TLP of the envelopes that name it, when that is not the
+    /// incident's: its seen times, reporters, sightings, confidence and
+    /// comment may come from envelopes up to this label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details_tlp: Option<Tlp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,6 +131,11 @@ pub struct TimelineEntry {
     pub seq: u64,
     pub at: Timestamp,
     pub kind: Kind,
+    /// The envelope's TLP, when it is not the incident's (a note shared
+    /// under a stricter label than its incident, say); see
+    /// [`TimelineEntry::label`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tlp: Option<Tlp>,
     #[serde(flatten)]
     pub event: Event,
 }
@@ -160,6 +184,27 @@ pub enum Event {
 
 fn is_zero(n: &usize) -> bool {
     *n == 0
+}
+
+impl TimelineEntry {
+    /// The TLP of the envelope behind this entry, on an incident labelled
+    /// `incident`.
+    pub fn label(&self, incident: Tlp) -> Tlp {
+        self.tlp.unwrap_or(incident)
+    }
+}
+
+impl IndicatorEntry {
+    /// The lowest and highest TLP of the envelopes that name this
+    /// indicator, on an incident labelled `incident`. The indicator itself
+    /// (type and value) was shared under the lowest; its other fields
+    /// gather what every naming envelope said, up to the highest.
+    pub fn tlp_range(&self, incident: Tlp) -> (Tlp, Tlp) {
+        (
+            self.tlp.unwrap_or(incident),
+            self.details_tlp.unwrap_or(incident),
+        )
+    }
 }
 
 impl IncidentState {
@@ -268,6 +313,7 @@ impl IncidentState {
                 seq: input.header.seq,
                 at: input.header.created,
                 kind: input.header.kind,
+                tlp: entry_label(&event, input.header.tlp, tlp),
                 event,
             });
         }
@@ -315,6 +361,7 @@ impl IncidentState {
             seq: input.header.seq,
             at: input.header.created,
             kind: input.header.kind,
+            tlp: entry_label(&event, input.header.tlp, self.tlp),
             event,
         });
         true
@@ -328,6 +375,11 @@ impl IncidentState {
         origin: Option<EnvelopeId>,
         indicators: &mut dyn IndicatorTable,
     ) -> Event {
+        let naming = Naming {
+            author: &input.header.author,
+            tlp: input.header.tlp,
+            incident: self.tlp,
+        };
         match body {
             Body::Incident(incident) => {
                 if Some(input.id) != origin {
@@ -342,12 +394,7 @@ impl IncidentState {
                 }
                 self.content = Some(Content::from_body(incident));
                 for indicator in &incident.indicators {
-                    add(
-                        indicators,
-                        indicator,
-                        &input.header.author,
-                        input.header.created,
-                    );
+                    add(indicators, indicator, &naming, input.header.created);
                 }
                 Event::Filed
             }
@@ -355,11 +402,22 @@ impl IncidentState {
                 let mut changes = Vec::new();
                 let mut ignored = Vec::new();
                 let by_reporter = reporter == Some(&input.header.author);
-                if update.changes_fields() && !by_reporter {
+                // The incident's fields are shared under the incident's
+                // label; an envelope under a stricter one may add notes and
+                // indicators, whose entries keep their own label, but
+                // changes no field that every reader of the incident sees.
+                let above = input.header.tlp > self.tlp;
+                if above && (update.changes_fields() || !update.tags.is_empty()) {
+                    ignored.push(format!(
+                        "field changes and tags in a TLP:{} envelope on a TLP:{} incident",
+                        input.header.tlp.as_str().to_ascii_uppercase(),
+                        self.tlp.as_str().to_ascii_uppercase()
+                    ));
+                } else if update.changes_fields() && !by_reporter {
                     ignored
                         .push("field changes from a CERT other than the incident's author".into());
                 }
-                if let (Some(content), true) = (self.content.as_mut(), by_reporter) {
+                if let (Some(content), true) = (self.content.as_mut(), by_reporter && !above) {
                     if let Some(status) = update.status {
                         changes.push(format!("status: {} -> {}", content.status, status));
                         content.status = status;
@@ -384,7 +442,7 @@ impl IncidentState {
                         content.description = description.clone();
                     }
                 }
-                if let Some(content) = self.content.as_mut() {
+                if let (Some(content), false) = (self.content.as_mut(), above) {
                     for tag in &update.tags {
                         if !content.tags.contains(tag) {
                             content.tags.push(tag.clone());
@@ -394,12 +452,7 @@ impl IncidentState {
                 }
                 let before = indicators.count();
                 for indicator in &update.indicators {
-                    add(
-                        indicators,
-                        indicator,
-                        &input.header.author,
-                        input.header.created,
-                    );
+                    add(indicators, indicator, &naming, input.header.created);
                 }
                 Event::Updated {
                     changes,
@@ -412,7 +465,7 @@ impl IncidentState {
                 sight(
                     indicators,
                     &sighting.indicator,
-                    &input.header.author,
+                    &naming,
                     sighting.seen,
                     sighting.count,
                 );
@@ -537,10 +590,17 @@ impl IndicatorTable for Indicators {
     }
 }
 
+/// Who named an indicator, under which label, on an incident of which.
+struct Naming<'a> {
+    author: &'a Fingerprint,
+    tlp: Tlp,
+    incident: Tlp,
+}
+
 fn entry<'t>(
     table: &'t mut dyn IndicatorTable,
     indicator: &Indicator,
-    author: &Fingerprint,
+    naming: &Naming<'_>,
     at: Timestamp,
 ) -> &'t mut IndicatorEntry {
     let new = || IndicatorEntry {
@@ -552,18 +612,23 @@ fn entry<'t>(
         comment: indicator.comment.clone(),
         reported_by: vec![],
         sightings: 0,
+        tlp: relative(naming.tlp, naming.incident),
+        details_tlp: relative(naming.tlp, naming.incident),
     };
     let entry = table.entry(indicator.kind, &indicator.value, &new);
-    if !entry.reported_by.contains(author) {
-        entry.reported_by.push(author.clone());
+    if !entry.reported_by.contains(naming.author) {
+        entry.reported_by.push(naming.author.clone());
     }
+    let (lowest, highest) = entry.tlp_range(naming.incident);
+    entry.tlp = relative(lowest.min(naming.tlp), naming.incident);
+    entry.details_tlp = relative(highest.max(naming.tlp), naming.incident);
     entry
 }
 
-fn add(table: &mut dyn IndicatorTable, indicator: &Indicator, author: &Fingerprint, at: Timestamp) {
+fn add(table: &mut dyn IndicatorTable, indicator: &Indicator, naming: &Naming<'_>, at: Timestamp) {
     let first = indicator.first_seen.unwrap_or(at);
     let last = indicator.last_seen.unwrap_or(first.max(at));
-    let entry = entry(table, indicator, author, first);
+    let entry = entry(table, indicator, naming, first);
     entry.first_seen = entry.first_seen.min(first);
     entry.last_seen = entry.last_seen.max(last);
 }
@@ -571,231 +636,33 @@ fn add(table: &mut dyn IndicatorTable, indicator: &Indicator, author: &Fingerpri
 fn sight(
     table: &mut dyn IndicatorTable,
     indicator: &Indicator,
-    author: &Fingerprint,
+    naming: &Naming<'_>,
     seen: Timestamp,
     count: u32,
 ) {
-    let entry = entry(table, indicator, author, seen);
+    let entry = entry(table, indicator, naming, seen);
     entry.first_seen = entry.first_seen.min(seen);
     entry.last_seen = entry.last_seen.max(seen);
     entry.sightings = entry.sightings.saturating_add(count);
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::envelope::{RetractionBody, SightingBody, UpdateBody};
-
-    fn fpr(c: char) -> Fingerprint {
-        Fingerprint::parse(&c.to_string().repeat(40)).unwrap()
-    }
-
-    fn input(n: u8, author: char, seq: u64, minute: u8, body: Body) -> FoldInput {
-        FoldInput {
-            id: EnvelopeId::of(&[n]),
-            header: Header {
-                author: fpr(author),
-                seq,
-                subject: Uuid::nil(),
-                kind: body.kind(),
-                created: format!("2026-11-28T13:{minute:02}:00Z").parse().unwrap(),
-                tlp: Tlp::Green,
-                recipients: vec![],
-            },
-            body: Some(body),
-        }
-    }
-
-    fn filed() -> Body {
-        Body::Incident(IncidentBody {
-            title: "C2 server".into(),
-            description: String::new(),
-            severity: Severity::High,
-            classification: Classification::parse("malicious-code/c2-server").unwrap(),
-            status: Status::New,
-            indicators: vec![Indicator::parse_spec("ipv4:203.0.113.7").unwrap()],
-            affected: Affected::default(),
-            occurred: None,
-            detected: None,
-            tags: vec![],
-        })
-    }
-
-    fn update(status: Status, note: &str) -> Body {
-        Body::Update(UpdateBody {
-            status: Some(status),
-            note: Some(note.into()),
-            ..UpdateBody::default()
-        })
-    }
-
-    #[test]
-    fn fold_is_independent_of_arrival_order() {
-        let a = vec![
-            input(1, 'A', 1, 0, filed()),
-            input(
-                2,
-                'A',
-                2,
-                5,
-                update(Status::Contained, "takedown requested"),
-            ),
-            input(
-                3,
-                'B',
-                1,
-                7,
-                Body::Sighting(SightingBody {
-                    indicator: Indicator::parse_spec("ipv4:203.0.113.7").unwrap(),
-                    seen: "2026-11-28T13:06:00Z".parse().unwrap(),
-                    count: 3,
-                    comment: None,
-                }),
-            ),
-        ];
-        let mut b = a.clone();
-        b.reverse();
-        let sa = IncidentState::fold(Uuid::nil(), &a).unwrap();
-        let sb = IncidentState::fold(Uuid::nil(), &b).unwrap();
-        assert_eq!(sa, sb);
-        let content = sa.content.as_ref().unwrap();
-        assert_eq!(content.status, Status::Contained);
-        assert_eq!(sa.indicators.len(), 1);
-        assert_eq!(sa.indicators[0].sightings, 3);
-        assert_eq!(sa.indicators[0].reported_by, vec![fpr('A'), fpr('B')]);
-        assert_eq!(sa.timeline.len(), 3);
-    }
-
-    #[test]
-    fn only_the_author_changes_fields() {
-        let inputs = vec![
-            input(1, 'A', 1, 0, filed()),
-            input(2, 'B', 1, 5, update(Status::Closed, "we think it's done")),
-        ];
-        let state = IncidentState::fold(Uuid::nil(), &inputs).unwrap();
-        assert_eq!(state.content.unwrap().status, Status::New);
-        match &state.timeline[1].event {
-            Event::Updated { ignored, note, .. } => {
-                assert_eq!(ignored.len(), 1);
-                assert_eq!(note.as_deref(), Some("we think it's done"));
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[test]
-    fn retraction_before_the_incident_still_retracts() {
-        let retraction = Body::Retraction(RetractionBody {
-            target: None,
-            reason: Some("false positive".into()),
-        });
-        let inputs = vec![
-            input(9, 'A', 2, 9, retraction),
-            input(1, 'A', 1, 0, filed()),
-        ];
-        let state = IncidentState::fold(Uuid::nil(), &inputs).unwrap();
-        assert!(state.retracted.is_some());
-        assert!(state.indicators.is_empty());
-        assert_eq!(state.display_title(), "(retracted)");
-    }
-
-    #[test]
-    fn a_third_party_cannot_retract() {
-        let retraction = Body::Retraction(RetractionBody {
-            target: None,
-            reason: None,
-        });
-        let inputs = vec![
-            input(1, 'A', 1, 0, filed()),
-            input(9, 'B', 1, 9, retraction),
-        ];
-        let state = IncidentState::fold(Uuid::nil(), &inputs).unwrap();
-        assert!(state.retracted.is_none());
-        assert_eq!(state.indicators.len(), 1);
-    }
-
-    #[test]
-    fn unreadable_body_is_shown_as_encrypted() {
-        let mut only = input(1, 'A', 1, 0, filed());
-        only.body = None;
-        let state = IncidentState::fold(Uuid::nil(), &[only]).unwrap();
-        assert!(!state.readable);
-        assert_eq!(state.display_title(), "(encrypted)");
-        assert_eq!(state.timeline[0].event, Event::Encrypted);
-    }
-
-    /// Applying envelopes one at a time, each after the last, gives what
-    /// folding them all at once gives.
-    #[test]
-    fn apply_next_matches_the_whole_fold() {
-        let sighting = |n: u8, author: char, minute: u8, spec: &str| {
-            input(
-                n,
-                author,
-                n as u64,
-                minute,
-                Body::Sighting(SightingBody {
-                    indicator: Indicator::parse_spec(spec).unwrap(),
-                    seen: format!("2026-11-28T13:{minute:02}:30Z").parse().unwrap(),
-                    count: 2,
-                    comment: None,
-                }),
-            )
-        };
-        let with_iocs = |n: u8, minute: u8, specs: &[&str]| {
-            input(
-                n,
-                'A',
-                n as u64,
-                minute,
-                Body::Update(UpdateBody {
-                    severity: Some(Severity::Critical),
-                    indicators: specs
-                        .iter()
-                        .map(|s| Indicator::parse_spec(s).unwrap())
-                        .collect(),
-                    ..UpdateBody::default()
-                }),
-            )
-        };
-        let inputs = vec![
-            input(1, 'A', 1, 0, filed()),
-            with_iocs(2, 2, &["domain:a.example", "ipv4:203.0.113.7"]),
-            sighting(3, 'B', 3, "ipv4:203.0.113.7"),
-            sighting(4, 'C', 4, "domain:new.example"),
-            input(5, 'B', 5, 5, update(Status::Closed, "not the author")),
-            with_iocs(6, 6, &["domain:new.example"]),
-        ];
-        let mut state = IncidentState::fold(Uuid::nil(), &inputs[..1]).unwrap();
-        let mut table = Indicators::default();
-        for entry in std::mem::take(&mut state.indicators) {
-            table
-                .index
-                .insert((entry.kind, entry.value.clone()), table.entries.len());
-            table.entries.push(entry);
-        }
-        for next in &inputs[1..] {
-            assert!(state.apply_next(next, &mut table), "{:?}", next.header.kind);
-        }
-        state.indicators = table.entries;
-        assert_eq!(state, IncidentState::fold(Uuid::nil(), &inputs).unwrap());
-
-        // What could change the past takes a whole fold.
-        let mut state = IncidentState::fold(Uuid::nil(), &inputs).unwrap();
-        let mut table = Indicators::default();
-        let early = sighting(7, 'B', 1, "ipv4:203.0.113.7");
-        assert!(!state.apply_next(&early, &mut table));
-        let retraction = input(
-            8,
-            'A',
-            8,
-            9,
-            Body::Retraction(RetractionBody {
-                target: None,
-                reason: None,
-            }),
-        );
-        assert!(!state.apply_next(&retraction, &mut table));
-        assert_eq!(state, IncidentState::fold(Uuid::nil(), &inputs).unwrap());
+/// A timeline entry's label. A withdrawn envelope's entry has none of its
+/// own: its body is gone, and its tombstone knows only what its author's
+/// retraction names (seq, id, kind, time), under the retraction's label,
+/// so a node holding the tombstone and one still holding the envelope
+/// must record the same.
+fn entry_label(event: &Event, tlp: Tlp, incident: Tlp) -> Option<Tlp> {
+    match event {
+        Event::Withdrawn => None,
+        _ => relative(tlp, incident),
     }
 }
+
+/// An envelope's label as an entry records it: only where it differs
+/// from the incident's, so that most entries carry none.
+fn relative(tlp: Tlp, incident: Tlp) -> Option<Tlp> {
+    (tlp != incident).then_some(tlp)
+}
+
+#[cfg(test)]
+mod tests;

@@ -100,13 +100,19 @@ pub enum PlaybookCommand {
         /// The playbook file (YAML).
         file: std::path::PathBuf,
     },
-    /// Show what a playbook would run for an incident, without running it.
+    /// Show what a playbook would run for an incident, without running it:
+    /// one the node holds (--incident), or one described in a file
+    /// (--fixture; no node needed).
     Test {
         /// The playbook file (YAML).
         file: std::path::PathBuf,
-        /// The incident to try it on (full id).
-        #[arg(long, value_name = "ID")]
-        incident: Uuid,
+        /// The incident to try it on (full id), asking the node.
+        #[arg(long, value_name = "ID", required_unless_present = "fixture")]
+        incident: Option<Uuid>,
+        /// An incident described in a YAML file (see
+        /// playbooks/fixtures/), planned here without a node.
+        #[arg(long, value_name = "FILE", conflicts_with = "incident")]
+        fixture: Option<std::path::PathBuf>,
         /// The event to simulate (default: the playbook's first incident event).
         #[arg(long)]
         event: Option<String>,
@@ -114,6 +120,10 @@ pub enum PlaybookCommand {
         /// incident (tags and notes are not applied), recorded as a test run.
         #[arg(long)]
         run: bool,
+        /// Print only the JSON the actions would read on standard input
+        /// (and webhooks get as their body), e.g. to pipe into a script.
+        #[arg(long, requires = "fixture")]
+        show_input: bool,
     },
     /// What ran, when, its tries with their exit or HTTP status, duration
     /// and the first line of output (`-v`: every try and the first lines).
@@ -370,6 +380,17 @@ pub struct UpdateArgs {
     /// Add a tag (repeatable).
     #[arg(long, group = "change", value_parser = normalize_tag)]
     pub tag: Vec<String>,
+
+    /// Share this update under a stricter label than the incident's, e.g.
+    /// an AMBER note on a GREEN incident (then only --note and --ioc).
+    #[arg(long)]
+    pub tlp: Option<Tlp>,
+
+    /// A recipient of an update above the incident's TLP, by name or
+    /// fingerprint (repeatable; TLP:AMBER defaults to every trusted CERT,
+    /// and the incident's author always reads it).
+    #[arg(long, value_name = "NAME|FPR", requires = "tlp")]
+    pub to: Vec<String>,
 }
 
 #[derive(Debug, Args)]

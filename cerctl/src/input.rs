@@ -1,5 +1,6 @@
 //! Reading incidents that analysts write in files: YAML or JSON, from a
-//! path or stdin.
+//! path or stdin; and the incidents playbook authors describe to test a
+//! playbook against ([`fixture`]).
 //!
 //! This module owns serde-saphyr; nothing else in cerctl parses YAML.
 //! Everything here is checked before any connection to the daemon is
@@ -14,6 +15,8 @@ use std::path::Path;
 use cer_proto::api::FileIncident;
 use cer_proto::model::normalize_tag;
 use cer_proto::{FieldError, FieldErrors};
+
+pub mod fixture;
 
 /// Largest input file read. Well above what one envelope can carry
 /// (`cer_proto::envelope::MAX_ENVELOPE_BYTES`), so the daemon, not this
@@ -44,11 +47,13 @@ pub enum InputError {
         location: Option<(u64, u64)>,
         message: String,
     },
-    /// The incident parses but some fields are refused.
+    /// The document parses but some fields are refused; `what` says what
+    /// it should have been (an incident, a fixture).
     /// (The field problems are the source, so a cause chain shows them once.)
-    #[error("{name}: invalid incident")]
+    #[error("{name}: invalid {what}")]
     Invalid {
         name: String,
+        what: &'static str,
         #[source]
         errors: FieldErrors,
     },
@@ -85,6 +90,12 @@ pub fn read_file_incident(
     path: &Path,
     stdin: &mut (dyn Read + Send),
 ) -> Result<FileIncident, InputError> {
+    let (name, text) = read_text(path, stdin)?;
+    parse_file_incident(&text, &name)
+}
+
+/// The text of `path` (`-`: stdin) and the name errors call it by.
+fn read_text(path: &Path, stdin: &mut (dyn Read + Send)) -> Result<(String, String), InputError> {
     let (name, bytes) = if path.as_os_str() == "-" {
         ("stdin".to_owned(), read_bounded(stdin, "stdin")?)
     } else {
@@ -97,7 +108,7 @@ pub fn read_file_incident(
         (name, bytes)
     };
     let text = String::from_utf8(bytes).map_err(|_| InputError::NotUtf8 { name: name.clone() })?;
-    parse_file_incident(&text, &name)
+    Ok((name, text))
 }
 
 /// Parses an incident as JSON when the first non-blank character is `{`,
@@ -105,38 +116,43 @@ pub fn read_file_incident(
 /// then every field is checked as the daemon will check it, so mistakes
 /// are reported all at once and before anything is sent.
 pub fn parse_file_incident(text: &str, name: &str) -> Result<FileIncident, InputError> {
+    let invalid = |errors| InputError::Invalid {
+        name: name.to_owned(),
+        what: "incident",
+        errors,
+    };
+    let mut incident = fields(entries(text, name)?, &FIELDS).map_err(invalid)?;
+    normalize(&mut incident);
+    incident.to_body().map_err(invalid)?;
+    Ok(incident)
+}
+
+/// The document's top-level fields, each with where it was written.
+/// Parses the document first (a syntax error is the only "invalid
+/// YAML/JSON"), so that each field can then be taken on its own and every
+/// refused field reported at once, as the daemon and `playbook check` do.
+/// JSON when the first non-blank character is `{`, YAML otherwise.
+fn entries(text: &str, name: &str) -> Result<Vec<Entry>, InputError> {
     if text.trim().is_empty() {
         return Err(InputError::Empty {
             name: name.to_owned(),
         });
     }
-    // Parse the document first (a syntax error is the only "invalid
-    // YAML/JSON"), then take each field on its own, so every refused
-    // field is reported at once, as the daemon and `playbook check` do.
-    let entries: Vec<Entry> = if text.trim_start().starts_with('{') {
+    if text.trim_start().starts_with('{') {
         let map: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(text).map_err(|e| json_error(name, &e))?;
-        map.into_iter()
+        Ok(map
+            .into_iter()
             .map(|(key, value)| Entry {
                 key,
                 at: None,
                 value,
             })
-            .collect()
+            .collect())
     } else {
         let document: Document = serde_saphyr::from_str(text).map_err(|e| yaml_error(name, &e))?;
-        document.0
-    };
-    let mut incident = fields(entries).map_err(|errors| InputError::Invalid {
-        name: name.to_owned(),
-        errors,
-    })?;
-    normalize(&mut incident);
-    incident.to_body().map_err(|errors| InputError::Invalid {
-        name: name.to_owned(),
-        errors,
-    })?;
-    Ok(incident)
+        Ok(document.0)
+    }
 }
 
 /// One top-level field as written, with where it was written (YAML).
@@ -194,10 +210,10 @@ const FIELDS: [&str; 13] = [
     "request_id",
 ];
 
-/// Builds the incident field by field. On any refusal, every field's
-/// problems (and the body's checks on the fields that did parse) are
-/// returned together.
-fn fields(entries: Vec<Entry>) -> Result<FileIncident, FieldErrors> {
+/// Builds the incident field by field, from the fields in `known` (a
+/// subset of [`FIELDS`]). On any refusal, every field's problems (and the
+/// body's checks on the fields that did parse) are returned together.
+fn fields(entries: Vec<Entry>, known: &[&str]) -> Result<FileIncident, FieldErrors> {
     let mut errors = FieldErrors::default();
     let mut refused: Vec<String> = Vec::new();
     let mut incident = FileIncident::new(
@@ -210,10 +226,7 @@ fn fields(entries: Vec<Entry>) -> Result<FileIncident, FieldErrors> {
     let mut at_of: Vec<(String, (u64, u64))> = Vec::new();
     for entry in entries {
         let key = entry.key.clone();
-        let at = |reason: String| match entry.at {
-            Some((line, column)) => format!("{reason} (line {line}, column {column})"),
-            None => reason,
-        };
+        let at = |reason: String| located(reason, entry.at);
         if let Some(location) = entry.at {
             at_of.push((key.clone(), location));
         }
@@ -224,6 +237,10 @@ fn fields(entries: Vec<Entry>) -> Result<FileIncident, FieldErrors> {
         }
         seen.push(key.clone());
         let result = match key.as_str() {
+            other if !known.contains(&other) => Err(format!(
+                "unknown field; expected one of {}",
+                known.join(", ")
+            )),
             "title" => take(entry.value, true).map(|v| incident.title = v),
             "description" => take(entry.value, true).map(|v| incident.description = v),
             "severity" => take(entry.value, true).map(|v| incident.severity = v),
@@ -252,7 +269,7 @@ fn fields(entries: Vec<Entry>) -> Result<FileIncident, FieldErrors> {
             },
             _ => Err(format!(
                 "unknown field; expected one of {}",
-                FIELDS.join(", ")
+                known.join(", ")
             )),
         };
         if let Err(reason) = result {
@@ -270,11 +287,9 @@ fn fields(entries: Vec<Entry>) -> Result<FileIncident, FieldErrors> {
             refused.push(required.to_owned());
         }
     }
-    if errors.is_empty() {
-        return Ok(incident);
-    }
     // The body's own checks, on the fields that parsed (refused ones hold
-    // stand-ins, whose complaints would only confuse).
+    // stand-ins, whose complaints would only confuse), each with where its
+    // field was written.
     normalize(&mut incident);
     if let Err(body) = incident.to_body() {
         for e in body.0 {
@@ -288,6 +303,9 @@ fn fields(entries: Vec<Entry>) -> Result<FileIncident, FieldErrors> {
             };
             errors.push(FieldError::new(e.field, reason));
         }
+    }
+    if errors.is_empty() {
+        return Ok(incident);
     }
     Err(errors)
 }
@@ -399,6 +417,14 @@ fn yaml_error(name: &str, e: &serde_saphyr::Error) -> InputError {
         format: Format::Yaml,
         location,
         message,
+    }
+}
+
+/// A field's problem with where the field was written (YAML).
+fn located(reason: String, at: Option<(u64, u64)>) -> String {
+    match at {
+        Some((line, column)) => format!("{reason} (line {line}, column {column})"),
+        None => reason,
     }
 }
 

@@ -181,6 +181,29 @@ pub fn first_lines(text: &str, n: usize) -> (Vec<String>, usize) {
     (shown, lines.count())
 }
 
+/// JSON text (as serde_json writes it) for the terminal: every character
+/// a terminal must not receive raw that serde_json leaves as it is (DEL,
+/// C1 controls, bidi controls; it escapes the C0 ones itself) written as a
+/// `\uXXXX` escape. Such characters occur only inside strings, so the
+/// result is the same JSON value; the whitespace between tokens stays.
+pub fn terminal_json(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char =
+        |c: char| cer_proto::text::is_unsafe_for_terminal(c) && !matches!(c, '\n' | '\r' | '\t');
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            // Every such character is in the Basic Multilingual Plane.
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// An indicator value for the terminal, escaped. A domain (or an email
 /// address's domain) written in punycode gets its Unicode form beside it,
 /// `xn--mnchen-3ya.example  (münchen.example)`, but only when every label
@@ -312,6 +335,36 @@ mod tests {
     use super::*;
     use time::macros::datetime;
     use time::Duration;
+
+    #[test]
+    fn json_for_the_terminal_is_the_same_value_with_nothing_raw() {
+        let value = serde_json::json!({
+            "title": "\u{1b}]52;c;x\u{7}",
+            "note": "a\u{9b}31m \u{200e}b\u{202e} \u{7f} é 中",
+        });
+        for text in [
+            serde_json::to_string(&value).unwrap(),
+            serde_json::to_string_pretty(&value).unwrap(),
+        ] {
+            let shown = terminal_json(&text);
+            assert!(
+                !shown
+                    .chars()
+                    .any(|c| cer_proto::text::is_unsafe_for_terminal(c) && c != '\n'),
+                "{shown}"
+            );
+            assert!(
+                shown.contains("\\u009b") && shown.contains("é 中"),
+                "{shown}"
+            );
+            let back: serde_json::Value = serde_json::from_str(&shown).unwrap();
+            assert_eq!(back, value);
+        }
+        assert!(matches!(
+            terminal_json("{\"a\": 1}"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 
     #[test]
     fn ages_are_short_and_relative() {

@@ -25,6 +25,8 @@ pub fn entry(kind: IndicatorType, raw: &str) -> IndicatorEntry {
         comment: None,
         reported_by: vec![fpr('A')],
         sightings: 0,
+        tlp: None,
+        details_tlp: None,
     }
 }
 
@@ -92,6 +94,7 @@ pub fn hostile_incident() -> IncidentState {
         seq: 2,
         at: at(),
         kind: Kind::Update,
+        tlp: None,
         event: Event::Updated {
             changes: vec![all.clone()],
             note: Some(all.clone()),

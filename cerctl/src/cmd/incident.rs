@@ -9,7 +9,7 @@ use cer_proto::api::{
 };
 use cer_proto::envelope::ReceiptState;
 use cer_proto::incident::Event;
-use cer_proto::model::{Affected, Status as IncidentStatus};
+use cer_proto::model::{Affected, Status as IncidentStatus, Tlp};
 use cer_proto::FieldErrors;
 use time::OffsetDateTime;
 
@@ -273,9 +273,14 @@ fn write_detail(
                 .iter()
                 .map(|r| cert_name(r, names))
                 .collect();
+            // The label it was shared under, where not the incident's.
+            let mut value = render::indicator_value(indicator.kind, &indicator.value);
+            if let Some(tlp) = indicator.tlp {
+                value.push_str(&format!(" {}", label_marker(tlp)));
+            }
             rows.push([
                 indicator.kind.to_string(),
-                render::indicator_value(indicator.kind, &indicator.value),
+                value,
                 seconds(&indicator.first_seen),
                 seconds(&indicator.last_seen),
                 reporters.join(", "),
@@ -302,11 +307,16 @@ fn write_detail(
         writeln!(out, "\nTimeline:")?;
         let mut rows = Vec::new();
         for entry in &incident.timeline {
+            // An envelope under another label than the incident's says so.
+            let event = match entry.tlp {
+                Some(tlp) => format!("{} {}", label_marker(tlp), event_summary(&entry.event)),
+                None => event_summary(&entry.event),
+            };
             rows.push([
                 seconds(&entry.at),
                 cert_name(&entry.author, names),
                 entry.kind.to_string(),
-                event_summary(&entry.event),
+                event,
             ]);
         }
         let table = render::fitted_table(["TIME", "AUTHOR", "KIND", "EVENT"], rows, &[3, 1], width);
@@ -369,6 +379,12 @@ fn write_detail(
         render::write_table(out, &table)?;
     }
     Ok(())
+}
+
+/// `[AMBER]`: the label of an envelope or indicator that differs from
+/// its incident's.
+fn label_marker(tlp: Tlp) -> String {
+    format!("[{}]", tlp.as_str().to_ascii_uppercase())
 }
 
 /// One line saying what an envelope did to the incident.
@@ -459,6 +475,8 @@ pub(super) async fn update(
         note: args.note,
         indicators: args.ioc,
         tags: args.tag,
+        tlp: args.tlp,
+        to: args.to,
     };
     update
         .to_body()
@@ -588,6 +606,7 @@ mod tests {
             seq,
             at: ts(at),
             kind: Kind::Receipt,
+            tlp: None,
             event: Event::Receipt {
                 target: EnvelopeId::of(b"envelope"),
                 state,
@@ -621,16 +640,32 @@ mod tests {
                     detected: None,
                     tags: vec!["botnet".into()],
                 }),
-                indicators: vec![IndicatorEntry {
-                    kind: IndicatorType::Ipv4,
-                    value: "203.0.113.7".into(),
-                    first_seen: ts("2026-11-28T12:00:00Z"),
-                    last_seen: ts("2026-11-28T12:30:00Z"),
-                    confidence: None,
-                    comment: None,
-                    reported_by: vec![fpr('A'), fpr('B')],
-                    sightings: 3,
-                }],
+                indicators: vec![
+                    IndicatorEntry {
+                        kind: IndicatorType::Ipv4,
+                        value: "203.0.113.7".into(),
+                        first_seen: ts("2026-11-28T12:00:00Z"),
+                        last_seen: ts("2026-11-28T12:30:00Z"),
+                        confidence: None,
+                        comment: None,
+                        reported_by: vec![fpr('A'), fpr('B')],
+                        sightings: 3,
+                        tlp: None,
+                        details_tlp: Some(Tlp::Amber),
+                    },
+                    IndicatorEntry {
+                        kind: IndicatorType::Ipv4,
+                        value: "198.51.100.9".into(),
+                        first_seen: ts("2026-11-28T12:10:00Z"),
+                        last_seen: ts("2026-11-28T12:10:00Z"),
+                        confidence: None,
+                        comment: None,
+                        reported_by: vec![fpr('A')],
+                        sightings: 0,
+                        tlp: Some(Tlp::Amber),
+                        details_tlp: Some(Tlp::Amber),
+                    },
+                ],
                 retracted: None,
                 timeline: vec![
                     TimelineEntry {
@@ -639,7 +674,23 @@ mod tests {
                         seq: 1,
                         at: ts("2026-11-28T12:00:00Z"),
                         kind: Kind::Incident,
+                        tlp: None,
                         event: Event::Filed,
+                    },
+                    // A note shared under a stricter label says so.
+                    TimelineEntry {
+                        envelope: EnvelopeId::of(b"amber"),
+                        author: fpr('A'),
+                        seq: 2,
+                        at: ts("2026-11-28T12:10:00Z"),
+                        kind: Kind::Update,
+                        tlp: Some(Tlp::Amber),
+                        event: Event::Updated {
+                            changes: vec![],
+                            note: Some("attributed".into()),
+                            indicators_added: 1,
+                            ignored: vec![],
+                        },
                     },
                     // B acknowledged twice: the furthest state is shown.
                     receipt(2, ReceiptState::Resolved, "2026-11-28T12:20:00Z"),
@@ -682,6 +733,8 @@ mod tests {
             &id.to_hex(),
             "receipts:",
             "BBBBBBBBBBBBBBBB resolved",
+            "[AMBER] +1 indicator; note: attributed",
+            "198.51.100.9 [AMBER]",
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
         }

@@ -64,9 +64,18 @@ pub(crate) async fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<i32> {
         Command::Playbook(PlaybookCommand::Test {
             file,
             incident,
+            fixture,
             event,
             run,
-        }) => playbook::test(&ctx, io, &file, incident, event, run).await,
+            show_input,
+        }) => match (fixture, incident) {
+            (Some(fixture), _) => {
+                playbook::test_fixture(&ctx, io, &file, &fixture, event, show_input)
+            }
+            (None, Some(incident)) => playbook::test(&ctx, io, &file, incident, event, run).await,
+            // clap requires one of them.
+            (None, None) => Err(anyhow::anyhow!("give --incident ID or --fixture FILE")),
+        },
         Command::Playbook(PlaybookCommand::Runs {
             incident,
             playbook,
@@ -134,7 +143,8 @@ fn print_json<T: Serialize + ?Sized>(io: &mut Io<'_>, value: &T) -> anyhow::Resu
     let mut text =
         serde_json::to_string_pretty(value).context("cannot encode the answer as JSON")?;
     text.push('\n');
-    io.stdout.write_all(text.as_bytes())?;
+    io.stdout
+        .write_all(crate::render::terminal_json(&text).as_bytes())?;
     Ok(exit::OK)
 }
 

@@ -78,15 +78,19 @@ impl Node {
         if let Some(content) = &state.content {
             unchanged(&body, content)?;
         }
-        let mut recipients = state.recipients.clone();
-        if state.tlp.is_encrypted()
-            && !recipients.contains(&reporter)
-            && reporter != *self.fingerprint()
+        let tlp = request.label(state.tlp)?;
+        // At the incident's label, the incident's readers; above it, the
+        // update's own (`to`, or every trusted CERT for AMBER).
+        let mut recipients = if tlp == state.tlp {
+            state.recipients.clone()
+        } else {
+            self.recipients_for(tlp, &request.to)?
+        };
+        if tlp.is_encrypted() && !recipients.contains(&reporter) && reporter != *self.fingerprint()
         {
             recipients.push(reporter);
         }
-        self.publish(id, state.tlp, recipients, Body::Update(body))
-            .await
+        self.publish(id, tlp, recipients, Body::Update(body)).await
     }
 
     pub async fn retract(&self, id: Uuid, request: RetractIncident) -> Result<Filed, NodeError> {

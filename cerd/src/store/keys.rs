@@ -27,7 +27,7 @@
 
 use cer_proto::envelope::Kind;
 use cer_proto::incident::IndicatorEntry;
-use cer_proto::model::{IndicatorType, Timestamp};
+use cer_proto::model::{IndicatorType, Timestamp, Tlp};
 use cer_proto::{EnvelopeId, Fingerprint};
 use uuid::Uuid;
 
@@ -314,6 +314,29 @@ fn encode_entry(entry: &IndicatorEntry, out: &mut Vec<u8>) {
     for fpr in &entry.reported_by[..reporters] {
         out.extend_from_slice(&fpr.to_raw());
     }
+    // Labels only where they differ from the incident's: most entries end
+    // here, as every entry did before entries had labels.
+    if entry.tlp.is_some() || entry.details_tlp.is_some() {
+        out.push(tlp_code(entry.tlp));
+        out.push(tlp_code(entry.details_tlp));
+    }
+}
+
+/// 0: the incident's label; 1 and up: [`Tlp::ALL`] in order.
+fn tlp_code(tlp: Option<Tlp>) -> u8 {
+    tlp.and_then(|t| Tlp::ALL.iter().position(|a| *a == t))
+        .map_or(0, |i| i as u8 + 1)
+}
+
+fn tlp_from(code: u8) -> Result<Option<Tlp>, StoreError> {
+    match code {
+        0 => Ok(None),
+        n => Tlp::ALL
+            .get(n as usize - 1)
+            .copied()
+            .map(Some)
+            .ok_or_else(|| corrupt("indicator entry", "unknown TLP code")),
+    }
 }
 
 fn decode_entry(v: &[u8]) -> Result<IndicatorEntry, StoreError> {
@@ -340,6 +363,11 @@ fn decode_entry(v: &[u8]) -> Result<IndicatorEntry, StoreError> {
     for _ in 0..reporters {
         reported_by.push(Fingerprint::from_raw(&r.array()?));
     }
+    let (tlp, details_tlp) = match r.rest() {
+        [] => (None, None),
+        [lowest, highest] => (tlp_from(*lowest)?, tlp_from(*highest)?),
+        _ => return Err(corrupt("indicator entry", "unexpected bytes after it")),
+    };
     Ok(IndicatorEntry {
         kind,
         value,
@@ -349,6 +377,8 @@ fn decode_entry(v: &[u8]) -> Result<IndicatorEntry, StoreError> {
         comment: (!comment.is_empty()).then_some(comment),
         reported_by,
         sightings,
+        tlp,
+        details_tlp,
     })
 }
 
@@ -369,6 +399,10 @@ impl<'a> Cursor<'a> {
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
         Ok(self.take(N)?.try_into().expect("took N bytes"))
+    }
+
+    fn rest(&self) -> &'a [u8] {
+        &self.v[self.at.min(self.v.len())..]
     }
 }
 
@@ -453,6 +487,8 @@ mod tests {
                 comment: (i == 3).then(|| "é".repeat(3000)),
                 reported_by: vec![fpr.clone(); i],
                 sightings: i as u32,
+                tlp: (i == 1).then_some(Tlp::Green),
+                details_tlp: (i >= 1).then_some(Tlp::ALL[i % Tlp::ALL.len()]),
             })
             .collect();
         let chunk = encode_chunk(&entries);
@@ -462,6 +498,33 @@ mod tests {
         assert_eq!(chunk_entry(&chunk, 4).unwrap(), expected[4]);
         assert!(chunk_entry(&chunk, 5).is_err());
         assert!(decode_chunk(&chunk[..chunk.len() - 1]).is_err());
+    }
+
+    /// Entries written before entries had labels end at their reporters;
+    /// they read as entries at the incident's label.
+    #[test]
+    fn entries_without_labels_read_as_the_incidents() {
+        let mut old = vec![4];
+        old.extend_from_slice(b"ipv4");
+        old.extend_from_slice(&11u16.to_be_bytes());
+        old.extend_from_slice(b"192.0.2.200");
+        old.extend_from_slice(&[0; 32]);
+        old.extend_from_slice(&7u32.to_be_bytes());
+        old.push(u8::MAX);
+        old.extend_from_slice(&0u16.to_be_bytes());
+        old.push(0);
+        let mut chunk = (old.len() as u16).to_be_bytes().to_vec();
+        chunk.extend_from_slice(&old);
+        let entry = chunk_entry(&chunk, 0).unwrap();
+        assert_eq!((entry.value.as_str(), entry.sightings), ("192.0.2.200", 7));
+        assert_eq!((entry.tlp, entry.details_tlp), (None, None));
+        // And an unlabelled entry is still written that way.
+        assert_eq!(encode_chunk(&[entry]), chunk);
+
+        let mut bad = chunk.clone();
+        bad.extend_from_slice(&[9, 9]);
+        bad[..2].copy_from_slice(&(old.len() as u16 + 2).to_be_bytes());
+        assert!(chunk_entry(&bad, 0).is_err());
     }
 
     #[test]

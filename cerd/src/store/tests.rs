@@ -46,16 +46,37 @@ fn envelope(
     body: Body,
     withdraws: Vec<Withdrawal>,
 ) -> NewEnvelope {
+    labelled(by, tip, subject, body, withdraws, Tlp::Green)
+}
+
+/// An envelope under `tlp`; above GREEN its body stands for ciphertext
+/// this node could read (the store keeps what it decrypted).
+fn labelled(
+    by: &Fingerprint,
+    tip: Option<ChainTip>,
+    subject: Uuid,
+    body: Body,
+    withdraws: Vec<Withdrawal>,
+    tlp: Tlp,
+) -> NewEnvelope {
     let readable = body.clone();
+    let body = if tlp.is_encrypted() {
+        DraftBody::Encrypted {
+            kind: body.kind(),
+            armored: "-----BEGIN PGP MESSAGE-----\n\nwcBMA\n-----END PGP MESSAGE-----\n".into(),
+        }
+    } else {
+        DraftBody::Plain(body)
+    };
     let bytes = Draft {
         author: by.clone(),
         seq: tip.map_or(1, |t| t.seq + 1),
         prev: tip.map(|t| t.id),
         created: Timestamp(time::OffsetDateTime::now_utc()),
         subject,
-        tlp: Tlp::Green,
+        tlp,
         recipients: vec![],
-        body: DraftBody::Plain(body),
+        body,
         withdraws,
     }
     .to_bytes()
@@ -504,13 +525,19 @@ fn a_failed_batch_writes_nothing_and_the_writer_goes_on() {
 enum Step {
     /// The first author files an incident naming these pool indicators.
     File(Vec<usize>),
-    /// The first author adds a note and these indicators to incident n.
-    Update(usize, Vec<usize>),
-    /// The second author sights pool indicator i in incident n.
-    Sight(usize, usize),
+    /// The first author adds a note and these indicators to incident n,
+    /// under one of [`LABELS`].
+    Update(usize, Vec<usize>, usize),
+    /// The second author sights pool indicator i in incident n, under one
+    /// of [`LABELS`].
+    Sight(usize, usize, usize),
     /// The first author retracts incident n, withdrawing its envelopes.
     Retract(usize),
 }
+
+/// The labels of updates and sightings: below, at and above the
+/// incidents' GREEN.
+const LABELS: [Tlp; 3] = [Tlp::Clear, Tlp::Green, Tlp::Amber];
 
 fn pool(i: usize) -> String {
     format!("ipv4:192.0.2.{}", i % 12)
@@ -536,7 +563,7 @@ fn history(steps: &[Step]) -> (Vec<NewEnvelope>, Vec<NewEnvelope>) {
                 incidents.push((subject, vec![mine.len()]));
                 mine.push(e);
             }
-            Step::Update(n, iocs) if !incidents.is_empty() => {
+            Step::Update(n, iocs, label) if !incidents.is_empty() => {
                 let at = n % incidents.len();
                 let (subject, own) = &mut incidents[at];
                 let body = Body::Update(UpdateBody {
@@ -548,10 +575,17 @@ fn history(steps: &[Step]) -> (Vec<NewEnvelope>, Vec<NewEnvelope>) {
                     ..UpdateBody::default()
                 });
                 own.push(mine.len());
-                let e = envelope(&author(), tip(&mine), *subject, body, vec![]);
+                let e = labelled(
+                    &author(),
+                    tip(&mine),
+                    *subject,
+                    body,
+                    vec![],
+                    LABELS[*label],
+                );
                 mine.push(e);
             }
-            Step::Sight(n, i) if !incidents.is_empty() => {
+            Step::Sight(n, i, label) if !incidents.is_empty() => {
                 let (subject, _) = incidents[n % incidents.len()];
                 let body = Body::Sighting(SightingBody {
                     indicator: Indicator::parse_spec(&pool(*i)).unwrap(),
@@ -559,7 +593,14 @@ fn history(steps: &[Step]) -> (Vec<NewEnvelope>, Vec<NewEnvelope>) {
                     count: 1,
                     comment: None,
                 });
-                let e = envelope(&other(), tip(&theirs), subject, body, vec![]);
+                let e = labelled(
+                    &other(),
+                    tip(&theirs),
+                    subject,
+                    body,
+                    vec![],
+                    LABELS[*label],
+                );
                 theirs.push(e);
             }
             Step::Retract(n) if !incidents.is_empty() => {
@@ -591,8 +632,8 @@ fn step() -> impl proptest::strategy::Strategy<Value = Step> {
     let iocs = proptest::collection::vec(0usize..12, 0..4);
     prop_oneof![
         3 => iocs.clone().prop_map(Step::File),
-        4 => (0usize..8, iocs).prop_map(|(n, i)| Step::Update(n, i)),
-        3 => (0usize..8, 0usize..12).prop_map(|(n, i)| Step::Sight(n, i)),
+        4 => (0usize..8, iocs, 0..LABELS.len()).prop_map(|(n, i, l)| Step::Update(n, i, l)),
+        3 => (0usize..8, 0usize..12, 0..LABELS.len()).prop_map(|(n, i, l)| Step::Sight(n, i, l)),
         1 => (0usize..8).prop_map(Step::Retract),
     ]
 }
@@ -601,7 +642,8 @@ proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
 
     /// Whatever the history, and however it is cut into batches and
-    /// interleaved between authors, what the writer stores (applied
+    /// interleaved between authors, and whatever labels its updates and
+    /// sightings carry, what the writer stores (applied
     /// envelope by envelope where it can) is what a whole refold of the
     /// envelopes gives: `check` finds nothing, and the indicator index
     /// agrees.
