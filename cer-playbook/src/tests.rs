@@ -573,3 +573,29 @@ actions:
         "t.yaml:4:5: actions[0].exec.argv[1]: {peer} is not available on playbook.paused"
     );
 }
+
+/// Every playbook in the README and in playbooks/README.md (a ```yaml
+/// block with `name:` and `actions:`) is one cerd would load.
+#[test]
+fn documented_playbooks_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut checked = 0;
+    for doc in ["README.md", "playbooks/README.md"] {
+        let text = std::fs::read_to_string(root.join(doc)).unwrap();
+        for block in text.split("```yaml\n").skip(1) {
+            let yaml = block.split("\n```").next().unwrap();
+            if !(yaml.contains("\nname: ") || yaml.starts_with("name: ") || yaml.contains("# a playbook"))
+                || !yaml.contains("actions:")
+                || !yaml.lines().any(|l| l.starts_with("on:"))
+            {
+                continue;
+            }
+            let file = root.join("playbooks").join("doc.yaml");
+            if let Err(errors) = parse_all(yaml, &file.display().to_string()) {
+                panic!("{doc}: {}\n{yaml}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"));
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "found {checked} documented playbooks");
+}
