@@ -584,7 +584,9 @@ fn documented_playbooks_are_valid() {
         let text = std::fs::read_to_string(root.join(doc)).unwrap();
         for block in text.split("```yaml\n").skip(1) {
             let yaml = block.split("\n```").next().unwrap();
-            if !(yaml.contains("\nname: ") || yaml.starts_with("name: ") || yaml.contains("# a playbook"))
+            if !(yaml.contains("\nname: ")
+                || yaml.starts_with("name: ")
+                || yaml.contains("# a playbook"))
                 || !yaml.contains("actions:")
                 || !yaml.lines().any(|l| l.starts_with("on:"))
             {
@@ -592,7 +594,14 @@ fn documented_playbooks_are_valid() {
             }
             let file = root.join("playbooks").join("doc.yaml");
             if let Err(errors) = parse_all(yaml, &file.display().to_string()) {
-                panic!("{doc}: {}\n{yaml}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"));
+                panic!(
+                    "{doc}: {}\n{yaml}",
+                    errors
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
             }
             checked += 1;
         }

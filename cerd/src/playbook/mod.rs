@@ -25,6 +25,7 @@
 //!   and exactly once in effect because a recorded run key never runs
 //!   again.
 
+mod apply;
 pub mod driver;
 pub mod guard;
 pub mod registry;
