@@ -633,6 +633,7 @@ fn tampered_envelope_from_a_peer_is_refused_and_the_peer_dropped() {
             occurred: None,
             detected: None,
             tags: vec![],
+            source: None,
         })),
         withdraws: vec![],
     };
@@ -755,6 +756,7 @@ fn forged_tombstone_is_refused_and_the_honest_chain_continues() {
             occurred: None,
             detected: None,
             tags: vec![],
+            source: None,
         }))
     };
     let draft = |author: &Identity, seq: u64, prev: Option<EnvelopeId>, body: DraftBody| {

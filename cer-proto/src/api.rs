@@ -240,6 +240,10 @@ pub struct FileIncident {
     /// answer was lost) returns the first answer instead of filing twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<Uuid>,
+    /// For an imported incident: where it came from (see
+    /// [`crate::model::Source`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::model::Source>,
 }
 
 fn new_status() -> IncidentStatus {
@@ -269,6 +273,7 @@ impl FileIncident {
             tags: vec![],
             to: vec![],
             request_id: None,
+            source: None,
         }
     }
 
@@ -285,6 +290,7 @@ impl FileIncident {
             occurred: self.occurred,
             detected: self.detected,
             tags: self.tags.clone(),
+            source: self.source.clone(),
         };
         body.validate()?;
         Ok(body)

@@ -342,6 +342,9 @@ pub struct Draft {
 }
 
 /// The body of a draft: plaintext, or already encrypted by the caller.
+// A draft lives for one publish; boxing the common plaintext case would
+// only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum DraftBody {
     Plain(Body),
@@ -490,6 +493,11 @@ pub struct IncidentBody {
     pub detected: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// Where the incident came from when it was imported (a MISP event, a
+    /// STIX bundle, a CSV feed), so a later import of the same source
+    /// updates it and readers know its provenance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::model::Source>,
 }
 
 fn affected_is_empty(affected: &Affected) -> bool {
@@ -530,6 +538,11 @@ impl IncidentBody {
         }
         check_list(&mut errors, "tags", &self.tags);
         check_list(&mut errors, "affected.sectors", &self.affected.sectors);
+        if let Some(source) = &self.source {
+            if let Err(e) = source.validate() {
+                errors.push(e);
+            }
+        }
         if self.affected.countries.len() > MAX_TAGS {
             errors.push(FieldError::new(
                 "affected.countries",
@@ -778,6 +791,7 @@ mod tests {
             occurred: None,
             detected: None,
             tags: vec![],
+            source: None,
         }
     }
 

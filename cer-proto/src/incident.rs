@@ -86,6 +86,9 @@ pub struct Content {
     pub detected: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// Where it was imported from, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::model::Source>,
 }
 
 /// An indicator named by the incident, with who reported or sighted it.
@@ -113,6 +116,14 @@ pub struct IndicatorEntry {
     /// comment may come from envelopes up to this label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details_tlp: Option<Tlp>,
+    /// Until when the incident's author holds it useful: what the author's
+    /// newest envelope naming it said (see [`Indicator::valid_until`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<Timestamp>,
+    /// When the envelope that set `valid_until` was created: a later one
+    /// from the author extends or ends it, whatever order they arrive in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until_set: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -195,6 +206,17 @@ impl TimelineEntry {
 }
 
 impl IndicatorEntry {
+    /// Whether it has expired by `now`: its own `valid_until`, or else the
+    /// local default lifetime for its type counted from when it was last
+    /// seen (`None`: never).
+    pub fn expired(&self, now: Timestamp, default_lifetime: Option<std::time::Duration>) -> bool {
+        match (self.valid_until, default_lifetime) {
+            (Some(until), _) => until <= now,
+            (None, Some(lifetime)) => self.last_seen.plus(lifetime) <= now,
+            (None, None) => false,
+        }
+    }
+
     /// The lowest and highest TLP of the envelopes that name this
     /// indicator, on an incident labelled `incident`. The indicator itself
     /// (type and value) was shared under the lowest; its other fields
@@ -379,6 +401,8 @@ impl IncidentState {
             author: &input.header.author,
             tlp: input.header.tlp,
             incident: self.tlp,
+            by_reporter: reporter == Some(&input.header.author)
+                || matches!(body, Body::Incident(_)),
         };
         match body {
             Body::Incident(incident) => {
@@ -538,6 +562,7 @@ impl Content {
             occurred: body.occurred,
             detected: body.detected,
             tags: body.tags.clone(),
+            source: body.source.clone(),
         }
     }
 }
@@ -595,6 +620,8 @@ struct Naming<'a> {
     author: &'a Fingerprint,
     tlp: Tlp,
     incident: Tlp,
+    /// The incident's author: only it sets an indicator's expiry.
+    by_reporter: bool,
 }
 
 fn entry<'t>(
@@ -614,6 +641,8 @@ fn entry<'t>(
         sightings: 0,
         tlp: relative(naming.tlp, naming.incident),
         details_tlp: relative(naming.tlp, naming.incident),
+        valid_until: None,
+        valid_until_set: None,
     };
     let entry = table.entry(indicator.kind, &indicator.value, &new);
     if !entry.reported_by.contains(naming.author) {
@@ -631,6 +660,18 @@ fn add(table: &mut dyn IndicatorTable, indicator: &Indicator, naming: &Naming<'_
     let entry = entry(table, indicator, naming, first);
     entry.first_seen = entry.first_seen.min(first);
     entry.last_seen = entry.last_seen.max(last);
+    // The author's newest word on expiry wins (on a tie, the later date),
+    // so the fold does not depend on the order envelopes arrive in.
+    if let (true, Some(until)) = (naming.by_reporter, indicator.valid_until) {
+        let newer = match (entry.valid_until_set, entry.valid_until) {
+            (Some(set), Some(current)) => (at, until) > (set, current),
+            _ => true,
+        };
+        if newer {
+            entry.valid_until = Some(until);
+            entry.valid_until_set = Some(at);
+        }
+    }
 }
 
 fn sight(

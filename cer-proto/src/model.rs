@@ -94,10 +94,12 @@ macro_rules! label_enum {
 mod country;
 mod indicator;
 mod rsit;
+mod source;
 
 pub use country::CountryCode;
 pub use indicator::{Indicator, IndicatorType};
 pub use rsit::Classification;
+pub use source::Source;
 
 label_enum! {
     /// Traffic Light Protocol 2.0 label. Ordered by restrictiveness, so
@@ -188,6 +190,12 @@ impl Timestamp {
 
     pub fn unix_nanos(&self) -> i128 {
         self.0.unix_timestamp_nanos()
+    }
+
+    /// This instant plus `by`, saturating at year 9999.
+    pub fn plus(&self, by: std::time::Duration) -> Self {
+        let by = i128::try_from(by.as_nanos()).unwrap_or(i128::MAX);
+        Timestamp::from_unix_nanos(self.unix_nanos().saturating_add(by))
     }
 
     pub fn unix_seconds(&self) -> i64 {

@@ -982,6 +982,7 @@ mod tests {
                 occurred: None,
                 detected: None,
                 tags: vec![],
+                source: None,
             })),
             withdraws: vec![],
         };

@@ -207,6 +207,7 @@ fn envelope(author: &Fingerprint, seq: u64, prev: Option<EnvelopeId>) -> Vec<u8>
             occurred: None,
             detected: None,
             tags: vec![],
+            source: None,
         })),
         withdraws: vec![],
     }

@@ -245,7 +245,7 @@ pub struct FileArgs {
     pub status: Option<Status>,
 
     /// An indicator as type:value, e.g. ipv4:203.0.113.7 (repeatable).
-    /// Types: ipv4, ipv6, cidr, domain, url, email, md5, sha1, sha256,
+    /// Types: ipv4, ipv6, cidr, domain, url, email, md5, sha1, sha256, sha512,
     /// asn, cve, filename.
     #[arg(long, value_name = "TYPE:VALUE", value_parser = Indicator::parse_spec)]
     pub ioc: Vec<Indicator>,
@@ -373,7 +373,7 @@ pub struct UpdateArgs {
     pub note: Option<String>,
 
     /// Add an indicator as type:value (repeatable). Types: ipv4, ipv6,
-    /// cidr, domain, url, email, md5, sha1, sha256, asn, cve, filename.
+    /// cidr, domain, url, email, md5, sha1, sha256, sha512, asn, cve, filename.
     #[arg(long, value_name = "TYPE:VALUE", group = "change", value_parser = Indicator::parse_spec)]
     pub ioc: Vec<Indicator>,
 
@@ -435,7 +435,7 @@ pub struct SearchArgs {
     pub value: String,
 
     /// The indicator type: ipv4, ipv6, cidr, domain, url, email, md5,
-    /// sha1, sha256, asn, cve or filename.
+    /// sha1, sha256, sha512, asn, cve or filename.
     #[arg(long = "type", value_name = "TYPE")]
     pub kind: Option<IndicatorType>,
 }

@@ -85,6 +85,7 @@ fn state(n: usize, author: &Fingerprint) -> IncidentState {
         occurred: None,
         detected: None,
         tags: vec![],
+        source: None,
     });
     let subject = Uuid::new_v4();
     let input = FoldInput {

@@ -173,6 +173,7 @@ mod tests {
                 occurred: None,
                 detected: None,
                 tags: vec![],
+                source: None,
             })),
             withdraws: vec![],
         }

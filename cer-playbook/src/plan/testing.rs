@@ -27,6 +27,8 @@ pub fn entry(kind: IndicatorType, raw: &str) -> IndicatorEntry {
         sightings: 0,
         tlp: None,
         details_tlp: None,
+        valid_until: None,
+        valid_until_set: None,
     }
 }
 
@@ -50,6 +52,7 @@ pub fn incident() -> IncidentState {
             occurred: None,
             detected: None,
             tags: vec!["botnet".into(), "c2".into()],
+            source: None,
         }),
         indicators: vec![
             entry(IndicatorType::Ipv4, "203.0.113.7"),

@@ -52,6 +52,7 @@ fn amber_update_on_green() -> IncidentState {
         occurred: None,
         detected: None,
         tags: vec![],
+        source: None,
     });
     let mut named_again = iocs(&[&format!("ipv4:{GREEN_IP}")]);
     named_again[0].last_seen = Some("2026-11-28T13:30:00Z".parse().unwrap());

@@ -33,6 +33,7 @@ fn filed() -> Body {
         occurred: None,
         detected: None,
         tags: vec![],
+        source: None,
     })
 }
 

@@ -24,6 +24,7 @@ label_enum! {
         Md5 => "md5",
         Sha1 => "sha1",
         Sha256 => "sha256",
+        Sha512 => "sha512",
         Asn => "asn",
         Cve => "cve",
         Filename => "filename",
@@ -49,6 +50,10 @@ pub struct Indicator {
     pub confidence: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// Until when the reporter holds it useful; after that it is expired
+    /// (kept, but out of `--active` exports, feeds and playbook runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<Timestamp>,
 }
 
 impl Indicator {
@@ -63,6 +68,7 @@ impl Indicator {
             last_seen: None,
             confidence: None,
             comment: None,
+            valid_until: None,
         })
     }
 
@@ -192,6 +198,7 @@ impl IndicatorType {
             IndicatorType::Md5 => normalize_hex(value, 32),
             IndicatorType::Sha1 => normalize_hex(value, 40),
             IndicatorType::Sha256 => normalize_hex(value, 64),
+            IndicatorType::Sha512 => normalize_hex(value, 128),
             IndicatorType::Asn => normalize_asn(value),
             IndicatorType::Cve => normalize_cve(value),
             IndicatorType::Filename => normalize_filename(value),
@@ -214,6 +221,8 @@ struct RawIndicator {
     confidence: Option<u8>,
     #[serde(default)]
     comment: Option<String>,
+    #[serde(default)]
+    valid_until: Option<Timestamp>,
 }
 
 impl TryFrom<RawIndicator> for Indicator {
@@ -225,6 +234,7 @@ impl TryFrom<RawIndicator> for Indicator {
             last_seen: raw.last_seen,
             confidence: raw.confidence,
             comment: raw.comment,
+            valid_until: raw.valid_until,
             ..Indicator::new(raw.kind, &raw.value)?
         };
         indicator.validate()?;
@@ -592,7 +602,7 @@ mod tests {
         assert_eq!(" ipv4 ".parse::<IndicatorType>(), Ok(Ipv4));
         assert_eq!(
             "ip".parse::<IndicatorType>().unwrap_err().to_string(),
-            "indicator type: unknown value 'ip'; valid values: ipv4, ipv6, cidr, domain, url, email, md5, sha1, sha256, asn, cve, filename"
+            "indicator type: unknown value 'ip'; valid values: ipv4, ipv6, cidr, domain, url, email, md5, sha1, sha256, sha512, asn, cve, filename"
         );
         for kind in IndicatorType::ALL {
             assert_eq!(kind.as_str().parse::<IndicatorType>(), Ok(kind));

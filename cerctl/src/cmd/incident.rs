@@ -69,6 +69,7 @@ fn incident_from_flags(args: FileArgs) -> anyhow::Result<FileIncident> {
         tags: args.tag,
         to: args.to,
         request_id: None,
+        source: None,
     })
 }
 
@@ -639,6 +640,7 @@ mod tests {
                     occurred: None,
                     detected: None,
                     tags: vec!["botnet".into()],
+                    source: None,
                 }),
                 indicators: vec![
                     IndicatorEntry {
@@ -652,6 +654,8 @@ mod tests {
                         sightings: 3,
                         tlp: None,
                         details_tlp: Some(Tlp::Amber),
+                        valid_until: None,
+                        valid_until_set: None,
                     },
                     IndicatorEntry {
                         kind: IndicatorType::Ipv4,
@@ -664,6 +668,8 @@ mod tests {
                         sightings: 0,
                         tlp: Some(Tlp::Amber),
                         details_tlp: Some(Tlp::Amber),
+                        valid_until: None,
+                        valid_until_set: None,
                     },
                 ],
                 retracted: None,

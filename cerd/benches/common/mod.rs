@@ -83,6 +83,7 @@ pub fn incident_body(title: String, indicators: Vec<Indicator>) -> Body {
         occurred: None,
         detected: None,
         tags: vec![],
+        source: None,
     })
 }
 

@@ -314,11 +314,17 @@ fn encode_entry(entry: &IndicatorEntry, out: &mut Vec<u8>) {
     for fpr in &entry.reported_by[..reporters] {
         out.extend_from_slice(&fpr.to_raw());
     }
-    // Labels only where they differ from the incident's: most entries end
-    // here, as every entry did before entries had labels.
-    if entry.tlp.is_some() || entry.details_tlp.is_some() {
+    // Labels only where they differ from the incident's, and an expiry
+    // only where the author gave one: most entries end here, as every
+    // entry did before entries had labels.
+    let expiry = entry.valid_until.zip(entry.valid_until_set);
+    if entry.tlp.is_some() || entry.details_tlp.is_some() || expiry.is_some() {
         out.push(tlp_code(entry.tlp));
         out.push(tlp_code(entry.details_tlp));
+    }
+    if let Some((until, set)) = expiry {
+        out.extend_from_slice(&until.unix_nanos().to_be_bytes());
+        out.extend_from_slice(&set.unix_nanos().to_be_bytes());
     }
 }
 
@@ -363,10 +369,23 @@ fn decode_entry(v: &[u8]) -> Result<IndicatorEntry, StoreError> {
     for _ in 0..reporters {
         reported_by.push(Fingerprint::from_raw(&r.array()?));
     }
-    let (tlp, details_tlp) = match r.rest() {
-        [] => (None, None),
-        [lowest, highest] => (tlp_from(*lowest)?, tlp_from(*highest)?),
+    let rest = r.rest();
+    let (tlp, details_tlp) = match rest.get(..2) {
+        None if rest.is_empty() => (None, None),
+        Some([lowest, highest]) => (tlp_from(*lowest)?, tlp_from(*highest)?),
         _ => return Err(corrupt("indicator entry", "unexpected bytes after it")),
+    };
+    let (valid_until, valid_until_set) = match rest.get(2..) {
+        None | Some([]) => (None, None),
+        Some(expiry) if expiry.len() == 32 => {
+            let nanos = |b: &[u8]| {
+                <[u8; 16]>::try_from(b)
+                    .map(|a| Timestamp::from_unix_nanos(i128::from_be_bytes(a)))
+                    .map_err(|_| corrupt("indicator entry", "bad expiry"))
+            };
+            (Some(nanos(&expiry[..16])?), Some(nanos(&expiry[16..])?))
+        }
+        Some(_) => return Err(corrupt("indicator entry", "unexpected bytes after it")),
     };
     Ok(IndicatorEntry {
         kind,
@@ -377,6 +396,8 @@ fn decode_entry(v: &[u8]) -> Result<IndicatorEntry, StoreError> {
         comment: (!comment.is_empty()).then_some(comment),
         reported_by,
         sightings,
+        valid_until,
+        valid_until_set,
         tlp,
         details_tlp,
     })
@@ -489,6 +510,8 @@ mod tests {
                 sightings: i as u32,
                 tlp: (i == 1).then_some(Tlp::Green),
                 details_tlp: (i >= 1).then_some(Tlp::ALL[i % Tlp::ALL.len()]),
+                valid_until: None,
+                valid_until_set: None,
             })
             .collect();
         let chunk = encode_chunk(&entries);

@@ -28,6 +28,7 @@ fn incident(title: &str, iocs: &[String]) -> Body {
         occurred: None,
         detected: None,
         tags: vec![],
+        source: None,
     })
 }
 

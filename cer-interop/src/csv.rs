@@ -1,0 +1,1 @@
+//! CSV with a header row, and plain lists of values: import and export.

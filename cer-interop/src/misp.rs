@@ -1,0 +1,1 @@
+//! MISP event JSON and MISP feed directories: import and export.
