@@ -550,3 +550,131 @@ actions:
         failed.stdout
     );
 }
+
+/// An indicator's expiry takes back what a playbook did for it: the
+/// author's valid_until passing, or the author ending it with an update;
+/// an expired indicator is not acted on again.
+#[test]
+fn an_expired_indicator_is_unblocked_and_not_blocked_again() {
+    let mut ke = TestNode::new("KE-CIRT");
+    let mut ng = TestNode::new("NG-CERT");
+    ke.init();
+    ng.init();
+    ke.trust(&ng);
+    ng.trust(&ke);
+    let config = std::fs::read_to_string(ke.config_path()).unwrap();
+    write_file(
+        &ke.config_path(),
+        format!("expiry_check_interval = \"1s\"\n{config}").as_bytes(),
+    );
+    ke.spawn();
+    ke.pin_listen();
+    ng.add_peer(&ke.listen_addr());
+    ng.spawn();
+    let (script, out) = recorder(&ke);
+    let (script, out_text) = (script.display().to_string(), out.display().to_string());
+    install(
+        &ke,
+        "block-c2",
+        &format!(
+            r#"name: block-c2
+on: [incident.received, incident.updated, indicator.expired]
+actions:
+  - exec:
+      argv: ["{script}", "block", "--", "{{indicator.value}}"]
+      for_each_indicator: [ipv4]
+      env: {{ OUT: "{out_text}" }}
+    on: [incident.received, incident.updated]
+  - exec:
+      argv: ["{script}", "unblock", "--", "{{indicator.value}}"]
+      for_each_indicator: [ipv4]
+      env: {{ OUT: "{out_text}" }}
+    on: [indicator.expired]
+  - tag: handled
+    when: always
+"#
+        ),
+    );
+    let soon =
+        cer_proto::model::Timestamp(time::OffsetDateTime::now_utc() + time::Duration::seconds(4));
+    let incident = serde_json::json!({
+        "title": "C2 servers", "severity": "high", "tlp": "green",
+        "classification": "malicious-code/c2-server",
+        "indicators": [
+            {"type": "ipv4", "value": "203.0.113.7", "valid_until": soon.to_string()},
+            {"type": "ipv4", "value": "198.51.100.9"},
+        ],
+    });
+    let id = ng
+        .cerctl_stdin(&["incident", "file", "--from", "-"], &incident.to_string())
+        .ok()
+        .trim()
+        .to_owned();
+    eventually(SOON, "the receipt handled", || {
+        (runs(&ke, &id, "incident.received", "tag") == 1).then_some(())
+    });
+    assert_eq!(lines(&out), ["block 198.51.100.9", "block 203.0.113.7"]);
+
+    // Its valid_until passes: unblocked; the other stays.
+    eventually(SOON, "the expiry handled", || {
+        (runs(&ke, &id, "indicator.expired", "exec") == 1).then_some(())
+    });
+    eventually(SOON, "the expiry's tag", || {
+        (runs(&ke, &id, "indicator.expired", "tag") == 1).then_some(())
+    });
+    assert_eq!(
+        lines(&out),
+        [
+            "block 198.51.100.9",
+            "block 203.0.113.7",
+            "unblock 203.0.113.7"
+        ]
+    );
+    let shown = ke.json(&["incident", "show", &id]);
+    let entry = shown["incident"]["indicators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["value"] == "203.0.113.7")
+        .cloned()
+        .unwrap();
+    assert_eq!(entry["valid_until"], soon.to_string(), "{entry}");
+
+    // An update naming the expired address again does not block it again;
+    // the author ends the other one now, and it is unblocked too.
+    ng.cerctl(&[
+        "incident",
+        "update",
+        &id,
+        "--note",
+        "still active?",
+        "--ioc",
+        "ipv4:203.0.113.7",
+    ])
+    .ok();
+    eventually(SOON, "the update handled", || {
+        (runs(&ke, &id, "incident.updated", "tag") == 1).then_some(())
+    });
+    ng.cerctl(&["incident", "update", &id, "--expire", "ipv4:198.51.100.9"])
+        .ok();
+    eventually(SOON, "the second expiry handled", || {
+        (lines(&out).len() == 4).then_some(())
+    });
+    assert_eq!(
+        lines(&out),
+        [
+            "block 198.51.100.9",
+            "block 203.0.113.7",
+            "unblock 198.51.100.9",
+            "unblock 203.0.113.7"
+        ]
+    );
+    // Only the author decides expiry.
+    let refused = ke.cerctl(&["incident", "update", &id, "--expire", "ipv4:198.51.100.9"]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("only the incident's author"),
+        "{}",
+        refused.stderr
+    );
+}

@@ -77,6 +77,8 @@ pub enum EventKind {
     /// Indicators this playbook acted on are no longer part of the
     /// incident (their envelope was withdrawn).
     IndicatorRemoved,
+    /// Indicators this playbook acted on have expired.
+    IndicatorExpired,
     /// Another playbook reached one of its limits and was paused.
     PlaybookPaused,
     /// A peer signed two different envelopes with the same sequence number.
@@ -461,7 +463,7 @@ pub fn is_playbook_file(path: &Path) -> bool {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::IncidentFiled,
         EventKind::IncidentReceived,
         EventKind::IncidentUpdated,
@@ -469,6 +471,7 @@ impl EventKind {
         EventKind::RetractionReceived,
         EventKind::ReceiptReceived,
         EventKind::IndicatorRemoved,
+        EventKind::IndicatorExpired,
         EventKind::PlaybookPaused,
         EventKind::MeshEquivocation,
         EventKind::PeerDown,
@@ -484,6 +487,7 @@ impl EventKind {
             EventKind::RetractionReceived => "retraction.received",
             EventKind::ReceiptReceived => "receipt.received",
             EventKind::IndicatorRemoved => "indicator.removed",
+            EventKind::IndicatorExpired => "indicator.expired",
             EventKind::PlaybookPaused => "playbook.paused",
             EventKind::MeshEquivocation => "mesh.equivocation",
             EventKind::PeerDown => "peer.down",
@@ -521,7 +525,9 @@ impl EventKind {
     pub fn is_undo(&self) -> bool {
         matches!(
             self,
-            EventKind::RetractionReceived | EventKind::IndicatorRemoved
+            EventKind::RetractionReceived
+                | EventKind::IndicatorRemoved
+                | EventKind::IndicatorExpired
         )
     }
 }

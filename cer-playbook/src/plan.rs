@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cer_proto::api::{Acted, Paused, RunRecord};
-use cer_proto::incident::{IncidentState, IndicatorEntry, TimelineEntry};
+use cer_proto::incident::{Expiry, IncidentState, IndicatorEntry, TimelineEntry};
 use cer_proto::model::{IndicatorType, Severity, Tlp};
 use cer_proto::Fingerprint;
 use uuid::Uuid;
@@ -67,6 +67,10 @@ pub struct Trigger<'a> {
     pub acted_runs: &'a [RunRecord],
     /// For `playbook.paused`: which playbook, and why.
     pub paused: Option<&'a Paused>,
+    /// When indicators expire here: expired ones get no runs on incident
+    /// events, and are what `indicator.expired` takes back. None: nothing
+    /// is treated as expired.
+    pub expiry: Option<&'a Expiry>,
 }
 
 /// One action to run, fully expanded.
@@ -288,31 +292,42 @@ pub fn evaluate(playbook: &Playbook, trigger: &Trigger<'_>) -> Result<(), Skip> 
     let has = visible_indicators(incident, playbook.max_tlp)
         .any(|i| matcher.has_indicator.contains(&i.kind))
         || (event.is_undo()
-            && gone(incident, trigger.acted)
-                .any(|(kind, _)| matcher.has_indicator.contains(&kind)));
+            && taken_back(trigger, incident)
+                .iter()
+                .any(|a| matcher.has_indicator.contains(&a.kind)));
     if !matcher.has_indicator.is_empty() && !has {
         return Err(Skip::NoIndicator);
     }
     Ok(())
 }
 
-/// The indicators in `acted` that `incident` no longer names, each once,
-/// in record order: what an undo event takes back.
-pub fn gone<'a>(
-    incident: &'a IncidentState,
-    acted: &'a [Acted],
-) -> impl Iterator<Item = (IndicatorType, &'a str)> + 'a {
+/// What an undo event takes back, each value once, in record order: the
+/// acted records whose indicator the incident no longer names, or, for
+/// `indicator.expired`, whose indicator has expired.
+pub fn taken_back<'a>(trigger: &Trigger<'a>, incident: &'a IncidentState) -> Vec<&'a Acted> {
+    let expiring = (trigger.event == EventKind::IndicatorExpired).then_some(trigger.expiry);
     let mut seen = BTreeSet::new();
-    acted
+    trigger
+        .acted
         .iter()
-        .filter(move |a| {
-            !incident
+        .filter(|a| {
+            let named = incident
                 .indicators
                 .iter()
-                .any(|i| i.kind == a.kind && i.value == a.value)
+                .find(|i| i.kind == a.kind && i.value == a.value);
+            match (expiring, named) {
+                (None, named) => named.is_none(),
+                (Some(Some(expiry)), Some(entry)) => expiry.expired(entry),
+                (Some(_), _) => false,
+            }
         })
-        .filter(move |a| seen.insert((a.kind, a.value.as_str())))
-        .map(|a| (a.kind, a.value.as_str()))
+        .filter(|a| seen.insert((a.kind, a.value.as_str())))
+        .collect()
+}
+
+/// Whether an indicator counts on incident events: not expired.
+fn active(trigger: &Trigger<'_>, entry: &IndicatorEntry) -> bool {
+    trigger.expiry.is_none_or(|expiry| !expiry.expired(entry))
 }
 
 /// The JSON actions get on stdin and webhooks as their body:
@@ -337,16 +352,7 @@ pub fn payload(trigger: &Trigger<'_>, max_tlp: Tlp) -> Arc<[u8]> {
         }
     }
     if let (true, Some(incident)) = (trigger.event.is_undo(), trigger.incident) {
-        let gone: Vec<&Acted> = trigger
-            .acted
-            .iter()
-            .filter(|a| {
-                !incident
-                    .indicators
-                    .iter()
-                    .any(|i| i.kind == a.kind && i.value == a.value)
-            })
-            .collect();
+        let gone = taken_back(trigger, incident);
         object.insert(
             "acted_on".into(),
             serde_json::to_value(gone).unwrap_or_default(),
@@ -624,9 +630,10 @@ fn expand(
                         (None, _) => vec![None],
                         (Some(_), None) => vec![],
                         (Some(each), Some(incident)) if trigger.event.is_undo() => {
-                            gone(incident, trigger.acted)
-                                .filter(|(kind, _)| each.types.contains(kind))
-                                .map(Some)
+                            taken_back(trigger, incident)
+                                .into_iter()
+                                .filter(|a| each.types.contains(&a.kind))
+                                .map(|a| Some((a.kind, a.value.as_str())))
                                 .collect()
                         }
                         (Some(each), Some(incident)) => {
@@ -639,6 +646,7 @@ fn expand(
                             };
                             visible_indicators(incident, playbook.max_tlp)
                                 .filter(|i| each.types.contains(&i.kind))
+                                .filter(|i| active(trigger, i))
                                 .filter(|i| seen.insert((i.kind, i.value.as_str())))
                                 .filter(|i| !done(i.kind, &i.value))
                                 .map(|i| Some((i.kind, i.value.as_str())))

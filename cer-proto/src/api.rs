@@ -12,6 +12,7 @@
 //! | POST   | /v1/incidents/{id}/updates        | [`UpdateIncident`] | [`Filed`] (201)     |
 //! | POST   | /v1/incidents/{id}/retraction     | [`RetractIncident`]| [`Filed`] (201)     |
 //! | POST   | /v1/incidents/{id}/receipts       | [`AcknowledgeIncident`] | [`Filed`] (201) |
+//! | POST   | /v1/incidents/{id}/sightings      | [`SightIndicator`] | [`Filed`] (201)     |
 //! | GET    | /v1/indicators?[`IocQuery`]       |                    | [`IocSearch`]       |
 //! | GET    | /v1/peers                         |                    | [`PeerList`]        |
 //! | GET    | /v1/certs                         |                    | [`CertList`]        |
@@ -423,6 +424,30 @@ pub struct AcknowledgeIncident {
     pub state: crate::envelope::ReceiptState,
     #[serde(default)]
     pub comment: Option<String>,
+}
+
+/// `POST /v1/incidents/{id}/sightings`: this CERT saw one of the
+/// incident's indicators (or found it a false positive). A signed
+/// sighting envelope, shared with the incident's readers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SightIndicator {
+    #[serde(rename = "type")]
+    pub kind: IndicatorType,
+    pub value: String,
+    /// When (default: now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen: Option<Timestamp>,
+    #[serde(default = "one_sighting")]
+    pub count: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub false_positive: bool,
+}
+
+fn one_sighting() -> u32 {
+    1
 }
 
 /// `POST /v1/certs`: trust a CERT's certificate (ASCII-armored).

@@ -710,6 +710,10 @@ pub struct SightingBody {
     pub count: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// The reporter found the indicator harmless here: a report against
+    /// it, not a sighting of it (not counted in its sightings).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub false_positive: bool,
 }
 
 fn one() -> u32 {

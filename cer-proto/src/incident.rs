@@ -174,6 +174,8 @@ pub enum Event {
         count: u32,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         comment: Option<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        false_positive: bool,
     },
     Retracted {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -202,6 +204,31 @@ impl TimelineEntry {
     /// `incident`.
     pub fn label(&self, incident: Tlp) -> Tlp {
         self.tlp.unwrap_or(incident)
+    }
+}
+
+/// When indicators expire on this node: the time now, and the local
+/// default lifetime per type for indicators whose author gave no
+/// `valid_until` (counted from when each was last seen; a type without
+/// one never expires by default).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expiry {
+    pub now: Timestamp,
+    pub lifetimes: BTreeMap<IndicatorType, std::time::Duration>,
+}
+
+impl Expiry {
+    pub fn expired(&self, entry: &IndicatorEntry) -> bool {
+        entry.expired(self.now, self.lifetimes.get(&entry.kind).copied())
+    }
+
+    /// When `entry` expires (None: never).
+    pub fn until(&self, entry: &IndicatorEntry) -> Option<Timestamp> {
+        entry.valid_until.or_else(|| {
+            self.lifetimes
+                .get(&entry.kind)
+                .map(|lifetime| entry.last_seen.plus(*lifetime))
+        })
     }
 }
 
@@ -486,12 +513,19 @@ impl IncidentState {
                 }
             }
             Body::Sighting(sighting) => {
+                // A false-positive report names the indicator (its
+                // reporter and time) but is no sighting of it.
+                let count = if sighting.false_positive {
+                    0
+                } else {
+                    sighting.count
+                };
                 sight(
                     indicators,
                     &sighting.indicator,
                     &naming,
                     sighting.seen,
-                    sighting.count,
+                    count,
                 );
                 Event::Sighting {
                     kind: sighting.indicator.kind,
@@ -499,6 +533,7 @@ impl IncidentState {
                     seen: sighting.seen,
                     count: sighting.count,
                     comment: sighting.comment.clone(),
+                    false_positive: sighting.false_positive,
                 }
             }
             Body::Retraction(retraction) => Event::Retracted {

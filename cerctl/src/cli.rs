@@ -188,7 +188,7 @@ pub enum IncidentCommand {
 
 /// The content flags, all refused together with `--from`: a file is the
 /// whole incident, and mixing the two would leave unclear which wins.
-const CONTENT_FLAGS: [&str; 13] = [
+const CONTENT_FLAGS: [&str; 14] = [
     "title",
     "severity",
     "tlp",
@@ -202,6 +202,7 @@ const CONTENT_FLAGS: [&str; 13] = [
     "to",
     "occurred",
     "detected",
+    "valid_until",
 ];
 
 #[derive(Debug, Args)]
@@ -249,6 +250,12 @@ pub struct FileArgs {
     /// asn, cve, filename.
     #[arg(long, value_name = "TYPE:VALUE", value_parser = Indicator::parse_spec)]
     pub ioc: Vec<Indicator>,
+
+    /// Until when the indicators given with --ioc stay active, RFC 3339
+    /// (default: this node's lifetime for their type, see [expiry] in
+    /// cerd.toml).
+    #[arg(long, value_name = "TIME", requires = "ioc", value_parser = cer_proto::model::Timestamp::parse)]
+    pub valid_until: Option<cer_proto::model::Timestamp>,
 
     /// A tag (repeatable).
     #[arg(long, value_parser = normalize_tag)]
@@ -377,6 +384,17 @@ pub struct UpdateArgs {
     #[arg(long, value_name = "TYPE:VALUE", group = "change", value_parser = Indicator::parse_spec)]
     pub ioc: Vec<Indicator>,
 
+    /// Until when the indicators given with --ioc stay active, RFC 3339;
+    /// naming one the incident already has extends or shortens its life
+    /// (only the incident's author decides it).
+    #[arg(long, value_name = "TIME", requires = "ioc", value_parser = cer_proto::model::Timestamp::parse)]
+    pub valid_until: Option<cer_proto::model::Timestamp>,
+
+    /// Expire an indicator of the incident now, as type:value
+    /// (repeatable; the incident's author only).
+    #[arg(long, value_name = "TYPE:VALUE", group = "change", value_parser = Indicator::parse_spec)]
+    pub expire: Vec<Indicator>,
+
     /// Add a tag (repeatable).
     #[arg(long, group = "change", value_parser = normalize_tag)]
     pub tag: Vec<String>,
@@ -427,6 +445,40 @@ pub struct AckArgs {
 pub enum IocCommand {
     /// Every incident and CERT that reported VALUE; exit 1 if none.
     Search(SearchArgs),
+    /// Report that this CERT saw VALUE (or found it a false positive): a
+    /// signed sighting on each incident that names it, or on --incident.
+    Sight(SightArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SightArgs {
+    /// The indicator value; its type is guessed unless --type is given.
+    pub value: String,
+
+    /// The indicator type (as for ioc search).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<IndicatorType>,
+
+    /// Only on this incident (default: every incident here that names VALUE).
+    #[arg(long, value_name = "ID")]
+    pub incident: Option<String>,
+
+    /// The indicator was harmless here: report it against the indicator
+    /// instead of as a sighting.
+    #[arg(long)]
+    pub false_positive: bool,
+
+    /// How many times it was seen.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub count: u32,
+
+    /// When it was seen, RFC 3339 (default: now).
+    #[arg(long, value_name = "TIME", value_parser = cer_proto::model::Timestamp::parse)]
+    pub at: Option<cer_proto::model::Timestamp>,
+
+    /// A short comment for the incident's readers.
+    #[arg(long)]
+    pub comment: Option<String>,
 }
 
 #[derive(Debug, Args)]

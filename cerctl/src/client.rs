@@ -190,6 +190,16 @@ impl Client {
             .await
     }
 
+    /// `POST /v1/incidents/{id}/sightings`
+    pub async fn sight(
+        &mut self,
+        id: Uuid,
+        sighting: &cer_proto::api::SightIndicator,
+    ) -> Result<Filed, ClientError> {
+        self.post_json(&format!("/v1/incidents/{id}/sightings"), sighting)
+            .await
+    }
+
     /// `GET /v1/indicators?...`
     pub async fn search_ioc(&mut self, query: &IocQuery) -> Result<IocSearch, ClientError> {
         self.get_json(&with_query("/v1/indicators", query)?).await

@@ -126,6 +126,7 @@ fn matching(incidents: usize, playbooks: usize) {
             acted: &[],
             acted_runs: &[],
             paused: None,
+            expiry: None,
         };
         planned += plan(&loaded, &trigger).len();
     }

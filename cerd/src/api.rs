@@ -196,6 +196,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/incidents/{id}/updates", post(update_incident))
         .route("/v1/incidents/{id}/retraction", post(retract_incident))
         .route("/v1/incidents/{id}/receipts", post(acknowledge_incident))
+        .route("/v1/incidents/{id}/sightings", post(sight_indicator))
         .route("/v1/indicators", get(search_indicators))
         .route("/v1/peers", get(peers))
         .route("/v1/certs", get(certs).post(add_cert))
@@ -359,6 +360,16 @@ async fn retract_incident(
         _ => json_body(body)?,
     };
     Ok(created(node.retract(id, request).await?))
+}
+
+async fn sight_indicator(
+    State(node): Node_,
+    UrlPath(id): UrlPath<String>,
+    body: Body,
+) -> ApiResult<Response> {
+    let id = incident_id(&id)?;
+    let request: cer_proto::api::SightIndicator = json_body(body)?;
+    Ok(created(node.sight(id, request).await?))
 }
 
 async fn acknowledge_incident(

@@ -4,10 +4,12 @@
 //! keys are errors. Relative paths are relative to the configuration
 //! file's folder (or to the working directory when there is no file).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cer_proto::model::IndicatorType;
 use cer_proto::Fingerprint;
 use serde::Deserialize;
 
@@ -43,6 +45,10 @@ struct File {
     playbooks_dir: Option<PathBuf>,
     anti_entropy_interval: Option<String>,
     store_cache_mib: Option<u64>,
+    /// Per indicator type: a lifetime such as "30d", or "never".
+    #[serde(default)]
+    expiry: std::collections::BTreeMap<String, String>,
+    expiry_check_interval: Option<String>,
     #[serde(default, rename = "peer")]
     peers: Vec<PeerFile>,
 }
@@ -70,8 +76,27 @@ pub struct Config {
     pub anti_entropy_interval: Duration,
     /// sled's page cache, in MiB: what the store keeps in memory.
     pub store_cache_mib: u64,
+    /// How long an indicator of each type stays active when its author
+    /// gave no `valid_until`, counted from when it was last seen. A type
+    /// not here never expires by default.
+    pub expiry: BTreeMap<IndicatorType, Duration>,
+    /// How often playbooks that listen to `indicator.expired` are checked
+    /// for indicators they acted on that have expired since.
+    pub expiry_check_interval: Duration,
     pub peers: Vec<Peer>,
 }
+
+/// The default lifetimes (`[expiry]` in cerd.toml overrides each): network
+/// addresses churn within weeks, names and URLs within months; hashes,
+/// CVEs, ASNs and file names stay true.
+pub const DEFAULT_EXPIRY: &[(IndicatorType, u64)] = &[
+    (IndicatorType::Ipv4, 30),
+    (IndicatorType::Ipv6, 30),
+    (IndicatorType::Cidr, 90),
+    (IndicatorType::Domain, 90),
+    (IndicatorType::Url, 90),
+    (IndicatorType::Email, 180),
+];
 
 /// Default sled page cache, in MiB.
 pub const DEFAULT_STORE_CACHE_MIB: u64 = 64;
@@ -189,6 +214,52 @@ impl Config {
                 format!("{store_cache_mib} is outside 8 to 65536 (MiB)"),
             );
         }
+        let mut expiry: BTreeMap<IndicatorType, Duration> = DEFAULT_EXPIRY
+            .iter()
+            .map(|(kind, days)| (*kind, Duration::from_secs(days * 86_400)))
+            .collect();
+        for (name, lifetime) in &file.expiry {
+            let field = format!("expiry.{name}");
+            let kind = match name.parse::<IndicatorType>() {
+                Ok(kind) => kind,
+                Err(e) => {
+                    invalid(&field, e.reason);
+                    continue;
+                }
+            };
+            if lifetime.trim() == "never" {
+                expiry.remove(&kind);
+                continue;
+            }
+            match humantime::parse_duration(lifetime.trim()) {
+                Ok(d) if d >= Duration::from_secs(60) => {
+                    expiry.insert(kind, d);
+                }
+                Ok(_) => invalid(&field, "must be at least 1m, or \"never\"".into()),
+                Err(e) => invalid(
+                    &field,
+                    format!("'{lifetime}' is not a duration such as 30d or 12h, or \"never\": {e}"),
+                ),
+            }
+        }
+        let check_text = file
+            .expiry_check_interval
+            .clone()
+            .unwrap_or_else(|| "1m".into());
+        let expiry_check_interval = match humantime::parse_duration(&check_text) {
+            Ok(d) if d >= Duration::from_secs(1) => d,
+            Ok(_) => {
+                invalid("expiry_check_interval", "must be at least 1s".into());
+                Duration::from_secs(60)
+            }
+            Err(e) => {
+                invalid(
+                    "expiry_check_interval",
+                    format!("'{check_text}' is not a duration such as 1m: {e}"),
+                );
+                Duration::from_secs(60)
+            }
+        };
         let mut peers = Vec::new();
         for (i, peer) in file.peers.iter().enumerate() {
             if peer.addr.trim().is_empty() || !peer.addr.contains(':') {
@@ -225,6 +296,8 @@ impl Config {
             playbooks_dir,
             anti_entropy_interval,
             store_cache_mib,
+            expiry,
+            expiry_check_interval,
             peers,
         })
     }

@@ -30,6 +30,7 @@ fn trigger<'a>(
         acted: &[],
         acted_runs: &[],
         paused: None,
+        expiry: None,
     }
 }
 

@@ -73,6 +73,7 @@ fn amber_update_on_green() -> IncidentState {
         seen: "2026-11-28T13:10:00Z".parse().unwrap(),
         count: 2,
         comment: None,
+        false_positive: false,
     });
     IncidentState::fold(
         Uuid::from_u128(1),
@@ -100,6 +101,7 @@ fn trigger<'a>(incident: &'a IncidentState, own: &'a Fingerprint) -> Trigger<'a>
         acted: &[],
         acted_runs: &[],
         paused: None,
+        expiry: None,
     }
 }
 

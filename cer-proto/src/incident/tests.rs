@@ -66,6 +66,7 @@ fn fold_is_independent_of_arrival_order() {
                 seen: "2026-11-28T13:06:00Z".parse().unwrap(),
                 count: 3,
                 comment: None,
+                false_positive: false,
             }),
         ),
     ];
@@ -155,6 +156,7 @@ fn apply_next_matches_the_whole_fold() {
                 seen: format!("2026-11-28T13:{minute:02}:30Z").parse().unwrap(),
                 count: 2,
                 comment: None,
+                false_positive: false,
             }),
         )
     };
@@ -237,6 +239,7 @@ fn sighting_of(spec: &str, minute: u8) -> Body {
         seen: format!("2026-11-28T13:{minute:02}:30Z").parse().unwrap(),
         count: 1,
         comment: None,
+        false_positive: false,
     })
 }
 

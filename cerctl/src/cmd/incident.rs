@@ -59,7 +59,7 @@ fn incident_from_flags(args: FileArgs) -> anyhow::Result<FileIncident> {
         tlp,
         classification,
         status: args.status.unwrap_or(IncidentStatus::New),
-        indicators: args.ioc,
+        indicators: with_expiry(args.ioc, args.valid_until).collect(),
         affected: Affected {
             sectors: args.sector,
             countries: args.country,
@@ -70,6 +70,18 @@ fn incident_from_flags(args: FileArgs) -> anyhow::Result<FileIncident> {
         to: args.to,
         request_id: None,
         source: None,
+    })
+}
+
+/// The indicators given on the command line, each valid until `until`
+/// when given.
+fn with_expiry(
+    indicators: Vec<cer_proto::model::Indicator>,
+    until: Option<cer_proto::model::Timestamp>,
+) -> impl Iterator<Item = cer_proto::model::Indicator> {
+    indicators.into_iter().map(move |mut indicator| {
+        indicator.valid_until = until.or(indicator.valid_until);
+        indicator
     })
 }
 
@@ -424,8 +436,16 @@ fn event_summary(event: &Event) -> String {
             seen,
             count,
             comment,
+            false_positive,
         } => {
-            let mut text = format!("sighted {kind}:{} x{count} at {seen}", one_line(value));
+            let mut text = if *false_positive {
+                format!(
+                    "reported {kind}:{} as a false positive at {seen}",
+                    one_line(value)
+                )
+            } else {
+                format!("sighted {kind}:{} x{count} at {seen}", one_line(value))
+            };
             if let Some(comment) = comment {
                 text.push_str(&format!(" ({})", truncate(comment, 80)));
             }
@@ -474,7 +494,13 @@ pub(super) async fn update(
         description: args.description,
         classification: args.class,
         note: args.note,
-        indicators: args.ioc,
+        indicators: with_expiry(args.ioc, args.valid_until)
+            .chain(args.expire.into_iter().map(|mut indicator| {
+                indicator.valid_until =
+                    Some(cer_proto::model::Timestamp(time::OffsetDateTime::now_utc()));
+                indicator
+            }))
+            .collect(),
         tags: args.tag,
         tlp: args.tlp,
         to: args.to,

@@ -1,11 +1,12 @@
-//! `cerctl ioc search`: who reported an indicator, and when.
+//! `cerctl ioc search`: who reported an indicator, and when; `cerctl ioc
+//! sight`: this CERT saw it (or found it a false positive).
 
 use std::io::Write;
 
 use cer_proto::api::{IocQuery, IocSearch};
 
 use super::{connect, print_json, Ctx, Io};
-use crate::cli::SearchArgs;
+use crate::cli::{SearchArgs, SightArgs};
 use crate::exit;
 use crate::render::{self, age, one_line, or_dash};
 
@@ -31,6 +32,84 @@ pub(super) async fn search(
         write_search(io.stdout, &query.value, &found, ctx.wide)?;
     }
     Ok(code)
+}
+
+pub(super) async fn sight(ctx: &Ctx<'_>, io: &mut Io<'_>, args: SightArgs) -> anyhow::Result<i32> {
+    let mut client = connect(ctx).await?;
+    // The incidents to sight it on: the one given, or every one here that
+    // names the value (under the type given, or any type it can be).
+    let query = IocQuery {
+        value: args.value.clone(),
+        kind: args.kind,
+    };
+    let found = client.search_ioc(&query).await?;
+    let targets: Vec<(uuid::Uuid, cer_proto::model::IndicatorType, String)> = match &args.incident {
+        Some(given) => {
+            let id = crate::resolve::id_arg(given)?;
+            let id = super::incident_id(&mut client, given, id).await?;
+            let named: Vec<_> = found
+                .matches
+                .iter()
+                .filter(|m| m.incident == id)
+                .map(|m| (m.incident, m.kind, m.value.clone()))
+                .collect();
+            if named.is_empty() {
+                anyhow::bail!(
+                    "incident {id} does not name {}; add it with `cerctl incident update {id} --ioc TYPE:VALUE` first",
+                    one_line(&args.value)
+                );
+            }
+            named
+        }
+        None => found
+            .matches
+            .iter()
+            .map(|m| (m.incident, m.kind, m.value.clone()))
+            .collect(),
+    };
+    if targets.is_empty() {
+        writeln!(
+            io.stderr,
+            "cerctl: no incident here names {}; nothing to sight (file or update an incident with it first)",
+            one_line(&args.value)
+        )?;
+        return Ok(exit::NOT_FOUND);
+    }
+    let mut filed = Vec::new();
+    for (incident, kind, value) in targets {
+        let sighting = cer_proto::api::SightIndicator {
+            kind,
+            value,
+            seen: args.at,
+            count: args.count,
+            comment: args.comment.clone(),
+            false_positive: args.false_positive,
+        };
+        let answer = client.sight(incident, &sighting).await?;
+        filed.push(serde_json::json!({
+            "incident": incident,
+            "type": kind,
+            "value": sighting.value,
+            "envelope": answer.envelope,
+        }));
+        if !ctx.json {
+            let what = if args.false_positive {
+                "false positive reported"
+            } else {
+                "sighting filed"
+            };
+            writeln!(
+                io.stdout,
+                "{what} on incident {incident}: {kind}:{} ({})",
+                one_line(&sighting.value),
+                answer.envelope
+            )?;
+        }
+    }
+    if ctx.json {
+        print_json(io, &serde_json::json!({ "sightings": filed }))?;
+    }
+    Ok(exit::OK)
 }
 
 fn write_search(

@@ -54,6 +54,7 @@ pub(crate) async fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<i32> {
         }
         Command::Incident(IncidentCommand::Ack(args)) => incident::ack(&ctx, io, args).await,
         Command::Ioc(IocCommand::Search(args)) => ioc::search(&ctx, io, args).await,
+        Command::Ioc(IocCommand::Sight(args)) => ioc::sight(&ctx, io, args).await,
         Command::Export(args) => export::export(&ctx, io, args).await,
         Command::Peers => node::peers(&ctx, io).await,
         Command::Certs(CertsCommand::List) => node::certs(&ctx, io).await,

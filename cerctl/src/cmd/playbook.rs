@@ -214,6 +214,7 @@ pub(super) fn test_fixture(
         acted: &[],
         acted_runs: &[],
         paused: None,
+        expiry: None,
     };
     let planned = plan::plan_one(&playbook, &trigger);
     // What every exec run reads on stdin and every webhook gets as its
@@ -848,6 +849,7 @@ updates:
             acted: &[],
             acted_runs: &[],
             paused: None,
+            expiry: None,
         };
         let bytes = plan::payload(&trigger, Tlp::Amber);
         let expected: serde_json::Value = serde_json::from_slice(&bytes).unwrap();

@@ -139,6 +139,14 @@ impl Node {
         &self.store
     }
 
+    /// When indicators expire on this node, as of now.
+    pub fn expiry(&self) -> cer_proto::incident::Expiry {
+        cer_proto::incident::Expiry {
+            now: crate::audit::now(),
+            lifetimes: self.config.expiry.clone(),
+        }
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }

@@ -3,9 +3,11 @@
 //! gives each envelope its place in this node's chain, signs it and
 //! answers once it is durable.
 
-use cer_proto::api::{AcknowledgeIncident, FileIncident, Filed, RetractIncident, UpdateIncident};
+use cer_proto::api::{
+    AcknowledgeIncident, FileIncident, Filed, RetractIncident, SightIndicator, UpdateIncident,
+};
 use cer_proto::envelope::{
-    Body, DraftBody, EnvelopeError, Kind, RetractionBody, UpdateBody, Withdrawal,
+    Body, DraftBody, EnvelopeError, Kind, RetractionBody, SightingBody, UpdateBody, Withdrawal,
 };
 use cer_proto::incident::{Content, IncidentState};
 use cer_proto::model::Tlp;
@@ -77,6 +79,25 @@ impl Node {
         }
         if let Some(content) = &state.content {
             unchanged(&body, content)?;
+        }
+        if reporter != *self.fingerprint() {
+            if let Some((i, _)) = body
+                .indicators
+                .iter()
+                .enumerate()
+                .find(|(_, i)| i.valid_until.is_some())
+            {
+                let name = self
+                    .name_of(&reporter)
+                    .unwrap_or_else(|| reporter.to_string());
+                return Err(FieldError::new(
+                    format!("indicators[{i}].valid_until"),
+                    format!(
+                        "only the incident's author, {name}, decides when its indicators expire"
+                    ),
+                )
+                .into());
+            }
         }
         let tlp = request.label(state.tlp)?;
         // At the incident's label, the incident's readers; above it, the
@@ -153,6 +174,64 @@ impl Node {
             None,
         )
         .await
+    }
+
+    /// Files a signed sighting (or false-positive report) of one of the
+    /// incident's indicators.
+    pub async fn sight(&self, id: Uuid, request: SightIndicator) -> Result<Filed, NodeError> {
+        let indicator = cer_proto::model::Indicator::new(request.kind, &request.value)?;
+        if request.count == 0 || request.count > 1_000_000 {
+            return Err(FieldError::new("count", "must be between 1 and 1000000").into());
+        }
+        let now = now();
+        let seen = request.seen.unwrap_or(now);
+        if seen > now.plus(std::time::Duration::from_secs(300)) {
+            return Err(FieldError::new("seen", format!("{seen} is in the future")).into());
+        }
+        let comment = request
+            .comment
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty());
+        let body = Body::Sighting(SightingBody {
+            indicator: indicator.clone(),
+            seen,
+            count: request.count,
+            comment,
+            false_positive: request.false_positive,
+        });
+        body.validate()?;
+        let state = self.existing_now(id).await?;
+        if state.retracted.is_some() {
+            return Err(NodeError::Conflict(format!(
+                "incident {id} was retracted by its author"
+            )));
+        }
+        if !state.readable {
+            return Err(NodeError::Forbidden(format!(
+                "incident {id} is encrypted for other CERTs; only its recipients can report sightings on it"
+            )));
+        }
+        if !state
+            .indicators
+            .iter()
+            .any(|i| i.kind == indicator.kind && i.value == indicator.value)
+        {
+            return Err(FieldError::new(
+                "value",
+                format!("incident {id} does not name {indicator}; add it with an update first"),
+            )
+            .into());
+        }
+        let mut recipients = state.recipients.clone();
+        if let Some(reporter) = state.reporter.clone() {
+            if state.tlp.is_encrypted()
+                && reporter != *self.fingerprint()
+                && !recipients.contains(&reporter)
+            {
+                recipients.push(reporter);
+            }
+        }
+        self.publish(id, state.tlp, recipients, body).await
     }
 
     /// Sends the incident's author a signed receipt.

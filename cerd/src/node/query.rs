@@ -55,6 +55,7 @@ impl Node {
                 })?,
         };
         let names = |f: &Fingerprint| self.name_of(f);
+        let expiry = self.expiry();
         let trigger = plan::Trigger {
             event,
             incident: Some(&state),
@@ -66,6 +67,7 @@ impl Node {
             acted: &[],
             acted_runs: &[],
             paused: None,
+            expiry: Some(&expiry),
         };
         let (actions, skipped) = match plan::plan_one(&playbook, &trigger) {
             Ok(actions) => (actions, None),

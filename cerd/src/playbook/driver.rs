@@ -49,6 +49,8 @@ use crate::store::{Change, EventRecord, PlaybookChange, StoreError};
 const READ_AHEAD: usize = 256;
 /// Run records given to an undo action (`acted_runs`), at most.
 const MAX_ACTED_RUNS: usize = 100;
+/// Acted records one sweep reads per playbook, at most.
+const MAX_SWEPT: usize = 1_000_000;
 
 /// Starts reacting to the node's events.
 pub fn start(node: Arc<Node>, runner: Runner) -> JoinHandle<()> {
@@ -75,9 +77,10 @@ struct Work {
     events: Vec<EventKind>,
     state: Arc<IncidentState>,
     version: String,
-    /// The event's seq in the log; reported done (for the cursor) unless
-    /// this is a replay of a held event.
-    seq: u64,
+    /// The event's seq in the log, reported done (for the cursor) unless
+    /// this is a replay of a held event. None for what is not in the log
+    /// (an expiry sweep): never held, never reported.
+    seq: Option<u64>,
     replay: bool,
 }
 
@@ -105,6 +108,8 @@ async fn drive(node: Arc<Node>, runner: Runner) -> Result<(), StoreError> {
     // Unfinished playbook tasks per event seq; the cursor stays below the
     // first.
     let mut pending: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut sweep = tokio::time::interval(node.config().expiry_check_interval);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let newest = *durable.borrow_and_update();
         if read < newest {
@@ -129,6 +134,7 @@ async fn drive(node: Arc<Node>, runner: Runner) -> Result<(), StoreError> {
                     }
                 }
                 Some(seq) = done.recv() => finish(&mut pending, seq),
+                _ = sweep.tick() => driver.clone().sweep(),
                 event = live.recv() => match event {
                     Ok(NodeEvent::PlaybookResumed { playbook }) => {
                         driver.guard.resume(&playbook);
@@ -248,6 +254,7 @@ impl Driver {
                     acted: &[],
                     acted_runs: &[],
                     paused: None,
+                    expiry: None,
                 };
                 let mut tasks = Vec::new();
                 for playbook in playbooks {
@@ -306,6 +313,7 @@ impl Driver {
                                 acted: &[],
                                 acted_runs: &[],
                                 paused: None,
+                                expiry: None,
                             },
                         )
                         .is_ok()
@@ -320,7 +328,7 @@ impl Driver {
                 events,
                 state: state.clone(),
                 version: id.to_hex(),
-                seq: event.seq,
+                seq: Some(event.seq),
                 replay: only.is_some(),
             };
             tasks.push(self.clone().spawn_chained(work, done.cloned()));
@@ -360,7 +368,7 @@ impl Driver {
                 }
             }
             drop(alive);
-            if let (Some(done), false) = (done, replay) {
+            if let (Some(done), Some(seq), false) = (done, seq, replay) {
                 let _ = done.send(seq);
             }
         })
@@ -369,10 +377,13 @@ impl Driver {
     async fn work(&self, work: Work) {
         let name = work.playbook.name.clone();
         if !work.replay && self.guard.is_paused(&name) {
-            self.hold(&name, work.seq).await;
+            if let Some(seq) = work.seq {
+                self.hold(&name, seq).await;
+            }
             return;
         }
         let own = self.node.fingerprint().clone();
+        let expiry = self.node.expiry();
         for event in work.events {
             let (acted, acted_runs) = match self.acted(&name, &work.state, event).await {
                 Ok(found) => found,
@@ -395,6 +406,7 @@ impl Driver {
                     acted: &acted,
                     acted_runs: &acted_runs,
                     paused: None,
+                    expiry: Some(&expiry),
                 };
                 plan_one(&work.playbook, &trigger)
             };
@@ -410,8 +422,13 @@ impl Driver {
                     .admit(&work.playbook, &actions, Instant::now(), now())
                 {
                     Admit::Run => {}
-                    Admit::Hold => return self.hold(&name, work.seq).await,
-                    Admit::Pause(paused) => return self.pause(paused, Some(work.seq)).await,
+                    Admit::Hold => {
+                        if let Some(seq) = work.seq {
+                            self.hold(&name, seq).await;
+                        }
+                        return;
+                    }
+                    Admit::Pause(paused) => return self.pause(paused, work.seq).await,
                 }
             }
             self.run_stages(actions).await;
@@ -489,6 +506,7 @@ impl Driver {
             acted: &[],
             acted_runs: &[],
             paused: Some(paused),
+            expiry: None,
         };
         let actions: Vec<PlannedAction> = plan(&playbooks, &trigger)
             .into_iter()
@@ -519,6 +537,7 @@ impl Driver {
             acted: &[],
             acted_runs: &[],
             paused: None,
+            expiry: None,
         };
         self.spawn_live(plan(&playbooks, &trigger));
     }
@@ -575,6 +594,66 @@ impl Driver {
                 let _ = done.send(seq);
             }
         })
+    }
+
+    /// Starts `indicator.expired` work for every incident on which a
+    /// playbook listening to it acted on an indicator that has expired
+    /// since. Not in the event log: a run key per hour, so a failed undo
+    /// is tried again the next hour, and a successful one removes the
+    /// record.
+    fn sweep(self: Arc<Self>) {
+        let playbooks: Vec<Playbook> = self
+            .node
+            .playbooks()
+            .iter()
+            .filter(|p| p.enabled && p.on.contains(&EventKind::IndicatorExpired))
+            .cloned()
+            .collect();
+        if playbooks.is_empty() {
+            return;
+        }
+        tokio::spawn(async move {
+            let expiry = self.node.expiry();
+            let version = format!("expired-{}", expiry.now.unix_seconds() / 3600);
+            for playbook in playbooks {
+                let store = self.node.store().clone();
+                let name = playbook.name.clone();
+                let acted = match blocking(move || store.acted_all(&name, MAX_SWEPT)).await {
+                    Ok(acted) => acted,
+                    Err(e) => {
+                        tracing::error!(error = %e, playbook = %playbook.name, "cannot read what the playbook did for the expiry check");
+                        continue;
+                    }
+                };
+                let mut incidents: Vec<uuid::Uuid> = acted.iter().map(|(i, _)| *i).collect();
+                incidents.dedup();
+                for incident in incidents {
+                    let store = self.node.store().clone();
+                    let Ok(Some(state)) = blocking(move || store.incident(incident)).await else {
+                        continue;
+                    };
+                    let expired = acted.iter().filter(|(i, _)| *i == incident).any(|(_, a)| {
+                        state
+                            .indicators
+                            .iter()
+                            .find(|e| e.kind == a.kind && e.value == a.value)
+                            .is_some_and(|e| expiry.expired(e))
+                    });
+                    if !expired {
+                        continue;
+                    }
+                    let work = Work {
+                        playbook: playbook.clone(),
+                        events: vec![EventKind::IndicatorExpired],
+                        state: Arc::new(state),
+                        version: version.clone(),
+                        seq: None,
+                        replay: false,
+                    };
+                    self.clone().spawn_chained(work, None);
+                }
+            }
+        });
     }
 
     /// Runs the held events of a resumed playbook, oldest first, each once

@@ -173,6 +173,7 @@ mod tests {
             acted: &[],
             acted_runs: &[],
             paused: None,
+            expiry: None,
         };
         plan_one(playbook, &trigger).unwrap()
     }

@@ -298,6 +298,7 @@ fn a_note_touches_only_the_incident_record() {
             seen: Timestamp(time::OffsetDateTime::now_utc()),
             count: 4,
             comment: None,
+            false_positive: false,
         }),
         vec![],
     );
@@ -593,6 +594,7 @@ fn history(steps: &[Step]) -> (Vec<NewEnvelope>, Vec<NewEnvelope>) {
                     seen: Timestamp(time::OffsetDateTime::now_utc()),
                     count: 1,
                     comment: None,
+                    false_positive: false,
                 });
                 let e = labelled(
                     &other(),

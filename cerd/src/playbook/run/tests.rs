@@ -52,6 +52,7 @@ fn planned(playbook: &str, state: &cer_proto::incident::IncidentState) -> Vec<Pl
             acted: &[],
             acted_runs: &[],
             paused: None,
+            expiry: None,
         },
     )
 }

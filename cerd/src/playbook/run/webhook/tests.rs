@@ -224,6 +224,7 @@ fn planned(dir: &Path, webhook: &str) -> PlannedAction {
             acted: &[],
             acted_runs: &[],
             paused: None,
+            expiry: None,
         },
     );
     assert_eq!(actions.len(), 1);
