@@ -678,3 +678,83 @@ actions:
         refused.stderr
     );
 }
+
+/// `cerctl ioc sight`: a signed sighting goes back to the incident's
+/// author, counts in the indicator's sightings and triggers
+/// `sighting.received` there; a false-positive report is told apart.
+#[test]
+fn a_sighting_reaches_the_author_and_triggers_its_playbooks() {
+    let (ke, ng) = linked();
+    let (script, out) = recorder(&ng);
+    install(
+        &ng,
+        "sighted",
+        &format!(
+            r#"name: sighted
+on: [sighting.received]
+actions:
+  - exec:
+      argv: ["{}", "sighted"]
+      env: {{ OUT: "{}" }}
+"#,
+            script.display(),
+            out.display()
+        ),
+    );
+    let id = file_c2(&ng, &["203.0.113.7"]);
+    eventually(SOON, "KE to hold the incident", || {
+        (ke.cerctl(&["incident", "show", &id]).code == 0).then_some(())
+    });
+    let filed = ke.json(&[
+        "ioc",
+        "sight",
+        "203.0.113.7",
+        "--count",
+        "3",
+        "--comment",
+        "seen at the border",
+    ]);
+    assert_eq!(filed["sightings"].as_array().unwrap().len(), 1, "{filed}");
+    eventually(SOON, "the author to count it", || {
+        let shown = ng.json(&["incident", "show", &id]);
+        (shown["incident"]["indicators"][0]["sightings"] == 3).then_some(())
+    });
+    eventually(SOON, "the author's playbook", || {
+        lines(&out).contains(&"sighted ".to_owned()).then_some(())
+    });
+    ke.cerctl(&[
+        "ioc",
+        "sight",
+        "203.0.113.7",
+        "--incident",
+        &id,
+        "--false-positive",
+    ])
+    .ok();
+    let shown = eventually(SOON, "the false-positive report", || {
+        let shown = ng.json(&["incident", "show", &id]);
+        shown["incident"]["timeline"]
+            .as_array()?
+            .iter()
+            .any(|e| e["false_positive"] == true)
+            .then_some(shown)
+    });
+    assert_eq!(
+        shown["incident"]["indicators"][0]["sightings"], 3,
+        "a false positive is not a sighting"
+    );
+    let human = ng.cerctl(&["incident", "show", &id]);
+    assert!(
+        human.ok().contains("as a false positive"),
+        "{}",
+        human.stdout
+    );
+    // Nothing to sight: exit 1 with the reason.
+    let none = ke.cerctl(&["ioc", "sight", "192.0.2.250"]);
+    assert_eq!(none.code, 1);
+    assert!(
+        none.stderr.contains("no incident here names"),
+        "{}",
+        none.stderr
+    );
+}

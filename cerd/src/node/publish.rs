@@ -211,11 +211,14 @@ impl Node {
                 "incident {id} is encrypted for other CERTs; only its recipients can report sightings on it"
             )));
         }
-        if !state
-            .indicators
+        let store = self.store.clone();
+        let (kind, value) = (indicator.kind, indicator.value.clone());
+        let named = tokio::task::spawn_blocking(move || store.indicator_hits(kind, &value))
+            .await
+            .map_err(|e| NodeError::Sign(format!("reading incident {id}: {e}")))??
             .iter()
-            .any(|i| i.kind == indicator.kind && i.value == indicator.value)
-        {
+            .any(|(incident, _)| *incident == id);
+        if !named {
             return Err(FieldError::new(
                 "value",
                 format!("incident {id} does not name {indicator}; add it with an update first"),
