@@ -139,6 +139,7 @@ const MATCH_KEYS: &[&str] = &[
     "from",
     "has_indicator",
     "tags",
+    "include_warninglisted",
 ];
 const ACTION_KEYS: &[&str] = &["exec", "webhook", "tag", "note", "when", "on"];
 const FOR_EACH_KEYS: &[&str] = &["types", "only"];
@@ -414,6 +415,15 @@ impl Checker {
             match self.label_list::<IndicatorType>(node, "match.has_indicator") {
                 Some(items) => matcher.has_indicator = items.into_iter().map(|(t, _)| t).collect(),
                 None => ok = false,
+            }
+        }
+        if let Some(node) = fields.get("include_warninglisted") {
+            match node.value {
+                Value::Bool(include) => matcher.include_warninglisted = include,
+                _ => {
+                    self.expected(node, "match.include_warninglisted", "true or false");
+                    ok = false;
+                }
             }
         }
         if let Some(node) = fields.get("tags") {

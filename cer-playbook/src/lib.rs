@@ -101,6 +101,8 @@ pub struct Match {
     pub has_indicator: Vec<IndicatorType>,
     /// Every one of these tags (normalized).
     pub tags: Vec<String>,
+    /// Run for indicators on a warninglist too (default: skip them).
+    pub include_warninglisted: bool,
 }
 
 /// Whose incidents (or, for peer events, which peer) a playbook acts on.

@@ -71,6 +71,10 @@ pub struct Trigger<'a> {
     /// events, and are what `indicator.expired` takes back. None: nothing
     /// is treated as expired.
     pub expiry: Option<&'a Expiry>,
+    /// Whether a value is on one of this node's warninglists: such
+    /// indicators get no runs unless the playbook's `match` says
+    /// `include_warninglisted: true`. None: none is.
+    pub warninglisted: Option<&'a dyn Fn(IndicatorType, &str) -> bool>,
 }
 
 /// One action to run, fully expanded.
@@ -325,9 +329,14 @@ pub fn taken_back<'a>(trigger: &Trigger<'a>, incident: &'a IncidentState) -> Vec
         .collect()
 }
 
-/// Whether an indicator counts on incident events: not expired.
-fn active(trigger: &Trigger<'_>, entry: &IndicatorEntry) -> bool {
+/// Whether an indicator counts on incident events: not expired, and not
+/// on a warninglist unless the playbook asks for those too.
+fn active(playbook: &Playbook, trigger: &Trigger<'_>, entry: &IndicatorEntry) -> bool {
     trigger.expiry.is_none_or(|expiry| !expiry.expired(entry))
+        && (playbook.matcher.include_warninglisted
+            || trigger
+                .warninglisted
+                .is_none_or(|listed| !listed(entry.kind, &entry.value)))
 }
 
 /// The JSON actions get on stdin and webhooks as their body:
@@ -646,7 +655,7 @@ fn expand(
                             };
                             visible_indicators(incident, playbook.max_tlp)
                                 .filter(|i| each.types.contains(&i.kind))
-                                .filter(|i| active(trigger, i))
+                                .filter(|i| active(playbook, trigger, i))
                                 .filter(|i| seen.insert((i.kind, i.value.as_str())))
                                 .filter(|i| !done(i.kind, &i.value))
                                 .map(|i| Some((i.kind, i.value.as_str())))

@@ -245,6 +245,9 @@ pub struct FileIncident {
     /// [`crate::model::Source`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<crate::model::Source>,
+    /// Refuse indicators on a warninglist instead of warning.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
 }
 
 fn new_status() -> IncidentStatus {
@@ -275,6 +278,7 @@ impl FileIncident {
             to: vec![],
             request_id: None,
             source: None,
+            strict: false,
         }
     }
 
@@ -337,6 +341,9 @@ pub struct UpdateIncident {
     /// incident's author always may.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub to: Vec<String>,
+    /// Refuse indicators on a warninglist instead of warning.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
 }
 
 impl UpdateIncident {
@@ -464,6 +471,10 @@ pub struct Filed {
     pub envelope: EnvelopeId,
     pub seq: u64,
     pub kind: Kind,
+    /// What was filed but is probably a mistake, e.g. an indicator on a
+    /// warninglist (`indicators[2]: 8.8.8.8 is on warninglist …`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Query of `GET /v1/incidents`. All filters combine with AND.

@@ -251,6 +251,11 @@ pub struct FileArgs {
     #[arg(long, value_name = "TYPE:VALUE", value_parser = Indicator::parse_spec)]
     pub ioc: Vec<Indicator>,
 
+    /// Refuse indicators on one of the node's warninglists (private,
+    /// documentation or resolver addresses…) instead of warning.
+    #[arg(long)]
+    pub strict: bool,
+
     /// Until when the indicators given with --ioc stay active, RFC 3339
     /// (default: this node's lifetime for their type, see [expiry] in
     /// cerd.toml).
@@ -389,6 +394,11 @@ pub struct UpdateArgs {
     /// (only the incident's author decides it).
     #[arg(long, value_name = "TIME", requires = "ioc", value_parser = cer_proto::model::Timestamp::parse)]
     pub valid_until: Option<cer_proto::model::Timestamp>,
+
+    /// Refuse indicators on one of the node's warninglists instead of
+    /// warning.
+    #[arg(long)]
+    pub strict: bool,
 
     /// Expire an indicator of the incident now, as type:value
     /// (repeatable; the incident's author only).

@@ -127,6 +127,7 @@ fn matching(incidents: usize, playbooks: usize) {
             acted_runs: &[],
             paused: None,
             expiry: None,
+            warninglisted: None,
         };
         planned += plan(&loaded, &trigger).len();
     }

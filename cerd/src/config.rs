@@ -43,6 +43,7 @@ struct File {
     api_socket: Option<PathBuf>,
     certs_dir: Option<PathBuf>,
     playbooks_dir: Option<PathBuf>,
+    warninglists_dir: Option<PathBuf>,
     anti_entropy_interval: Option<String>,
     store_cache_mib: Option<u64>,
     /// Per indicator type: a lifetime such as "30d", or "never".
@@ -73,6 +74,8 @@ pub struct Config {
     pub api_socket: PathBuf,
     pub certs_dir: PathBuf,
     pub playbooks_dir: PathBuf,
+    /// MISP-format warninglists (see [`crate::warninglist`]).
+    pub warninglists_dir: PathBuf,
     pub anti_entropy_interval: Duration,
     /// sled's page cache, in MiB: what the store keeps in memory.
     pub store_cache_mib: u64,
@@ -189,6 +192,10 @@ impl Config {
             .playbooks_dir
             .clone()
             .unwrap_or_else(|| "playbooks".into()));
+        let warninglists_dir = at(file
+            .warninglists_dir
+            .clone()
+            .unwrap_or_else(|| "warninglists".into()));
         let interval_text = file
             .anti_entropy_interval
             .clone()
@@ -294,6 +301,7 @@ impl Config {
             api_socket,
             certs_dir,
             playbooks_dir,
+            warninglists_dir,
             anti_entropy_interval,
             store_cache_mib,
             expiry,

@@ -19,6 +19,7 @@ pub mod sign;
 pub mod store;
 pub mod trust;
 pub mod verify;
+pub mod warninglist;
 pub mod watch;
 
 pub use config::Config;

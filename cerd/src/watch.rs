@@ -1,5 +1,6 @@
 //! Watches folders whose contents take effect without a restart: the
-//! trust store (`certs/`) and the playbooks (`playbooks/`).
+//! trust store (`certs/`), the playbooks (`playbooks/`) and the
+//! warninglists (`warninglists/`).
 //!
 //! Architecture invariant: this is the only module that imports notify.
 //! Changes are debounced — an editor's save or `cp` of a certificate is
@@ -43,7 +44,7 @@ impl Watcher {
     /// cannot be watched is logged; its files then load only at start.
     pub fn start(node: Arc<Node>) -> Option<Watcher> {
         let mut watches = Vec::new();
-        let folders: [(_, _, Reload); 2] = [
+        let folders: [(_, _, Reload); 3] = [
             (
                 node.config().certs_dir.clone(),
                 "trust store",
@@ -53,6 +54,11 @@ impl Watcher {
                 node.config().playbooks_dir.clone(),
                 "playbooks",
                 Node::reload_playbooks,
+            ),
+            (
+                node.config().warninglists_dir.clone(),
+                "warninglists",
+                Node::reload_warninglists,
             ),
         ];
         for (dir, what, reload) in folders {

@@ -31,6 +31,7 @@ fn trigger<'a>(
         acted_runs: &[],
         paused: None,
         expiry: None,
+        warninglisted: None,
     }
 }
 

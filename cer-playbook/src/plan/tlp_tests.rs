@@ -102,6 +102,7 @@ fn trigger<'a>(incident: &'a IncidentState, own: &'a Fingerprint) -> Trigger<'a>
         acted_runs: &[],
         paused: None,
         expiry: None,
+        warninglisted: None,
     }
 }
 

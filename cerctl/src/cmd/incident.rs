@@ -22,6 +22,7 @@ use crate::{exit, input, resolve};
 
 pub(super) async fn file(ctx: &Ctx<'_>, io: &mut Io<'_>, args: FileArgs) -> anyhow::Result<i32> {
     let request_id = args.request_id;
+    let strict = args.strict;
     let mut incident = match &args.from {
         Some(path) => input::read_file_incident(path, io.stdin)?,
         None => {
@@ -35,9 +36,13 @@ pub(super) async fn file(ctx: &Ctx<'_>, io: &mut Io<'_>, args: FileArgs) -> anyh
     if request_id.is_some() {
         incident.request_id = request_id;
     }
+    incident.strict |= strict;
     let filed = connect(ctx).await?.file_incident(&incident).await?;
     if ctx.json {
         return print_json(io, &filed);
+    }
+    for warning in &filed.warnings {
+        writeln!(io.stderr, "warning: {}", one_line(warning))?;
     }
     // Only the id, so `id=$(cerctl incident file ...)` works.
     writeln!(io.stdout, "{}", filed.incident)?;
@@ -70,6 +75,7 @@ fn incident_from_flags(args: FileArgs) -> anyhow::Result<FileIncident> {
         to: args.to,
         request_id: None,
         source: None,
+        strict: args.strict,
     })
 }
 
@@ -504,6 +510,7 @@ pub(super) async fn update(
         tags: args.tag,
         tlp: args.tlp,
         to: args.to,
+        strict: args.strict,
     };
     update
         .to_body()
@@ -514,6 +521,9 @@ pub(super) async fn update(
     let filed = client.update_incident(id, &update).await?;
     if ctx.json {
         return print_json(io, &filed);
+    }
+    for warning in &filed.warnings {
+        writeln!(io.stderr, "warning: {}", one_line(warning))?;
     }
     writeln!(io.stdout, "{}", filed.envelope)?;
     Ok(exit::OK)

@@ -215,6 +215,7 @@ pub(super) fn test_fixture(
         acted_runs: &[],
         paused: None,
         expiry: None,
+        warninglisted: None,
     };
     let planned = plan::plan_one(&playbook, &trigger);
     // What every exec run reads on stdin and every webhook gets as its
@@ -850,6 +851,7 @@ updates:
             acted_runs: &[],
             paused: None,
             expiry: None,
+            warninglisted: None,
         };
         let bytes = plan::payload(&trigger, Tlp::Amber);
         let expected: serde_json::Value = serde_json::from_slice(&bytes).unwrap();

@@ -100,6 +100,7 @@ pub struct Node {
     board: PeerBoard,
     trust: Trust,
     playbooks: Registry,
+    warninglists: std::sync::RwLock<Arc<crate::warninglist::Warninglists>>,
     store: Store,
     config: Config,
     started: Instant,
@@ -110,6 +111,7 @@ impl Node {
         let node = Node {
             trust: Trust::load(&config.certs_dir, identity.public_cert()),
             playbooks: Registry::default(),
+            warninglists: Default::default(),
             events: tokio::sync::broadcast::channel(4096).0,
             board: PeerBoard::default(),
             identity: Arc::new(identity),
@@ -119,6 +121,7 @@ impl Node {
             started: Instant::now(),
         };
         node.reload_playbooks();
+        node.reload_warninglists();
         Arc::new(node)
     }
 
@@ -234,6 +237,26 @@ impl Node {
     /// Reloads `playbooks/`.
     pub fn reload_playbooks(&self) {
         self.playbooks.reload(&self.config.playbooks_dir);
+    }
+
+    /// Reads the warninglists folder again; a file refused is logged and
+    /// left out, the others take effect.
+    pub fn reload_warninglists(&self) {
+        let (lists, errors) =
+            crate::warninglist::Warninglists::load_dir(&self.config.warninglists_dir);
+        for error in &errors {
+            tracing::warn!(target: crate::audit::AUDIT, event = "warninglist_refused", file = %cer_proto::text::escape(&error.file), reason = %cer_proto::text::escape(&error.reason), "warninglist refused");
+        }
+        tracing::info!(lists = lists.len(), dir = %self.config.warninglists_dir.display(), "warninglists loaded");
+        *self.warninglists.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(lists);
+    }
+
+    /// The warninglists in force.
+    pub fn warninglists(&self) -> Arc<crate::warninglist::Warninglists> {
+        self.warninglists
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The playbooks in force.

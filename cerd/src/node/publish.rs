@@ -41,15 +41,44 @@ impl Node {
         let (Some(body), Some(recipients)) = (body, recipients) else {
             return Err(NodeError::Invalid(errors));
         };
-        self.publish_withdrawing(
-            Uuid::new_v4(),
-            request.tlp,
-            recipients,
-            Body::Incident(body),
-            Vec::new(),
-            request.request_id,
-        )
-        .await
+        let warnings = self.warninglisted(&body.indicators, request.strict)?;
+        let mut filed = self
+            .publish_withdrawing(
+                Uuid::new_v4(),
+                request.tlp,
+                recipients,
+                Body::Incident(body),
+                Vec::new(),
+                request.request_id,
+            )
+            .await?;
+        filed.warnings = warnings;
+        Ok(filed)
+    }
+
+    /// What `indicators` has on this node's warninglists, one line each
+    /// (`indicators[2]: ipv4:8.8.8.8 is on warninglist …`); with `strict`,
+    /// the same as a refusal.
+    fn warninglisted(
+        &self,
+        indicators: &[cer_proto::model::Indicator],
+        strict: bool,
+    ) -> Result<Vec<String>, NodeError> {
+        let lists = self.warninglists();
+        let mut found = FieldErrors::default();
+        for (i, indicator) in indicators.iter().enumerate() {
+            let names = lists.matches(indicator.kind, &indicator.value);
+            if !names.is_empty() {
+                found.push(FieldError::new(
+                    format!("indicators[{i}]"),
+                    format!("{indicator} is on warninglist {}", names.join(", ")),
+                ));
+            }
+        }
+        if strict && !found.0.is_empty() {
+            return Err(NodeError::Invalid(found));
+        }
+        Ok(found.0.iter().map(|e| e.to_string()).collect())
     }
 
     pub async fn update(&self, id: Uuid, request: UpdateIncident) -> Result<Filed, NodeError> {
@@ -111,7 +140,12 @@ impl Node {
         {
             recipients.push(reporter);
         }
-        self.publish(id, tlp, recipients, Body::Update(body)).await
+        let warnings = self.warninglisted(&body.indicators, request.strict)?;
+        let mut filed = self
+            .publish(id, tlp, recipients, Body::Update(body))
+            .await?;
+        filed.warnings = warnings;
+        Ok(filed)
     }
 
     pub async fn retract(&self, id: Uuid, request: RetractIncident) -> Result<Filed, NodeError> {

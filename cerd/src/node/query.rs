@@ -56,6 +56,8 @@ impl Node {
         };
         let names = |f: &Fingerprint| self.name_of(f);
         let expiry = self.expiry();
+        let lists = self.warninglists();
+        let listed = |kind, value: &str| !lists.matches(kind, value).is_empty();
         let trigger = plan::Trigger {
             event,
             incident: Some(&state),
@@ -68,6 +70,7 @@ impl Node {
             acted_runs: &[],
             paused: None,
             expiry: Some(&expiry),
+            warninglisted: Some(&listed),
         };
         let (actions, skipped) = match plan::plan_one(&playbook, &trigger) {
             Ok(actions) => (actions, None),

@@ -255,6 +255,7 @@ impl Driver {
                     acted_runs: &[],
                     paused: None,
                     expiry: None,
+                    warninglisted: None,
                 };
                 let mut tasks = Vec::new();
                 for playbook in playbooks {
@@ -314,6 +315,7 @@ impl Driver {
                                 acted_runs: &[],
                                 paused: None,
                                 expiry: None,
+                                warninglisted: None,
                             },
                         )
                         .is_ok()
@@ -396,6 +398,8 @@ impl Driver {
             // any await.
             let planned = {
                 let names = |f: &cer_proto::Fingerprint| self.node.name_of(f);
+                let lists = self.node.warninglists();
+                let listed = |kind, value: &str| !lists.matches(kind, value).is_empty();
                 let trigger = Trigger {
                     event,
                     incident: Some(&work.state),
@@ -407,6 +411,7 @@ impl Driver {
                     acted_runs: &acted_runs,
                     paused: None,
                     expiry: Some(&expiry),
+                    warninglisted: Some(&listed),
                 };
                 plan_one(&work.playbook, &trigger)
             };
@@ -507,6 +512,7 @@ impl Driver {
             acted_runs: &[],
             paused: Some(paused),
             expiry: None,
+            warninglisted: None,
         };
         let actions: Vec<PlannedAction> = plan(&playbooks, &trigger)
             .into_iter()
@@ -538,6 +544,7 @@ impl Driver {
             acted_runs: &[],
             paused: None,
             expiry: None,
+            warninglisted: None,
         };
         self.spawn_live(plan(&playbooks, &trigger));
     }

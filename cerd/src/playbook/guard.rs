@@ -174,6 +174,7 @@ mod tests {
             acted_runs: &[],
             paused: None,
             expiry: None,
+            warninglisted: None,
         };
         plan_one(playbook, &trigger).unwrap()
     }

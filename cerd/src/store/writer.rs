@@ -699,6 +699,7 @@ impl<'a> Work<'a> {
             envelope: id,
             seq,
             kind,
+            warnings: Vec::new(),
         };
         if let Some(request) = publish.request {
             let json = serde_json::to_vec(&filed).map_err(json_err)?;

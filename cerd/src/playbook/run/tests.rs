@@ -53,6 +53,7 @@ fn planned(playbook: &str, state: &cer_proto::incident::IncidentState) -> Vec<Pl
             acted_runs: &[],
             paused: None,
             expiry: None,
+            warninglisted: None,
         },
     )
 }

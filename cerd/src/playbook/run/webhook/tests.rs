@@ -225,6 +225,7 @@ fn planned(dir: &Path, webhook: &str) -> PlannedAction {
             acted_runs: &[],
             paused: None,
             expiry: None,
+            warninglisted: None,
         },
     );
     assert_eq!(actions.len(), 1);
