@@ -74,8 +74,11 @@ pub struct Trigger<'a> {
     /// Whether a value is on one of this node's warninglists: such
     /// indicators get no runs unless the playbook's `match` says
     /// `include_warninglisted: true`. None: none is.
-    pub warninglisted: Option<&'a dyn Fn(IndicatorType, &str) -> bool>,
+    pub warninglisted: Option<&'a Listed>,
 }
+
+/// Whether a value (of a type) is on one of the node's warninglists.
+pub type Listed = dyn Fn(IndicatorType, &str) -> bool;
 
 /// One action to run, fully expanded.
 #[derive(Debug, Clone, PartialEq)]
