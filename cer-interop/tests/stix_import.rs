@@ -534,3 +534,125 @@ fn hostile_text_stays_data() {
         .reason
         .contains("would read as a command-line option"));
 }
+
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    const TYPES: &[&str] = &[
+        "indicator",
+        "report",
+        "incident",
+        "relationship",
+        "sighting",
+        "identity",
+        "marking-definition",
+        "vulnerability",
+        "ipv4-addr",
+        "file",
+        "network-traffic",
+        "x-custom",
+    ];
+    const FIELDS: &[&str] = &[
+        "pattern",
+        "pattern_type",
+        "valid_from",
+        "valid_until",
+        "confidence",
+        "description",
+        "name",
+        "object_refs",
+        "object_marking_refs",
+        "created_by_ref",
+        "source_ref",
+        "target_ref",
+        "relationship_type",
+        "sighting_of_ref",
+        "count",
+        "value",
+        "hashes",
+        "number",
+        "labels",
+        "modified",
+        "revoked",
+        "external_references",
+        "definition_type",
+    ];
+
+    fn id(kind: &str, n: u8) -> String {
+        format!("{kind}--00000000-0000-4000-8000-{n:012}")
+    }
+
+    fn any_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            (0u8..8, proptest::sample::select(TYPES)).prop_map(|(n, kind)| json!(id(kind, n))),
+            Just(json!(
+                "[ipv4-addr:value = '192.0.2.1'] OR [domain-name:value = 'a.example']"
+            )),
+            Just(json!("2026-11-28T13:00:00Z")),
+            Just(json!(
+                "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"
+            )),
+            "\\PC{0,20}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map(
+                    proptest::sample::select(FIELDS).prop_map(str::to_owned),
+                    inner,
+                    0..4
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn any_object() -> impl Strategy<Value = Value> {
+        (
+            proptest::sample::select(TYPES),
+            0u8..8,
+            proptest::collection::btree_map(
+                proptest::sample::select(FIELDS).prop_map(str::to_owned),
+                any_value(),
+                0..8,
+            ),
+        )
+            .prop_map(|(kind, n, fields)| {
+                let mut object: serde_json::Map<String, Value> = fields.into_iter().collect();
+                object.insert("type".into(), json!(kind));
+                object.insert("id".into(), json!(id(kind, n)));
+                Value::Object(object)
+            })
+    }
+
+    proptest! {
+        /// Whatever a bundle's objects hold, the import answers, and every
+        /// problem says where.
+        #[test]
+        fn any_objects_are_taken_or_reported(objects in proptest::collection::vec(any_object(), 0..12)) {
+            let bundle = json!({
+                "type": "bundle",
+                "id": "bundle--00000000-0000-4000-8000-000000000001",
+                "objects": objects,
+            });
+            let report = cer_interop::stix::import(
+                &serde_json::to_vec(&bundle).unwrap(),
+                &super::import_options(),
+            )
+            .unwrap();
+            for problem in report.skipped.iter().chain(&report.invalid) {
+                prop_assert!(
+                    problem.location.starts_with("objects[") || problem.location.starts_with("bundle "),
+                    "{problem:?}"
+                );
+            }
+            for imported in &report.incidents {
+                prop_assert!(imported.incident.to_body().is_ok());
+            }
+        }
+    }
+}

@@ -293,3 +293,75 @@ fn junk_never_panics() {
         assert!(parse(junk).is_err(), "{junk:?}");
     }
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const TOKENS: &[&str] = &[
+        "[",
+        "]",
+        "(",
+        ")",
+        ":",
+        ".",
+        ",",
+        "*",
+        "=",
+        "!=",
+        "<",
+        ">=",
+        "'x'",
+        "'a\\'b'",
+        "t'",
+        "b'AA'",
+        "h'0f'",
+        "1",
+        "-2",
+        "+.5",
+        "true",
+        "AND",
+        "OR",
+        "NOT",
+        "FOLLOWEDBY",
+        "IN",
+        "LIKE",
+        "MATCHES",
+        "ISSUBSET",
+        "EXISTS",
+        "WITHIN",
+        "SECONDS",
+        "REPEATS",
+        "TIMES",
+        "START",
+        "STOP",
+        "ipv4-addr",
+        "value",
+        "file",
+        "hashes",
+        "'SHA-256'",
+        "/*",
+        "*/",
+        "//",
+    ];
+
+    proptest! {
+        #[test]
+        fn any_text_parses_or_points_inside_it(text in "\\PC{0,200}") {
+            if let Err(e) = parse(&text) {
+                prop_assert!(e.at <= text.len(), "{e} beyond {}", text.len());
+            }
+        }
+
+        #[test]
+        fn token_soup_parses_or_points_inside_it(
+            tokens in proptest::collection::vec(proptest::sample::select(TOKENS), 0..80)
+        ) {
+            let text = tokens.join(" ");
+            if let Err(e) = parse(&text) {
+                prop_assert!(e.at <= text.len(), "{e} beyond {}", text.len());
+            }
+        }
+    }
+}
