@@ -34,19 +34,20 @@ pub fn import(
     let columns = Columns::find(&header, &mut report)?;
     let mut run = Run::new("csv", options, bulk)?;
     let mut record = ByteRecord::new();
+    let mut lines = LineCounter::new(bytes);
     loop {
         match reader.read_byte_record(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
+                let line = lines.line_at(e.position().map_or(bytes.len() as u64, |p| p.byte()));
                 report
                     .invalid
                     .push(problem(format!("line {line}"), format!("not CSV: {e}")));
                 break;
             }
         }
-        let line = record.position().map_or(0, |p| p.line());
+        let line = lines.line_at(record.position().map_or(0, |p| p.byte()));
         if let Err(reason) = run.row(&columns, &record, options) {
             report.invalid.push(problem(format!("line {line}"), reason));
         }
@@ -106,6 +107,44 @@ pub(crate) fn detect(value: &str) -> Result<Indicator, String> {
                 cut(value, 80)
             )
         })
+}
+
+/// Line numbers from byte offsets. The reader's own count runs one short
+/// after a CRLF (it starts the next record at the LF), and feeds come
+/// with either line end.
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+    line: usize,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        LineCounter {
+            bytes,
+            offset: 0,
+            line: 1,
+        }
+    }
+
+    /// The line of the record starting at byte `at` (offsets only grow).
+    fn line_at(&mut self, at: u64) -> usize {
+        let mut at = usize::try_from(at)
+            .unwrap_or(usize::MAX)
+            .min(self.bytes.len());
+        if self.bytes.get(at) == Some(&b'\n') {
+            at += 1;
+        }
+        if at > self.offset {
+            let newlines = self.bytes[self.offset..at]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count();
+            self.line += newlines;
+            self.offset = at;
+        }
+        self.line
+    }
 }
 
 fn csv_error(reason: String) -> FormatError {

@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use cer_interop::{ExportIncident, ExportOptions, ImportOptions, Problem};
 use cer_proto::api::FileIncident;
 use cer_proto::incident::{Content, IncidentState, IndicatorEntry};
-use cer_proto::model::{Indicator, Timestamp, Tlp};
+use cer_proto::model::{Classification, Indicator, IndicatorType, Severity, Timestamp, Tlp};
 use cer_proto::Fingerprint;
+use proptest::prelude::*;
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 pub fn fixture(path: &str) -> Vec<u8> {
@@ -143,7 +145,7 @@ pub fn has(problems: &[Problem], location: &str, part: &str) -> bool {
 /// indicator, one of low confidence, one shared under TLP:AMBER, a
 /// comment that reads as a spreadsheet formula.
 pub fn sample_state() -> IncidentState {
-    use cer_proto::model::{Classification, IndicatorType as T, Severity, Status};
+    use cer_proto::model::{IndicatorType as T, Status};
     let mut file = FileIncident::new(
         "C2 wave",
         Severity::Critical,
@@ -180,7 +182,7 @@ pub fn sample_state() -> IncidentState {
     state.indicators[3].valid_until = Some(at("2026-11-30T00:00:00Z"));
     state.indicators[0].confidence = Some(30);
     state.indicators[4].comment = Some("@SUM(A1) - seen in the lure".into());
-    let late = Indicator::new(cer_proto::model::IndicatorType::Ipv4, "203.0.113.77").expect("ip");
+    let late = Indicator::new(IndicatorType::Ipv4, "203.0.113.77").expect("ip");
     state.indicators.push(entry(
         &late,
         &cert_a(),
@@ -188,4 +190,89 @@ pub fn sample_state() -> IncidentState {
         Some(Tlp::Amber),
     ));
     state
+}
+
+pub fn any_tlp() -> impl Strategy<Value = Tlp> {
+    proptest::sample::select(Tlp::ALL.to_vec())
+}
+
+/// Valid indicators of every type, in forms that need normalizing and
+/// forms a spreadsheet would run.
+pub fn any_indicator() -> impl Strategy<Value = Indicator> {
+    let domain = "[a-z][a-z0-9-]{0,8}[a-z0-9]\\.(example|test|xn--bcher-kva\\.example)";
+    prop_oneof![
+        any::<u32>().prop_map(|n| (IndicatorType::Ipv4, std::net::Ipv4Addr::from(n).to_string())),
+        any::<u128>().prop_map(|n| (IndicatorType::Ipv6, std::net::Ipv6Addr::from(n).to_string())),
+        (any::<u32>(), 0u32..=32).prop_map(|(n, len)| {
+            let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+            (
+                IndicatorType::Cidr,
+                format!("{}/{len}", std::net::Ipv4Addr::from(n & mask)),
+            )
+        }),
+        domain.prop_map(|d| (IndicatorType::Domain, d)),
+        (domain, "[a-zA-Z0-9/_.=?-]{0,20}")
+            .prop_map(|(d, p)| (IndicatorType::Url, format!("https://{d}/{p}"))),
+        ("[=+@a-z][a-z0-9.+=]{0,10}", domain)
+            .prop_map(|(l, d)| (IndicatorType::Email, format!("{l}@{d}"))),
+        "[0-9a-fA-F]{32}".prop_map(|h| (IndicatorType::Md5, h)),
+        "[0-9a-f]{40}".prop_map(|h| (IndicatorType::Sha1, h)),
+        "[0-9a-f]{64}".prop_map(|h| (IndicatorType::Sha256, h)),
+        "[0-9a-f]{128}".prop_map(|h| (IndicatorType::Sha512, h)),
+        any::<u32>().prop_map(|n| (IndicatorType::Asn, format!("AS{}", n.max(1)))),
+        "CVE-20[0-9]{2}-[0-9]{4,7}".prop_map(|c| (IndicatorType::Cve, c)),
+        "[=+@'a-zA-Z0-9_.,\" ]{1,24}".prop_map(|f| (IndicatorType::Filename, f)),
+    ]
+    .prop_filter_map("valid", |(kind, raw)| Indicator::new(kind, &raw).ok())
+}
+
+/// An incident with indicators, some shared under a stricter label.
+pub fn any_incident() -> impl Strategy<Value = (Tlp, Vec<(Indicator, Option<Tlp>)>)> {
+    (
+        any_tlp(),
+        proptest::collection::vec(
+            (any_indicator(), proptest::option::weighted(0.2, any_tlp())),
+            0..25,
+        ),
+    )
+}
+
+pub fn state_of(tlp: Tlp, indicators: &[(Indicator, Option<Tlp>)], n: u128) -> IncidentState {
+    let file = FileIncident::new(
+        "Generated",
+        Severity::High,
+        tlp,
+        Classification::parse("fraud/phishing").unwrap(),
+    );
+    let mut state = state_from(
+        &file,
+        Uuid::from_u128(n + 1),
+        cert_a(),
+        at("2026-11-20T00:00:00Z"),
+    );
+    let mut seen = std::collections::HashSet::new();
+    for (indicator, label) in indicators {
+        if seen.insert((indicator.kind, indicator.value.clone())) {
+            // An indicator's label is never looser than its incident's.
+            let label = label.map(|l| l.max(tlp)).filter(|l| *l != tlp);
+            state.indicators.push(entry(
+                indicator,
+                &cert_a(),
+                at("2026-11-20T00:00:00Z"),
+                label,
+            ));
+        }
+    }
+    state
+}
+
+pub fn expected(states: &[IncidentState]) -> BTreeMap<(IndicatorType, String, Tlp), usize> {
+    let mut out = BTreeMap::new();
+    for state in states {
+        for e in &state.indicators {
+            *out.entry((e.kind, e.value.clone(), e.tlp.unwrap_or(state.tlp)))
+                .or_default() += 1;
+        }
+    }
+    out
 }
