@@ -95,7 +95,9 @@ pub(crate) fn title_from(text: &str, fallback: &str) -> (String, bool) {
 pub(crate) struct Series {
     pub base_tlp: Tlp,
     pub per_incident: usize,
-    pub groups: BTreeMap<Tlp, Vec<Indicator>>,
+    /// Per label, its parts as they fill: indicators are placed once
+    /// and never moved again, however long the feed.
+    groups: BTreeMap<Tlp, Vec<Vec<Indicator>>>,
 }
 
 impl Series {
@@ -108,13 +110,42 @@ impl Series {
     }
 
     pub fn push(&mut self, tlp: Tlp, indicator: Indicator) {
-        self.groups.entry(tlp).or_default().push(indicator);
+        let per = self.per_incident;
+        let parts = self.groups.entry(tlp).or_default();
+        match parts.last_mut() {
+            Some(part) if part.len() < per => part.push(indicator),
+            last => {
+                // A second part means a long feed: give it its full room.
+                let mut part = if last.is_some() {
+                    Vec::with_capacity(per)
+                } else {
+                    Vec::new()
+                };
+                part.push(indicator);
+                parts.push(part);
+            }
+        }
+    }
+
+    /// How many indicators are held under `tlp`.
+    pub fn len(&self, tlp: Tlp) -> usize {
+        self.groups.get(&tlp).map_or(0, |parts| {
+            parts
+                .last()
+                .map_or(0, |last| (parts.len() - 1) * self.per_incident + last.len())
+        })
+    }
+
+    /// The `n`th indicator held under `tlp`.
+    pub fn get(&self, tlp: Tlp, n: usize) -> Option<&Indicator> {
+        let parts = self.groups.get(&tlp)?;
+        parts.get(n / self.per_incident)?.get(n % self.per_incident)
     }
 
     /// The incidents: `template` copied for each part with its label,
-    /// indicators, title and source id. The default label's first part
-    /// is made even with no indicators, so a source without any still
-    /// gives its incident.
+    /// indicators, title and source id. With `keep_empty`, the default
+    /// label's first part is made even with no indicators, so a source
+    /// without any still gives its incident.
     pub fn finish(
         mut self,
         template: &FileIncident,
@@ -122,19 +153,21 @@ impl Series {
         keep_empty: bool,
     ) -> Vec<Imported> {
         if keep_empty {
-            self.groups.entry(self.base_tlp).or_default();
+            let base = self.groups.entry(self.base_tlp).or_default();
+            if base.is_empty() {
+                base.push(vec![]);
+            }
         }
         let mut order: Vec<Tlp> = self.groups.keys().copied().collect();
         order.sort_by_key(|t| (*t != self.base_tlp, *t));
         let mut out = Vec::new();
         for tlp in order {
-            let Some(indicators) = self.groups.remove(&tlp) else {
+            let Some(chunks) = self.groups.remove(&tlp) else {
                 continue;
             };
-            let parts = indicators.len().div_ceil(self.per_incident).max(1);
-            let mut rest = indicators.into_iter();
-            for part in 1..=parts {
-                let chunk: Vec<Indicator> = rest.by_ref().take(self.per_incident).collect();
+            let parts = chunks.len();
+            for (n, chunk) in chunks.into_iter().enumerate() {
+                let part = n + 1;
                 let mut incident = template.clone();
                 incident.tlp = tlp;
                 incident.indicators = chunk;

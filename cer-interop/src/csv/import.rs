@@ -2,9 +2,9 @@
 //! rows: one reused record buffer, types and labels matched in place,
 //! and an allocation per row only for what the indicator keeps.
 
-use std::collections::HashSet;
+use std::hash::{BuildHasher, RandomState};
 
-use ::csv::{ByteRecord, ReaderBuilder, Trim};
+use ::csv::{ByteRecord, ReaderBuilder};
 use cer_proto::api::FileIncident;
 use cer_proto::model::{
     Classification, Indicator, IndicatorType, Severity, Source, Timestamp, Tlp,
@@ -22,10 +22,7 @@ pub fn import(
     options: &ImportOptions,
     bulk: &Bulk,
 ) -> Result<ImportReport, FormatError> {
-    let mut reader = ReaderBuilder::new()
-        .flexible(true)
-        .trim(Trim::All)
-        .from_reader(bytes);
+    let mut reader = ReaderBuilder::new().flexible(true).from_reader(bytes);
     let header = reader
         .byte_headers()
         .map_err(|e| csv_error(format!("cannot read the header row: {e}")))?
@@ -33,6 +30,9 @@ pub fn import(
     let mut report = ImportReport::default();
     let columns = Columns::find(&header, &mut report)?;
     let mut run = Run::new("csv", options, bulk)?;
+    // One entry per line at most: the table never regrows.
+    let rows = bytes.iter().filter(|b| **b == b'\n').count();
+    run.seen.reserve(rows, |&(h, _, _)| h);
     let mut record = ByteRecord::new();
     let mut lines = LineCounter::new(bytes);
     loop {
@@ -223,9 +223,12 @@ struct Run {
     base_tlp: Tlp,
     template: FileIncident,
     source: Source,
-    /// Values already taken, per label: a feed that repeats a value
-    /// yields it once.
-    seen: HashSet<(Tlp, IndicatorType, Box<str>)>,
+    /// Values already taken, as (hash, label, place in that label's
+    /// list): a feed that repeats a value yields it once. The hash is
+    /// randomly seeded so a crafted feed cannot pile values into one
+    /// bucket, and kept so growing the table hashes nothing again.
+    seen: hashbrown::HashTable<(u64, Tlp, u32)>,
+    hasher: RandomState,
     comment_note: Option<String>,
 }
 
@@ -263,16 +266,32 @@ impl Run {
             base_tlp,
             template,
             source,
-            seen: HashSet::new(),
+            seen: hashbrown::HashTable::new(),
+            hasher: RandomState::new(),
             comment_note: None,
         })
     }
 
     fn push(&mut self, tlp: Tlp, indicator: Indicator) {
-        let key = (tlp, indicator.kind, Box::from(indicator.value.as_str()));
-        if self.seen.insert(key) {
-            self.series.push(tlp, indicator);
+        let Run { series, seen, .. } = self;
+        let hash = self
+            .hasher
+            .hash_one((tlp, indicator.kind, indicator.value.as_str()));
+        let taken = |&(h, t, n): &(u64, Tlp, u32)| {
+            h == hash
+                && t == tlp
+                && series.get(t, n as usize).is_some_and(|held| {
+                    held.kind == indicator.kind && held.value == indicator.value
+                })
+        };
+        if seen.find(hash, taken).is_some() {
+            return;
         }
+        let place = series.len(tlp);
+        if let Ok(place) = u32::try_from(place) {
+            seen.insert_unique(hash, (hash, tlp, place), |&(h, _, _)| h);
+        }
+        series.push(tlp, indicator);
     }
 
     /// One CSV row: every field it has is valid, or the row is refused
@@ -287,19 +306,25 @@ impl Run {
             let Some(bytes) = at.and_then(|i| record.get(i)) else {
                 return Ok("");
             };
-            std::str::from_utf8(bytes)
+            // Only the fields read are trimmed: the reader's own trim
+            // rewrites every field of every row.
+            std::str::from_utf8(bytes.trim_ascii())
                 .map(unguard)
                 .map_err(|_| format!("{name}: not UTF-8"))
         };
         let value = field(Some(columns.value), "value")?;
         if value.is_empty() {
-            if record.iter().all(<[u8]>::is_empty) {
+            if record.iter().all(|f| f.trim_ascii().is_empty()) {
                 return Ok(());
             }
             return Err("no value".into());
         }
         let kind = field(columns.kind, "type")?;
-        let (indicators, note) = typed(kind, value, options)?;
+        let Typed {
+            first,
+            second,
+            note,
+        } = typed(kind, value, options)?;
         let first_seen = time(field(columns.first_seen, "first_seen")?, "first_seen")?;
         let last_seen = time(field(columns.last_seen, "last_seen")?, "last_seen")?;
         let valid_until = time(field(columns.valid_until, "valid_until")?, "valid_until")?;
@@ -335,7 +360,7 @@ impl Run {
                 comment
             }
         };
-        for indicator in indicators {
+        for indicator in std::iter::once(first).chain(second) {
             let indicator = Indicator {
                 first_seen,
                 last_seen,
@@ -357,28 +382,35 @@ impl Run {
     }
 }
 
-/// The indicators a row's type and value give: the model's type names,
-/// MISP's (composites give two), or none (typed by the value).
-fn typed(
-    kind: &str,
-    value: &str,
-    options: &ImportOptions,
-) -> Result<(Vec<Indicator>, Option<String>), String> {
+/// What a row's type and value give: one indicator, or two for MISP's
+/// composite types, and a note for their comment (a port).
+struct Typed {
+    first: Indicator,
+    second: Option<Indicator>,
+    note: Option<String>,
+}
+
+/// Types in the model's names, MISP's, or none (typed by the value).
+fn typed(kind: &str, value: &str, options: &ImportOptions) -> Result<Typed, String> {
+    let one = |first| Typed {
+        first,
+        second: None,
+        note: None,
+    };
     if kind.is_empty() {
-        let indicator = match options.indicator_type {
-            Some(kind) => Indicator::new(kind, value).map_err(|e| e.to_string())?,
-            None => detect(value)?,
-        };
-        return Ok((vec![indicator], None));
+        return match options.indicator_type {
+            Some(kind) => Indicator::new(kind, value).map_err(|e| e.to_string()),
+            None => detect(value),
+        }
+        .map(one);
     }
     if let Some(ours) = IndicatorType::ALL
         .into_iter()
         .find(|t| t.as_str().eq_ignore_ascii_case(kind))
     {
-        return Ok((
-            vec![Indicator::new(ours, value).map_err(|e| e.to_string())?],
-            None,
-        ));
+        return Indicator::new(ours, value)
+            .map(one)
+            .map_err(|e| e.to_string());
     }
     let misp = crate::misp::read_types()
         .iter()
@@ -393,7 +425,15 @@ fn typed(
         )
     };
     match misp.map(|name| read_attribute(name, value)) {
-        Some(Ok(Mapped::Indicators(list, note))) => Ok((list, note)),
+        Some(Ok(Mapped::Indicators(list, note))) => {
+            let mut list = list.into_iter();
+            let first = list.next().ok_or_else(unknown)?;
+            Ok(Typed {
+                first,
+                second: list.next(),
+                note,
+            })
+        }
         Some(Err(reason)) => Err(format!("{kind}: {reason}")),
         Some(Ok(Mapped::Reference(_))) => Err(format!(
             "{kind} is a reference to a report, not an indicator"
