@@ -38,6 +38,7 @@ mod attribute;
 mod export;
 mod feed;
 mod import;
+mod labels;
 
 pub use export::{export, export_event, org_uuid};
 pub use feed::{export_feed, feed_changes, feed_manifest, FeedEntry, FeedManifest};
@@ -57,4 +58,14 @@ pub const IDS_MIN_CONFIDENCE: u8 = 50;
 /// The MISP attribute types the importer reads; all others are skipped.
 pub fn read_types() -> &'static [&'static str] {
     attribute::READ_TYPES
+}
+
+/// A place inside an event: `Event` + `Tag[2]` is `Event.Tag[2]`; a bare
+/// event's places have no prefix.
+fn join(base: &str, rest: &str) -> String {
+    if base.is_empty() {
+        rest.to_owned()
+    } else {
+        format!("{base}.{rest}")
+    }
 }
