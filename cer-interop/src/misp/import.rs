@@ -2,10 +2,11 @@
 //! to what; each refusal names its place in the input.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use cer_proto::api::FileIncident;
 use cer_proto::envelope::MAX_DESCRIPTION_CHARS;
-use cer_proto::model::{Indicator, Severity, Source, Status, Timestamp, Tlp};
+use cer_proto::model::{Indicator, IndicatorType, Severity, Source, Status, Timestamp, Tlp};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -116,6 +117,10 @@ struct EventReader<'r> {
     series: Series,
     sightings: Vec<ImportedSighting>,
     references: Vec<String>,
+    /// Values already taken, per label: MISP events often name a value
+    /// twice (`ip-src` and `ip-dst`, `domain` and `domain|ip`); the first
+    /// counts.
+    taken: HashSet<(Tlp, IndicatorType, String)>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -175,6 +180,7 @@ fn read_event(
         series: Series::new(labels.tlp, cer_proto::envelope::MAX_INDICATORS),
         sightings: vec![],
         references: vec![],
+        taken: HashSet::new(),
     };
     if let Some(list) = map.get("Attribute").and_then(Value::as_array) {
         for (i, attr) in list.iter().enumerate() {
@@ -428,7 +434,12 @@ impl EventReader<'_> {
                 valid_until: sightings.expires,
                 ..indicator
             };
-            self.series.push(tlp, indicator);
+            if self
+                .taken
+                .insert((tlp, indicator.kind, indicator.value.clone()))
+            {
+                self.series.push(tlp, indicator);
+            }
         }
     }
 

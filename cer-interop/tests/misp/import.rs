@@ -414,6 +414,25 @@ fn an_event_larger_than_an_envelope_is_cut_into_parts() {
 }
 
 #[test]
+fn a_value_named_twice_is_taken_once() {
+    let event = json!({ "Event": { "uuid": "9a7b8c9d-0000-4000-8000-000000000005", "info": "Twice",
+        "Attribute": [
+            { "type": "ip-src", "value": "192.0.2.1", "comment": "first" },
+            { "type": "ip-dst", "value": "192.0.2.1", "comment": "second" },
+            { "type": "domain|ip", "value": "evil.example|192.0.2.1" },
+            { "type": "domain", "value": "EVIL.example" },
+        ] } });
+    let report = misp::import(event.to_string().as_bytes(), &options("x.json")).unwrap();
+    let got: Vec<String> = report.incidents[0]
+        .incident
+        .indicators
+        .iter()
+        .map(|i| format!("{i} {}", i.comment.as_deref().unwrap_or("-")))
+        .collect();
+    assert_eq!(got, ["ipv4:192.0.2.1 first", "domain:evil.example -"]);
+}
+
+#[test]
 fn an_event_without_indicators_is_still_an_incident() {
     let event = json!({ "Event": { "uuid": "9a7b8c9d-0000-4000-8000-000000000003", "info": "Context only",
         "Attribute": [{ "type": "text", "value": "notes" }] } });
