@@ -66,14 +66,14 @@ fn parse(bytes: &[u8]) -> Result<Value, FormatError> {
     })
 }
 
+const NOT_MISP: &str = "no MISP event: expected {\"Event\": …}, a bare event, a list of events or {\"response\": [...]}";
+
 /// Every event in the document, each with its place (`Event`,
 /// `response[2].Event`, `[0]`).
 fn events(root: &Value) -> Result<Vec<(String, &Value)>, FormatError> {
-    let not_misp = || {
-        FormatError {
+    let not_misp = || FormatError {
         format: "misp",
-        reason: "no MISP event: expected {\"Event\": …}, a bare event, a list of events or {\"response\": [...]}".into(),
-    }
+        reason: NOT_MISP.into(),
     };
     match root {
         Value::Array(items) => Ok(listed(items, "")),
