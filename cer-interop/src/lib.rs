@@ -26,6 +26,7 @@ use cer_proto::incident::IncidentState;
 use cer_proto::model::{Classification, IndicatorType, Severity, Timestamp, Tlp};
 use cer_proto::Fingerprint;
 
+mod common;
 pub mod csv;
 pub mod misp;
 pub mod stix;

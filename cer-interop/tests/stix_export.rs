@@ -105,6 +105,7 @@ fn lived_incident() -> IncidentState {
                 seen: ts("2026-11-29T08:59:00.123456Z"),
                 count: 2_000_000_000,
                 comment: Some("firewall hits".into()),
+                false_positive: false,
             }),
         ),
         envelope(
@@ -119,6 +120,7 @@ fn lived_incident() -> IncidentState {
                 seen: ts("2026-11-29T10:00:00Z"),
                 count: 1,
                 comment: None,
+                false_positive: false,
             }),
         ),
     ];

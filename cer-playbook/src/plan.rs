@@ -74,11 +74,11 @@ pub struct Trigger<'a> {
     /// Whether a value is on one of this node's warninglists: such
     /// indicators get no runs unless the playbook's `match` says
     /// `include_warninglisted: true`. None: none is.
-    pub warninglisted: Option<&'a Listed>,
+    pub warninglisted: Option<&'a Listed<'a>>,
 }
 
 /// Whether a value (of a type) is on one of the node's warninglists.
-pub type Listed = dyn Fn(IndicatorType, &str) -> bool;
+pub type Listed<'a> = dyn Fn(IndicatorType, &str) -> bool + 'a;
 
 /// One action to run, fully expanded.
 #[derive(Debug, Clone, PartialEq)]

@@ -119,7 +119,7 @@ impl Warninglists {
             IndicatorType::Ipv4 | IndicatorType::Ipv6 => value
                 .parse::<std::net::IpAddr>()
                 .ok()
-                .map(|ip| IpNet::from(ip)),
+                .map(IpNet::from),
             IndicatorType::Cidr => value.parse::<IpNet>().ok(),
             _ => None,
         };
@@ -135,7 +135,7 @@ impl Warninglists {
         self.lists
             .iter()
             .filter(|list| match &list.entries {
-                Entries::Strings(values) => values.iter().any(|v| *v == lower),
+                Entries::Strings(values) => values.contains(&lower),
                 Entries::Substrings(parts) => parts.iter().any(|p| lower.contains(p.as_str())),
                 Entries::Cidrs(nets) => address.is_some_and(|addr| {
                     nets.iter()

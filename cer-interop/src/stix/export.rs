@@ -176,12 +176,14 @@ fn parts(incident: &ExportIncident<'_>, options: &ExportOptions) -> Option<Parts
     parts.objects.extend(relationships);
 
     for entry in &state.timeline {
+        // A false-positive report is no sighting; STIX has no object for it.
         let Event::Sighting {
             kind,
             value,
             seen,
             count,
             comment,
+            false_positive: false,
         } = &entry.event
         else {
             continue;

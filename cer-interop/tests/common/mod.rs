@@ -131,6 +131,7 @@ pub fn states_of(report: &ImportReport) -> Vec<IncidentState> {
                     seen: s.seen,
                     count: s.count,
                     comment: s.comment.clone(),
+                    false_positive: false,
                 })
                 .collect();
             filed(

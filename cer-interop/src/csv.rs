@@ -1,1 +1,0 @@
-//! CSV with a header row, and plain lists of values: import and export.

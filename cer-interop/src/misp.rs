@@ -1,1 +1,0 @@
-//! MISP event JSON and MISP feed directories: import and export.
