@@ -8,6 +8,7 @@ mod automation;
 mod federation;
 mod foundation;
 mod hostile;
+mod interop;
 mod playbooks;
 mod store;
 mod tlp;

@@ -26,6 +26,7 @@
 //! | GET    | /v1/playbooks/acted?[`ActedQuery`] |                   | [`ActedList`]       |
 //! | POST   | /v1/playbooks/resume              | [`ResumePlaybook`] | [`Resumed`]         |
 //! | POST   | /v1/playbooks/forget              | [`ForgetPlaybook`] | [`Forgotten`]       |
+//! | POST   | /v1/sign                          | the file's bytes   | ASCII-armored detached signature |
 //! | GET    | /metrics                          |                    | Prometheus text     |
 //!
 //! Errors are [`ApiError`] with a matching HTTP status.
@@ -475,6 +476,10 @@ pub struct Filed {
     /// warninglist (`indicators[2]: 8.8.8.8 is on warninglist …`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The request id was answered before: this is that answer, and
+    /// nothing new was filed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub repeated: bool,
 }
 
 /// Query of `GET /v1/incidents`. All filters combine with AND.

@@ -70,8 +70,13 @@ pub enum Command {
     /// Look up indicators of compromise.
     #[command(subcommand)]
     Ioc(IocCommand),
-    /// Export signed envelopes, verifiable with `gpg --verify ID.sig ID.json`.
+    /// Export: the signed envelopes (`gpg --verify ID.sig ID.json`), or
+    /// a STIX 2.1 bundle, MISP events, a MISP feed or CSV.
     Export(ExportArgs),
+    /// Import a STIX 2.1 bundle, a MISP event or feed folder, a CSV or a
+    /// list of values: each incident is filed (signed by this node) with
+    /// its source recorded; importing the same source again updates it.
+    Import(ImportArgs),
     /// Show the mesh peers and their sync counters.
     Peers,
     /// Show the trust store.
@@ -508,21 +513,111 @@ pub struct ExportArgs {
     #[arg(long, value_enum, default_value_t = ExportFormat::Envelopes)]
     pub format: ExportFormat,
 
-    /// Only the envelopes of this incident.
+    /// Only this incident.
     #[arg(long, value_name = "ID")]
     pub incident: Option<Uuid>,
 
-    /// Write `<envelope id>.json` and `<envelope id>.sig` files into DIR
-    /// (created if missing) instead of printing JSON. Existing files and
-    /// symbolic links are refused, never overwritten or followed.
-    #[arg(long, value_name = "DIR")]
+    /// Envelopes: write `<envelope id>.json` and `<envelope id>.sig` files
+    /// into DIR (created if missing). Other formats: the file to write (a
+    /// folder for misp-feed). Existing files and symbolic links are
+    /// refused, never overwritten or followed.
+    #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
+
+    /// Only incidents changed since this time (RFC 3339).
+    #[arg(long, value_name = "TIME", value_parser = cer_proto::model::Timestamp::parse)]
+    pub since: Option<cer_proto::model::Timestamp>,
+
+    /// The highest TLP to export (default green). AMBER and RED must be
+    /// named, and print a warning; what this node cannot read is never
+    /// exported.
+    #[arg(long, value_parser = clap::value_parser!(Tlp))]
+    pub tlp: Option<Tlp>,
+
+    /// Only indicators of these types (repeatable).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Vec<IndicatorType>,
+
+    /// Only incidents from this CERT (name or fingerprint).
+    #[arg(long, value_name = "CERT")]
+    pub from: Option<String>,
+
+    /// Leave out expired indicators.
+    #[arg(long)]
+    pub active: bool,
+
+    /// Also write FILE.asc, a detached signature by this node's key that
+    /// `gpg --verify FILE.asc FILE` accepts (needs --out).
+    #[arg(long)]
+    pub sign: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file to import, a MISP feed folder, or - for standard input.
+    pub path: String,
+
+    /// auto (default: from the content; a folder is a MISP feed), stix,
+    /// misp, misp-feed, csv or list.
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+
+    /// TLP for incidents whose source gives none.
+    #[arg(long, value_parser = clap::value_parser!(Tlp))]
+    pub tlp: Option<Tlp>,
+
+    /// Severity for incidents whose source gives none.
+    #[arg(long, value_parser = clap::value_parser!(Severity))]
+    pub severity: Option<Severity>,
+
+    /// Classification (RSIT class/type) for incidents whose source gives none.
+    #[arg(long, value_name = "CLASS/TYPE", value_parser = Classification::parse)]
+    pub class: Option<Classification>,
+
+    /// For a list: the type of every line (default: guessed per line).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<IndicatorType>,
+
+    /// For CSV and lists: at most this many indicators per incident.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub per_incident: usize,
+
+    /// For CSV and lists: the incidents' title (default: from the file name).
+    #[arg(long)]
+    pub title: Option<String>,
+
+    /// Import nothing if anything is invalid, and refuse warninglisted
+    /// indicators.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Show what would be imported; file nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Recipients (CERT names or fingerprints) for imported TLP:AMBER and
+    /// RED incidents (repeatable; RED needs at least one).
+    #[arg(long, value_name = "CERT")]
+    pub to: Vec<String>,
+
+    /// For a MISP feed: where to remember which events were imported
+    /// (default: under $XDG_STATE_HOME/cerctl/misp-feeds/).
+    #[arg(long, value_name = "FILE")]
+    pub feed_state: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExportFormat {
     /// The signed envelopes as stored: exact JSON bytes and detached signatures.
     Envelopes,
+    /// A STIX 2.1 bundle.
+    Stix,
+    /// MISP events (`{"response": [{"Event": …}]}`).
+    Misp,
+    /// A MISP feed folder (manifest.json, <uuid>.json, hashes.csv).
+    MispFeed,
+    /// One row per indicator.
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]

@@ -200,6 +200,17 @@ impl Client {
             .await
     }
 
+    /// `POST /v1/sign`: an armored detached signature over `bytes` by the
+    /// node's key.
+    pub async fn sign(&mut self, bytes: &[u8]) -> Result<Bytes, ClientError> {
+        self.request(
+            Method::POST,
+            "/v1/sign",
+            Some(Bytes::copy_from_slice(bytes)),
+        )
+        .await
+    }
+
     /// `GET /v1/indicators?...`
     pub async fn search_ioc(&mut self, query: &IocQuery) -> Result<IocSearch, ClientError> {
         self.get_json(&with_query("/v1/indicators", query)?).await

@@ -34,6 +34,8 @@ use crate::node::{Node, NodeError};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Largest export `POST /v1/sign` signs.
+pub const MAX_SIGN_BYTES: usize = 1024 * 1024 * 1024;
 
 /// Binds the API socket with mode 0660, replacing a stale socket file left
 /// by a node that is no longer running.
@@ -210,6 +212,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/playbooks/test", post(test_playbook))
         .route("/v1/playbooks/runs", get(playbook_runs))
         .route("/v1/playbooks/acted", get(playbook_acted))
+        .route(
+            "/v1/sign",
+            post(sign_export).layer(DefaultBodyLimit::max(MAX_SIGN_BYTES)),
+        )
         .route("/v1/playbooks/resume", post(resume_playbook))
         .route("/v1/playbooks/forget", post(forget_playbook))
         .route("/metrics", get(metrics))
@@ -478,6 +484,23 @@ async fn resume_playbook(State(node): Node_, body: Body) -> ApiResult<Response> 
 async fn forget_playbook(State(node): Node_, body: Body) -> ApiResult<Response> {
     let request: cer_proto::api::ForgetPlaybook = json_body(body)?;
     Ok(Json(node.forget_playbook(&request).await?).into_response())
+}
+
+/// Signs an export (STIX bundle, MISP event or feed, CSV) with the node's
+/// key: an ASCII-armored detached signature `gpg --verify` accepts.
+async fn sign_export(State(node): Node_, body: Body) -> ApiResult<Response> {
+    let body = body.map_err(|rejection| {
+        Failure::new(
+            ErrorCode::TooLarge,
+            format!("request body: {}", rejection.body_text()),
+        )
+    })?;
+    let signature = blocking(node, move |n| n.sign_export(&body)).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/pgp-signature")],
+        signature,
+    )
+        .into_response())
 }
 
 async fn playbook_acted(State(node): Node_, RawQuery(raw): RawQuery) -> ApiResult<Response> {

@@ -116,10 +116,9 @@ impl Warninglists {
     /// The names of the lists `value` (of type `kind`) is on.
     pub fn matches(&self, kind: IndicatorType, value: &str) -> Vec<String> {
         let address = match kind {
-            IndicatorType::Ipv4 | IndicatorType::Ipv6 => value
-                .parse::<std::net::IpAddr>()
-                .ok()
-                .map(IpNet::from),
+            IndicatorType::Ipv4 | IndicatorType::Ipv6 => {
+                value.parse::<std::net::IpAddr>().ok().map(IpNet::from)
+            }
             IndicatorType::Cidr => value.parse::<IpNet>().ok(),
             _ => None,
         };

@@ -17,9 +17,20 @@ pub(super) async fn export(
     io: &mut Io<'_>,
     args: ExportArgs,
 ) -> anyhow::Result<i32> {
+    if args.since.is_some()
+        || args.tlp.is_some()
+        || !args.kind.is_empty()
+        || args.from.is_some()
+        || args.active
+        || args.sign
+    {
+        bail!("--since, --tlp, --type, --from, --active and --sign are for --format stix, misp, misp-feed or csv; envelopes are exported whole, each with its signature");
+    }
     let query = ExportQuery {
         format: match args.format {
             ExportFormat::Envelopes => api::ExportFormat::Envelopes,
+            // The mapped formats are written by cmd::interop.
+            other => bail!("{other:?} is not an envelope export"),
         },
         incident: args.incident,
     };

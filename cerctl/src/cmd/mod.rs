@@ -7,6 +7,7 @@
 
 mod export;
 mod incident;
+mod interop;
 mod ioc;
 mod node;
 mod playbook;
@@ -55,7 +56,11 @@ pub(crate) async fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<i32> {
         Command::Incident(IncidentCommand::Ack(args)) => incident::ack(&ctx, io, args).await,
         Command::Ioc(IocCommand::Search(args)) => ioc::search(&ctx, io, args).await,
         Command::Ioc(IocCommand::Sight(args)) => ioc::sight(&ctx, io, args).await,
-        Command::Export(args) => export::export(&ctx, io, args).await,
+        Command::Export(args) if args.format == crate::cli::ExportFormat::Envelopes => {
+            export::export(&ctx, io, args).await
+        }
+        Command::Export(args) => interop::export(&ctx, io, args).await,
+        Command::Import(args) => interop::import(&ctx, io, args).await,
         Command::Peers => node::peers(&ctx, io).await,
         Command::Certs(CertsCommand::List) => node::certs(&ctx, io).await,
         Command::Playbook(PlaybookCommand::List) => playbook::list(&ctx, io).await,

@@ -78,6 +78,31 @@ impl Node {
         })
     }
 
+    /// A detached, armored signature over an export by this node's key.
+    /// The key also signs envelopes and mesh handshakes, so what could be
+    /// taken for one of those is refused: an export never is one. Blocking.
+    pub fn sign_export(&self, data: &[u8]) -> Result<Vec<u8>, NodeError> {
+        if data.is_empty() {
+            return Err(FieldError::new("body", "nothing to sign").into());
+        }
+        if data.starts_with(b"cer/1 ") {
+            return Err(FieldError::new("body", "looks like a mesh handshake; not signed").into());
+        }
+        if cer_proto::envelope::Envelope::parse(data).is_ok()
+            || serde_json::from_slice::<serde_json::Value>(data).is_ok_and(|v| {
+                v.get("author").is_some() && v.get("seq").is_some() && v.get("v").is_some()
+            })
+        {
+            return Err(FieldError::new(
+                "body",
+                "looks like an envelope; envelopes are signed only when published",
+            )
+            .into());
+        }
+        tracing::info!(target: crate::audit::AUDIT, event = "export_signed", bytes = data.len(), "export signed");
+        Ok(self.identity.sign_detached_armored(data))
+    }
+
     /// What a playbook did and has not taken back. Blocking.
     pub fn acted_list(&self, query: &ActedQuery) -> Result<ActedList, NodeError> {
         check_name(&query.playbook)?;

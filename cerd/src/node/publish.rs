@@ -488,7 +488,8 @@ impl Node {
                 }
                 other => NodeError::Store(other),
             })?;
-        let filed = published.filed;
+        let mut filed = published.filed;
+        filed.repeated = published.repeated;
         if published.repeated {
             tracing::info!(target: AUDIT, event = "repeated_request", incident = %filed.incident, envelope = %filed.envelope, "request already answered; nothing new published");
         } else {

@@ -700,6 +700,7 @@ impl<'a> Work<'a> {
             seq,
             kind,
             warnings: Vec::new(),
+            repeated: false,
         };
         if let Some(request) = publish.request {
             let json = serde_json::to_vec(&filed).map_err(json_err)?;
