@@ -463,6 +463,10 @@ pub enum IocCommand {
     /// Report that this CERT saw VALUE (or found it a false positive): a
     /// signed sighting on each incident that names it, or on --incident.
     Sight(SightArgs),
+    /// Bulk indicators: a CSV (type,value,…) or a list of values becomes
+    /// incidents of at most --per-incident indicators each (the same as
+    /// `cerctl import --format csv|list`).
+    Import(ImportArgs),
 }
 
 #[derive(Debug, Args)]

@@ -56,6 +56,7 @@ pub(crate) async fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<i32> {
         Command::Incident(IncidentCommand::Ack(args)) => incident::ack(&ctx, io, args).await,
         Command::Ioc(IocCommand::Search(args)) => ioc::search(&ctx, io, args).await,
         Command::Ioc(IocCommand::Sight(args)) => ioc::sight(&ctx, io, args).await,
+        Command::Ioc(IocCommand::Import(args)) => interop::import(&ctx, io, args).await,
         Command::Export(args) if args.format == crate::cli::ExportFormat::Envelopes => {
             export::export(&ctx, io, args).await
         }
