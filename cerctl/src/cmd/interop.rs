@@ -30,6 +30,8 @@ use crate::client::Client;
 use crate::exit;
 use crate::render::one_line;
 
+/// Filings sent at once by an import.
+const PARALLEL_FILINGS: usize = 4;
 /// Largest file read for an import.
 const MAX_IMPORT_BYTES: u64 = 1 << 30;
 /// The namespace of import request ids (a UUIDv5 of `format:source id`).
@@ -215,15 +217,42 @@ async fn file_report(
         }
         return Ok(exit::OK);
     }
-    let mut client = connect(ctx).await?;
+    // A few filings at once: while the node's writer stores one batch,
+    // the next filings are checked, signed and queued.
     let progress = progress_bar(report.incidents.len());
-    let mut code = exit::OK;
-    for mut imported in report.incidents {
+    let mut queues: Vec<Vec<(usize, Imported)>> = (0..PARALLEL_FILINGS).map(|_| Vec::new()).collect();
+    for (n, mut imported) in report.incidents.into_iter().enumerate() {
         if imported.incident.tlp >= Tlp::Amber && imported.incident.to.is_empty() {
             imported.incident.to = args.to.clone();
         }
-        let title = imported.incident.title.clone();
-        let outcome = match file_one(&mut client, format, imported, args.strict).await {
+        queues[n % PARALLEL_FILINGS].push((n, imported));
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for queue in queues.into_iter().filter(|q| !q.is_empty()) {
+        let (socket, timeout, strict) = (ctx.socket.to_owned(), ctx.timeout, args.strict);
+        let progress = progress.clone();
+        tasks.spawn(async move {
+            let mut client = Client::connect_with_timeout(&socket, timeout).await?;
+            let mut results = Vec::with_capacity(queue.len());
+            for (n, imported) in queue {
+                let title = imported.incident.title.clone();
+                let outcome = file_one(&mut client, format, imported, strict).await;
+                if let Some(bar) = &progress {
+                    bar.inc(1);
+                }
+                results.push((n, title, outcome));
+            }
+            Ok::<_, anyhow::Error>(results)
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        results.extend(done.context("an import task failed")??);
+    }
+    results.sort_by_key(|(n, _, _)| *n);
+    let mut code = exit::OK;
+    for (_, title, outcome) in results {
+        let outcome = match outcome {
             Ok(outcome) => outcome,
             // One incident the node refuses (a RED one without
             // recipients, a warninglisted value with --strict) does not
@@ -257,9 +286,6 @@ async fn file_report(
                 summary.incidents.push(id);
             }
             Outcome::Unchanged => summary.unchanged += 1,
-        }
-        if let Some(bar) = &progress {
-            bar.inc(1);
         }
     }
     if let Some(bar) = progress {
