@@ -441,6 +441,21 @@ fn check(cli: &Cli, with_store: bool, out: &mut dyn Write) -> anyhow::Result<u8>
                 ),
             )?;
         }
+        let (lists, errors) =
+            crate::warninglist::Warninglists::load_dir(&config.warninglists_dir);
+        say(
+            out,
+            &format!(
+                "ok    warninglists {}: {} list(s)",
+                config.warninglists_dir.display(),
+                lists.len()
+            ),
+        )?;
+        problems.extend(
+            errors
+                .iter()
+                .map(|e| cer_proto::text::escape(&e.to_string()).into_owned()),
+        );
     }
     if let (true, Some(config)) = (with_store, &config) {
         let path = crate::maintain::store_path(config);
