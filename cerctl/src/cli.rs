@@ -638,6 +638,8 @@ pub enum TaxiiCommand {
 pub enum TaxiiClientsCommand {
     /// Add a client and print its token, once.
     Add {
+        /// The client's name: ASCII letters, digits and - _ . (its HTTP
+        /// Basic user name).
         name: String,
         /// The most restrictive TLP it may read: clear, green or amber.
         #[arg(long, value_name = "TLP")]
@@ -649,7 +651,10 @@ pub enum TaxiiClientsCommand {
     /// List clients (never their tokens).
     List,
     /// Remove a client; its next request is refused.
-    Remove { name: String },
+    Remove {
+        /// The client's name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
