@@ -11,5 +11,6 @@ mod hostile;
 mod interop;
 mod playbooks;
 mod store;
+mod taxii;
 mod tlp;
 mod webhook;

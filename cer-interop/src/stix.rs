@@ -19,7 +19,7 @@ use crate::{FormatError, ImportOptions, ImportReport};
 
 mod assemble;
 mod export;
-mod marking;
+pub mod marking;
 mod observable;
 pub mod pattern;
 mod read;

@@ -27,6 +27,9 @@
 //! | POST   | /v1/playbooks/resume              | [`ResumePlaybook`] | [`Resumed`]         |
 //! | POST   | /v1/playbooks/forget              | [`ForgetPlaybook`] | [`Forgotten`]       |
 //! | POST   | /v1/sign                          | the file's bytes   | ASCII-armored detached signature |
+//! | GET    | /v1/taxii/clients                 |                    | [`TaxiiClientList`] |
+//! | POST   | /v1/taxii/clients                 | [`AddTaxiiClient`] | [`TaxiiClientAdded`] (201) |
+//! | DELETE | /v1/taxii/clients/{name}          |                    | [`TaxiiClient`]     |
 //! | GET    | /metrics                          |                    | Prometheus text     |
 //!
 //! Errors are [`ApiError`] with a matching HTTP status.
@@ -1077,4 +1080,35 @@ impl std::fmt::Display for Outcome {
             Outcome::DryRun => write!(f, "dry run (exit {DRY_RUN_EXIT})"),
         }
     }
+}
+
+/// A client of the TAXII server and feeds, as listed (never its token).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaxiiClient {
+    pub name: String,
+    /// The most restrictive TLP it may read.
+    pub max_tlp: Tlp,
+    /// Whether it may post to the inbox collection.
+    pub write: bool,
+    pub added: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AddTaxiiClient {
+    pub name: String,
+    pub max_tlp: Tlp,
+    #[serde(default)]
+    pub write: bool,
+}
+
+/// The new client and its token: the only time the token is shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaxiiClientAdded {
+    pub client: TaxiiClient,
+    pub token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaxiiClientList {
+    pub clients: Vec<TaxiiClient>,
 }

@@ -82,6 +82,9 @@ pub enum Command {
     /// Show the trust store.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// The TAXII server's and feeds' clients.
+    #[command(subcommand)]
+    Taxii(TaxiiCommand),
     /// Automation: loaded playbooks, checks, dry runs and run history.
     #[command(subcommand)]
     Playbook(PlaybookCommand),
@@ -622,6 +625,36 @@ pub enum ExportFormat {
     MispFeed,
     /// One row per indicator.
     Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaxiiCommand {
+    /// Add, list and remove clients.
+    #[command(subcommand)]
+    Clients(TaxiiClientsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaxiiClientsCommand {
+    /// Add a client and print its token, once.
+    Add {
+        /// The client's name: ASCII letters, digits and - _ . (its HTTP
+        /// Basic user name).
+        name: String,
+        /// The most restrictive TLP it may read: clear, green or amber.
+        #[arg(long, value_name = "TLP")]
+        max_tlp: cer_proto::model::Tlp,
+        /// Allow it to post to the inbox collection.
+        #[arg(long)]
+        write: bool,
+    },
+    /// List clients (never their tokens).
+    List,
+    /// Remove a client; its next request is refused.
+    Remove {
+        /// The client's name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

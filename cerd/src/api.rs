@@ -114,9 +114,11 @@ impl Default for Limits {
 pub async fn serve(
     listener: UnixListener,
     node: Arc<Node>,
+    clients: Arc<crate::taxii::Clients>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_router(listener, router(node), Limits::default(), shutdown).await;
+    let app = router(node).layer(axum::Extension(clients));
+    serve_router(listener, app, Limits::default(), shutdown).await;
     Ok(())
 }
 
@@ -218,6 +220,14 @@ pub fn router(node: Arc<Node>) -> Router {
         )
         .route("/v1/playbooks/resume", post(resume_playbook))
         .route("/v1/playbooks/forget", post(forget_playbook))
+        .route(
+            "/v1/taxii/clients",
+            get(taxii_clients).post(add_taxii_client),
+        )
+        .route(
+            "/v1/taxii/clients/{name}",
+            axum::routing::delete(remove_taxii_client),
+        )
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -536,6 +546,51 @@ async fn playbook_runs(State(node): Node_, RawQuery(raw): RawQuery) -> ApiResult
     })
     .await?;
     Ok(Json(cer_proto::api::RunList { runs }).into_response())
+}
+
+type TaxiiClients = axum::Extension<Arc<crate::taxii::Clients>>;
+
+async fn taxii_clients(axum::Extension(clients): TaxiiClients) -> Response {
+    let list = cer_proto::api::TaxiiClientList {
+        clients: clients.list(),
+    };
+    Json(list).into_response()
+}
+
+async fn add_taxii_client(
+    axum::Extension(clients): TaxiiClients,
+    body: Body,
+) -> ApiResult<Response> {
+    let request: cer_proto::api::AddTaxiiClient = json_body(body)?;
+    let now = crate::audit::now();
+    let added = tokio::task::spawn_blocking(move || clients.add(&request, now))
+        .await
+        .map_err(|e| Failure::new(ErrorCode::Internal, format!("request failed: {e}")))?
+        .map_err(taxii_failure)?;
+    tracing::info!(target: crate::audit::AUDIT, event = "taxii_client_added", client = %added.client.name, max_tlp = %added.client.max_tlp, write = added.client.write, "TAXII client added");
+    Ok(created(added))
+}
+
+async fn remove_taxii_client(
+    axum::Extension(clients): TaxiiClients,
+    UrlPath(name): UrlPath<String>,
+) -> ApiResult<Response> {
+    let removed = tokio::task::spawn_blocking(move || clients.remove(&name))
+        .await
+        .map_err(|e| Failure::new(ErrorCode::Internal, format!("request failed: {e}")))?
+        .map_err(taxii_failure)?;
+    tracing::info!(target: crate::audit::AUDIT, event = "taxii_client_removed", client = %removed.name, "TAXII client removed");
+    Ok(Json(removed).into_response())
+}
+
+fn taxii_failure(e: crate::taxii::client::ClientError) -> Failure {
+    use crate::taxii::client::ClientError as E;
+    match e {
+        E::Invalid(field) => Failure(ApiError::from(field)),
+        E::Exists(_) => Failure::new(ErrorCode::Conflict, e.to_string()),
+        E::NotFound(_) => Failure::new(ErrorCode::NotFound, e.to_string()),
+        E::File { .. } => Failure::new(ErrorCode::Internal, e.to_string()),
+    }
 }
 
 async fn metrics(State(node): Node_) -> ApiResult<Response> {

@@ -52,7 +52,28 @@ struct File {
     expiry_check_interval: Option<String>,
     #[serde(default, rename = "peer")]
     peers: Vec<PeerFile>,
+    taxii: Option<TaxiiFile>,
 }
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaxiiFile {
+    listen: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+}
+
+/// The HTTPS listener for TAXII 2.1 and feeds (`[taxii]`); off without it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Taxii {
+    pub listen: SocketAddr,
+    /// The certificate chain and key (PEM); None: a self-signed pair in
+    /// the data dir, generated on the first start.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// Default TAXII listen address.
+pub const DEFAULT_TAXII_LISTEN: &str = "127.0.0.1:8443";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,6 +108,7 @@ pub struct Config {
     /// for indicators they acted on that have expired since.
     pub expiry_check_interval: Duration,
     pub peers: Vec<Peer>,
+    pub taxii: Option<Taxii>,
 }
 
 /// The default lifetimes (`[expiry]` in cerd.toml overrides each): network
@@ -290,6 +312,31 @@ impl Config {
                 fingerprint,
             });
         }
+        let taxii = file.taxii.as_ref().map(|t| {
+            let text = t.listen.as_deref().unwrap_or(DEFAULT_TAXII_LISTEN);
+            let listen = text.parse::<SocketAddr>().unwrap_or_else(|_| {
+                invalid(
+                    "taxii.listen",
+                    format!("'{text}' is not an address:port such as {DEFAULT_TAXII_LISTEN}"),
+                );
+                DEFAULT_TAXII_LISTEN
+                    .parse()
+                    .expect("default address parses")
+            });
+            let tls = match (&t.tls_cert, &t.tls_key) {
+                (Some(cert), Some(key)) => Some((at(cert.clone()), at(key.clone()))),
+                (None, None) => None,
+                (Some(_), None) => {
+                    invalid("taxii.tls_key", "required with tls_cert".into());
+                    None
+                }
+                (None, Some(_)) => {
+                    invalid("taxii.tls_cert", "required with tls_key".into());
+                    None
+                }
+            };
+            Taxii { listen, tls }
+        });
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -307,6 +354,7 @@ impl Config {
             expiry,
             expiry_check_interval,
             peers,
+            taxii,
         })
     }
 }
@@ -345,6 +393,23 @@ mod tests {
         );
         assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(config.anti_entropy_interval, Duration::from_secs(30));
+        assert_eq!(config.taxii, None);
+    }
+
+    #[test]
+    fn taxii_is_on_with_its_section() {
+        let config = Config::parse("[taxii]\n", Path::new("/etc/cerd/cerd.toml")).unwrap();
+        let taxii = config.taxii.unwrap();
+        assert_eq!(taxii.listen.to_string(), DEFAULT_TAXII_LISTEN);
+        assert_eq!(taxii.tls, None);
+        let text = "[taxii]\nlisten = \"x\"\ntls_cert = \"c.pem\"\nport = 1\n";
+        let errors = Config::parse(text, Path::new("c.toml")).unwrap_err();
+        assert!(errors[0].to_string().contains("unknown field `port`"));
+        let text = "[taxii]\nlisten = \"x\"\ntls_cert = \"c.pem\"\n";
+        let errors = Config::parse(text, Path::new("c.toml")).unwrap_err();
+        let fields: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert!(fields[0].contains("taxii.listen"), "{fields:?}");
+        assert!(fields[1].contains("taxii.tls_key: required"), "{fields:?}");
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub struct Daemon {
     playbooks: Option<JoinHandle<()>>,
     stop: watch::Sender<bool>,
     api: JoinHandle<std::io::Result<()>>,
+    taxii: Option<JoinHandle<()>>,
 }
 
 impl Daemon {
@@ -49,6 +50,15 @@ impl Daemon {
         let identity = open_or_generate_identity(&config)?;
         create_data_dir(&config.data_dir)?;
         let listener = api::bind(&config.api_socket).await?;
+        let taxii_listener = match &config.taxii {
+            Some(taxii) => Some(crate::taxii::Listener::bind(taxii, &config.data_dir).await?),
+            None => None,
+        };
+        let data_dir = config.data_dir.clone();
+        let clients = tokio::task::spawn_blocking(move || crate::taxii::Clients::load(&data_dir))
+            .await
+            .context("reading the TAXII clients")??;
+        let clients = Arc::new(clients);
         let listen = config.listen;
         let socket = Socket::bind(listen).with_context(|| format!("binding QUIC on {listen}"))?;
         let identity = match identity {
@@ -85,7 +95,20 @@ impl Daemon {
             ))
         };
         let (stop, stopped) = watch::channel(false);
-        let api = tokio::spawn(api::serve(listener, node.clone(), wait_for(stopped)));
+        let taxii = taxii_listener.map(|listener| {
+            tokio::spawn(crate::taxii::serve(
+                listener,
+                node.clone(),
+                clients.clone(),
+                wait_for(stopped.clone()),
+            ))
+        });
+        let api = tokio::spawn(api::serve(
+            listener,
+            node.clone(),
+            clients,
+            wait_for(stopped),
+        ));
         let status = node.status();
         tracing::info!(
             name = %status.name,
@@ -103,6 +126,7 @@ impl Daemon {
             playbooks,
             stop,
             api,
+            taxii,
         })
     }
 
@@ -118,6 +142,11 @@ impl Daemon {
         }
         self.mesh.shutdown().await;
         let _ = self.stop.send(true);
+        if let Some(taxii) = self.taxii {
+            if let Err(e) = taxii.await {
+                tracing::warn!(error = %e, "TAXII task failed");
+            }
+        }
         match self.api.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "API server stopped with an error"),

@@ -2,7 +2,7 @@
 //! in-process through the same code as the binary.
 //!
 //! Module ownership (see ARCHITECTURE.md): only `store` imports sled, only
-//! `sign` imports sequoia, only `api` knows HTTP.
+//! `sign` imports sequoia, only `api` and `taxii` serve HTTP.
 
 pub mod api;
 pub mod audit;
@@ -17,6 +17,7 @@ pub mod node;
 pub mod playbook;
 pub mod sign;
 pub mod store;
+pub mod taxii;
 pub mod trust;
 pub mod verify;
 pub mod warninglist;

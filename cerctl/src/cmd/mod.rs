@@ -11,6 +11,7 @@ mod interop;
 mod ioc;
 mod node;
 mod playbook;
+mod taxii;
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -104,6 +105,9 @@ pub(crate) async fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<i32> {
         }
         Command::Playbook(PlaybookCommand::Forget { name, incident }) => {
             playbook::forget(&ctx, io, name, incident).await
+        }
+        Command::Taxii(crate::cli::TaxiiCommand::Clients(command)) => {
+            taxii::clients(&ctx, io, command).await
         }
         Command::Certs(CertsCommand::Add { file }) => node::add_cert(&ctx, io, &file).await,
         Command::Certs(CertsCommand::Remove { cert }) => node::remove_cert(&ctx, io, &cert).await,

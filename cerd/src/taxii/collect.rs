@@ -1,0 +1,355 @@
+//! What a TAXII collection holds: the STIX objects `cer_interop::stix`
+//! gives for each readable, non-retracted incident, cut to the
+//! collection's TLP, in the order they were added, with an opaque cursor
+//! for the next page. Reads the store: call from blocking threads.
+//!
+//! An object's date added is its incident's last update. Incidents are
+//! read in (updated, id) order, and a cursor names the next object's
+//! place — incident time, id and index — rather than an offset, so
+//! incidents filed or updated while a client pages do not shift its pages:
+//! an updated incident moves behind the cursor's end and is served again
+//! there, whole.
+
+use std::collections::BTreeSet;
+
+use base64::Engine as _;
+use cer_interop::{ExportIncident, ExportOptions};
+use cer_proto::api::IncidentSummary;
+use cer_proto::model::{Timestamp, Tlp};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::node::{Node, NodeError};
+use crate::store::{Page as StorePage, SummaryFilter};
+
+/// Incidents read from the store per listing call.
+const BATCH: usize = 64;
+
+/// A place in a collection: the incident (its last update and id) and the
+/// index of an object among its objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    pub updated: i128,
+    pub incident: Uuid,
+    pub index: usize,
+}
+
+/// What to read.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub added_after: Option<Timestamp>,
+    pub after: Option<Cursor>,
+    pub limit: usize,
+    pub types: Vec<String>,
+    pub ids: Vec<String>,
+    /// `match[version]`: "last", "first", "all" or a timestamp each.
+    pub versions: Vec<String>,
+    pub spec_versions: Vec<String>,
+    /// Also indicators past their expiry, and warninglisted ones.
+    pub include_expired: bool,
+    pub include_warninglisted: bool,
+}
+
+/// One object and when it was added.
+pub struct Item {
+    pub added: Timestamp,
+    pub object: Value,
+}
+
+pub struct Page {
+    pub items: Vec<Item>,
+    /// Where the next page starts, when there is more.
+    pub next: Option<Cursor>,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        let text = format!("{}.{}.{}", self.updated, self.incident, self.index);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+    }
+
+    pub fn decode(raw: &str) -> Option<Cursor> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw)
+            .ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let mut parts = text.split('.');
+        let cursor = Cursor {
+            updated: parts.next()?.parse().ok()?,
+            incident: parts.next()?.parse().ok()?,
+            index: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(cursor)
+    }
+}
+
+/// Reads one page of the collection at `tlp`.
+pub fn page(node: &Node, tlp: Tlp, query: &Query) -> Result<Page, NodeError> {
+    let context = Context::new(node);
+    let mut items = Vec::new();
+    let mut from = query.after;
+    let since = query.added_after;
+    loop {
+        let filter = After { from, since };
+        let page = StorePage {
+            offset: 0,
+            limit: BATCH,
+            oldest_first: true,
+        };
+        let (summaries, more) = node.store().list(&filter, page)?;
+        for summary in &summaries {
+            let start = match from {
+                Some(c)
+                    if c.incident == summary.id && c.updated == summary.updated.unix_nanos() =>
+                {
+                    c.index
+                }
+                _ => 0,
+            };
+            let objects = context.objects(node, summary, tlp, query)?;
+            for (index, object) in objects.into_iter().enumerate().skip(start) {
+                let place = Cursor {
+                    updated: summary.updated.unix_nanos(),
+                    incident: summary.id,
+                    index,
+                };
+                if !matches(&object, query) {
+                    continue;
+                }
+                if items.len() == query.limit {
+                    return Ok(Page {
+                        items,
+                        next: Some(place),
+                    });
+                }
+                items.push(Item {
+                    added: summary.updated,
+                    object,
+                });
+            }
+            from = Some(Cursor {
+                updated: summary.updated.unix_nanos(),
+                incident: summary.id,
+                index: usize::MAX,
+            });
+        }
+        if !more {
+            return Ok(Page { items, next: None });
+        }
+    }
+}
+
+/// Every version of one object: as each incident naming it gives it.
+pub fn object(node: &Node, tlp: Tlp, id: &str, query: &Query) -> Result<Vec<Item>, NodeError> {
+    let query = Query {
+        ids: vec![id.to_owned()],
+        limit: usize::MAX,
+        ..query.clone()
+    };
+    Ok(page(node, tlp, &query)?.items)
+}
+
+/// What every incident's objects are made with on this request.
+struct Context {
+    options: ExportOptions,
+    expiry: cer_proto::incident::Expiry,
+    lists: std::sync::Arc<crate::warninglist::Warninglists>,
+}
+
+impl Context {
+    fn new(node: &Node) -> Context {
+        let names = node
+            .certs()
+            .certs
+            .into_iter()
+            .map(|c| (c.fingerprint, c.name))
+            .collect();
+        let expiry = node.expiry();
+        Context {
+            options: ExportOptions {
+                now: expiry.now,
+                active_only: false,
+                producer: (
+                    node.identity().name().to_owned(),
+                    node.fingerprint().clone(),
+                ),
+                names,
+            },
+            expiry,
+            lists: node.warninglists(),
+        }
+    }
+
+    /// One incident's objects at `tlp` or below, in a fixed order.
+    fn objects(
+        &self,
+        node: &Node,
+        summary: &IncidentSummary,
+        tlp: Tlp,
+        query: &Query,
+    ) -> Result<Vec<Value>, NodeError> {
+        let Some(mut state) = node.store().incident(summary.id)? else {
+            return Ok(Vec::new());
+        };
+        state.indicators.retain(|entry| {
+            (query.include_expired || !self.expiry.expired(entry))
+                && (query.include_warninglisted
+                    || self.lists.matches(entry.kind, &entry.value).is_empty())
+        });
+        let reporter_name = state.reporter.as_ref().and_then(|f| node.name_of(f));
+        let incident = ExportIncident {
+            state: &state,
+            reporter_name: reporter_name.as_deref(),
+        };
+        Ok(within(
+            cer_interop::stix::incident_objects(&incident, &self.options),
+            tlp,
+        ))
+    }
+}
+
+/// The objects marked `tlp` or lower, and the identities and marking
+/// definitions those refer to. An object with a marking this server does
+/// not know is left out.
+pub fn within(objects: Vec<Value>, tlp: Tlp) -> Vec<Value> {
+    let unmarked = |o: &Value| matches!(kind(o), "identity" | "marking-definition");
+    let allowed = |o: &Value| match o.get("object_marking_refs").and_then(Value::as_array) {
+        None => false,
+        Some(refs) => refs.iter().all(|r| {
+            r.as_str()
+                .and_then(cer_interop::stix::marking::known)
+                .is_some_and(|t| t <= tlp)
+        }),
+    };
+    let kept: Vec<Value> = objects
+        .into_iter()
+        .filter(|o| unmarked(o) || allowed(o))
+        .collect();
+    let mut referred = BTreeSet::new();
+    for object in kept.iter().filter(|o| !unmarked(o)) {
+        for key in [
+            "created_by_ref",
+            "object_marking_refs",
+            "where_sighted_refs",
+        ] {
+            match object.get(key) {
+                Some(Value::String(s)) => {
+                    referred.insert(s.clone());
+                }
+                Some(Value::Array(refs)) => {
+                    referred.extend(refs.iter().filter_map(Value::as_str).map(str::to_owned));
+                }
+                _ => {}
+            }
+        }
+    }
+    kept.into_iter()
+        .filter(|o| !unmarked(o) || id(o).is_some_and(|i| referred.contains(i)))
+        .collect()
+}
+
+pub fn kind(object: &Value) -> &str {
+    object.get("type").and_then(Value::as_str).unwrap_or("")
+}
+
+pub fn id(object: &Value) -> Option<&str> {
+    object.get("id").and_then(Value::as_str)
+}
+
+/// An object's version: `modified`, else `created`, else the fixed time of
+/// objects that have neither.
+pub fn version(object: &Value) -> &str {
+    object
+        .get("modified")
+        .or_else(|| object.get("created"))
+        .and_then(Value::as_str)
+        .unwrap_or("1970-01-01T00:00:00.000Z")
+}
+
+fn matches(object: &Value, query: &Query) -> bool {
+    let listed =
+        |wanted: &[String], have: &str| wanted.is_empty() || wanted.iter().any(|w| w == have);
+    let spec = object
+        .get("spec_version")
+        .and_then(Value::as_str)
+        .unwrap_or("2.1");
+    // Each object has one version here: first, last and all all name it.
+    let version_ok = query.versions.is_empty()
+        || query.versions.iter().any(|v| match v.as_str() {
+            "first" | "last" | "all" => true,
+            time => same_time(time, version(object)),
+        });
+    listed(&query.types, kind(object))
+        && listed(&query.ids, id(object).unwrap_or(""))
+        && listed(&query.spec_versions, spec)
+        && version_ok
+}
+
+fn same_time(a: &str, b: &str) -> bool {
+    match (Timestamp::parse(a), Timestamp::parse(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Incidents after a cursor and after `added_after`, readable and not
+/// retracted.
+struct After {
+    from: Option<Cursor>,
+    since: Option<Timestamp>,
+}
+
+impl SummaryFilter for After {
+    fn since(&self) -> Option<Timestamp> {
+        let from = self.from.map(|c| Timestamp::from_unix_nanos(c.updated));
+        match (from, self.since) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn until(&self) -> Option<Timestamp> {
+        None
+    }
+
+    fn accept(&self, summary: &IncidentSummary) -> bool {
+        let updated = summary.updated.unix_nanos();
+        let after_cursor = self.from.is_none_or(|c| {
+            (updated, summary.id) > (c.updated, c.incident)
+                || (updated, summary.id) == (c.updated, c.incident) && c.index != usize::MAX
+        });
+        let after_since = self.since.is_none_or(|s| summary.updated > s);
+        summary.readable && !summary.retracted && after_cursor && after_since
+    }
+}
+
+/// Calls `each` with every readable, non-retracted incident, oldest update
+/// first, with its indicators.
+pub fn each_incident(
+    node: &Node,
+    each: &mut dyn FnMut(cer_proto::incident::IncidentState),
+) -> Result<(), NodeError> {
+    let mut from = None;
+    loop {
+        let filter = After { from, since: None };
+        let page = StorePage {
+            offset: 0,
+            limit: BATCH,
+            oldest_first: true,
+        };
+        let (summaries, more) = node.store().list(&filter, page)?;
+        for summary in &summaries {
+            if let Some(state) = node.store().incident(summary.id)? {
+                each(state);
+            }
+            from = Some(Cursor {
+                updated: summary.updated.unix_nanos(),
+                incident: summary.id,
+                index: usize::MAX,
+            });
+        }
+        if !more {
+            return Ok(());
+        }
+    }
+}
