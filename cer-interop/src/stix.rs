@@ -24,7 +24,7 @@ mod observable;
 pub mod pattern;
 mod read;
 
-pub use export::{export, incident_objects, objects};
+pub use export::{export, identity, incident_objects, objects};
 
 /// Largest bundle read, in bytes.
 pub const MAX_INPUT_BYTES: usize = 64 * 1024 * 1024;

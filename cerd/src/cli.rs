@@ -441,8 +441,7 @@ fn check(cli: &Cli, with_store: bool, out: &mut dyn Write) -> anyhow::Result<u8>
                 ),
             )?;
         }
-        let (lists, errors) =
-            crate::warninglist::Warninglists::load_dir(&config.warninglists_dir);
+        let (lists, errors) = crate::warninglist::Warninglists::load_dir(&config.warninglists_dir);
         say(
             out,
             &format!(

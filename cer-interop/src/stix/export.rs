@@ -393,7 +393,8 @@ fn identity_id(fingerprint: &Fingerprint) -> String {
     stable_id("identity", &[fingerprint.as_str()])
 }
 
-fn identity(fingerprint: &Fingerprint, name: &str) -> Value {
+/// The `identity` object of a CERT, the same in every export.
+pub fn identity(fingerprint: &Fingerprint, name: &str) -> Value {
     json!({
         "type": "identity",
         "spec_version": "2.1",

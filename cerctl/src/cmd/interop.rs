@@ -220,7 +220,8 @@ async fn file_report(
     // A few filings at once: while the node's writer stores one batch,
     // the next filings are checked, signed and queued.
     let progress = progress_bar(report.incidents.len());
-    let mut queues: Vec<Vec<(usize, Imported)>> = (0..PARALLEL_FILINGS).map(|_| Vec::new()).collect();
+    let mut queues: Vec<Vec<(usize, Imported)>> =
+        (0..PARALLEL_FILINGS).map(|_| Vec::new()).collect();
     for (n, mut imported) in report.incidents.into_iter().enumerate() {
         if imported.incident.tlp >= Tlp::Amber && imported.incident.to.is_empty() {
             imported.incident.to = args.to.clone();

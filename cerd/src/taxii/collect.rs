@@ -83,12 +83,47 @@ impl Cursor {
     }
 }
 
+/// The date added of the objects every incident shares (the CERTs'
+/// identities, the TLP marking definitions): before any incident.
+const SHARED_ADDED: i128 = 0;
+
 /// Reads one page of the collection at `tlp`.
+///
+/// A collection begins with the objects incidents share — the identity of
+/// each CERT in the trust store and this node's, the TLP marking
+/// definitions up to `tlp` — once each, dated 1970-01-01 (so `added_after`
+/// polls do not fetch them again); then each incident's own objects.
 pub fn page(node: &Node, tlp: Tlp, query: &Query) -> Result<Page, NodeError> {
     let context = Context::new(node);
     let mut items = Vec::new();
     let mut from = query.after;
     let since = query.added_after;
+    let shared_done = from.is_some_and(|c| c.updated > i128::MIN)
+        || since.is_some_and(|t| t.unix_nanos() >= SHARED_ADDED);
+    if !shared_done {
+        let start = from.map_or(0, |c| c.index);
+        for (index, object) in context.shared(tlp).into_iter().enumerate().skip(start) {
+            let place = Cursor {
+                updated: i128::MIN,
+                incident: Uuid::nil(),
+                index,
+            };
+            if !matches(&object, query) {
+                continue;
+            }
+            if items.len() == query.limit {
+                return Ok(Page {
+                    items,
+                    next: Some(place),
+                });
+            }
+            items.push(Item {
+                added: Timestamp::from_unix_nanos(SHARED_ADDED),
+                object,
+            });
+        }
+        from = None;
+    }
     loop {
         let filter = After { from, since };
         let page = StorePage {
@@ -180,6 +215,31 @@ impl Context {
         }
     }
 
+    /// The objects every incident may refer to, in a fixed order.
+    fn shared(&self, tlp: Tlp) -> Vec<Value> {
+        let (name, fingerprint) = &self.options.producer;
+        let mut out = vec![cer_interop::stix::identity(fingerprint, name)];
+        let mut others: Vec<&(cer_proto::Fingerprint, String)> = self
+            .options
+            .names
+            .iter()
+            .filter(|(f, _)| f != fingerprint)
+            .collect();
+        others.sort();
+        out.extend(
+            others
+                .into_iter()
+                .map(|(f, n)| cer_interop::stix::identity(f, n)),
+        );
+        out.extend(
+            Tlp::ALL
+                .iter()
+                .filter(|t| **t <= tlp && **t != Tlp::AmberStrict)
+                .map(|t| cer_interop::stix::marking::object(*t)),
+        );
+        out
+    }
+
     /// One incident's objects at `tlp` or below, in a fixed order.
     fn objects(
         &self,
@@ -201,10 +261,15 @@ impl Context {
             state: &state,
             reporter_name: reporter_name.as_deref(),
         };
+        // Identities and marking definitions come once, at the
+        // collection's start.
         Ok(within(
             cer_interop::stix::incident_objects(&incident, &self.options),
             tlp,
-        ))
+        )
+        .into_iter()
+        .filter(|o| !matches!(kind(o), "identity" | "marking-definition"))
+        .collect())
     }
 }
 

@@ -14,6 +14,9 @@ use sha2::{Digest, Sha256};
 /// The generated certificate and key in the data dir.
 pub const GENERATED_CERT: &str = "taxii-cert.pem";
 pub const GENERATED_KEY: &str = "taxii-key.pem";
+/// The certificate clients trust for a generated pair: a CA made for this
+/// one server certificate, whose key is thrown away once it has signed it.
+pub const GENERATED_CA: &str = "taxii-ca.pem";
 /// A certificate or key file larger than this is refused.
 const MAX_PEM_BYTES: u64 = 1024 * 1024;
 
@@ -77,16 +80,45 @@ pub fn load(
     })
 }
 
-/// A self-signed certificate for the listen host (and `localhost` when it
-/// listens on every address); the key file is mode 0600.
+/// A server certificate for the listen host (and `localhost` when it
+/// listens on every address), signed by a CA made only for it: clients
+/// trust `taxii-ca.pem` (OpenSSL-based clients do not take a self-signed
+/// server certificate as a trust anchor). The CA's key is never written,
+/// so it can sign nothing else. The server key file is mode 0600.
 fn generate(cert: &Path, key: &Path, listen: SocketAddr) -> anyhow::Result<()> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
     let mut names = vec![listen.ip().to_string()];
     if listen.ip().is_unspecified() {
         names = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
     }
-    let pair = rcgen::generate_simple_self_signed(names).context("generating a certificate")?;
-    write_private(key, pair.key_pair.serialize_pem().as_bytes())?;
-    std::fs::write(cert, pair.cert.pem()).with_context(|| format!("writing {}", cert.display()))
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).context("CA parameters")?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, format!("cerd TAXII CA for {listen}"));
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_key = KeyPair::generate().context("generating the CA key")?;
+    let ca = ca_params
+        .self_signed(&ca_key)
+        .context("generating the CA certificate")?;
+    let mut params = CertificateParams::new(names).context("certificate parameters")?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("cerd TAXII {listen}"));
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let server_key = KeyPair::generate().context("generating the server key")?;
+    let server = params
+        .signed_by(&server_key, &ca, &ca_key)
+        .context("signing the server certificate")?;
+    write_private(key, server_key.serialize_pem().as_bytes())?;
+    let ca_path = cert.with_file_name(GENERATED_CA);
+    std::fs::write(&ca_path, ca.pem()).with_context(|| format!("writing {}", ca_path.display()))?;
+    std::fs::write(cert, format!("{}{}", server.pem(), ca.pem()))
+        .with_context(|| format!("writing {}", cert.display()))
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
