@@ -749,6 +749,22 @@ actions:
         "{}",
         human.stdout
     );
+    // The author's search shows who sighted it, and the report against it.
+    let found = ng.json(&["ioc", "search", "203.0.113.7"]);
+    let sighted = &found["matches"][0]["sighted_by"][0];
+    assert_eq!(sighted["cert"]["name"], "KE-CIRT", "{found}");
+    assert_eq!(sighted["count"], 3, "{found}");
+    assert_eq!(sighted["false_positives"], 1, "{found}");
+    assert!(
+        found["matches"][0]["valid_until"].is_string(),
+        "ipv4 expires by default: {found}"
+    );
+    let table = ng.cerctl(&["ioc", "search", "203.0.113.7"]);
+    assert!(
+        table.ok().contains("sighted by KE-CIRT 3x"),
+        "{}",
+        table.stdout
+    );
     // Nothing to sight: exit 1 with the reason.
     let none = ke.cerctl(&["ioc", "sight", "192.0.2.250"]);
     assert_eq!(none.code, 1);

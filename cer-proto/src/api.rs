@@ -663,6 +663,34 @@ pub struct IocMatch {
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
     pub sightings: u32,
+    /// When it expires on this node (its author's `valid_until`, or the
+    /// node's lifetime for the type); None: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expired: bool,
+    /// The node's warninglists it is on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warninglists: Vec<String>,
+    /// Sightings and false-positive reports, per CERT.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sighted_by: Vec<SightingSummary>,
+}
+
+/// One CERT's sightings of an indicator in an incident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SightingSummary {
+    pub cert: CertRef,
+    pub count: u32,
+    pub first: Timestamp,
+    pub last: Timestamp,
+    /// Reports that it was a false positive.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub false_positives: u32,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -420,7 +420,13 @@ async fn search_indicators(State(node): Node_, RawQuery(raw): RawQuery) -> ApiRe
     };
     let q: IocQuery = serde_urlencoded::from_str(&raw)
         .map_err(|e| Failure::new(ErrorCode::InvalidField, format!("query: {e}")))?;
-    Ok(Json(blocking(node, move |n| n.search_ioc(&q)).await?).into_response())
+    let found = blocking(node, move |n| {
+        let mut found = n.search_ioc(&q)?;
+        n.describe_matches(&mut found)?;
+        Ok(found)
+    })
+    .await?;
+    Ok(Json(found).into_response())
 }
 
 async fn peers(State(node): Node_) -> Json<PeerList> {

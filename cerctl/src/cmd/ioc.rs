@@ -145,9 +145,17 @@ fn write_search(
                 None => r.fingerprint.short().to_owned(),
             })
             .collect();
+        // Marked where the node would not act on it.
+        let mut value = render::indicator_value(found.kind, &found.value);
+        if found.expired {
+            value.push_str(" (expired)");
+        }
+        if !found.warninglists.is_empty() {
+            value.push_str(" (warninglisted)");
+        }
         rows.push([
             found.kind.to_string(),
-            render::indicator_value(found.kind, &found.value),
+            value,
             render::incident_id(&found.incident, wide),
             one_line(&found.title),
             or_dash(found.severity),
@@ -173,7 +181,42 @@ fn write_search(
         &[3, 6, 1],
         render::table_width(wide),
     );
-    render::write_table(out, &table)
+    render::write_table(out, &table)?;
+    // Who sighted what, and the lists values are on, below the table.
+    for found in &found.matches {
+        for list in &found.warninglists {
+            writeln!(
+                out,
+                "{}: on warninglist {}",
+                one_line(&found.value),
+                one_line(list)
+            )?;
+        }
+        for sighted in &found.sighted_by {
+            let who = sighted
+                .cert
+                .name
+                .as_deref()
+                .map(one_line)
+                .unwrap_or_else(|| sighted.cert.fingerprint.short().to_owned());
+            let mut line = format!(
+                "{}: sighted by {who} {}x in {}, {} to {}",
+                one_line(&found.value),
+                sighted.count,
+                render::incident_id(&found.incident, wide),
+                sighted.first,
+                sighted.last
+            );
+            if sighted.false_positives > 0 {
+                line.push_str(&format!(
+                    "; {} false-positive report(s)",
+                    sighted.false_positives
+                ));
+            }
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -202,6 +245,10 @@ mod tests {
                 first_seen: "2026-11-28T12:00:00Z".parse().unwrap(),
                 last_seen: "2026-11-28T12:30:00Z".parse().unwrap(),
                 sightings: 3,
+                valid_until: None,
+                expired: true,
+                warninglists: vec!["Documentation addresses".into()],
+                sighted_by: vec![],
             }],
         };
         let mut out = Vec::new();

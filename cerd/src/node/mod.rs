@@ -11,6 +11,7 @@
 
 mod automation;
 mod ingest;
+mod lifecycle;
 mod publish;
 mod query;
 

@@ -207,6 +207,10 @@ impl Node {
                     first_seen: hit.first_seen,
                     last_seen: hit.last_seen,
                     sightings: hit.sightings,
+                    valid_until: None,
+                    expired: false,
+                    warninglists: Vec::new(),
+                    sighted_by: Vec::new(),
                 });
             }
         }
