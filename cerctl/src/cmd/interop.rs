@@ -31,7 +31,7 @@ use crate::exit;
 use crate::render::one_line;
 
 /// Filings sent at once by an import.
-const PARALLEL_FILINGS: usize = 4;
+const PARALLEL_FILINGS: usize = 2;
 /// Largest file read for an import.
 const MAX_IMPORT_BYTES: u64 = 1 << 30;
 /// The namespace of import request ids (a UUIDv5 of `format:source id`).
