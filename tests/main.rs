@@ -9,6 +9,7 @@ mod federation;
 mod foundation;
 mod hostile;
 mod playbooks;
+mod search;
 mod store;
 mod tlp;
 mod webhook;

@@ -13,6 +13,7 @@ mod automation;
 mod ingest;
 mod publish;
 mod query;
+mod search;
 
 use std::sync::Arc;
 use std::time::Instant;

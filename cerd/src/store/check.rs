@@ -2,8 +2,9 @@
 //!
 //! `check` re-reads every author's chain (contiguous from 1, ids, `prev`
 //! links, signatures or tombstone proofs through the caller's verifier),
-//! refolds every incident from its envelopes and compares the result and
-//! the indicator index with what is stored. It reports every problem.
+//! refolds every incident from its envelopes and compares the result, the
+//! indicator index and the ordered indexes derived from it with what is
+//! stored. It reports every problem.
 //!
 //! `rebuild` writes a new store beside the old one from what verifies:
 //! each chain up to its first unreadable or badly signed envelope (peers
@@ -19,7 +20,7 @@ use cer_proto::incident::{FoldInput, IncidentState};
 use cer_proto::{EnvelopeId, Fingerprint};
 
 use super::{
-    decode_head, decode_record, keys, Incoming, NewEnvelope, Options, Store, StoreError,
+    decode_head, decode_record, derived, keys, Incoming, NewEnvelope, Options, Store, StoreError,
     StoredEnvelope, Tombstone,
 };
 
@@ -260,6 +261,7 @@ pub fn check(path: &Path, verifier: &dyn Verifier) -> Result<CheckReport, StoreE
         match stored {
             Ok(Some(mut stored)) => {
                 report.indicators += stored.indicators.len() as u64;
+                check_index_keys(&db, subject, &stored.indicators, &mut report)?;
                 let indicators_match = stored.indicators == expected.indicators;
                 stored.indicators.clear();
                 expected.indicators.clear();
@@ -317,6 +319,7 @@ pub fn check(path: &Path, verifier: &dyn Verifier) -> Result<CheckReport, StoreE
             ));
         }
     }
+    check_derived_keys(&db, &mut report)?;
     let counts = store.counts();
     if counts.envelopes != report.envelopes || counts.incidents != report.incidents {
         report.notes.push(format!(
@@ -326,6 +329,71 @@ pub fn check(path: &Path, verifier: &dyn Verifier) -> Result<CheckReport, StoreE
     }
     drop(store);
     Ok(report)
+}
+
+/// Every indicator of an incident has its `x` key and, for the types the
+/// ordered indexes cover, its derived key, each naming its position.
+fn check_index_keys(
+    db: &sled::Db,
+    subject: uuid::Uuid,
+    indicators: &[cer_proto::incident::IndicatorEntry],
+    report: &mut CheckReport,
+) -> Result<(), StoreError> {
+    for (pos, entry) in indicators.iter().enumerate() {
+        let position = (pos as u32).to_be_bytes();
+        let mut wanted = vec![(
+            "indicator index",
+            keys::index(entry.kind, &entry.value, subject),
+        )];
+        if let Some(key) = derived::key(entry.kind, &entry.value, subject) {
+            wanted.push((derived::index_name(&key), key));
+        }
+        for (index, key) in wanted {
+            if db.get(&key)?.as_deref() != Some(&position[..]) {
+                report.problems.push(format!(
+                    "incident {subject}: {}:{} is missing from the {index}",
+                    entry.kind, entry.value
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every key of the ordered indexes names an entry it was derived from.
+fn check_derived_keys(db: &sled::Db, report: &mut CheckReport) -> Result<(), StoreError> {
+    for prefix in [derived::ADDRESS, derived::NAME] {
+        for item in db.scan_prefix([prefix]) {
+            let (k, v) = item?;
+            let id = match prefix {
+                derived::ADDRESS => derived::decode_address(&k).map(|(_, _, id)| id),
+                _ => derived::decode_name(&k),
+            };
+            let index = derived::index_name(&k);
+            let Ok(id) = id else {
+                report
+                    .problems
+                    .push(format!("a malformed key in the {index}"));
+                continue;
+            };
+            let entry = keys::u32_from(&v, "index position").ok().and_then(|pos| {
+                let chunk = db
+                    .get(keys::chunk(id, pos / keys::CHUNK as u32))
+                    .ok()
+                    .flatten()?;
+                keys::chunk_entry(&chunk, pos as usize % keys::CHUNK).ok()
+            });
+            let derives = entry
+                .is_some_and(|e| derived::key(e.kind, &e.value, id).as_deref() == Some(&k[..]));
+            if !derives {
+                report.problems.push(format!(
+                    "{index} entry {} of incident {id} names no such indicator",
+                    derived::describe(&k)
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn fold_input(

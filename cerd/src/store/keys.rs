@@ -10,6 +10,8 @@
 //! | `i`    | incident uuid (16)                | summary and folded state, no indicators |
 //! | `n`    | uuid ‖ chunk (be u32)             | up to [`CHUNK`] indicator entries       |
 //! | `x`    | type `:` value `\0` uuid          | the entry's position in the incident    |
+//! | `y`    | family (`4`/`6`) ‖ address ‖ tag ‖ uuid | the entry's position: ipv4/ipv6 (tag 0xFF) and CIDR networks (tag: prefix length) in address order ([`derived`](super::derived)) |
+//! | `z`    | host labels reversed `\0` uuid type [`:` value] | the entry's position: domains, URL hosts, email domains by reversed labels (`com.example.www`) |
 //! | `o`    | updated (be i128, sign flipped) ‖ uuid | (empty): incidents by last update  |
 //! | `q`    | author ‖ seq ‖ id                 | a second envelope at a seq (evidence)   |
 //! | `v`    | event seq (be u64)                | [`EventRecord`](super::EventRecord)     |

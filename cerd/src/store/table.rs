@@ -1,7 +1,8 @@
 //! One incident's indicators while the writer works on a batch: the entries
 //! it touched, read from and written back to their chunks, and the index
 //! keys that change. Applying an envelope touches only the indicators it
-//! names; a whole refold replaces the table at once.
+//! names; a whole refold replaces the table at once. The `x` keys and the
+//! ordered indexes derived from them (`derived`) are written here only.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -9,7 +10,7 @@ use cer_proto::incident::{IndicatorEntry, IndicatorTable};
 use cer_proto::model::IndicatorType;
 use uuid::Uuid;
 
-use super::{keys, StoreError};
+use super::{derived, keys, StoreError};
 
 pub(super) struct Table {
     subject: Uuid,
@@ -101,8 +102,12 @@ impl Table {
             return Err(e);
         }
         for ((kind, value), pos) in &self.index {
-            let key = keys::index(*kind, value, self.subject);
-            write(key, pos.map(|p| p.to_be_bytes().to_vec()));
+            let position = pos.map(|p| p.to_be_bytes().to_vec());
+            // The ordered indexes change exactly where the `x` key does.
+            if let Some(key) = derived::key(*kind, value, self.subject) {
+                write(key, position.clone());
+            }
+            write(keys::index(*kind, value, self.subject), position);
         }
         for n in &self.dirty {
             let entries = &self.chunks[n];
