@@ -589,7 +589,7 @@ pub enum SignatureState {
 /// containing it; a CIDR finds every address and CIDR indicator inside it
 /// and every CIDR indicator containing it (for networks, overlapping is
 /// nesting, so these are all that overlap it); `*.example.com` finds the
-/// domains, URL hosts and email domains strictly below `example.com`
+/// domain indicators strictly below `example.com`
 /// (not `example.com` itself, as in DNS). Anything else matches exactly.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -645,7 +645,7 @@ pub enum SearchMode {
     /// A CIDR: address and CIDR indicators inside it, and CIDR indicators
     /// containing it.
     Range,
-    /// `*.domain`: domains, URL hosts and email domains strictly below it.
+    /// `*.domain`: domain indicators strictly below it.
     Subdomains,
 }
 

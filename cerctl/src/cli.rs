@@ -435,8 +435,8 @@ pub enum IocCommand {
     ///
     /// An address also finds the CIDRs that contain it; a CIDR
     /// (192.0.2.0/24) finds every address and CIDR inside it and the CIDRs
-    /// that contain it; *.example.com finds the domains, URL hosts and
-    /// email domains below example.com (not example.com itself).
+    /// that contain it; *.example.com finds the domains below example.com
+    /// (not example.com itself).
     Search(SearchArgs),
 }
 

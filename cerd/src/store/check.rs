@@ -2,9 +2,9 @@
 //!
 //! `check` re-reads every author's chain (contiguous from 1, ids, `prev`
 //! links, signatures or tombstone proofs through the caller's verifier),
-//! refolds every incident from its envelopes and compares the result, the
-//! indicator index and the ordered indexes derived from it with what is
-//! stored. It reports every problem.
+//! refolds every incident from its envelopes and compares the result and
+//! the indicator index (every family, both ways) with what is stored. It
+//! reports every problem.
 //!
 //! `rebuild` writes a new store beside the old one from what verifies:
 //! each chain up to its first unreadable or badly signed envelope (peers
@@ -20,7 +20,7 @@ use cer_proto::incident::{FoldInput, IncidentState};
 use cer_proto::{EnvelopeId, Fingerprint};
 
 use super::{
-    decode_head, decode_record, derived, keys, Incoming, NewEnvelope, Options, Store, StoreError,
+    decode_head, decode_record, index, keys, Incoming, NewEnvelope, Options, Store, StoreError,
     StoredEnvelope, Tombstone,
 };
 
@@ -299,27 +299,7 @@ pub fn check(path: &Path, verifier: &dyn Verifier) -> Result<CheckReport, StoreE
         }
     }
 
-    // Every index key names an entry that has that indicator.
-    for item in db.scan_prefix([keys::INDEX]) {
-        let (k, v) = item?;
-        let Some(zero) = k.iter().position(|b| *b == 0) else {
-            report.problems.push("index key without a value end".into());
-            continue;
-        };
-        let subject = keys::uuid_at(&k, zero + 1)?;
-        let spec = String::from_utf8_lossy(&k[1..zero]).into_owned();
-        let pos = keys::u32_from(&v, "index position")? as usize;
-        let found = db
-            .get(keys::chunk(subject, (pos / keys::CHUNK) as u32))?
-            .and_then(|c| keys::chunk_entry(&c, pos % keys::CHUNK).ok())
-            .is_some_and(|e| format!("{}:{}", e.kind.as_str(), e.value) == spec);
-        if !found {
-            report.problems.push(format!(
-                "index entry {spec} of incident {subject} names no such indicator"
-            ));
-        }
-    }
-    check_derived_keys(&db, &mut report)?;
+    check_index_entries(&db, &mut report)?;
     let counts = store.counts();
     if counts.envelopes != report.envelopes || counts.incidents != report.incidents {
         report.notes.push(format!(
@@ -331,8 +311,7 @@ pub fn check(path: &Path, verifier: &dyn Verifier) -> Result<CheckReport, StoreE
     Ok(report)
 }
 
-/// Every indicator of an incident has its `x` key and, for the types the
-/// ordered indexes cover, its derived key, each naming its position.
+/// Every indicator of an incident has its index key, naming its position.
 fn check_index_keys(
     db: &sled::Db,
     subject: uuid::Uuid,
@@ -340,55 +319,37 @@ fn check_index_keys(
     report: &mut CheckReport,
 ) -> Result<(), StoreError> {
     for (pos, entry) in indicators.iter().enumerate() {
-        let position = (pos as u32).to_be_bytes();
-        let mut wanted = vec![(
-            "indicator index",
-            keys::index(entry.kind, &entry.value, subject),
-        )];
-        if let Some(key) = derived::key(entry.kind, &entry.value, subject) {
-            wanted.push((derived::index_name(&key), key));
-        }
-        for (index, key) in wanted {
-            if db.get(&key)?.as_deref() != Some(&position[..]) {
-                report.problems.push(format!(
-                    "incident {subject}: {}:{} is missing from the {index}",
-                    entry.kind, entry.value
-                ));
-            }
+        let key = index::key(entry.kind, &entry.value, subject);
+        if db.get(&key)?.as_deref() != Some(&(pos as u32).to_be_bytes()[..]) {
+            report.problems.push(format!(
+                "incident {subject}: {}:{} is missing from the indicator index",
+                entry.kind, entry.value
+            ));
         }
     }
     Ok(())
 }
 
-/// Every key of the ordered indexes names an entry it was derived from.
-fn check_derived_keys(db: &sled::Db, report: &mut CheckReport) -> Result<(), StoreError> {
-    for prefix in [derived::ADDRESS, derived::NAME] {
-        for item in db.scan_prefix([prefix]) {
+/// Every index key, in every family, names an entry whose key it is.
+fn check_index_entries(db: &sled::Db, report: &mut CheckReport) -> Result<(), StoreError> {
+    for family in index::FAMILIES {
+        for item in db.scan_prefix([family]) {
             let (k, v) = item?;
-            let id = match prefix {
-                derived::ADDRESS => derived::decode_address(&k).map(|(_, _, id)| id),
-                _ => derived::decode_name(&k),
-            };
-            let index = derived::index_name(&k);
-            let Ok(id) = id else {
-                report
-                    .problems
-                    .push(format!("a malformed key in the {index}"));
+            let Ok(subject) = index::incident_of(&k) else {
+                report.problems.push("a malformed index key".into());
                 continue;
             };
             let entry = keys::u32_from(&v, "index position").ok().and_then(|pos| {
                 let chunk = db
-                    .get(keys::chunk(id, pos / keys::CHUNK as u32))
+                    .get(keys::chunk(subject, pos / keys::CHUNK as u32))
                     .ok()
                     .flatten()?;
                 keys::chunk_entry(&chunk, pos as usize % keys::CHUNK).ok()
             });
-            let derives = entry
-                .is_some_and(|e| derived::key(e.kind, &e.value, id).as_deref() == Some(&k[..]));
-            if !derives {
+            if entry.is_none_or(|e| index::key(e.kind, &e.value, subject) != k[..]) {
                 report.problems.push(format!(
-                    "{index} entry {} of incident {id} names no such indicator",
-                    derived::describe(&k)
+                    "index entry {} of incident {subject} names no such indicator",
+                    index::describe(&k)
                 ));
             }
         }

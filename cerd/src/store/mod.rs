@@ -19,7 +19,7 @@
 
 mod carve;
 mod check;
-mod derived;
+mod index;
 pub mod keys;
 mod local;
 mod read;
@@ -46,9 +46,10 @@ pub use local::{PlaybookChange, RunEffect};
 pub use search::RangeHits;
 use writer::Command;
 
-/// The on-disk format this code reads and writes. Version 3 added the
-/// ordered address and name indexes (`y`, `z`), which a store of version
-/// 2 gets built at open: everything else is the same.
+/// The on-disk format this code reads and writes. Version 3 keeps the
+/// index keys of addresses, networks and domains in ordered families (`y`,
+/// `z`) instead of `x`; a store of version 2 has them moved at open:
+/// everything else is the same.
 pub const FORMAT_VERSION: u64 = 3;
 
 /// The previous format, upgraded at open by deriving what it lacks.
@@ -396,8 +397,8 @@ impl Store {
             durable: durable_tx,
             stored: stored.clone(),
         };
-        // A store of the previous format gets its derived indexes built by
-        // the writer before it takes any command; open waits for it.
+        // A store of the previous format has its index keys moved by the
+        // writer before it takes any command; open waits for it.
         let (built_tx, built) = std::sync::mpsc::channel();
         let handle = writer::spawn(
             db.clone(),
@@ -413,7 +414,7 @@ impl Store {
                 Ok(keys) => tracing::info!(
                     store = %path.display(),
                     keys,
-                    "store upgraded from format {UPGRADABLE_FORMAT} to {FORMAT_VERSION}: address and name indexes built"
+                    "store upgraded from format {UPGRADABLE_FORMAT} to {FORMAT_VERSION}: address, network and domain index keys moved to their ordered families"
                 ),
                 Err(e) => {
                     drop(inbox);

@@ -10,8 +10,8 @@ use cer_proto::{EnvelopeId, Fingerprint};
 use uuid::Uuid;
 
 use super::{
-    corrupt, decode_head, decode_json, decode_record, decode_summary, keys, split_head, Counts,
-    IndicatorHit, Page, Store, StoreError, StoredEnvelope, SummaryFilter,
+    corrupt, decode_head, decode_json, decode_record, decode_summary, index, keys, split_head,
+    Counts, IndicatorHit, Page, Store, StoreError, StoredEnvelope, SummaryFilter,
 };
 
 impl Store {
@@ -203,7 +203,7 @@ impl Store {
         kind: IndicatorType,
         value: &str,
     ) -> Result<Vec<(Uuid, IndicatorHit)>, StoreError> {
-        let prefix = keys::index_prefix(kind, value);
+        let prefix = index::prefix(kind, value);
         let mut out = Vec::new();
         for item in self.shared.db.scan_prefix(&prefix) {
             let (k, v) = item?;

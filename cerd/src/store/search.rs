@@ -1,4 +1,4 @@
-//! Range reads over the ordered indexes (`derived`): addresses and networks
+//! Range reads over the ordered index families (`index`): addresses and networks
 //! inside a network, networks containing an address or a network, names
 //! below a domain. Each is one sled range scan, or one short prefix scan
 //! per prefix length, and stops after `limit` hits. Like every read, call
@@ -10,7 +10,7 @@ use cer_proto::incident::IndicatorEntry;
 use ipnet::IpNet;
 use uuid::Uuid;
 
-use super::{corrupt, derived, keys, Store, StoreError};
+use super::{corrupt, index, keys, Store, StoreError};
 
 /// Indicators a range read found, each with its incident, and whether
 /// more matched than the limit allowed.
@@ -26,24 +26,21 @@ impl Store {
     /// included), in address order; at most `limit`.
     pub fn inside(&self, net: IpNet, limit: usize) -> Result<RangeHits, StoreError> {
         let net = net.trunc();
-        let (start, end) = derived::range_bounds(net);
-        let mut entries = Entries::new(self);
-        let mut out = RangeHits::default();
+        let (start, end) = index::range_bounds(net);
+        let mut found = Found::new(limit);
         for item in self.shared.db.range(start..=end) {
             let (k, v) = item?;
-            let (_, tag, id) = derived::decode_address(&k)?;
+            let (_, tag, id) = index::decode_address(&k)?;
             // A larger network with the same first address contains `net`
             // rather than lying in it: `containing` finds those.
-            if tag != derived::PLAIN && tag < net.prefix_len() {
+            if tag != index::PLAIN && tag < net.prefix_len() {
                 continue;
             }
-            if out.hits.len() == limit {
-                out.truncated = true;
+            if !found.push(id, &v)? {
                 break;
             }
-            out.hits.push((id, entries.at(id, &v)?));
         }
-        Ok(out)
+        found.read(self)
     }
 
     /// Every CIDR indicator that contains `net` (an address is a network of
@@ -63,52 +60,94 @@ impl Store {
         } else {
             net.prefix_len() - 1
         };
-        let mut entries = Entries::new(self);
-        let mut out = RangeHits::default();
-        for len in (0..=longest).rev() {
+        let mut found = Found::new(limit);
+        'lengths: for len in (0..=longest).rev() {
             let Ok(wider) = IpNet::new(net.addr(), len) else {
                 continue;
             };
             for item in self
                 .shared
                 .db
-                .scan_prefix(derived::network_prefix(wider.trunc()))
+                .scan_prefix(index::network_prefix(wider.trunc()))
             {
                 let (k, v) = item?;
-                let (_, _, id) = derived::decode_address(&k)?;
-                if out.hits.len() == limit {
-                    out.truncated = true;
-                    return Ok(out);
+                let (_, _, id) = index::decode_address(&k)?;
+                if !found.push(id, &v)? {
+                    break 'lengths;
                 }
-                out.hits.push((id, entries.at(id, &v)?));
             }
         }
-        Ok(out)
+        found.read(self)
     }
 
-    /// Every domain, URL and email address whose host lies strictly below
-    /// `domain` (a normalized name: `example.com` finds `www.example.com`
-    /// and `a.b.example.com`, never `example.com` itself nor
-    /// `badexample.com`), in the order of their reversed labels; at most
-    /// `limit`.
+    /// Every domain strictly below `domain` (a normalized name:
+    /// `example.com` finds `www.example.com` and `a.b.example.com`, never
+    /// `example.com` itself nor `badexample.com`), in the order of their
+    /// reversed labels; at most `limit`.
     pub fn below(&self, domain: &str, limit: usize) -> Result<RangeHits, StoreError> {
-        let mut entries = Entries::new(self);
-        let mut out = RangeHits::default();
-        for item in self.shared.db.scan_prefix(derived::below_prefix(domain)) {
+        let mut found = Found::new(limit);
+        for item in self.shared.db.scan_prefix(index::below_prefix(domain)) {
             let (k, v) = item?;
-            let id = derived::decode_name(&k)?;
-            if out.hits.len() == limit {
-                out.truncated = true;
+            if !found.push(index::incident_of(&k)?, &v)? {
                 break;
             }
-            out.hits.push((id, entries.at(id, &v)?));
         }
-        Ok(out)
+        found.read(self)
     }
 }
 
-/// Reads index entries, each chunk record once per query: a range of
-/// addresses often lands in a few chunks of a few incidents.
+/// The positions an index scan found, up to a limit, read afterwards in
+/// key order (incident, chunk) so that each chunk record is read once and
+/// neighbouring records one after another, then given back in the order
+/// they were found.
+struct Found {
+    limit: usize,
+    positions: Vec<(Uuid, u32)>,
+    truncated: bool,
+}
+
+impl Found {
+    fn new(limit: usize) -> Found {
+        Found {
+            limit,
+            positions: Vec::new(),
+            truncated: false,
+        }
+    }
+
+    /// Adds a hit; false once the limit is reached (the scan stops).
+    fn push(&mut self, id: Uuid, position: &[u8]) -> Result<bool, StoreError> {
+        if self.positions.len() == self.limit {
+            self.truncated = true;
+            return Ok(false);
+        }
+        self.positions
+            .push((id, keys::u32_from(position, "index position")?));
+        Ok(true)
+    }
+
+    fn read(self, store: &Store) -> Result<RangeHits, StoreError> {
+        let mut order: Vec<usize> = (0..self.positions.len()).collect();
+        order.sort_unstable_by_key(|i| self.positions[*i]);
+        let mut entries = Entries::new(store);
+        let mut read: Vec<Option<IndicatorEntry>> = vec![None; self.positions.len()];
+        for i in order {
+            let (id, pos) = self.positions[i];
+            read[i] = Some(entries.at(id, pos)?);
+        }
+        Ok(RangeHits {
+            hits: self
+                .positions
+                .iter()
+                .zip(read)
+                .filter_map(|((id, _), entry)| Some((*id, entry?)))
+                .collect(),
+            truncated: self.truncated,
+        })
+    }
+}
+
+/// Reads index entries, each chunk record once per query.
 struct Entries<'a> {
     store: &'a Store,
     chunks: HashMap<(Uuid, u32), sled::IVec>,
@@ -122,9 +161,9 @@ impl<'a> Entries<'a> {
         }
     }
 
-    /// The entry at the position an index key's value names.
-    fn at(&mut self, id: Uuid, position: &[u8]) -> Result<IndicatorEntry, StoreError> {
-        let pos = keys::u32_from(position, "index position")? as usize;
+    /// The entry at a position an index key's value names.
+    fn at(&mut self, id: Uuid, pos: u32) -> Result<IndicatorEntry, StoreError> {
+        let pos = pos as usize;
         let n = (pos / keys::CHUNK) as u32;
         let chunk = match self.chunks.get(&(id, n)) {
             Some(chunk) => chunk,

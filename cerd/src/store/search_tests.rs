@@ -1,13 +1,15 @@
-//! The ordered indexes: written with the indicators, removed by a
-//! retraction, found by range reads at their edges, checked by `check`,
-//! rebuilt by `rebuild` and built at open for a store of the previous
+//! The index's ordered families: written with the indicators, removed by
+//! a retraction, found by range reads at their edges, checked by `check`,
+//! rebuilt by `rebuild` and moved into at open for a store of the previous
 //! format.
 
 use cer_proto::envelope::{RetractionBody, UpdateBody, Withdrawal};
 use cer_proto::model::{Indicator, IndicatorType};
 use ipnet::IpNet;
 
-use super::tests::{assert_consistent, author, envelope, incident, open, put, tip_of, Accept};
+use super::tests::{
+    assert_consistent, author, envelope, incident, labelled, open, put, tip_of, Accept,
+};
 use super::*;
 
 fn net(text: &str) -> IpNet {
@@ -152,7 +154,7 @@ fn ranges_find_addresses_and_networks_inside_and_around() {
 }
 
 #[test]
-fn wildcards_find_names_below_a_domain_by_whole_labels() {
+fn wildcards_find_domains_below_a_domain_by_whole_labels() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let names = specs(&[
@@ -179,29 +181,41 @@ fn wildcards_find_names_below_a_domain_by_whole_labels() {
             vec![],
         ),
     );
+    // Domains only: URL hosts and email domains are not indexed by name.
     assert_eq!(
         values(&store.below("example.com", 100).unwrap()),
-        [
-            "domain:a.b.example.com",
-            "url:https://login.example.com/other",
-            "url:https://login.example.com/reset?u=1",
-            "email:ceo@mail.example.com",
-            "domain:www.example.com",
-        ]
+        ["domain:a.b.example.com", "domain:www.example.com"]
     );
     // Every name under a top-level domain, the apex names included.
-    let com = values(&store.below("com", 100).unwrap());
-    assert_eq!(com.len(), 8, "{com:?}");
-    assert!(com.contains(&"domain:badexample.com".to_owned()));
-    assert!(com.contains(&"email:billing@example.com".to_owned()));
+    assert_eq!(
+        values(&store.below("com", 100).unwrap()),
+        [
+            "domain:badexample.com",
+            "domain:example.com",
+            "domain:a.b.example.com",
+            "domain:www.example.com"
+        ]
+    );
     // Punycode labels are labels like any other.
     assert_eq!(
         values(&store.below("xn--bcher-kva.example", 100).unwrap()),
         ["domain:shop.xn--bcher-kva.example"]
     );
     assert!(store.below("www.example.com", 100).unwrap().hits.is_empty());
-    let cut = store.below("com", 4).unwrap();
-    assert_eq!((cut.hits.len(), cut.truncated), (4, true));
+    let cut = store.below("com", 3).unwrap();
+    assert_eq!((cut.hits.len(), cut.truncated), (3, true));
+    // Each still found exactly.
+    for (kind, value) in [
+        (IndicatorType::Url, "https://login.example.com/other"),
+        (IndicatorType::Email, "ceo@mail.example.com"),
+        (IndicatorType::Domain, "example.com"),
+    ] {
+        assert_eq!(
+            store.indicator_hits(kind, value).unwrap().len(),
+            1,
+            "{value}"
+        );
+    }
     drop(store);
     assert_consistent(dir.path());
 }
@@ -268,8 +282,8 @@ fn updates_add_and_retractions_remove_index_keys() {
         .hits
         .is_empty());
     assert!(store.below("net", 100).unwrap().hits.is_empty());
-    for prefix in [derived::ADDRESS, derived::NAME] {
-        assert_eq!(store.shared.db.scan_prefix([prefix]).count(), 0);
+    for family in index::FAMILIES {
+        assert_eq!(store.shared.db.scan_prefix([family]).count(), 0);
     }
     drop(store);
     assert_consistent(dir.path());
@@ -295,9 +309,9 @@ fn check_finds_missing_and_stray_index_keys_and_rebuild_restores_them() {
             ),
         );
         let db = &store.shared.db;
-        let address = derived::key(IndicatorType::Ipv4, "203.0.113.9", subject).unwrap();
+        let address = index::key(IndicatorType::Ipv4, "203.0.113.9", subject);
         assert!(db.remove(&address).unwrap().is_some());
-        let stray = derived::key(IndicatorType::Domain, "ghost.kept.example", subject).unwrap();
+        let stray = index::key(IndicatorType::Domain, "ghost.kept.example", subject);
         db.insert(stray, 0u32.to_be_bytes().to_vec()).unwrap();
         store.close().unwrap();
     }
@@ -306,7 +320,7 @@ fn check_finds_missing_and_stray_index_keys_and_rebuild_restores_them() {
         report
             .problems
             .iter()
-            .any(|p| p.contains("ipv4:203.0.113.9 is missing from the address index")),
+            .any(|p| p.contains("ipv4:203.0.113.9 is missing from the indicator index")),
         "{:?}",
         report.problems
     );
@@ -314,7 +328,7 @@ fn check_finds_missing_and_stray_index_keys_and_rebuild_restores_them() {
         report
             .problems
             .iter()
-            .any(|p| p.contains("name index entry ghost.kept.example")),
+            .any(|p| p.contains("index entry domain:ghost.kept.example of incident")),
         "{:?}",
         report.problems
     );
@@ -332,7 +346,7 @@ fn check_finds_missing_and_stray_index_keys_and_rebuild_restores_them() {
 }
 
 #[test]
-fn a_store_of_the_previous_format_gets_its_indexes_at_open() {
+fn a_store_of_the_previous_format_has_its_keys_moved_at_open() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = open(dir.path());
@@ -350,13 +364,20 @@ fn a_store_of_the_previous_format_gets_its_indexes_at_open() {
                 vec![],
             ),
         );
-        // What a store of format 2 holds: no `y` or `z` keys.
+        // What a store of format 2 holds: every index key in `x`.
         let db = &store.shared.db;
-        for prefix in [derived::ADDRESS, derived::NAME] {
-            for key in db.scan_prefix([prefix]).keys() {
-                db.remove(key.unwrap()).unwrap();
+        for family in [index::ADDRESS, index::NAME] {
+            for item in db.scan_prefix([family]) {
+                let (key, position) = item.unwrap();
+                let mut exact = vec![keys::INDEX];
+                exact.extend_from_slice(index::describe(&key).as_bytes());
+                exact.push(0);
+                exact.extend_from_slice(&key[key.len() - 16..]);
+                db.insert(exact, position).unwrap();
+                db.remove(key).unwrap();
             }
         }
+        assert_eq!(db.scan_prefix([keys::INDEX]).count(), 302);
         db.insert(keys::meta("format"), &2u64.to_be_bytes())
             .unwrap();
         store.close().unwrap();
@@ -373,6 +394,78 @@ fn a_store_of_the_previous_format_gets_its_indexes_at_open() {
         ["cidr:10.0.0.0/8"]
     );
     assert_eq!(store.below("example.org", 10).unwrap().hits.len(), 1);
+    assert_eq!(store.shared.db.scan_prefix([keys::INDEX]).count(), 0);
+    assert_eq!(
+        store
+            .indicator_hits(IndicatorType::Ipv4, "10.0.0.7")
+            .unwrap()
+            .len(),
+        1
+    );
     drop(store);
     assert_consistent(dir.path());
+}
+
+/// Words every listed incident's title or description must hold.
+struct Words(Vec<String>);
+
+impl SummaryFilter for Words {
+    fn since(&self) -> Option<Timestamp> {
+        None
+    }
+
+    fn until(&self) -> Option<Timestamp> {
+        None
+    }
+
+    fn accept(&self, _: &IncidentSummary) -> bool {
+        true
+    }
+
+    fn words(&self) -> &[String] {
+        &self.0
+    }
+}
+
+#[test]
+fn text_matches_only_incidents_this_node_can_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let readable = Uuid::new_v4();
+    put(
+        &store,
+        &envelope(
+            &author(),
+            None,
+            readable,
+            incident("Wiper at a port operator", &[]),
+            vec![],
+        ),
+    );
+    // Encrypted for others: this node holds it but cannot read it.
+    let mut sealed = labelled(
+        &super::tests::other(),
+        None,
+        Uuid::new_v4(),
+        incident("Wiper at a port operator", &[]),
+        vec![],
+        Tlp::Amber,
+    );
+    sealed.body = None;
+    store
+        .ingest_blocking(vec![Incoming::Live(Box::new(sealed))], None)
+        .unwrap();
+    let page = Page {
+        offset: 0,
+        limit: 10,
+        oldest_first: false,
+    };
+    let listed = |words: &[&str]| -> Vec<Uuid> {
+        let words = Words(words.iter().map(|w| (*w).to_owned()).collect());
+        let (found, _) = store.list(&words, page).unwrap();
+        found.iter().map(|s| s.id).collect()
+    };
+    assert_eq!(store.list(&Words(vec![]), page).unwrap().0.len(), 2);
+    assert_eq!(listed(&["wiper", "port"]), [readable]);
+    assert!(listed(&["wiper", "hospital"]).is_empty());
 }

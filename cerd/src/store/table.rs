@@ -1,8 +1,8 @@
 //! One incident's indicators while the writer works on a batch: the entries
 //! it touched, read from and written back to their chunks, and the index
 //! keys that change. Applying an envelope touches only the indicators it
-//! names; a whole refold replaces the table at once. The `x` keys and the
-//! ordered indexes derived from them (`derived`) are written here only.
+//! names; a whole refold replaces the table at once. Index keys (`index`)
+//! are written here only.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -10,7 +10,7 @@ use cer_proto::incident::{IndicatorEntry, IndicatorTable};
 use cer_proto::model::IndicatorType;
 use uuid::Uuid;
 
-use super::{derived, keys, StoreError};
+use super::{index, keys, StoreError};
 
 pub(super) struct Table {
     subject: Uuid,
@@ -103,11 +103,7 @@ impl Table {
         }
         for ((kind, value), pos) in &self.index {
             let position = pos.map(|p| p.to_be_bytes().to_vec());
-            // The ordered indexes change exactly where the `x` key does.
-            if let Some(key) = derived::key(*kind, value, self.subject) {
-                write(key, position.clone());
-            }
-            write(keys::index(*kind, value, self.subject), position);
+            write(index::key(*kind, value, self.subject), position);
         }
         for n in &self.dirty {
             let entries = &self.chunks[n];
@@ -146,7 +142,7 @@ impl Table {
         if self.replaced {
             return Ok(None);
         }
-        match self.db.get(keys::index(kind, value, self.subject))? {
+        match self.db.get(index::key(kind, value, self.subject))? {
             Some(v) => {
                 let pos = keys::u32_from(&v, "index position")? as usize;
                 self.positions.insert((kind, value.to_owned()), pos);

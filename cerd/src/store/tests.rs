@@ -52,7 +52,7 @@ pub(super) fn envelope(
 
 /// An envelope under `tlp`; above GREEN its body stands for ciphertext
 /// this node could read (the store keeps what it decrypted).
-fn labelled(
+pub(super) fn labelled(
     by: &Fingerprint,
     tip: Option<ChainTip>,
     subject: Uuid,
@@ -451,7 +451,7 @@ fn rebuild_keeps_what_verifies_and_drops_the_rest() {
             .shared
             .db
             .insert(
-                keys::index(IndicatorType::Domain, "ghost.example", subject),
+                index::key(IndicatorType::Domain, "ghost.example", subject),
                 7u32.to_be_bytes().to_vec(),
             )
             .unwrap();

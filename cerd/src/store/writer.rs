@@ -185,9 +185,9 @@ pub(super) struct Outlet {
     pub stored: broadcast::Sender<Arc<[EventRecord]>>,
 }
 
-/// Starts the writer. With `upgrade`, it first builds the derived indexes
-/// a store of the previous format lacks and reports how that went; it
-/// stops at once if that failed.
+/// Starts the writer. With `upgrade`, it first moves the index keys of a
+/// store of the previous format (see `index::upgrade`) and reports how
+/// that went; it stops at once if that failed.
 pub(super) fn spawn(
     db: sled::Db,
     state: State,
@@ -199,7 +199,7 @@ pub(super) fn spawn(
         .name("store-writer".into())
         .spawn(move || {
             if let Some(report) = upgrade {
-                let built = super::derived::build_from_index(&db);
+                let built = super::index::upgrade(&db);
                 let failed = built.is_err();
                 let _ = report.send(built);
                 if failed {
