@@ -10,6 +10,7 @@ mod foundation;
 mod hostile;
 mod interop;
 mod playbooks;
+mod search;
 mod store;
 mod taxii;
 mod tlp;

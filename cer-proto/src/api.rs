@@ -519,6 +519,10 @@ pub struct IncidentQuery {
     /// Oldest change first instead of newest first.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub oldest_first: bool,
+    /// Words that must all appear, case-insensitively, in the title or the
+    /// description (of incidents this node can read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 /// Default and largest page of `GET /v1/incidents`.
@@ -623,28 +627,85 @@ pub enum SignatureState {
 }
 
 /// Query of `GET /v1/indicators`.
+///
+/// The value is read as every type it parses as (or as `type` alone), and
+/// how it is searched follows: an address also finds the CIDR indicators
+/// containing it; a CIDR finds every address and CIDR indicator inside it
+/// and every CIDR indicator containing it (for networks, overlapping is
+/// nesting, so these are all that overlap it); `*.example.com` finds the
+/// domain indicators strictly below `example.com`
+/// (not `example.com` itself, as in DNS). Anything else matches exactly.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IocQuery {
     pub value: String,
-    /// Restrict to one type; otherwise every type the value parses as.
+    /// Read the value as this type only; otherwise every type it parses as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[serde(rename = "type")]
     pub kind: Option<IndicatorType>,
+    /// At most this many matches ([`DEFAULT_SEARCH_LIMIT`] when absent,
+    /// at most [`MAX_SEARCH_LIMIT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
 }
+
+/// Default and largest number of matches of `GET /v1/indicators`.
+pub const DEFAULT_SEARCH_LIMIT: usize = 1_000;
+pub const MAX_SEARCH_LIMIT: usize = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IocSearch {
     /// The normalized forms searched, one per candidate type.
     pub searched: Vec<SearchedAs>,
+    /// Exact matches first (most recently seen first), then CIDRs
+    /// containing the value (most specific first), then what lies inside a
+    /// range or below a domain (in address or name order).
     pub matches: Vec<IocMatch>,
+    /// True when more matched than the limit allowed: narrow the range.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchedAs {
     #[serde(rename = "type")]
     pub kind: IndicatorType,
+    /// The normalized value; for `subdomains`, the domain below which
+    /// names were searched (`example.com` for `*.example.com`).
     pub value: String,
+    #[serde(default)]
+    pub how: SearchMode,
+}
+
+/// How a value was searched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchMode {
+    /// Indicators equal to the value.
+    #[default]
+    Exact,
+    /// An address: indicators equal to it, and CIDR indicators containing it.
+    Address,
+    /// A CIDR: address and CIDR indicators inside it, and CIDR indicators
+    /// containing it.
+    Range,
+    /// `*.domain`: domain indicators strictly below it.
+    Subdomains,
+}
+
+/// How one match relates to the value searched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Matched {
+    /// The indicator is the value searched.
+    #[default]
+    Exact,
+    /// The indicator (an address or CIDR) lies inside the CIDR searched.
+    Inside,
+    /// The indicator is a CIDR that contains the address or CIDR searched.
+    Contains,
+    /// The indicator's name lies below the domain searched.
+    Subdomain,
 }
 
 /// One incident that names the indicator.
@@ -654,6 +715,9 @@ pub struct IocMatch {
     pub kind: IndicatorType,
     pub value: String,
     pub incident: Uuid,
+    /// How it matched the value searched.
+    #[serde(default)]
+    pub matched: Matched,
     pub title: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub severity: Option<Severity>,

@@ -347,6 +347,12 @@ pub struct ListArgs {
     /// Oldest change first (default: newest first).
     #[arg(long)]
     pub oldest_first: bool,
+
+    /// Only incidents whose title or description holds every one of these
+    /// words (case-insensitive; parts of words match too), among those
+    /// this node can read.
+    #[arg(long, value_name = "WORDS")]
+    pub text: Option<String>,
 }
 
 /// Help for every incident id argument.
@@ -462,6 +468,11 @@ pub struct AckArgs {
 #[derive(Debug, Subcommand)]
 pub enum IocCommand {
     /// Every incident and CERT that reported VALUE; exit 1 if none.
+    ///
+    /// An address also finds the CIDRs that contain it; a CIDR
+    /// (192.0.2.0/24) finds every address and CIDR inside it and the CIDRs
+    /// that contain it; *.example.com finds the domains below example.com
+    /// (not example.com itself).
     Search(SearchArgs),
     /// Report that this CERT saw VALUE (or found it a false positive): a
     /// signed sighting on each incident that names it, or on --incident.
@@ -505,13 +516,18 @@ pub struct SightArgs {
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
-    /// The indicator value; its type is guessed unless --type is given.
+    /// The indicator value, a CIDR range or a *.domain pattern; its type is
+    /// guessed unless --type is given.
     pub value: String,
 
-    /// The indicator type: ipv4, ipv6, cidr, domain, url, email, md5,
+    /// Read VALUE as this type: ipv4, ipv6, cidr, domain, url, email, md5,
     /// sha1, sha256, sha512, asn, cve or filename.
     #[arg(long = "type", value_name = "TYPE")]
     pub kind: Option<IndicatorType>,
+
+    /// At most this many matches (the daemon's default is 1000).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=cer_proto::api::MAX_SEARCH_LIMIT as i64))]
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug, Args)]

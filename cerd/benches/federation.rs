@@ -433,6 +433,7 @@ async fn lookups_during_catch_up(node: &LocalNode, old_port: u16, total: usize) 
                 let query = IocQuery {
                     value: value(pick.below(indexed)),
                     kind: None,
+                    limit: None,
                 };
                 let asked = Instant::now();
                 let found = client.search_ioc(&query).await.expect("search");

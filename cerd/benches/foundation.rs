@@ -270,6 +270,7 @@ async fn indicator_lookup_and_bulk_insert(incidents: usize, per_incident: usize,
         let query = IocQuery {
             value: value(i),
             kind: None,
+            limit: None,
         };
         let started = Instant::now();
         let found = client.search_ioc(&query).await.expect("search");

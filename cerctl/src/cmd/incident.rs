@@ -105,6 +105,7 @@ pub(super) async fn list(ctx: &Ctx<'_>, io: &mut Io<'_>, args: ListArgs) -> anyh
         until: args.until.map(|until| until.resolve(now)),
         offset: args.offset,
         oldest_first: args.oldest_first,
+        text: args.text,
     };
     let list = connect(ctx).await?.list_incidents(&query).await?;
     if ctx.json {

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use cer_proto::api::{IocQuery, IocSearch};
+use cer_proto::api::{IocQuery, IocSearch, Matched, SearchMode, SearchedAs};
 
 use super::{connect, print_json, Ctx, Io};
 use crate::cli::{SearchArgs, SightArgs};
@@ -18,6 +18,7 @@ pub(super) async fn search(
     let query = IocQuery {
         value: args.value,
         kind: args.kind,
+        limit: args.limit.map(|n| n as usize),
     };
     let found = connect(ctx).await?.search_ioc(&query).await?;
     // Like grep: no match is exit 1, with or without --json.
@@ -41,8 +42,12 @@ pub(super) async fn sight(ctx: &Ctx<'_>, io: &mut Io<'_>, args: SightArgs) -> an
     let query = IocQuery {
         value: args.value.clone(),
         kind: args.kind,
+        limit: None,
     };
-    let found = client.search_ioc(&query).await?;
+    let mut found = client.search_ioc(&query).await?;
+    // A sighting is of the value itself, not of what a range or a
+    // wildcard would find.
+    found.matches.retain(|m| m.matched == Matched::Exact);
     let targets: Vec<(uuid::Uuid, cer_proto::model::IndicatorType, String)> = match &args.incident {
         Some(given) => {
             let id = crate::resolve::id_arg(given)?;
@@ -120,11 +125,7 @@ fn write_search(
 ) -> std::io::Result<()> {
     let now = time::OffsetDateTime::now_utc();
     if found.matches.is_empty() {
-        let searched: Vec<String> = found
-            .searched
-            .iter()
-            .map(|s| format!("{}:{}", s.kind, s.value))
-            .collect();
+        let searched: Vec<String> = found.searched.iter().map(searched_as).collect();
         return match searched.as_slice() {
             [] => writeln!(out, "no incident names {}", one_line(value)),
             _ => writeln!(
@@ -135,6 +136,8 @@ fn write_search(
             ),
         };
     }
+    // How each matched, only when some did other than exactly.
+    let show_how = found.matches.iter().any(|m| m.matched != Matched::Exact);
     let mut rows = Vec::new();
     for found in &found.matches {
         let reporters: Vec<String> = found
@@ -153,7 +156,7 @@ fn write_search(
         if !found.warninglists.is_empty() {
             value.push_str(" (warninglisted)");
         }
-        rows.push([
+        let mut row = vec![
             found.kind.to_string(),
             value,
             render::incident_id(&found.incident, wide),
@@ -163,24 +166,37 @@ fn write_search(
             reporters.join(", "),
             age(found.last_seen.0, now),
             found.sightings.to_string(),
-        ]);
+        ];
+        if show_how {
+            row.insert(2, matched(found.matched).to_owned());
+        }
+        rows.push(row);
     }
-    let table = render::fitted_table(
-        [
-            "TYPE",
-            "VALUE",
-            "INCIDENT",
-            "TITLE",
-            "SEVERITY",
-            "TLP",
-            "REPORTED BY",
-            "LAST SEEN",
-            "SIGHTINGS",
-        ],
-        rows,
-        &[3, 6, 1],
-        render::table_width(wide),
-    );
+    let headers = [
+        "TYPE",
+        "VALUE",
+        "MATCH",
+        "INCIDENT",
+        "TITLE",
+        "SEVERITY",
+        "TLP",
+        "REPORTED BY",
+        "LAST SEEN",
+        "SIGHTINGS",
+    ];
+    let width = render::table_width(wide);
+    let table = if show_how {
+        let rows = rows.into_iter().map(cells).collect();
+        render::fitted_table(headers, rows, &[4, 7, 1], width)
+    } else {
+        let rows = rows.into_iter().map(cells).collect();
+        let [t, v, _, rest @ ..] = headers;
+        let mut short = [""; 9];
+        short[0] = t;
+        short[1] = v;
+        short[2..].copy_from_slice(&rest);
+        render::fitted_table(short, rows, &[3, 6, 1], width)
+    };
     render::write_table(out, &table)?;
     // Who sighted what, and the lists values are on, below the table.
     for found in &found.matches {
@@ -216,7 +232,37 @@ fn write_search(
             writeln!(out, "{line}")?;
         }
     }
+    if found.truncated {
+        writeln!(
+            out,
+            "(showing {}; more match: narrow the range or raise --limit)",
+            found.matches.len()
+        )?;
+    }
     Ok(())
+}
+
+/// A reading of the value as the user would write it.
+fn searched_as(s: &SearchedAs) -> String {
+    match s.how {
+        SearchMode::Subdomains => format!("{}:*.{}", s.kind, s.value),
+        _ => format!("{}:{}", s.kind, s.value),
+    }
+}
+
+/// A row built cell by cell, as the table wants it.
+fn cells<const N: usize>(row: Vec<String>) -> [String; N] {
+    row.try_into()
+        .unwrap_or_else(|row: Vec<String>| panic!("a row of {} cells, not {N}", row.len()))
+}
+
+fn matched(how: Matched) -> &'static str {
+    match how {
+        Matched::Exact => "exact",
+        Matched::Inside => "inside",
+        Matched::Contains => "contains",
+        Matched::Subdomain => "subdomain",
+    }
 }
 
 #[cfg(test)]
@@ -233,6 +279,7 @@ mod tests {
                 kind: IndicatorType::Domain,
                 value: "xn--mnchen-3ya.example".into(),
                 incident: uuid::Uuid::parse_str("0192ab3c-1f00-7000-8000-000000000001").unwrap(),
+                matched: Matched::Exact,
                 title:
                     "Phishing kit impersonating the city of Munich's payment portal, seen in mail"
                         .into(),
@@ -250,6 +297,7 @@ mod tests {
                 warninglists: vec!["Documentation addresses".into()],
                 sighted_by: vec![],
             }],
+            truncated: false,
         };
         let mut out = Vec::new();
         write_search(&mut out, "x", &found, false).unwrap();
@@ -264,9 +312,67 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("seen in mail"), "{text}");
+        assert!(!text.contains("MATCH"), "{text}");
         assert!(
             text.contains("xn--mnchen-3ya.example  (münchen.example)"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn range_matches_say_how_they_matched_and_when_cut_short() {
+        let hit = |value: &str, kind, matched| IocMatch {
+            kind,
+            value: value.into(),
+            incident: uuid::Uuid::nil(),
+            matched,
+            title: "Scan from a hosting range".into(),
+            severity: None,
+            tlp: Tlp::Green,
+            reported_by: vec![],
+            first_seen: "2026-11-28T12:00:00Z".parse().unwrap(),
+            last_seen: "2026-11-28T12:30:00Z".parse().unwrap(),
+            sightings: 0,
+            valid_until: None,
+            expired: false,
+            warninglists: vec![],
+            sighted_by: vec![],
+        };
+        let found = IocSearch {
+            searched: vec![SearchedAs {
+                kind: IndicatorType::Cidr,
+                value: "192.0.2.0/24".into(),
+                how: SearchMode::Range,
+            }],
+            matches: vec![
+                hit("192.0.0.0/16", IndicatorType::Cidr, Matched::Contains),
+                hit("192.0.2.7", IndicatorType::Ipv4, Matched::Inside),
+            ],
+            truncated: true,
+        };
+        let mut out = Vec::new();
+        write_search(&mut out, "192.0.2.0/24", &found, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
+        assert!(text.lines().next().unwrap().contains("MATCH"), "{text}");
+        assert!(
+            text.contains("contains") && text.contains("inside"),
+            "{text}"
+        );
+        assert!(text.contains("(showing 2; more match"), "{text}");
+
+        let none = IocSearch {
+            searched: vec![SearchedAs {
+                kind: IndicatorType::Domain,
+                value: "example.com".into(),
+                how: SearchMode::Subdomains,
+            }],
+            matches: vec![],
+            truncated: false,
+        };
+        let mut out = Vec::new();
+        write_search(&mut out, "*.example.com", &none, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("(searched domain:*.example.com)"), "{text}");
     }
 }

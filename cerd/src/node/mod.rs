@@ -14,6 +14,7 @@ mod ingest;
 mod lifecycle;
 mod publish;
 mod query;
+mod search;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -1,15 +1,16 @@
 //! Queries: listings, details, indicator search, export and playbook
 //! tests. Each reads the store: call them from blocking threads.
 
-use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 
 use cer_proto::api::{
     CertRef, EnvelopeInfo, ExportQuery, ExportedEnvelope, IncidentDetail, IncidentList,
-    IncidentQuery, IncidentSummary, IocMatch, IocQuery, IocSearch, SearchedAs, SignatureState,
+    IncidentQuery, IncidentSummary, IocMatch, IocQuery, IocSearch, SignatureState,
     DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
 };
 use cer_proto::envelope::Envelope;
-use cer_proto::model::{IndicatorType, Timestamp};
+use cer_proto::model::Timestamp;
 use cer_proto::{EnvelopeId, FieldError, FieldErrors, Fingerprint};
 use uuid::Uuid;
 
@@ -116,7 +117,11 @@ impl Node {
                 return Err(FieldError::new("until", "must be later than since").into());
             }
         }
-        let filter = ListFilter { query, from };
+        let words = match &query.text {
+            Some(text) => text_words(text)?,
+            None => Vec::new(),
+        };
+        let filter = ListFilter { query, from, words };
         let page = Page {
             offset: query.offset.unwrap_or(0),
             limit,
@@ -172,55 +177,47 @@ impl Node {
     }
 
     pub fn search_ioc(&self, query: &IocQuery) -> Result<IocSearch, NodeError> {
-        let searched: Vec<(IndicatorType, String)> = match query.kind {
-            Some(kind) => vec![(kind, kind.normalize(&query.value)?)],
-            None => IndicatorType::candidates(&query.value),
-        };
-        if searched.is_empty() {
-            return Err(FieldError::new(
-                "value",
-                format!("'{}' is not a valid indicator of any type", query.value),
-            )
-            .into());
+        let findings = self.find_indicators(query)?;
+        let mut summaries = HashMap::new();
+        let mut matches = Vec::with_capacity(findings.found.len());
+        for found in findings.found {
+            let summary = match summaries.entry(found.incident) {
+                Entry::Occupied(held) => held.into_mut(),
+                Entry::Vacant(slot) => slot.insert(self.store.summary(found.incident)?),
+            };
+            let Some(summary) = summary else {
+                continue;
+            };
+            let hit = found.hit;
+            matches.push(IocMatch {
+                kind: found.kind,
+                value: found.value,
+                incident: found.incident,
+                matched: found.matched,
+                title: summary.title.clone(),
+                severity: summary.severity,
+                tlp: summary.tlp,
+                reported_by: hit
+                    .reported_by
+                    .iter()
+                    .map(|f| CertRef {
+                        fingerprint: f.clone(),
+                        name: self.name_of(f),
+                    })
+                    .collect(),
+                first_seen: hit.first_seen,
+                last_seen: hit.last_seen,
+                sightings: hit.sightings,
+                valid_until: None,
+                expired: false,
+                warninglists: Vec::new(),
+                sighted_by: Vec::new(),
+            });
         }
-        let mut matches = Vec::new();
-        for (kind, value) in &searched {
-            for (incident, hit) in self.store.indicator_hits(*kind, value)? {
-                let Some(summary) = self.store.summary(incident)? else {
-                    continue;
-                };
-                matches.push(IocMatch {
-                    kind: *kind,
-                    value: value.clone(),
-                    incident,
-                    title: summary.title,
-                    severity: summary.severity,
-                    tlp: summary.tlp,
-                    reported_by: hit
-                        .reported_by
-                        .iter()
-                        .map(|f| CertRef {
-                            fingerprint: f.clone(),
-                            name: self.name_of(f),
-                        })
-                        .collect(),
-                    first_seen: hit.first_seen,
-                    last_seen: hit.last_seen,
-                    sightings: hit.sightings,
-                    valid_until: None,
-                    expired: false,
-                    warninglists: Vec::new(),
-                    sighted_by: Vec::new(),
-                });
-            }
-        }
-        matches.sort_by_key(|m| std::cmp::Reverse(m.last_seen));
         Ok(IocSearch {
-            searched: searched
-                .into_iter()
-                .map(|(kind, value)| SearchedAs { kind, value })
-                .collect(),
+            searched: findings.searched,
             matches,
+            truncated: findings.truncated,
         })
     }
 
@@ -307,6 +304,28 @@ fn base64_encode(bytes: &[u8]) -> String {
 struct ListFilter<'a> {
     query: &'a IncidentQuery,
     from: Option<Fingerprint>,
+    /// The text's words, lower-cased.
+    words: Vec<String>,
+}
+
+/// Longest `text` of a listing, in characters.
+const MAX_TEXT_CHARS: usize = 1024;
+
+/// A listing's `text`: its words, lower-cased, each to be found in the
+/// title or the description.
+fn text_words(text: &str) -> Result<Vec<String>, FieldError> {
+    let chars = text.chars().count();
+    if chars > MAX_TEXT_CHARS {
+        return Err(FieldError::new(
+            "text",
+            format!("must be at most {MAX_TEXT_CHARS} characters, got {chars}"),
+        ));
+    }
+    let words: Vec<String> = text.split_whitespace().map(str::to_lowercase).collect();
+    if words.is_empty() {
+        return Err(FieldError::new("text", "must contain at least one word"));
+    }
+    Ok(words)
 }
 
 impl SummaryFilter for ListFilter<'_> {
@@ -332,5 +351,9 @@ impl SummaryFilter for ListFilter<'_> {
                 .from
                 .as_ref()
                 .is_none_or(|f| s.reporter.as_ref() == Some(f))
+    }
+
+    fn words(&self) -> &[String] {
+        &self.words
     }
 }

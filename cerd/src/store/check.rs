@@ -3,7 +3,8 @@
 //! `check` re-reads every author's chain (contiguous from 1, ids, `prev`
 //! links, signatures or tombstone proofs through the caller's verifier),
 //! refolds every incident from its envelopes and compares the result and
-//! the indicator index with what is stored. It reports every problem.
+//! the indicator index (every family, both ways) with what is stored. It
+//! reports every problem.
 //!
 //! `rebuild` writes a new store beside the old one from what verifies:
 //! each chain up to its first unreadable or badly signed envelope (peers
@@ -19,7 +20,7 @@ use cer_proto::incident::{FoldInput, IncidentState};
 use cer_proto::{EnvelopeId, Fingerprint};
 
 use super::{
-    decode_head, decode_record, keys, Incoming, NewEnvelope, Options, Store, StoreError,
+    decode_head, decode_record, index, keys, Incoming, NewEnvelope, Options, Store, StoreError,
     StoredEnvelope, Tombstone,
 };
 
@@ -260,6 +261,7 @@ pub fn check(path: &Path, verifier: &dyn Verifier) -> Result<CheckReport, StoreE
         match stored {
             Ok(Some(mut stored)) => {
                 report.indicators += stored.indicators.len() as u64;
+                check_index_keys(&db, subject, &stored.indicators, &mut report)?;
                 let indicators_match = stored.indicators == expected.indicators;
                 stored.indicators.clear();
                 expected.indicators.clear();
@@ -297,26 +299,7 @@ pub fn check(path: &Path, verifier: &dyn Verifier) -> Result<CheckReport, StoreE
         }
     }
 
-    // Every index key names an entry that has that indicator.
-    for item in db.scan_prefix([keys::INDEX]) {
-        let (k, v) = item?;
-        let Some(zero) = k.iter().position(|b| *b == 0) else {
-            report.problems.push("index key without a value end".into());
-            continue;
-        };
-        let subject = keys::uuid_at(&k, zero + 1)?;
-        let spec = String::from_utf8_lossy(&k[1..zero]).into_owned();
-        let pos = keys::u32_from(&v, "index position")? as usize;
-        let found = db
-            .get(keys::chunk(subject, (pos / keys::CHUNK) as u32))?
-            .and_then(|c| keys::chunk_entry(&c, pos % keys::CHUNK).ok())
-            .is_some_and(|e| format!("{}:{}", e.kind.as_str(), e.value) == spec);
-        if !found {
-            report.problems.push(format!(
-                "index entry {spec} of incident {subject} names no such indicator"
-            ));
-        }
-    }
+    check_index_entries(&db, &mut report)?;
     let counts = store.counts();
     if counts.envelopes != report.envelopes || counts.incidents != report.incidents {
         report.notes.push(format!(
@@ -326,6 +309,52 @@ pub fn check(path: &Path, verifier: &dyn Verifier) -> Result<CheckReport, StoreE
     }
     drop(store);
     Ok(report)
+}
+
+/// Every indicator of an incident has its index key, naming its position.
+fn check_index_keys(
+    db: &sled::Db,
+    subject: uuid::Uuid,
+    indicators: &[cer_proto::incident::IndicatorEntry],
+    report: &mut CheckReport,
+) -> Result<(), StoreError> {
+    for (pos, entry) in indicators.iter().enumerate() {
+        let key = index::key(entry.kind, &entry.value, subject);
+        if db.get(&key)?.as_deref() != Some(&(pos as u32).to_be_bytes()[..]) {
+            report.problems.push(format!(
+                "incident {subject}: {}:{} is missing from the indicator index",
+                entry.kind, entry.value
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every index key, in every family, names an entry whose key it is.
+fn check_index_entries(db: &sled::Db, report: &mut CheckReport) -> Result<(), StoreError> {
+    for family in index::FAMILIES {
+        for item in db.scan_prefix([family]) {
+            let (k, v) = item?;
+            let Ok(subject) = index::incident_of(&k) else {
+                report.problems.push("a malformed index key".into());
+                continue;
+            };
+            let entry = keys::u32_from(&v, "index position").ok().and_then(|pos| {
+                let chunk = db
+                    .get(keys::chunk(subject, pos / keys::CHUNK as u32))
+                    .ok()
+                    .flatten()?;
+                keys::chunk_entry(&chunk, pos as usize % keys::CHUNK).ok()
+            });
+            if entry.is_none_or(|e| index::key(e.kind, &e.value, subject) != k[..]) {
+                report.problems.push(format!(
+                    "index entry {} of incident {subject} names no such indicator",
+                    index::describe(&k)
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn fold_input(

@@ -9,7 +9,9 @@
 //! | `d`    | envelope id                       | body JSON this node decrypted           |
 //! | `i`    | incident uuid (16)                | summary and folded state, no indicators |
 //! | `n`    | uuid ‖ chunk (be u32)             | up to [`CHUNK`] indicator entries       |
-//! | `x`    | type `:` value `\0` uuid          | the entry's position in the incident    |
+//! | `x`    | type `:` value `\0` uuid          | the entry's position in the incident: types other than the next two ([`index`](super::index)) |
+//! | `y`    | family (`4`/`6`) ‖ address ‖ tag ‖ uuid | the entry's position: ipv4/ipv6 (tag 0xFF) and CIDR networks (tag: prefix length), in address order |
+//! | `z`    | domain labels reversed `\0` uuid | the entry's position: domains, by reversed labels (`com.example.www`) |
 //! | `o`    | updated (be i128, sign flipped) ‖ uuid | (empty): incidents by last update  |
 //! | `q`    | author ‖ seq ‖ id                 | a second envelope at a seq (evidence)   |
 //! | `v`    | event seq (be u64)                | [`EventRecord`](super::EventRecord)     |
@@ -83,23 +85,6 @@ pub fn incident(id: Uuid) -> Vec<u8> {
 pub fn chunk(id: Uuid, chunk: u32) -> Vec<u8> {
     let mut key = prefixed(CHUNK_KEY, id.as_bytes());
     key.extend_from_slice(&chunk.to_be_bytes());
-    key
-}
-
-/// `x` ‖ type ‖ `:` ‖ value ‖ `\0`: every incident naming the indicator.
-pub fn index_prefix(kind: IndicatorType, value: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(value.len() + 24);
-    key.push(INDEX);
-    key.extend_from_slice(kind.as_str().as_bytes());
-    key.push(b':');
-    key.extend_from_slice(value.as_bytes());
-    key.push(0);
-    key
-}
-
-pub fn index(kind: IndicatorType, value: &str, id: Uuid) -> Vec<u8> {
-    let mut key = index_prefix(kind, value);
-    key.extend_from_slice(id.as_bytes());
     key
 }
 

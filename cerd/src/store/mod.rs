@@ -19,9 +19,11 @@
 
 mod carve;
 mod check;
+mod index;
 pub mod keys;
 mod local;
 mod read;
+mod search;
 mod table;
 mod writer;
 
@@ -41,10 +43,17 @@ use uuid::Uuid;
 
 pub use check::{check, rebuild, CheckReport, Rebuilt, Verdict, Verifier};
 pub use local::{PlaybookChange, RunEffect};
+pub use search::RangeHits;
 use writer::Command;
 
-/// The on-disk format this code reads and writes.
-pub const FORMAT_VERSION: u64 = 2;
+/// The on-disk format this code reads and writes. Version 3 keeps the
+/// index keys of addresses, networks and domains in ordered families (`y`,
+/// `z`) instead of `x`; a store of version 2 has them moved at open:
+/// everything else is the same.
+pub const FORMAT_VERSION: u64 = 3;
+
+/// The previous format, upgraded at open by deriving what it lacks.
+const UPGRADABLE_FORMAT: u64 = 2;
 
 /// Commands queued for the writer before callers wait for room.
 const INBOX: usize = 1024;
@@ -274,6 +283,10 @@ pub trait SummaryFilter {
     /// Summaries updated at or after this are never wanted.
     fn until(&self) -> Option<Timestamp>;
     fn accept(&self, summary: &IncidentSummary) -> bool;
+    /// Lower-cased words that must all appear in the title or description.
+    fn words(&self) -> &[String] {
+        &[]
+    }
 }
 
 /// Which page of a listing, in which order.
@@ -333,6 +346,7 @@ impl Store {
     pub fn open(path: &Path, options: Options) -> Result<Store, StoreError> {
         let db = open_db(path, options)?;
         let format = keys::meta("format");
+        let mut upgrade = false;
         match db.get(&format)? {
             None if db.is_empty() => {
                 db.insert(&format, &FORMAT_VERSION.to_be_bytes())?;
@@ -346,7 +360,9 @@ impl Store {
             }
             Some(v) => {
                 let found = keys::u64_from(&v, "meta/format")?;
-                if found != FORMAT_VERSION {
+                if found == UPGRADABLE_FORMAT {
+                    upgrade = true;
+                } else if found != FORMAT_VERSION {
                     return Err(StoreError::Format {
                         path: path.to_owned(),
                         found,
@@ -381,8 +397,32 @@ impl Store {
             durable: durable_tx,
             stored: stored.clone(),
         };
-        let handle = writer::spawn(db.clone(), state, commands, outlet)
-            .map_err(|e| corrupt("writer thread", &e.to_string()))?;
+        // A store of the previous format has its index keys moved by the
+        // writer before it takes any command; open waits for it.
+        let (built_tx, built) = std::sync::mpsc::channel();
+        let handle = writer::spawn(
+            db.clone(),
+            state,
+            commands,
+            outlet,
+            upgrade.then_some(built_tx),
+        )
+        .map_err(|e| corrupt("writer thread", &e.to_string()))?;
+        if upgrade {
+            let outcome = built.recv().unwrap_or(Err(StoreError::WriterGone));
+            match outcome {
+                Ok(keys) => tracing::info!(
+                    store = %path.display(),
+                    keys,
+                    "store upgraded from format {UPGRADABLE_FORMAT} to {FORMAT_VERSION}: address, network and domain index keys moved to their ordered families"
+                ),
+                Err(e) => {
+                    drop(inbox);
+                    let _ = handle.join();
+                    return Err(e);
+                }
+            }
+        }
         Ok(Store {
             shared: Arc::new(Shared {
                 path: path.to_owned(),
@@ -743,5 +783,7 @@ fn corrupt(what: &str, reason: &str) -> StoreError {
     }
 }
 
+#[cfg(test)]
+mod search_tests;
 #[cfg(test)]
 mod tests;

@@ -10,8 +10,8 @@ use cer_proto::{EnvelopeId, Fingerprint};
 use uuid::Uuid;
 
 use super::{
-    corrupt, decode_head, decode_json, decode_record, decode_summary, keys, Counts, IndicatorHit,
-    Page, Store, StoreError, StoredEnvelope, SummaryFilter,
+    corrupt, decode_head, decode_json, decode_record, decode_summary, index, keys, split_head,
+    Counts, IndicatorHit, Page, Store, StoreError, StoredEnvelope, SummaryFilter,
 };
 
 impl Store {
@@ -136,7 +136,8 @@ impl Store {
     }
 
     /// Incident summaries, most recently updated first, that pass
-    /// `filter`; at most `limit`. Returns whether more matched.
+    /// `filter` (and whose title or description holds every one of its
+    /// words); at most `limit`. Returns whether more matched.
     pub fn list(
         &self,
         filter: &dyn SummaryFilter,
@@ -171,12 +172,17 @@ impl Store {
             };
         let mut out = Vec::new();
         let mut skipped = 0;
+        let words = filter.words();
         for item in ordered {
             let (k, _) = item?;
-            let Some(summary) = self.summary(keys::uuid_at(&k, 17)?)? else {
+            let Some(record) = self.shared.db.get(keys::incident(keys::uuid_at(&k, 17)?))? else {
                 continue;
             };
+            let summary = decode_summary(&record)?;
             if !filter.accept(&summary) {
+                continue;
+            }
+            if !words.is_empty() && !has_words(&record, words)? {
                 continue;
             }
             if skipped < page.offset {
@@ -197,7 +203,7 @@ impl Store {
         kind: IndicatorType,
         value: &str,
     ) -> Result<Vec<(Uuid, IndicatorHit)>, StoreError> {
-        let prefix = keys::index_prefix(kind, value);
+        let prefix = index::prefix(kind, value);
         let mut out = Vec::new();
         for item in self.shared.db.scan_prefix(&prefix) {
             let (k, v) = item?;
@@ -290,4 +296,35 @@ impl Store {
     pub fn size_on_disk(&self) -> u64 {
         self.shared.db.size_on_disk().unwrap_or(0)
     }
+}
+
+/// Whether an incident's title or description holds every word (already
+/// lower-cased), compared in lower case. Reads only those two fields of
+/// the stored state; an incident this node cannot read, or a retracted
+/// one, has neither and never matches.
+fn has_words(record: &[u8], words: &[String]) -> Result<bool, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        state: State,
+    }
+    #[derive(serde::Deserialize)]
+    struct State {
+        #[serde(default)]
+        content: Option<Content>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Content {
+        title: String,
+        #[serde(default)]
+        description: String,
+    }
+    let head: Head = decode_json(split_head(record)?.1, "incident state")?;
+    let Some(content) = head.state.content else {
+        return Ok(false);
+    };
+    let title = content.title.to_lowercase();
+    let description = content.description.to_lowercase();
+    Ok(words
+        .iter()
+        .all(|w| title.contains(w.as_str()) || description.contains(w.as_str())))
 }

@@ -1,7 +1,8 @@
 //! One incident's indicators while the writer works on a batch: the entries
 //! it touched, read from and written back to their chunks, and the index
 //! keys that change. Applying an envelope touches only the indicators it
-//! names; a whole refold replaces the table at once.
+//! names; a whole refold replaces the table at once. Index keys (`index`)
+//! are written here only.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -9,7 +10,7 @@ use cer_proto::incident::{IndicatorEntry, IndicatorTable};
 use cer_proto::model::IndicatorType;
 use uuid::Uuid;
 
-use super::{keys, StoreError};
+use super::{index, keys, StoreError};
 
 pub(super) struct Table {
     subject: Uuid,
@@ -101,8 +102,8 @@ impl Table {
             return Err(e);
         }
         for ((kind, value), pos) in &self.index {
-            let key = keys::index(*kind, value, self.subject);
-            write(key, pos.map(|p| p.to_be_bytes().to_vec()));
+            let position = pos.map(|p| p.to_be_bytes().to_vec());
+            write(index::key(*kind, value, self.subject), position);
         }
         for n in &self.dirty {
             let entries = &self.chunks[n];
@@ -141,7 +142,7 @@ impl Table {
         if self.replaced {
             return Ok(None);
         }
-        match self.db.get(keys::index(kind, value, self.subject))? {
+        match self.db.get(index::key(kind, value, self.subject))? {
             Some(v) => {
                 let pos = keys::u32_from(&v, "index position")? as usize;
                 self.positions.insert((kind, value.to_owned()), pos);

@@ -5,15 +5,15 @@ use cer_proto::model::{Classification, Indicator, IndicatorType, Severity, Statu
 
 use super::*;
 
-fn author() -> Fingerprint {
+pub(super) fn author() -> Fingerprint {
     Fingerprint::parse(&"AB12".repeat(10)).unwrap()
 }
 
-fn other() -> Fingerprint {
+pub(super) fn other() -> Fingerprint {
     Fingerprint::parse(&"CD34".repeat(10)).unwrap()
 }
 
-fn incident(title: &str, iocs: &[String]) -> Body {
+pub(super) fn incident(title: &str, iocs: &[String]) -> Body {
     Body::Incident(IncidentBody {
         title: title.into(),
         description: String::new(),
@@ -32,7 +32,7 @@ fn incident(title: &str, iocs: &[String]) -> Body {
     })
 }
 
-fn note(text: &str) -> Body {
+pub(super) fn note(text: &str) -> Body {
     Body::Update(UpdateBody {
         note: Some(text.into()),
         ..UpdateBody::default()
@@ -40,7 +40,7 @@ fn note(text: &str) -> Body {
 }
 
 /// Signs nothing: the store does not verify; `check` uses [`Accept`].
-fn envelope(
+pub(super) fn envelope(
     by: &Fingerprint,
     tip: Option<ChainTip>,
     subject: Uuid,
@@ -52,7 +52,7 @@ fn envelope(
 
 /// An envelope under `tlp`; above GREEN its body stands for ciphertext
 /// this node could read (the store keeps what it decrypted).
-fn labelled(
+pub(super) fn labelled(
     by: &Fingerprint,
     tip: Option<ChainTip>,
     subject: Uuid,
@@ -91,14 +91,14 @@ fn labelled(
     }
 }
 
-fn tip_of(new: &NewEnvelope) -> Option<ChainTip> {
+pub(super) fn tip_of(new: &NewEnvelope) -> Option<ChainTip> {
     Some(ChainTip {
         seq: new.envelope.seq,
         id: new.id,
     })
 }
 
-fn put(store: &Store, new: &NewEnvelope) -> Inserted {
+pub(super) fn put(store: &Store, new: &NewEnvelope) -> Inserted {
     store
         .ingest_blocking(vec![Incoming::Live(Box::new(new.clone()))], None)
         .unwrap()
@@ -106,7 +106,7 @@ fn put(store: &Store, new: &NewEnvelope) -> Inserted {
         .unwrap()
 }
 
-struct Accept;
+pub(super) struct Accept;
 
 impl Verifier for Accept {
     fn envelope(&self, _: &[u8], sig: &[u8]) -> Verdict {
@@ -122,11 +122,11 @@ impl Verifier for Accept {
     }
 }
 
-fn open(dir: &Path) -> Store {
+pub(super) fn open(dir: &Path) -> Store {
     Store::open(&dir.join("store"), Options::default()).unwrap()
 }
 
-fn assert_consistent(dir: &Path) {
+pub(super) fn assert_consistent(dir: &Path) {
     let report = check(&dir.join("store"), &Accept).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
@@ -452,7 +452,7 @@ fn rebuild_keeps_what_verifies_and_drops_the_rest() {
             .shared
             .db
             .insert(
-                keys::index(IndicatorType::Domain, "ghost.example", subject),
+                index::key(IndicatorType::Domain, "ghost.example", subject),
                 7u32.to_be_bytes().to_vec(),
             )
             .unwrap();

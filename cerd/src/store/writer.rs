@@ -185,15 +185,29 @@ pub(super) struct Outlet {
     pub stored: broadcast::Sender<Arc<[EventRecord]>>,
 }
 
+/// Starts the writer. With `upgrade`, it first moves the index keys of a
+/// store of the previous format (see `index::upgrade`) and reports how
+/// that went; it stops at once if that failed.
 pub(super) fn spawn(
     db: sled::Db,
     state: State,
     commands: mpsc::Receiver<Command>,
     outlet: Outlet,
+    upgrade: Option<std::sync::mpsc::Sender<Result<u64, StoreError>>>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(db, state, commands, outlet))
+        .spawn(move || {
+            if let Some(report) = upgrade {
+                let built = super::index::upgrade(&db);
+                let failed = built.is_err();
+                let _ = report.send(built);
+                if failed {
+                    return;
+                }
+            }
+            run(db, state, commands, outlet)
+        })
 }
 
 fn run(db: sled::Db, mut state: State, mut commands: mpsc::Receiver<Command>, outlet: Outlet) {
