@@ -48,6 +48,9 @@ struct Summary {
     /// Each incident filed or updated.
     incidents: Vec<Uuid>,
     problems: Vec<Problem>,
+    /// What the node filed but warned about (a warninglisted value).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     dry_run: bool,
 }
@@ -277,16 +280,28 @@ async fn file_report(
                 continue;
             }
         };
-        match outcome {
-            Outcome::Imported(id) => {
+        let warnings = match outcome {
+            Outcome::Imported(id, warnings) => {
                 summary.imported += 1;
                 summary.incidents.push(id);
+                warnings
             }
-            Outcome::Updated(id) => {
+            Outcome::Updated(id, warnings) => {
                 summary.updated += 1;
                 summary.incidents.push(id);
+                warnings
             }
-            Outcome::Unchanged => summary.unchanged += 1,
+            Outcome::Unchanged => {
+                summary.unchanged += 1;
+                Vec::new()
+            }
+        };
+        for warning in warnings {
+            let warning = format!("{title}: {warning}");
+            if !ctx.json {
+                writeln!(io.stderr, "warning: {}", one_line(&warning))?;
+            }
+            summary.warnings.push(warning);
         }
     }
     if let Some(bar) = progress {
@@ -296,8 +311,9 @@ async fn file_report(
 }
 
 enum Outcome {
-    Imported(Uuid),
-    Updated(Uuid),
+    /// Filed, with the node's warnings.
+    Imported(Uuid, Vec<String>),
+    Updated(Uuid, Vec<String>),
     Unchanged,
 }
 
@@ -342,7 +358,7 @@ async fn file_one(
             };
             client.sight(filed.incident, &request).await?;
         }
-        return Ok(Outcome::Imported(filed.incident));
+        return Ok(Outcome::Imported(filed.incident, filed.warnings));
     }
     // Imported before: what the source names now and the incident does
     // not (or names with another expiry) goes in one signed update.
@@ -373,8 +389,8 @@ async fn file_one(
         strict,
         ..Default::default()
     };
-    client.update_incident(filed.incident, &update).await?;
-    Ok(Outcome::Updated(filed.incident))
+    let updated = client.update_incident(filed.incident, &update).await?;
+    Ok(Outcome::Updated(filed.incident, updated.warnings))
 }
 
 fn write_summary(ctx: &Ctx<'_>, io: &mut Io<'_>, summary: &Summary) -> anyhow::Result<()> {
