@@ -178,11 +178,13 @@ impl Store {
             let Some(record) = self.shared.db.get(keys::incident(keys::uuid_at(&k, 17)?))? else {
                 continue;
             };
-            let summary = decode_summary(&record)?;
-            if !filter.accept(&summary) {
+            // The words first: most incidents fail them, and then their
+            // summary is never decoded.
+            if !words.is_empty() && !has_words(&record, words)? {
                 continue;
             }
-            if !words.is_empty() && !has_words(&record, words)? {
+            let summary = decode_summary(&record)?;
+            if !filter.accept(&summary) {
                 continue;
             }
             if skipped < page.offset {
