@@ -16,19 +16,35 @@ impl Node {
     pub fn describe_matches(&self, found: &mut IocSearch) -> Result<(), NodeError> {
         let expiry = self.expiry();
         let lists = self.warninglists();
+        // One head record per incident (its timeline, no indicator table),
+        // however many of its indicators matched.
+        let mut heads: BTreeMap<uuid::Uuid, Option<cer_proto::incident::IncidentState>> =
+            BTreeMap::new();
         for m in &mut found.matches {
             m.warninglists = lists.matches(m.kind, &m.value);
-            let Some(state) = self.store.incident(m.incident)? else {
+            // The author's date, else this node's lifetime for the type.
+            m.valid_until = m.valid_until.or_else(|| {
+                expiry
+                    .lifetimes
+                    .get(&m.kind)
+                    .map(|lifetime| m.last_seen.plus(*lifetime))
+            });
+            m.expired = m.valid_until.is_some_and(|until| until <= expiry.now);
+            // No sighting counted and nobody but its reporter named it:
+            // nobody sighted it or reported it a false positive (a report
+            // adds its CERT), so there is no timeline to read.
+            if m.sightings == 0 && m.reported_by.len() <= 1 {
+                continue;
+            }
+            let state = match heads.entry(m.incident) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(self.store.incident_head(m.incident)?)
+                }
+            };
+            let Some(state) = state.as_ref() else {
                 continue;
             };
-            if let Some(entry) = state
-                .indicators
-                .iter()
-                .find(|e| e.kind == m.kind && e.value == m.value)
-            {
-                m.valid_until = expiry.until(entry);
-                m.expired = expiry.expired(entry);
-            }
             let mut by: BTreeMap<Fingerprint, SightingSummary> = BTreeMap::new();
             for entry in &state.timeline {
                 let Event::Sighting {

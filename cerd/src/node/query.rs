@@ -208,7 +208,7 @@ impl Node {
                 first_seen: hit.first_seen,
                 last_seen: hit.last_seen,
                 sightings: hit.sightings,
-                valid_until: None,
+                valid_until: hit.valid_until,
                 expired: false,
                 warninglists: Vec::new(),
                 sighted_by: Vec::new(),

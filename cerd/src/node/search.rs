@@ -215,6 +215,7 @@ fn hits(found: RangeHits, matched: impl Fn(&IndicatorEntry) -> Matched) -> Vec<F
                 last_seen: entry.last_seen,
                 sightings: entry.sightings,
                 reported_by: entry.reported_by,
+                valid_until: entry.valid_until,
             },
             kind: entry.kind,
             value: entry.value,

@@ -196,6 +196,8 @@ pub struct IndicatorHit {
     pub last_seen: Timestamp,
     pub sightings: u32,
     pub reported_by: Vec<Fingerprint>,
+    /// The author's `valid_until`, if it gave one.
+    pub valid_until: Option<Timestamp>,
 }
 
 /// Counts for `cerctl status` and metrics, written with every batch.

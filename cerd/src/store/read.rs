@@ -226,6 +226,7 @@ impl Store {
                     last_seen: entry.last_seen,
                     sightings: entry.sightings,
                     reported_by: entry.reported_by,
+                    valid_until: entry.valid_until,
                 },
             ));
         }
