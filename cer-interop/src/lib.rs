@@ -138,7 +138,7 @@ impl Format {
 
     /// Guesses a file's format from its first bytes: a STIX bundle
     /// (`"type": "bundle"`), a MISP event (`"Event"` or `"Attribute"`), a
-    /// CSV header with a `type` and a `value` column, else a list.
+    /// CSV header with a `value` column, else a list.
     pub fn detect(bytes: &[u8]) -> Format {
         let head = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]);
         let trimmed = head.trim_start_matches('\u{feff}').trim_start();
@@ -154,7 +154,9 @@ impl Format {
             .split(',')
             .map(|c| c.trim().trim_matches('"'))
             .collect();
-        if columns.contains(&"type") && columns.contains(&"value") {
+        // A header naming a value column is CSV (the type may be guessed
+        // per row); without one, the first line is a value like the rest.
+        if columns.contains(&"value") {
             return Format::Csv;
         }
         Format::List
@@ -194,5 +196,6 @@ mod tests {
             Format::Csv
         );
         assert_eq!(Format::detect(b"192.0.2.1\nevil.example\n"), Format::List);
+        assert_eq!(Format::detect(b"value,comment\n192.0.2.1,x\n"), Format::Csv);
     }
 }
