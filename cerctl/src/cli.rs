@@ -67,7 +67,7 @@ pub enum Command {
     /// File, list, show, update and retract incidents.
     #[command(subcommand)]
     Incident(IncidentCommand),
-    /// Look up indicators of compromise.
+    /// Indicators of compromise: search, report sightings, bulk import.
     #[command(subcommand)]
     Ioc(IocCommand),
     /// Export: the signed envelopes (`gpg --verify ID.sig ID.json`), or
