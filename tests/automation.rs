@@ -7,30 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::harness::{eventually, write_file, TestNode};
+// KE runs playbooks; NG files. Linked, each trusting the other.
+use crate::playbooks::pair;
 
 const SOON: Duration = Duration::from_secs(30);
-
-/// KE runs playbooks; NG files. Linked, each trusting the other.
-fn linked() -> (TestNode, TestNode) {
-    let mut ke = TestNode::new("KE-CIRT");
-    let mut ng = TestNode::new("NG-CERT");
-    ke.init();
-    ng.init();
-    ke.trust(&ng);
-    ng.trust(&ke);
-    ke.spawn();
-    ke.pin_listen();
-    ng.add_peer(&ke.listen_addr());
-    ng.spawn();
-    eventually(SOON, "the link", || {
-        ke.json(&["peers"])["peers"]
-            .as_array()?
-            .iter()
-            .any(|p| p["connected"] == true)
-            .then_some(())
-    });
-    (ke, ng)
-}
 
 /// A script that appends `VERB VALUE` to `$OUT` and keeps its stdin in
 /// `$OUT.VERB.VALUE.json`.
@@ -117,7 +97,7 @@ fn file_c2(ng: &TestNode, ips: &[&str]) -> String {
 
 #[test]
 fn block_on_receipt_block_only_what_is_added_unblock_what_is_withdrawn() {
-    let (ke, ng) = linked();
+    let (ke, ng) = pair();
     let (script, out) = recorder(&ke);
     let (script, out_text) = (script.display().to_string(), out.display().to_string());
     install(
@@ -245,7 +225,7 @@ actions:
 
 #[test]
 fn a_limit_pauses_until_resumed_and_forget_drops_the_record() {
-    let (ke, ng) = linked();
+    let (ke, ng) = pair();
     let (script, out) = recorder(&ke);
     let (script, out_text) = (script.display().to_string(), out.display().to_string());
     install(
@@ -372,7 +352,7 @@ actions:
 /// domain out again on retraction.
 #[test]
 fn the_shipped_examples_block_and_unblock() {
-    let (ke, ng) = linked();
+    let (ke, ng) = pair();
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../playbooks");
     let folder = ke.dir.path().join("playbooks");
     std::fs::create_dir_all(folder.join("bin")).unwrap();
@@ -492,7 +472,7 @@ fn the_shipped_examples_block_and_unblock() {
 /// incident, are recorded as a test run, and change no playbook record.
 #[test]
 fn a_test_run_runs_once_and_is_recorded_as_one() {
-    let (ke, ng) = linked();
+    let (ke, ng) = pair();
     let (script, out) = recorder(&ke);
     let id = file_c2(&ng, &["203.0.113.7", "198.51.100.9"]);
     eventually(SOON, "KE to hold the incident", || {
@@ -684,7 +664,7 @@ actions:
 /// `sighting.received` there; a false-positive report is told apart.
 #[test]
 fn a_sighting_reaches_the_author_and_triggers_its_playbooks() {
-    let (ke, ng) = linked();
+    let (ke, ng) = pair();
     let (script, out) = recorder(&ng);
     install(
         &ng,
