@@ -13,5 +13,7 @@ mod playbooks;
 mod search;
 mod store;
 mod taxii;
+mod taxii_paging;
+mod taxii_write;
 mod tlp;
 mod webhook;

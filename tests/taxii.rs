@@ -7,19 +7,25 @@ use std::time::Duration;
 
 use crate::harness::{eventually, TestNode};
 
-const SOON: Duration = Duration::from_secs(30);
-const TAXII: &str = "application/taxii+json;version=2.1";
+pub(crate) const SOON: Duration = Duration::from_secs(30);
+pub(crate) const TAXII: &str = "application/taxii+json;version=2.1";
 const GREEN_IP: &str = "203.0.113.7";
 const AMBER_IP: &str = "198.51.100.9";
 
 /// A node with `[taxii]` on a free port; returns it and the port.
-fn taxii_node() -> (TestNode, u16) {
+pub(crate) fn taxii_node() -> (TestNode, u16) {
     let mut node = TestNode::new("KE-CIRT");
+    let port = serve_taxii(&mut node);
+    (node, port)
+}
+
+/// Starts `node` with `[taxii]` on a free port; returns the port.
+pub(crate) fn serve_taxii(node: &mut TestNode) -> u16 {
     let mut config = std::fs::read_to_string(node.config_path()).unwrap();
     config.push_str("\n[taxii]\nlisten = \"127.0.0.1:0\"\n");
     std::fs::write(node.config_path(), config).unwrap();
     node.spawn();
-    let port = eventually(SOON, "the TAXII listener's address in the log", || {
+    eventually(SOON, "the TAXII listener's address in the log", || {
         let log = node.log();
         let line = log.lines().find(|l| l.contains("TAXII listening"))?;
         let at = line.find("listen=127.0.0.1:")? + "listen=127.0.0.1:".len();
@@ -28,18 +34,17 @@ fn taxii_node() -> (TestNode, u16) {
             .take_while(char::is_ascii_digit)
             .collect();
         digits.parse().ok()
-    });
-    (node, port)
+    })
 }
 
-struct Answer {
-    status: u16,
-    headers: hyper::HeaderMap,
-    body: Vec<u8>,
+pub(crate) struct Answer {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Vec<u8>,
 }
 
 impl Answer {
-    fn json(&self) -> serde_json::Value {
+    pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!(
                 "{e}: {} {}",
@@ -48,13 +53,25 @@ impl Answer {
             )
         })
     }
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
+/// One HTTPS GET, trusting only the node's generated certificate.
+pub(crate) fn get(node: &TestNode, port: u16, path: &str, headers: &[(&str, &str)]) -> Answer {
+    request(node, port, "GET", path, headers, Vec::new())
+}
+
 /// One HTTPS request, trusting only the node's generated certificate.
-fn get(node: &TestNode, port: u16, path: &str, headers: &[(&str, &str)]) -> Answer {
+pub(crate) fn request(
+    node: &TestNode,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Answer {
     use http_body_util::BodyExt;
     use rustls::pki_types::pem::PemObject;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -84,12 +101,15 @@ fn get(node: &TestNode, port: u16, path: &str, headers: &[(&str, &str)]) -> Answ
                 .await
                 .unwrap();
         tokio::spawn(connection);
-        let mut request = hyper::Request::get(path).header("host", format!("127.0.0.1:{port}"));
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", format!("127.0.0.1:{port}"));
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
         let request = request
-            .body(http_body_util::Empty::<axum::body::Bytes>::new())
+            .body(http_body_util::Full::new(axum::body::Bytes::from(body)))
             .unwrap();
         let response = sender.send_request(request).await.unwrap();
         let status = response.status().as_u16();
@@ -109,7 +129,7 @@ fn get(node: &TestNode, port: u16, path: &str, headers: &[(&str, &str)]) -> Answ
     })
 }
 
-fn basic(name: &str, token: &str) -> String {
+pub(crate) fn basic(name: &str, token: &str) -> String {
     use base64::Engine;
     format!(
         "Basic {}",
@@ -117,18 +137,18 @@ fn basic(name: &str, token: &str) -> String {
     )
 }
 
-fn taxii(auth: &str) -> Vec<(&'static str, &str)> {
+pub(crate) fn taxii(auth: &str) -> Vec<(&'static str, &str)> {
     vec![("accept", TAXII), ("authorization", auth)]
 }
 
-fn add_client(node: &TestNode, name: &str, tlp: &str) -> String {
+pub(crate) fn add_client(node: &TestNode, name: &str, tlp: &str) -> String {
     let added = node.json(&["taxii", "clients", "add", name, "--max-tlp", tlp]);
     added["token"].as_str().unwrap().to_owned()
 }
 
 /// Every object of a collection, page by page, filing `during` new
 /// incidents between pages.
-fn read_all(
+pub(crate) fn read_all(
     node: &TestNode,
     port: u16,
     auth: &str,

@@ -290,6 +290,14 @@ pub fn check(path: &Path, verifier: &dyn Verifier) -> Result<CheckReport, StoreE
                 .problems
                 .push(format!("incident {subject}: missing from the time order"));
         }
+        if !head
+            .added
+            .is_some_and(|at| db.contains_key(keys::added(at, subject)).unwrap_or(false))
+        {
+            report.problems.push(format!(
+                "incident {subject}: missing from the order of arrival"
+            ));
+        }
     }
     for subject in by_subject.keys() {
         if !seen.contains(subject) {

@@ -158,11 +158,11 @@ pub fn describe(key: &[u8]) -> String {
 }
 
 /// Moves the addresses, networks and domains of a store of format 2 from
-/// `x` to their ordered families, in batches of bounded size, then sets
-/// the store's format to the current one. Each batch moves whole keys (a
-/// new key and the removal of the old one), so a crash half-way leaves a
-/// store of format 2 that the next open finishes. Returns how many keys
-/// moved. Runs on the writer's thread before it takes any command.
+/// `x` to their ordered families, in batches of bounded size. Each batch
+/// moves whole keys (a new key and the removal of the old one), so a crash
+/// half-way leaves a store of format 2 that the next open finishes.
+/// Returns how many keys moved. Runs on the writer's thread before it
+/// takes any command (`writer::upgrade`, which then sets the format).
 pub(super) fn upgrade(db: &sled::Db) -> Result<u64, StoreError> {
     const BATCH: usize = 10_000;
     let mut moved = 0u64;
@@ -187,12 +187,7 @@ pub(super) fn upgrade(db: &sled::Db) -> Result<u64, StoreError> {
             in_batch = 0;
         }
     }
-    batch.insert(
-        keys::meta("format"),
-        &super::FORMAT_VERSION.to_be_bytes()[..],
-    );
     db.apply_batch(batch)?;
-    db.flush()?;
     Ok(moved)
 }
 

@@ -13,6 +13,7 @@
 //! | `y`    | family (`4`/`6`) ‖ address ‖ tag ‖ uuid | the entry's position: ipv4/ipv6 (tag 0xFF) and CIDR networks (tag: prefix length), in address order |
 //! | `z`    | domain labels reversed `\0` uuid | the entry's position: domains, by reversed labels (`com.example.www`) |
 //! | `o`    | updated (be i128, sign flipped) ‖ uuid | (empty): incidents by last update  |
+//! | `l`    | added here (be i128, sign flipped) ‖ uuid | (empty): incidents by when this node last stored an envelope about them |
 //! | `q`    | author ‖ seq ‖ id                 | a second envelope at a seq (evidence)   |
 //! | `v`    | event seq (be u64)                | [`EventRecord`](super::EventRecord)     |
 //! | `k`    | request uuid                      | the [`Filed`] answer to that request    |
@@ -43,6 +44,7 @@ pub const INCIDENT: u8 = b'i';
 pub const CHUNK_KEY: u8 = b'n';
 pub const INDEX: u8 = b'x';
 pub const ORDER: u8 = b'o';
+pub const ADDED: u8 = b'l';
 pub const EQUIVOCATION: u8 = b'q';
 pub const EVENT: u8 = b'v';
 pub const REQUEST: u8 = b'k';
@@ -91,6 +93,15 @@ pub fn chunk(id: Uuid, chunk: u32) -> Vec<u8> {
 pub fn order(updated: Timestamp, id: Uuid) -> Vec<u8> {
     let mut key = vec![ORDER];
     key.extend_from_slice(&time_bytes(updated));
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// An incident's place in the order of arrival here: `at` is strictly
+/// later for every batch, whatever times the envelopes carry.
+pub fn added(at: Timestamp, id: Uuid) -> Vec<u8> {
+    let mut key = vec![ADDED];
+    key.extend_from_slice(&time_bytes(at));
     key.extend_from_slice(id.as_bytes());
     key
 }

@@ -48,11 +48,12 @@ use writer::Command;
 
 /// The on-disk format this code reads and writes. Version 3 keeps the
 /// index keys of addresses, networks and domains in ordered families (`y`,
-/// `z`) instead of `x`; a store of version 2 has them moved at open:
-/// everything else is the same.
-pub const FORMAT_VERSION: u64 = 3;
+/// `z`) instead of `x`; version 4 adds the order of arrival (`l`). A store
+/// of version 2 or 3 gets what it lacks at open: everything else is the
+/// same.
+pub const FORMAT_VERSION: u64 = 4;
 
-/// The previous format, upgraded at open by deriving what it lacks.
+/// The oldest format upgraded at open by deriving what it lacks.
 const UPGRADABLE_FORMAT: u64 = 2;
 
 /// Commands queued for the writer before callers wait for room.
@@ -348,7 +349,7 @@ impl Store {
     pub fn open(path: &Path, options: Options) -> Result<Store, StoreError> {
         let db = open_db(path, options)?;
         let format = keys::meta("format");
-        let mut upgrade = false;
+        let mut upgrade = None;
         match db.get(&format)? {
             None if db.is_empty() => {
                 db.insert(&format, &FORMAT_VERSION.to_be_bytes())?;
@@ -362,8 +363,8 @@ impl Store {
             }
             Some(v) => {
                 let found = keys::u64_from(&v, "meta/format")?;
-                if found == UPGRADABLE_FORMAT {
-                    upgrade = true;
+                if (UPGRADABLE_FORMAT..FORMAT_VERSION).contains(&found) {
+                    upgrade = Some(found);
                 } else if found != FORMAT_VERSION {
                     return Err(StoreError::Format {
                         path: path.to_owned(),
@@ -399,24 +400,24 @@ impl Store {
             durable: durable_tx,
             stored: stored.clone(),
         };
-        // A store of the previous format has its index keys moved by the
-        // writer before it takes any command; open waits for it.
+        // A store of a previous format is upgraded by the writer before it
+        // takes any command; open waits for it.
         let (built_tx, built) = std::sync::mpsc::channel();
         let handle = writer::spawn(
             db.clone(),
             state,
             commands,
             outlet,
-            upgrade.then_some(built_tx),
+            upgrade.map(|from| (from, built_tx)),
         )
         .map_err(|e| corrupt("writer thread", &e.to_string()))?;
-        if upgrade {
+        if let Some(from) = upgrade {
             let outcome = built.recv().unwrap_or(Err(StoreError::WriterGone));
             match outcome {
                 Ok(keys) => tracing::info!(
                     store = %path.display(),
                     keys,
-                    "store upgraded from format {UPGRADABLE_FORMAT} to {FORMAT_VERSION}: address, network and domain index keys moved to their ordered families"
+                    "store upgraded from format {from} to {FORMAT_VERSION}: index keys in their ordered families, incidents in their order of arrival"
                 ),
                 Err(e) => {
                     drop(inbox);
@@ -715,6 +716,9 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
 struct Head {
     state: IncidentState,
     indicators: u32,
+    /// When this node last stored an envelope about it (its `l` key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    added: Option<Timestamp>,
 }
 
 fn encode_head(head: &Head) -> Result<Vec<u8>, StoreError> {
@@ -730,6 +734,7 @@ fn encode_head(head: &Head) -> Result<Vec<u8>, StoreError> {
         &Head {
             state,
             indicators: head.indicators,
+            added: head.added,
         },
     )
     .map_err(json_err)?;

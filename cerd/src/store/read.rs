@@ -5,7 +5,7 @@
 use cer_proto::api::{Annotation, Filed, IncidentSummary, RunRecord};
 use cer_proto::envelope::ChainTip;
 use cer_proto::incident::IncidentState;
-use cer_proto::model::IndicatorType;
+use cer_proto::model::{IndicatorType, Timestamp};
 use cer_proto::{EnvelopeId, Fingerprint};
 use uuid::Uuid;
 
@@ -133,6 +133,57 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Incidents in their order of arrival here (each placed by the last
+    /// envelope this node stored about it), strictly after `after` (an
+    /// arrival time and incident), with their arrival times; at most
+    /// `limit`. Returns whether more follow. New arrivals always go to
+    /// the end, so a reader paging with the last place it saw misses
+    /// nothing and sees nothing twice unless it changed.
+    pub fn arrivals(
+        &self,
+        after: Option<(Timestamp, Uuid)>,
+        limit: usize,
+    ) -> Result<(Vec<(Timestamp, IncidentSummary)>, bool), StoreError> {
+        let start = match after {
+            // The byte after the key itself: strictly after it.
+            Some((at, id)) => {
+                let mut key = keys::added(at, id);
+                key.push(0);
+                key
+            }
+            None => vec![keys::ADDED],
+        };
+        let mut out = Vec::new();
+        for item in self.shared.db.range(start..vec![keys::ADDED + 1]) {
+            let (k, _) = item?;
+            let at = keys::time_from(&k[1..])?;
+            let Some(record) = self.shared.db.get(keys::incident(keys::uuid_at(&k, 17)?))? else {
+                continue;
+            };
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            out.push((at, decode_summary(&record)?));
+        }
+        Ok((out, false))
+    }
+
+    /// The incident's summary if it is still at that place in the order
+    /// of arrival (no envelope about it was stored since).
+    pub fn arrived_at(
+        &self,
+        at: Timestamp,
+        id: Uuid,
+    ) -> Result<Option<IncidentSummary>, StoreError> {
+        if !self.shared.db.contains_key(keys::added(at, id))? {
+            return Ok(None);
+        }
+        match self.shared.db.get(keys::incident(id))? {
+            Some(record) => Ok(Some(decode_summary(&record)?)),
+            None => Ok(None),
+        }
     }
 
     /// Incident summaries, most recently updated first, that pass

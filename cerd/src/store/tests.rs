@@ -701,3 +701,95 @@ fn a_store_in_use_is_refused_with_what_to_check() {
         "{text}"
     );
 }
+
+#[test]
+fn incidents_arrive_in_the_order_stored_whatever_time_they_carry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let first = envelope(&author(), None, a, incident("a", &[]), vec![]);
+    put(&store, &first);
+    // A peer's incident filed a day ago arrives after it.
+    let day_ago = Timestamp(time::OffsetDateTime::now_utc() - time::Duration::days(1));
+    let bytes = Draft {
+        author: other(),
+        seq: 1,
+        prev: None,
+        created: day_ago,
+        subject: b,
+        tlp: Tlp::Green,
+        recipients: vec![],
+        body: DraftBody::Plain(incident("b", &[])),
+        withdraws: vec![],
+    }
+    .to_bytes()
+    .unwrap();
+    let late = NewEnvelope {
+        id: EnvelopeId::of(&bytes),
+        envelope: Envelope::parse(&bytes).unwrap(),
+        bytes,
+        sig: b"sig".to_vec(),
+        body: Some(incident("b", &[])),
+    };
+    put(&store, &late);
+    let (arrived, more) = store.arrivals(None, 10).unwrap();
+    assert!(!more);
+    let ids: Vec<Uuid> = arrived.iter().map(|(_, s)| s.id).collect();
+    assert_eq!(ids, [a, b]);
+    let (at_a, at_b) = (arrived[0].0, arrived[1].0);
+    assert!(at_a < at_b);
+    assert!(store.arrived_at(at_a, a).unwrap().is_some());
+    // An update moves its incident to the end; its old place is gone.
+    put(
+        &store,
+        &envelope(&author(), tip_of(&first), a, note("more"), vec![]),
+    );
+    let (arrived, _) = store.arrivals(None, 10).unwrap();
+    assert_eq!(
+        arrived.iter().map(|(_, s)| s.id).collect::<Vec<_>>(),
+        [b, a]
+    );
+    assert!(arrived[1].0 > at_b);
+    assert!(store.arrived_at(at_a, a).unwrap().is_none());
+    let (after_b, more) = store.arrivals(Some((at_b, b)), 10).unwrap();
+    assert!(!more);
+    assert_eq!(after_b.len(), 1);
+    assert_eq!(after_b[0].1.id, a);
+    let (one, more) = store.arrivals(None, 1).unwrap();
+    assert!(more);
+    assert_eq!(one[0].1.id, b);
+
+    // A store of format 3 kept no arrivals: they are derived at open,
+    // each incident placed at its last update.
+    let db = &store.shared.db;
+    for item in db.scan_prefix([keys::ADDED]) {
+        db.remove(item.unwrap().0).unwrap();
+    }
+    for item in db.scan_prefix([keys::INCIDENT]) {
+        let (k, v) = item.unwrap();
+        let mut head = decode_head(&v).unwrap();
+        head.added = None;
+        db.insert(k, encode_head(&head).unwrap()).unwrap();
+    }
+    db.insert(keys::meta("format"), &3u64.to_be_bytes())
+        .unwrap();
+    store.close().unwrap();
+    drop(store);
+    let store = open(dir.path());
+    let (arrived, _) = store.arrivals(None, 10).unwrap();
+    assert_eq!(
+        arrived.iter().map(|(_, s)| s.id).collect::<Vec<_>>(),
+        [b, a]
+    );
+    assert_eq!(arrived[0].0, arrived[0].1.updated);
+    // What arrives next still goes to the end.
+    let c = Uuid::new_v4();
+    put(
+        &store,
+        &envelope(&other(), tip_of(&late), c, incident("c", &[]), vec![]),
+    );
+    let (arrived, _) = store.arrivals(None, 10).unwrap();
+    assert_eq!(arrived.last().unwrap().1.id, c);
+    drop(store);
+    assert_consistent(dir.path());
+}

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use cer_proto::api::{Annotation, Filed, RunRecord};
 use cer_proto::envelope::{Body, ChainTip, Draft, Envelope, Kind};
 use cer_proto::incident::{Event, FoldInput, IncidentState};
+use cer_proto::model::Timestamp;
 use cer_proto::{EnvelopeId, Fingerprint};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use uuid::Uuid;
@@ -148,6 +149,9 @@ pub(super) struct State {
     tips: HashMap<Fingerprint, ChainTip>,
     counts: Counts,
     next_event: u64,
+    /// The latest arrival time given (the last `l` key's): each batch's
+    /// is later.
+    last_added: Timestamp,
 }
 
 impl State {
@@ -170,9 +174,17 @@ impl State {
                 tips,
                 counts,
                 next_event: last + 1,
+                last_added: State::last_added(db)?,
             },
             last,
         ))
+    }
+
+    fn last_added(db: &sled::Db) -> Result<Timestamp, StoreError> {
+        match db.scan_prefix([keys::ADDED]).keys().next_back() {
+            Some(k) => keys::time_from(&k?[1..]),
+            None => Ok(Timestamp::from_unix_nanos(0)),
+        }
     }
 }
 
@@ -185,21 +197,24 @@ pub(super) struct Outlet {
     pub stored: broadcast::Sender<Arc<[EventRecord]>>,
 }
 
-/// Starts the writer. With `upgrade`, it first moves the index keys of a
-/// store of the previous format (see `index::upgrade`) and reports how
-/// that went; it stops at once if that failed.
+/// Starts the writer. With `upgrade`, it first upgrades a store of that
+/// earlier format ([`upgrade`]) and reports how that went; it stops at
+/// once if that failed.
 pub(super) fn spawn(
     db: sled::Db,
-    state: State,
+    mut state: State,
     commands: mpsc::Receiver<Command>,
     outlet: Outlet,
-    upgrade: Option<std::sync::mpsc::Sender<Result<u64, StoreError>>>,
+    upgrade: Option<(u64, std::sync::mpsc::Sender<Result<u64, StoreError>>)>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("store-writer".into())
         .spawn(move || {
-            if let Some(report) = upgrade {
-                let built = super::index::upgrade(&db);
+            if let Some((from, report)) = upgrade {
+                let built = self::upgrade(&db, from).and_then(|keys| {
+                    state.last_added = State::last_added(&db)?;
+                    Ok(keys)
+                });
                 let failed = built.is_err();
                 let _ = report.send(built);
                 if failed {
@@ -208,6 +223,40 @@ pub(super) fn spawn(
             }
             run(db, state, commands, outlet)
         })
+}
+
+/// Derives what a store of format `from` lacks, then sets the current
+/// format: from 2, the ordered index families (`index::upgrade`); from 2
+/// or 3, the order of arrival, where each incident is placed at its last
+/// update (no later than now), since when it arrived was not kept.
+/// Returns how many keys were written.
+fn upgrade(db: &sled::Db, from: u64) -> Result<u64, StoreError> {
+    let mut written = 0;
+    if from < 3 {
+        written += super::index::upgrade(db)?;
+    }
+    let now = crate::audit::now();
+    let mut batch = sled::Batch::default();
+    for item in db.scan_prefix([keys::INCIDENT]) {
+        let (k, v) = item?;
+        let subject = keys::uuid_at(&k, 1)?;
+        let mut head = decode_head(&v)?;
+        if head.added.is_some() {
+            continue;
+        }
+        let at = head.state.updated.min(now);
+        head.added = Some(at);
+        batch.insert(keys::added(at, subject), Vec::new());
+        batch.insert(k, encode_head(&head)?);
+        written += 1;
+    }
+    batch.insert(
+        keys::meta("format"),
+        &super::FORMAT_VERSION.to_be_bytes()[..],
+    );
+    db.apply_batch(batch)?;
+    db.flush()?;
+    Ok(written)
 }
 
 fn run(db: sled::Db, mut state: State, mut commands: mpsc::Receiver<Command>, outlet: Outlet) {
@@ -257,6 +306,7 @@ fn run(db: sled::Db, mut state: State, mut commands: mpsc::Receiver<Command>, ou
                 state.tips.extend(done.tips);
                 state.counts = done.counts;
                 state.next_event = done.next_event;
+                state.last_added = done.last_added;
                 if let Some(last) = done.events.last() {
                     outlet.durable.send_replace(last.seq);
                     let _ = outlet.stored.send(Arc::from(done.events));
@@ -302,6 +352,7 @@ struct Work<'a> {
     next_event: u64,
     events: Vec<EventRecord>,
     incidents: HashMap<Uuid, Open>,
+    last_added: Timestamp,
     /// Set while applying a command that adds nothing to the event log.
     quiet: bool,
 }
@@ -320,6 +371,7 @@ struct Done {
     counts: Counts,
     next_event: u64,
     events: Vec<EventRecord>,
+    last_added: Timestamp,
 }
 
 impl<'a> Work<'a> {
@@ -333,6 +385,7 @@ impl<'a> Work<'a> {
             next_event: state.next_event,
             events: Vec::new(),
             incidents: HashMap::new(),
+            last_added: state.last_added,
             quiet: false,
         }
     }
@@ -813,6 +866,7 @@ impl<'a> Work<'a> {
         open.head = Some(Head {
             indicators: open.table.len() as u32,
             state,
+            added: open.stored.as_ref().and_then(|s| s.added),
         });
         Ok(())
     }
@@ -894,6 +948,14 @@ impl<'a> Work<'a> {
     /// with the data: `counts` is locked while the batch is applied.
     fn commit(mut self, shown: &Mutex<Counts>) -> Result<Done, StoreError> {
         let incidents = std::mem::take(&mut self.incidents);
+        // Every incident the batch touched arrives now, after everything
+        // before it, even when the clock stepped back.
+        let added = if incidents.is_empty() {
+            self.last_added
+        } else {
+            next_arrival(crate::audit::now(), self.last_added)
+        };
+        self.last_added = added;
         for (subject, open) in incidents {
             let Some(head) = &open.head else { continue };
             match &open.stored {
@@ -901,9 +963,14 @@ impl<'a> Work<'a> {
                 Some(stored) if stored.state.updated == head.state.updated => {}
                 Some(stored) => self.remove(keys::order(stored.state.updated, subject)),
             }
+            if let Some(at) = open.stored.as_ref().and_then(|s| s.added) {
+                self.remove(keys::added(at, subject));
+            }
             self.put(keys::order(head.state.updated, subject), Vec::new());
+            self.put(keys::added(added, subject), Vec::new());
             let mut head = head.clone();
             head.indicators = open.table.len() as u32;
+            head.added = Some(added);
             self.put(keys::incident(subject), encode_head(&head)?);
             let mut writes = Vec::new();
             let delta = open.table.commit(&mut |k, v| writes.push((k, v)))?;
@@ -936,8 +1003,17 @@ impl<'a> Work<'a> {
             counts: self.counts,
             next_event: self.next_event,
             events: self.events,
+            last_added: self.last_added,
         })
     }
+}
+
+/// A batch's arrival time: now to the microsecond, and always at least a
+/// microsecond after the last one.
+fn next_arrival(now: Timestamp, last: Timestamp) -> Timestamp {
+    const MICRO: i128 = 1_000;
+    let now = now.unix_nanos() / MICRO * MICRO;
+    Timestamp::from_unix_nanos(now.max(last.unix_nanos() + MICRO))
 }
 
 enum Slot {

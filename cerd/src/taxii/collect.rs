@@ -3,12 +3,13 @@
 //! collection's TLP, in the order they were added, with an opaque cursor
 //! for the next page. Reads the store: call from blocking threads.
 //!
-//! An object's date added is its incident's last update. Incidents are
-//! read in (updated, id) order, and a cursor names the next object's
-//! place — incident time, id and index — rather than an offset, so
-//! incidents filed or updated while a client pages do not shift its pages:
-//! an updated incident moves behind the cursor's end and is served again
-//! there, whole.
+//! An object's date added is when this node last stored an envelope about
+//! its incident: the store's order of arrival, in which every new arrival
+//! goes to the end, even an incident a late peer sends with an old time.
+//! A cursor names the next object's place — arrival time, incident and
+//! index — rather than an offset, so incidents filed or updated while a
+//! client pages do not shift its pages: an updated incident moves behind
+//! the cursor's end and is served again there, whole.
 
 use std::collections::BTreeSet;
 
@@ -20,16 +21,15 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::node::{Node, NodeError};
-use crate::store::{Page as StorePage, SummaryFilter};
 
 /// Incidents read from the store per listing call.
 const BATCH: usize = 64;
 
-/// A place in a collection: the incident (its last update and id) and the
-/// index of an object among its objects.
+/// A place in a collection: the incident (its arrival time and id) and
+/// the index of an object among its objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Cursor {
-    pub updated: i128,
+    pub added: i128,
     pub incident: Uuid,
     pub index: usize,
 }
@@ -64,7 +64,7 @@ pub struct Page {
 
 impl Cursor {
     pub fn encode(&self) -> String {
-        let text = format!("{}.{}.{}", self.updated, self.incident, self.index);
+        let text = format!("{}.{}.{}", self.added, self.incident, self.index);
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
     }
 
@@ -75,7 +75,7 @@ impl Cursor {
         let text = String::from_utf8(bytes).ok()?;
         let mut parts = text.split('.');
         let cursor = Cursor {
-            updated: parts.next()?.parse().ok()?,
+            added: parts.next()?.parse().ok()?,
             incident: parts.next()?.parse().ok()?,
             index: parts.next()?.parse().ok()?,
         };
@@ -96,15 +96,14 @@ const SHARED_ADDED: i128 = 0;
 pub fn page(node: &Node, tlp: Tlp, query: &Query) -> Result<Page, NodeError> {
     let context = Context::new(node);
     let mut items = Vec::new();
-    let mut from = query.after;
     let since = query.added_after;
-    let shared_done = from.is_some_and(|c| c.updated > i128::MIN)
+    let shared_done = query.after.is_some_and(|c| c.added > i128::MIN)
         || since.is_some_and(|t| t.unix_nanos() >= SHARED_ADDED);
     if !shared_done {
-        let start = from.map_or(0, |c| c.index);
+        let start = query.after.map_or(0, |c| c.index);
         for (index, object) in context.shared(tlp).into_iter().enumerate().skip(start) {
             let place = Cursor {
-                updated: i128::MIN,
+                added: i128::MIN,
                 incident: Uuid::nil(),
                 index,
             };
@@ -122,55 +121,74 @@ pub fn page(node: &Node, tlp: Tlp, query: &Query) -> Result<Page, NodeError> {
                 object,
             });
         }
-        from = None;
     }
-    loop {
-        let filter = After { from, since };
-        let page = StorePage {
-            offset: 0,
-            limit: BATCH,
-            oldest_first: true,
-        };
-        let (summaries, more) = node.store().list(&filter, page)?;
-        for summary in &summaries {
-            let start = match from {
-                Some(c)
-                    if c.incident == summary.id && c.updated == summary.updated.unix_nanos() =>
-                {
-                    c.index
-                }
-                _ => 0,
+    // Where the store's scan starts: strictly after the later of the
+    // cursor's incident (whose remaining objects come first) and
+    // `added_after`.
+    let resume = query.after.filter(|c| c.added > i128::MIN);
+    let mut from = later(
+        resume.map(|c| (Timestamp::from_unix_nanos(c.added), c.incident)),
+        since.map(|t| (t, Uuid::max())),
+    );
+    if let Some(cursor) = resume {
+        // The rest of the incident the last page ended in, if it has not
+        // arrived again since.
+        let at = Timestamp::from_unix_nanos(cursor.added);
+        let summary = node.store().arrived_at(at, cursor.incident)?;
+        if let Some(summary) = summary.filter(|s| s.readable && !s.retracted) {
+            let place = |index| Cursor {
+                added: cursor.added,
+                incident: cursor.incident,
+                index,
             };
-            let objects = context.objects(node, summary, tlp, query)?;
-            for (index, object) in objects.into_iter().enumerate().skip(start) {
-                let place = Cursor {
-                    updated: summary.updated.unix_nanos(),
-                    incident: summary.id,
-                    index,
-                };
-                if !matches(&object, query) {
-                    continue;
-                }
-                if items.len() == query.limit {
-                    return Ok(Page {
-                        items,
-                        next: Some(place),
-                    });
-                }
-                items.push(Item {
-                    added: summary.updated,
-                    object,
+            if let Some(next) = context.emit(
+                node,
+                &summary,
+                at,
+                tlp,
+                query,
+                cursor.index,
+                &mut items,
+                place,
+            )? {
+                return Ok(Page {
+                    items,
+                    next: Some(next),
                 });
             }
-            from = Some(Cursor {
-                updated: summary.updated.unix_nanos(),
+        }
+    }
+    loop {
+        let (arrivals, more) = node.store().arrivals(from, BATCH)?;
+        for (at, summary) in &arrivals {
+            from = Some((*at, summary.id));
+            if !summary.readable || summary.retracted {
+                continue;
+            }
+            let place = |index| Cursor {
+                added: at.unix_nanos(),
                 incident: summary.id,
-                index: usize::MAX,
-            });
+                index,
+            };
+            if let Some(next) =
+                context.emit(node, summary, *at, tlp, query, 0, &mut items, place)?
+            {
+                return Ok(Page {
+                    items,
+                    next: Some(next),
+                });
+            }
         }
         if !more {
             return Ok(Page { items, next: None });
         }
+    }
+}
+
+fn later(a: Option<(Timestamp, Uuid)>, b: Option<(Timestamp, Uuid)>) -> Option<(Timestamp, Uuid)> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -238,6 +256,34 @@ impl Context {
                 .map(|t| cer_interop::stix::marking::object(*t)),
         );
         out
+    }
+
+    /// Adds one incident's objects from `start` on that `query` matches,
+    /// until the page is full; then returns the place of the first object
+    /// left out.
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &self,
+        node: &Node,
+        summary: &IncidentSummary,
+        added: Timestamp,
+        tlp: Tlp,
+        query: &Query,
+        start: usize,
+        items: &mut Vec<Item>,
+        place: impl Fn(usize) -> Cursor,
+    ) -> Result<Option<Cursor>, NodeError> {
+        let objects = self.objects(node, summary, tlp, query)?;
+        for (index, object) in objects.into_iter().enumerate().skip(start) {
+            if !matches(&object, query) {
+                continue;
+            }
+            if items.len() == query.limit {
+                return Ok(Some(place(index)));
+            }
+            items.push(Item { added, object });
+        }
+        Ok(None)
     }
 
     /// One incident's objects at `tlp` or below, in a fixed order.
@@ -357,61 +403,23 @@ fn same_time(a: &str, b: &str) -> bool {
     }
 }
 
-/// Incidents after a cursor and after `added_after`, readable and not
-/// retracted.
-struct After {
-    from: Option<Cursor>,
-    since: Option<Timestamp>,
-}
-
-impl SummaryFilter for After {
-    fn since(&self) -> Option<Timestamp> {
-        let from = self.from.map(|c| Timestamp::from_unix_nanos(c.updated));
-        match (from, self.since) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    fn until(&self) -> Option<Timestamp> {
-        None
-    }
-
-    fn accept(&self, summary: &IncidentSummary) -> bool {
-        let updated = summary.updated.unix_nanos();
-        let after_cursor = self.from.is_none_or(|c| {
-            (updated, summary.id) > (c.updated, c.incident)
-                || (updated, summary.id) == (c.updated, c.incident) && c.index != usize::MAX
-        });
-        let after_since = self.since.is_none_or(|s| summary.updated > s);
-        summary.readable && !summary.retracted && after_cursor && after_since
-    }
-}
-
-/// Calls `each` with every readable, non-retracted incident, oldest update
-/// first, with its indicators.
+/// Calls `each` with every readable, non-retracted incident, in their
+/// order of arrival, with its indicators.
 pub fn each_incident(
     node: &Node,
     each: &mut dyn FnMut(cer_proto::incident::IncidentState),
 ) -> Result<(), NodeError> {
     let mut from = None;
     loop {
-        let filter = After { from, since: None };
-        let page = StorePage {
-            offset: 0,
-            limit: BATCH,
-            oldest_first: true,
-        };
-        let (summaries, more) = node.store().list(&filter, page)?;
-        for summary in &summaries {
+        let (arrivals, more) = node.store().arrivals(from, BATCH)?;
+        for (at, summary) in &arrivals {
+            from = Some((*at, summary.id));
+            if !summary.readable || summary.retracted {
+                continue;
+            }
             if let Some(state) = node.store().incident(summary.id)? {
                 each(state);
             }
-            from = Some(Cursor {
-                updated: summary.updated.unix_nanos(),
-                incident: summary.id,
-                index: usize::MAX,
-            });
         }
         if !more {
             return Ok(());

@@ -4,17 +4,21 @@
 //! each within the client's TLP. Reads the store: call from blocking
 //! threads.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
 use cer_proto::model::{IndicatorType, Severity, Tlp};
 use serde::Deserialize;
+use sha2::Digest as _;
 
 use super::collect;
 use crate::node::{Node, NodeError};
 
 /// The feeds, by file name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Feed {
     Ipv4,
     Ipv6,
@@ -25,7 +29,7 @@ pub enum Feed {
 }
 
 /// `?min_severity=high&class=malicious-code/*`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
 #[serde(deny_unknown_fields)]
 pub struct Filter {
     pub min_severity: Option<Severity>,
@@ -62,6 +66,102 @@ impl Feed {
             Feed::Urls => kind == T::Url,
             Feed::Hashes => matches!(kind, T::Md5 | T::Sha1 | T::Sha256 | T::Sha512),
         }
+    }
+}
+
+/// A feed as built once: its body, ETag and value count, and its gzip
+/// form made on first demand.
+pub struct Built {
+    pub body: Bytes,
+    pub etag: String,
+    pub count: usize,
+    gzip: OnceLock<Bytes>,
+    /// What it was built from: the store's last durable event, the
+    /// warninglists in force, and when.
+    event: u64,
+    lists: Arc<crate::warninglist::Warninglists>,
+    at: Instant,
+}
+
+impl Built {
+    /// The body gzipped (fast level), made once.
+    pub fn gzip(&self) -> std::io::Result<Bytes> {
+        if let Some(done) = self.gzip.get() {
+            return Ok(done.clone());
+        }
+        use std::io::Write as _;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(&self.body)?;
+        let compressed = Bytes::from(encoder.finish()?);
+        Ok(self.gzip.get_or_init(|| compressed).clone())
+    }
+}
+
+/// Feeds already built, per feed, TLP and filter. A firewall polling every
+/// minute gets the same body (or its 304) without the store being read
+/// again, as long as nothing new was stored, the warninglists did not
+/// change and [`Cache::FRESH`] has not passed (indicators expire with
+/// time).
+#[derive(Default)]
+pub struct Cache {
+    built: Mutex<HashMap<(Feed, Tlp, Filter), Arc<Built>>>,
+}
+
+impl Cache {
+    pub const FRESH: Duration = Duration::from_secs(60);
+    /// Feeds kept at once; the oldest goes first.
+    const ENTRIES: usize = 32;
+
+    /// The feed, built now or reused. Reads the store: call from blocking
+    /// threads.
+    pub fn get(
+        &self,
+        node: &Node,
+        feed: Feed,
+        tlp: Tlp,
+        filter: &Filter,
+    ) -> Result<Arc<Built>, NodeError> {
+        // Read before building: a write during the build makes the next
+        // request build again, never serve something older as current.
+        let event = *node.store().durable_events().borrow();
+        let lists = node.warninglists();
+        let key = (feed, tlp, filter.clone());
+        let now = Instant::now();
+        if let Some(built) = self.lock().get(&key) {
+            if built.event == event
+                && Arc::ptr_eq(&built.lists, &lists)
+                && now.duration_since(built.at) < Self::FRESH
+            {
+                return Ok(built.clone());
+            }
+        }
+        let (body, count) = build(node, feed, tlp, filter)?;
+        let etag = format!("\"{}\"", hex::encode(sha2::Sha256::digest(&body)));
+        let built = Arc::new(Built {
+            body: Bytes::from(body),
+            etag,
+            count,
+            gzip: OnceLock::new(),
+            event,
+            lists,
+            at: now,
+        });
+        let mut cache = self.lock();
+        if cache.len() >= Self::ENTRIES && !cache.contains_key(&key) {
+            if let Some(oldest) = cache
+                .iter()
+                .min_by_key(|(_, b)| b.at)
+                .map(|(k, _)| k.clone())
+            {
+                cache.remove(&oldest);
+            }
+        }
+        cache.insert(key, built.clone());
+        Ok(built)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Feed, Tlp, Filter), Arc<Built>>> {
+        self.built.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

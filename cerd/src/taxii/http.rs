@@ -16,12 +16,12 @@ use base64::Engine as _;
 use cer_proto::api::TaxiiClient;
 use cer_proto::model::{Timestamp, Tlp};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::client::Clients;
 use super::collect::{self, Cursor, Query};
 use super::feed::{self, Feed};
+use super::inbox;
 use crate::audit::AUDIT;
 use crate::node::{Node, NodeError};
 
@@ -39,6 +39,8 @@ pub const COLLECTIONS: [Tlp; 3] = [Tlp::Clear, Tlp::Green, Tlp::Amber];
 pub struct Shared {
     pub node: Arc<Node>,
     pub clients: Arc<Clients>,
+    pub feeds: feed::Cache,
+    pub statuses: inbox::Statuses,
 }
 
 type Ctx = State<Arc<Shared>>;
@@ -287,6 +289,27 @@ fn collection_id(tlp: Tlp) -> Uuid {
     Uuid::new_v5(&Uuid::NAMESPACE_URL, format!("cerd:taxii:{tlp}").as_bytes())
 }
 
+fn inbox_id() -> Uuid {
+    Uuid::new_v5(&Uuid::NAMESPACE_URL, b"cerd:taxii:inbox")
+}
+
+/// Where clients allowed to write post objects; nothing is read from it.
+fn describe_inbox() -> Value {
+    json!({
+        "id": inbox_id(),
+        "title": "inbox",
+        "description": "Post STIX 2.1 objects here: this CERT files them as incidents, with the client recorded as their source",
+        "alias": "inbox",
+        "can_read": false,
+        "can_write": true,
+        "media_types": [STIX],
+    })
+}
+
+fn is_inbox(raw: &str) -> bool {
+    raw == "inbox" || raw == inbox_id().to_string()
+}
+
 fn describe(tlp: Tlp) -> Value {
     json!({
         "id": collection_id(tlp),
@@ -301,6 +324,13 @@ fn describe(tlp: Tlp) -> Value {
 
 /// The collection `raw` names (its id or its TLP), if the client may read it.
 fn find(raw: &str, client: &TaxiiClient) -> Result<Tlp, Refusal> {
+    if is_inbox(raw) {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the inbox collection is written, never read",
+        ));
+    }
     let tlp = COLLECTIONS
         .into_iter()
         .find(|t| raw == t.as_str() || raw == collection_id(*t).to_string())
@@ -319,11 +349,14 @@ fn find(raw: &str, client: &TaxiiClient) -> Result<Tlp, Refusal> {
 }
 
 async fn collections(Extension(client): Extension<TaxiiClient>) -> Response {
-    let listed: Vec<Value> = COLLECTIONS
+    let mut listed: Vec<Value> = COLLECTIONS
         .into_iter()
         .filter(|t| *t <= client.max_tlp)
         .map(describe)
         .collect();
+    if client.write {
+        listed.push(describe_inbox());
+    }
     answer(&json!({ "collections": listed }), 0)
 }
 
@@ -331,23 +364,65 @@ async fn collection(
     Extension(client): Extension<TaxiiClient>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, Refusal> {
+    if is_inbox(&id) {
+        writer(&client)?;
+        return Ok(answer(&describe_inbox(), 0));
+    }
     Ok(answer(&describe(find(&id, &client)?), 0))
 }
 
+/// The client, if it may post to the inbox.
+fn writer(client: &TaxiiClient) -> Result<(), Refusal> {
+    if client.write {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this client may not write (cerctl taxii clients add NAME --write)",
+        ))
+    }
+}
+
 async fn post_objects(
+    State(shared): Ctx,
+    Extension(client): Extension<TaxiiClient>,
+    UrlPath(id): UrlPath<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, Refusal> {
+    if !is_inbox(&id) {
+        find(&id, &client)?;
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this collection cannot be written; post to the inbox collection",
+        ));
+    }
+    writer(&client)?;
+    let status = inbox::post(&shared.node, &shared.statuses, &client, &body)
+        .await
+        .map_err(|e| match e {
+            inbox::PostError::Body(reason) => {
+                Refusal::new(StatusCode::BAD_REQUEST, "bad request", reason)
+            }
+            inbox::PostError::Node(e) => Refusal::from(e),
+        })?;
+    let count = status["total_count"].as_u64().unwrap_or(0) as usize;
+    let mut response = taxii_json(StatusCode::ACCEPTED, &status);
+    response.extensions_mut().insert(Served(count));
+    Ok(response)
+}
+
+async fn status(
+    State(shared): Ctx,
     Extension(client): Extension<TaxiiClient>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, Refusal> {
-    find(&id, &client)?;
-    Err(Refusal::new(
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        "this collection cannot be written",
-    ))
-}
-
-async fn status(UrlPath(_id): UrlPath<String>) -> Refusal {
-    Refusal::new(StatusCode::NOT_FOUND, "not found", "no such status")
+    let status = shared
+        .statuses
+        .get(&client.name, &id)
+        .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "not found", "no such status"))?;
+    Ok(answer(&status, 0))
 }
 
 /// The query parameters of objects and manifest requests.
@@ -556,12 +631,13 @@ async fn feed(
             )
         })?;
     }
-    let node = shared.node.clone();
     let tlp = client.max_tlp;
-    let (body, count) = tokio::task::spawn_blocking(move || feed::build(&node, feed, tlp, &filter))
+    let from = shared.clone();
+    let built = tokio::task::spawn_blocking(move || from.feeds.get(&from.node, feed, tlp, &filter))
         .await
         .map_err(|e| NodeError::Sign(e.to_string()))??;
-    let etag = format!("\"{}\"", hex::encode(Sha256::digest(&body)));
+    let etag = built.etag.clone();
+    let count = built.count;
     let matched = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -576,23 +652,17 @@ async fn feed(
     let mut response = if matched {
         StatusCode::NOT_MODIFIED.into_response()
     } else if gzip {
-        let compressed = tokio::task::spawn_blocking(move || {
-            use std::io::Write as _;
-            let mut encoder =
-                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            encoder.write_all(&body)?;
-            encoder.finish()
-        })
-        .await
-        .map_err(|e| NodeError::Sign(e.to_string()))?
-        .map_err(|e| NodeError::Sign(e.to_string()))?;
+        let compressed = tokio::task::spawn_blocking(move || built.gzip())
+            .await
+            .map_err(|e| NodeError::Sign(e.to_string()))?
+            .map_err(|e| NodeError::Sign(e.to_string()))?;
         let mut response = Body::from(compressed).into_response();
         response
             .headers_mut()
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         response
     } else {
-        Body::from(body).into_response()
+        Body::from(built.body.clone()).into_response()
     };
     let headers = response.headers_mut();
     headers.insert(

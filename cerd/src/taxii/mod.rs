@@ -2,14 +2,16 @@
 //! plain blocklists (`feed`), with per-client tokens (`client`) and TLS
 //! (`tls`). Off unless `cerd.toml` has a `[taxii]` section.
 //!
-//! It only reads: incidents through the store's read functions on
-//! blocking threads, STIX objects through `cer_interop::stix`. It never
-//! writes to the store, and no token reaches a log.
+//! It reads incidents through the store's read functions on blocking
+//! threads, STIX objects through `cer_interop::stix`. Its one write is the
+//! inbox (`inbox`): objects posted by clients allowed to write are filed
+//! through the node like any filing. No token reaches a log.
 
 pub mod client;
 pub mod collect;
 pub mod feed;
 pub mod http;
+pub mod inbox;
 pub mod tls;
 
 use std::future::Future;
@@ -85,7 +87,12 @@ pub async fn serve(
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
 
-    let app = http::router(Arc::new(http::Shared { node, clients }));
+    let app = http::router(Arc::new(http::Shared {
+        node,
+        clients,
+        feeds: feed::Cache::default(),
+        statuses: inbox::Statuses::default(),
+    }));
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let (closing, closed) = watch::channel(false);
     let mut connections = JoinSet::new();
