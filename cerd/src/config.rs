@@ -61,6 +61,7 @@ struct TaxiiFile {
     listen: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    rate_limit: Option<u32>,
 }
 
 /// The HTTPS listener for TAXII 2.1 and feeds (`[taxii]`); off without it.
@@ -70,7 +71,12 @@ pub struct Taxii {
     /// The certificate chain and key (PEM); None: a self-signed pair in
     /// the data dir, generated on the first start.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Requests per second each client may make (twice as many at once).
+    pub rate_limit: u32,
 }
+
+/// Default requests per second per TAXII client.
+pub const DEFAULT_TAXII_RATE: u32 = 50;
 
 /// Default TAXII listen address.
 pub const DEFAULT_TAXII_LISTEN: &str = "127.0.0.1:8443";
@@ -335,7 +341,22 @@ impl Config {
                     None
                 }
             };
-            Taxii { listen, tls }
+            let rate_limit = match t.rate_limit {
+                Some(0) => {
+                    invalid(
+                        "taxii.rate_limit",
+                        "must be at least 1 request per second".into(),
+                    );
+                    DEFAULT_TAXII_RATE
+                }
+                Some(n) => n,
+                None => DEFAULT_TAXII_RATE,
+            };
+            Taxii {
+                listen,
+                tls,
+                rate_limit,
+            }
         });
         if !errors.is_empty() {
             return Err(errors);

@@ -58,6 +58,9 @@ impl Daemon {
         let clients = tokio::task::spawn_blocking(move || crate::taxii::Clients::load(&data_dir))
             .await
             .context("reading the TAXII clients")??;
+        if let Some(taxii) = &config.taxii {
+            clients.set_rate(taxii.rate_limit);
+        }
         let clients = Arc::new(clients);
         let listen = config.listen;
         let socket = Socket::bind(listen).with_context(|| format!("binding QUIC on {listen}"))?;

@@ -22,10 +22,9 @@ use sha2::{Digest, Sha256};
 
 /// The clients file in the data dir.
 pub const FILE: &str = "taxii-clients.json";
-/// Requests a client may make per second, on average.
-pub const RATE_PER_SECOND: f64 = 50.0;
-/// Requests a client may make at once after a quiet spell.
-pub const BURST: f64 = 100.0;
+/// Requests a client may make per second, on average, unless `[taxii]
+/// rate_limit` says otherwise; twice as many at once after a quiet spell.
+pub const RATE_PER_SECOND: u32 = crate::config::DEFAULT_TAXII_RATE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -46,6 +45,8 @@ pub struct Clients {
     /// Serializes changes, so two adds never lose one another.
     changing: Mutex<()>,
     buckets: Mutex<HashMap<String, Bucket>>,
+    /// Requests per second per client.
+    rate: std::sync::atomic::AtomicU32,
 }
 
 /// A client as stored: its token only as a hash.
@@ -107,6 +108,7 @@ impl Clients {
             entries: RwLock::new(entries),
             changing: Mutex::new(()),
             buckets: Mutex::new(HashMap::new()),
+            rate: std::sync::atomic::AtomicU32::new(RATE_PER_SECOND),
         })
     }
 
@@ -186,15 +188,27 @@ impl Clients {
         found
     }
 
+    /// Sets the requests per second each client may make.
+    pub fn set_rate(&self, per_second: u32) {
+        self.rate
+            .store(per_second.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn rate(&self) -> u32 {
+        self.rate.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Takes one request from the client's bucket; false: over its rate.
     pub fn allow(&self, name: &str, now: Instant) -> bool {
+        let rate = f64::from(self.rate());
+        let burst = 2.0 * rate;
         let mut buckets = lock(&self.buckets);
         let bucket = buckets.entry(name.to_owned()).or_insert(Bucket {
-            tokens: BURST,
+            tokens: burst,
             at: now,
         });
         let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * RATE_PER_SECOND).min(BURST);
+        bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
         bucket.at = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
@@ -355,7 +369,7 @@ mod tests {
         let clients = Clients::load(dir.path()).unwrap();
         let start = Instant::now();
         let allowed = (0..150).filter(|_| clients.allow("siem", start)).count();
-        assert_eq!(allowed, BURST as usize);
+        assert_eq!(allowed, 2 * RATE_PER_SECOND as usize);
         let later = start + std::time::Duration::from_millis(100);
         assert!(clients.allow("siem", later));
     }

@@ -151,10 +151,7 @@ async fn authenticate(State(shared): Ctx, mut request: Request, next: Next) -> R
         return Refusal::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too many requests",
-            format!(
-                "at most {} requests per second",
-                super::client::RATE_PER_SECOND
-            ),
+            format!("at most {} requests per second", shared.clients.rate()),
         )
         .into_response();
     }
