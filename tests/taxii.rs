@@ -518,6 +518,47 @@ print(json.dumps(counts))
         "{counts}"
     );
 
+    // The client writes too: objects posted to the inbox, and the status.
+    let added = node.json(&[
+        "taxii",
+        "clients",
+        "add",
+        "tip",
+        "--max-tlp",
+        "green",
+        "--write",
+    ]);
+    let post = r#"
+import sys
+from taxii2client.v21 import Server
+port, token, cert = sys.argv[1], sys.argv[2], sys.argv[3]
+server = Server(f"https://127.0.0.1:{port}/taxii2/", user="tip", password=token, verify=cert)
+inbox = [c for c in server.api_roots[0].collections if c.can_write][0]
+green = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"
+envelope = {"objects": [{
+    "type": "indicator", "spec_version": "2.1",
+    "id": "indicator--0b3c1a6e-2d61-4d8f-a4a5-6d7f0c1e2a90",
+    "created": "2026-11-30T10:00:00.000Z", "modified": "2026-11-30T10:00:00.000Z",
+    "pattern": "[domain-name:value = 'posted-by-tip.example']", "pattern_type": "stix",
+    "valid_from": "2026-11-30T10:00:00Z", "object_marking_refs": [green]}]}
+status = inbox.add_objects(envelope)
+assert status.status == "complete" and status.success_count == 1, status.__dict__
+print(inbox.title, status.success_count)
+"#;
+    let (ok, text) = crate::harness::run(
+        std::process::Command::new(&python)
+            .env_remove("REQUESTS_CA_BUNDLE")
+            .env_remove("CURL_CA_BUNDLE")
+            .arg("-c")
+            .arg(post)
+            .arg(port.to_string())
+            .arg(added["token"].as_str().unwrap())
+            .arg(&cert),
+    );
+    assert!(ok, "{text}");
+    let found = node.json(&["ioc", "search", "posted-by-tip.example"]);
+    assert_eq!(found["matches"].as_array().unwrap().len(), 1, "{found}");
+
     let zone = get(
         &node,
         port,
