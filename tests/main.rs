@@ -5,6 +5,7 @@
 mod harness;
 
 mod automation;
+mod backup;
 mod federation;
 mod foundation;
 mod hostile;

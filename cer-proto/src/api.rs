@@ -19,6 +19,7 @@
 //! | POST   | /v1/certs                         | [`AddCert`]        | [`CertInfo`] (201)  |
 //! | DELETE | /v1/certs/{fingerprint}           |                    | [`CertInfo`]        |
 //! | GET    | /v1/export?[`ExportQuery`]        |                    | [`ExportedEnvelope`] per line (NDJSON, streamed) |
+//! | GET    | /v1/backup?[`BackupQuery`]        |                    | a backup file (streamed; `cerd restore` reads it) |
 //! | GET    | /v1/playbooks                     |                    | [`PlaybookList`]    |
 //! | POST   | /v1/playbooks/check               | [`CheckPlaybook`]  | [`PlaybookCheck`]   |
 //! | POST   | /v1/playbooks/test                | [`TestPlaybook`]   | [`PlaybookTest`]    |
@@ -826,6 +827,15 @@ pub struct RefusedCert {
 pub enum ExportFormat {
     /// The signed envelopes themselves: bytes plus detached signature.
     Envelopes,
+}
+
+/// Query of `GET /v1/backup`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupQuery {
+    /// Also the node's secret key (it is never in a backup otherwise).
+    #[serde(default)]
+    pub include_secret_key: bool,
 }
 
 /// Query of `GET /v1/export`.

@@ -70,6 +70,10 @@ pub enum Command {
     /// Indicators of compromise: search, report sightings, bulk import.
     #[command(subcommand)]
     Ioc(IocCommand),
+    /// Back up the node while it runs: every envelope with its signature,
+    /// this node's annotations, playbook run history and cursors, and the
+    /// certificates it trusts. `cerd restore FILE` rebuilds a node from it.
+    Backup(BackupArgs),
     /// Export: the signed envelopes (`gpg --verify ID.sig ID.json`), or
     /// a STIX 2.1 bundle, MISP events, a MISP feed or CSV.
     Export(ExportArgs),
@@ -528,6 +532,18 @@ pub struct SearchArgs {
     /// At most this many matches (the daemon's default is 1000).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=cer_proto::api::MAX_SEARCH_LIMIT as i64))]
     pub limit: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The file to write (mode 0600; never over an existing file).
+    #[arg(long, value_name = "FILE")]
+    pub out: std::path::PathBuf,
+
+    /// Also the node's secret key. Without it, restoring needs the key
+    /// file from elsewhere; with it, the backup is as sensitive as the key.
+    #[arg(long)]
+    pub include_secret_key: bool,
 }
 
 #[derive(Debug, Args)]

@@ -226,6 +226,45 @@ impl Client {
         self.get_json("/v1/certs").await
     }
 
+    /// `GET /v1/backup?...`: writes the backup to `out` as it arrives.
+    /// Returns its size in bytes.
+    pub async fn backup(
+        &mut self,
+        query: &cer_proto::api::BackupQuery,
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64, ClientError> {
+        let path = with_query("/v1/backup", query)?;
+        let (timeout, socket) = (self.timeout, self.socket.clone());
+        let doing = format!("GET {path}");
+        let response = within(
+            timeout,
+            &socket,
+            &doing,
+            self.send(Method::GET, &path, None),
+        )
+        .await?;
+        if !response.status().is_success() {
+            return Err(self.failure(&Method::GET, &path, response).await);
+        }
+        let mut body = response.into_body();
+        let mut size = 0;
+        // Each piece may take the timeout, not the whole.
+        loop {
+            let piece = async { Ok::<_, ClientError>(body.frame().await) };
+            let Some(frame) = within(timeout, &socket, &doing, piece).await? else {
+                break;
+            };
+            let frame = frame.map_err(|e| broken(&Method::GET, &path, &e))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            out.write_all(&data)
+                .map_err(|e| ClientError::Protocol(format!("writing the backup: {e}")))?;
+            size += data.len() as u64;
+        }
+        Ok(size)
+    }
+
     /// `GET /v1/export?...`: hands each envelope to `each` as it arrives,
     /// so an export larger than memory (or than any answer limit) goes
     /// through. Returns how many there were.

@@ -32,6 +32,8 @@ use uuid::Uuid;
 
 use crate::node::{Node, NodeError};
 
+mod backup;
+
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Largest export `POST /v1/sign` signs.
@@ -209,6 +211,7 @@ pub fn router(node: Arc<Node>) -> Router {
             axum::routing::delete(remove_cert),
         )
         .route("/v1/export", get(export))
+        .route("/v1/backup", get(backup::backup))
         .route("/v1/playbooks", get(playbooks))
         .route("/v1/playbooks/check", post(check_playbook))
         .route("/v1/playbooks/test", post(test_playbook))

@@ -75,6 +75,17 @@ enum Command {
     /// envelope (peers send the rest again), rebuilds incidents and
     /// indexes, and keeps the old folder beside it.
     Repair,
+    /// Rebuild a node from a backup (`cerctl backup`) into a data dir that
+    /// holds no store: checks the whole file, verifies every envelope's
+    /// signature and chain against the certificates the backup holds, and
+    /// writes those into the certs folder (never over an existing file).
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// The data dir to restore into (default: the configuration's).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Print a shell completion script, e.g.
     /// `cerd completions bash > /etc/bash_completion.d/cerd`.
     Completions {
@@ -137,6 +148,9 @@ where
         Some(Command::Init { name, force }) => init(&cli, name.as_deref(), *force, stdout),
         Some(Command::Check { store }) => check(&cli, *store, stdout),
         Some(Command::Repair) => repair(&cli, stdout),
+        Some(Command::Restore { file, data_dir }) => {
+            restore(&cli, file, data_dir.as_deref(), stdout)
+        }
         Some(Command::Completions { shell }) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(*shell, &mut command, "cerd", stdout);
@@ -308,6 +322,67 @@ fn repair(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         )?;
     }
     Ok(0)
+}
+
+fn restore(
+    cli: &Cli,
+    file: &Path,
+    data_dir: Option<&Path>,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let mut config = load_config(cli)?;
+    if let Some(dir) = data_dir {
+        config.data_dir = dir.to_owned();
+    }
+    let mut input = std::io::BufReader::new(
+        std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?,
+    );
+    let restored = crate::maintain::restore(&config, &mut input)
+        .with_context(|| format!("restoring {}", file.display()))?;
+    let header = &restored.header;
+    say(
+        out,
+        &format!(
+            "restored {} ({}), backed up {}: {} record(s)",
+            header.node, header.fingerprint, header.created, restored.records
+        ),
+    )?;
+    for problem in &restored.rebuilt.report.problems {
+        say(out, &format!("dropped {problem}"))?;
+    }
+    for path in &restored.certs_written {
+        say(out, &format!("wrote   {}", path.display()))?;
+    }
+    for path in &restored.certs_kept {
+        say(
+            out,
+            &format!("kept    {} (a file of that name was there)", path.display()),
+        )?;
+    }
+    say(
+        out,
+        &format!(
+            "kept {} envelope(s) of {} author(s) in {}",
+            restored.rebuilt.kept_envelopes,
+            restored.rebuilt.report.authors,
+            crate::maintain::store_path(&config).display()
+        ),
+    )?;
+    match &restored.secret_key {
+        Some(path) => say(out, &format!("wrote   {} (the secret key)", path.display()))?,
+        None => say(
+            out,
+            &format!(
+                "the backup holds no secret key: put this node's {IDENTITY_FILE} into {} before starting it, or it starts as a new CERT",
+                config.data_dir.display()
+            ),
+        )?,
+    }
+    Ok(if restored.rebuilt.report.problems.is_empty() {
+        0
+    } else {
+        1
+    })
 }
 
 fn check(cli: &Cli, with_store: bool, out: &mut dyn Write) -> anyhow::Result<u8> {

@@ -75,6 +75,11 @@ pub struct Taxii {
     pub rate_limit: u32,
 }
 
+/// File name of the node's secret key inside the data dir.
+pub const IDENTITY_FILE: &str = "identity.key";
+/// Folder of the sled store inside the data dir.
+pub const STORE_DIR: &str = "store";
+
 /// Default requests per second per TAXII client.
 pub const DEFAULT_TAXII_RATE: u32 = 50;
 

@@ -19,10 +19,7 @@ use crate::node::Node;
 use crate::sign::Identity;
 use crate::store::Store;
 
-/// File name of the node's secret key inside the data dir.
-pub const IDENTITY_FILE: &str = "identity.key";
-/// Folder of the sled store inside the data dir.
-pub const STORE_DIR: &str = "store";
+pub use crate::config::{IDENTITY_FILE, STORE_DIR};
 /// Fault injection for tests: when set, the node runs without its
 /// playbook driver, so stored events wait in the log as after a crash
 /// between the store and the driver.

@@ -1,7 +1,8 @@
-//! Offline store maintenance for `cerd check --store` and `cerd repair`:
-//! the store's own checker and rebuild, given this node's trust store to
-//! verify signatures and tombstone proofs with. Both need the node stopped
-//! (sled holds a lock on the folder while cerd runs).
+//! Offline store maintenance for `cerd check --store`, `cerd repair` and
+//! `cerd restore`: the store's own checker and rebuild, given a trust
+//! store to verify signatures and tombstone proofs with. All need the node
+//! stopped (sled holds a lock on the folder while cerd runs); a restore
+//! needs a data dir with no store.
 
 use std::path::PathBuf;
 
@@ -9,8 +10,7 @@ use cer_proto::envelope::{Body, Envelope};
 use cer_proto::wire::WireTombstone;
 use cer_proto::EnvelopeId;
 
-use crate::config::Config;
-use crate::daemon::{IDENTITY_FILE, STORE_DIR};
+use crate::config::{Config, IDENTITY_FILE, STORE_DIR};
 use crate::sign::{Identity, TrustStore};
 use crate::store::{self, CheckReport, Rebuilt, Tombstone, Verdict};
 use crate::verify::{self, Rejected};
@@ -89,4 +89,170 @@ pub fn check(config: &Config) -> Result<CheckReport, store::StoreError> {
 /// Rebuilds the node's store from the envelopes that verify.
 pub fn repair(config: &Config) -> Result<Rebuilt, store::StoreError> {
     store::rebuild(&store_path(config), &TrustVerifier::for_node(config))
+}
+
+/// What `cerd restore` did.
+pub struct Restored {
+    pub header: store::backup::Header,
+    pub rebuilt: Rebuilt,
+    pub records: u64,
+    /// Certificates written into the certs folder, and those left as
+    /// they were because a file of that name was there.
+    pub certs_written: Vec<PathBuf>,
+    pub certs_kept: Vec<PathBuf>,
+    pub secret_key: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("{0} already holds a store: restore into a new data dir, or move it aside")]
+    StoreExists(PathBuf),
+    #[error("{0} already holds a secret key: restore into a new data dir, or move it aside")]
+    KeyExists(PathBuf),
+    #[error(transparent)]
+    Read(#[from] store::backup::ReadError),
+    #[error("the backup's {name}: {reason}")]
+    File { name: String, reason: String },
+    #[error("{what} {}: {source}", path.display())]
+    Files {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
+/// Rebuilds a node in `config`'s data dir from a backup: checks the whole
+/// file first, then writes the certificates it holds into the certs folder
+/// (never over a file already there), the secret key if it holds one, and
+/// a store of every envelope that verifies against those certificates,
+/// with the local records and event log.
+pub fn restore(config: &Config, input: &mut dyn std::io::Read) -> Result<Restored, RestoreError> {
+    let files = |what: &'static str, path: &std::path::Path| {
+        let path = path.to_owned();
+        move |source| RestoreError::Files { what, path, source }
+    };
+    let target = store_path(config);
+    if target.exists()
+        && std::fs::read_dir(&target)
+            .map_err(files("reading", &target))?
+            .next()
+            .is_some()
+    {
+        return Err(RestoreError::StoreExists(target));
+    }
+    let key_path = config.data_dir.join(IDENTITY_FILE);
+    if key_path.exists() {
+        return Err(RestoreError::KeyExists(key_path));
+    }
+    create_private_dir(&config.data_dir).map_err(files("creating", &config.data_dir))?;
+    let scratch = config.data_dir.join("store.restoring");
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch).map_err(files("removing", &scratch))?;
+    }
+    let result = restore_from(config, input, &scratch, &target, &key_path);
+    let _ = std::fs::remove_dir_all(&scratch);
+    if result.is_err() {
+        // Nothing half-restored stays: the key did not exist before.
+        let _ = std::fs::remove_dir_all(&target);
+        let _ = std::fs::remove_file(&key_path);
+    }
+    result
+}
+
+fn restore_from(
+    config: &Config,
+    input: &mut dyn std::io::Read,
+    scratch: &std::path::Path,
+    target: &std::path::Path,
+    key_path: &std::path::Path,
+) -> Result<Restored, RestoreError> {
+    use crate::node::{CERTS, OWN_CERT, SECRET_KEY};
+    use crate::sign::TrustedCert;
+    let loaded = store::backup::load(input, scratch)?;
+    let mut trust = TrustStore::new();
+    let mut to_write = Vec::new();
+    let mut secret = None;
+    for (name, bytes) in &loaded.files {
+        let bad = |reason: String| RestoreError::File {
+            name: name.clone(),
+            reason,
+        };
+        if name == SECRET_KEY {
+            secret = Some(bytes.clone());
+            continue;
+        }
+        let cert = TrustedCert::parse(bytes).map_err(|e| bad(e.to_string()))?;
+        if name == OWN_CERT {
+            if cert.fingerprint().to_string() != loaded.header.fingerprint {
+                return Err(bad(
+                    "it is not the certificate of the node the backup names".into(),
+                ));
+            }
+            let path = crate::daemon::public_cert_path(&config.data_dir, &loaded.header.node);
+            to_write.push((path, bytes.clone()));
+        } else if let Some(file) = name.strip_prefix(CERTS) {
+            let plain = !file.is_empty()
+                && file
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
+            if !plain || file.starts_with('.') {
+                return Err(bad("not a plain file name".into()));
+            }
+            to_write.push((config.certs_dir.join(file), bytes.clone()));
+        } else {
+            return Err(bad("not a file a backup holds".into()));
+        }
+        trust.insert(cert);
+    }
+    let identity = match &secret {
+        Some(bytes) => {
+            crate::sign::write_private_file(key_path, bytes).map_err(|source| {
+                RestoreError::Files {
+                    what: "writing",
+                    path: key_path.to_owned(),
+                    source,
+                }
+            })?;
+            Identity::load(key_path).ok()
+        }
+        None => None,
+    };
+    let verifier = TrustVerifier { trust, identity };
+    let rebuilt = store::rebuild_from(&loaded.db, target, &verifier)?;
+    let (mut certs_written, mut certs_kept) = (Vec::new(), Vec::new());
+    std::fs::create_dir_all(&config.certs_dir).map_err(|source| RestoreError::Files {
+        what: "creating",
+        path: config.certs_dir.clone(),
+        source,
+    })?;
+    for (path, bytes) in to_write {
+        if path.exists() {
+            certs_kept.push(path);
+            continue;
+        }
+        std::fs::write(&path, &bytes).map_err(|source| RestoreError::Files {
+            what: "writing",
+            path: path.clone(),
+            source,
+        })?;
+        certs_written.push(path);
+    }
+    Ok(Restored {
+        header: loaded.header,
+        rebuilt,
+        records: loaded.records,
+        certs_written,
+        certs_kept,
+        secret_key: secret.map(|_| key_path.to_owned()),
+    })
+}
+
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }

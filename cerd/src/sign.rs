@@ -943,6 +943,12 @@ fn classify_decrypt_error(err: openpgp::anyhow::Error) -> DecryptError {
 /// Writes `bytes` to `path` so that the file is never visible with other
 /// permissions than 0600 nor half-written: a 0600 temporary file in the same
 /// directory, fsync, rename, fsync of the directory.
+/// Writes a secret file (a restored key) atomically, mode 0600 from the
+/// start.
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_private_atomically(path, bytes)
+}
+
 fn write_private_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,

@@ -5,6 +5,7 @@
 //! Commands return the exit code for outcomes that are not errors (a
 //! search with no match); failures are errors, mapped to codes in lib.rs.
 
+mod backup;
 mod export;
 mod incident;
 mod interop;
@@ -58,6 +59,7 @@ pub(crate) async fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<i32> {
         Command::Ioc(IocCommand::Search(args)) => ioc::search(&ctx, io, args).await,
         Command::Ioc(IocCommand::Sight(args)) => ioc::sight(&ctx, io, args).await,
         Command::Ioc(IocCommand::Import(args)) => interop::import(&ctx, io, args).await,
+        Command::Backup(args) => backup::backup(&ctx, io, args).await,
         Command::Export(args) if args.format == crate::cli::ExportFormat::Envelopes => {
             export::export(&ctx, io, args).await
         }

@@ -10,6 +10,8 @@
 //! verifying what peers send (`ingest`) and answering queries (`query`).
 
 mod automation;
+mod backup;
+pub use backup::{CERTS, OWN_CERT, SECRET_KEY};
 mod ingest;
 mod lifecycle;
 mod publish;

@@ -428,45 +428,7 @@ pub fn rebuild(path: &Path, verifier: &dyn Verifier) -> Result<Rebuilt, StoreErr
         }
         Err(e) => return Err(e),
     };
-    let kept = chains.iter().map(|c| c.good.len() as u64).sum();
-    {
-        let new = Store::open(&fresh, Options::default())?;
-        for chain in &chains {
-            let mut items = Vec::new();
-            for (id, record) in &chain.good {
-                items.push(match record {
-                    StoredEnvelope::Live { bytes, sig } => {
-                        let envelope = Envelope::parse(bytes)
-                            .map_err(|e| super::corrupt("envelope", &e.to_string()))?;
-                        let kept_body = match (&old, envelope.plain_body()) {
-                            (_, Some(body)) => body.ok(),
-                            (Some(old), None) => old
-                                .get(keys::decrypted(id))?
-                                .and_then(|plain| Body::from_slice(envelope.kind, &plain).ok()),
-                            (None, None) => None,
-                        };
-                        let body = kept_body.or_else(|| verifier.decrypt(&envelope));
-                        Incoming::Live(Box::new(NewEnvelope {
-                            id: *id,
-                            bytes: bytes.clone(),
-                            sig: sig.clone(),
-                            envelope,
-                            body,
-                        }))
-                    }
-                    StoredEnvelope::Tombstone(t) => Incoming::Tombstone(*id, t.clone()),
-                });
-                if items.len() == 256 {
-                    new.restore_blocking(std::mem::take(&mut items))?;
-                }
-            }
-            new.restore_blocking(items)?;
-        }
-        if let Some(old) = &old {
-            copy_local_records(old, &new)?;
-        }
-        new.close()?;
-    }
+    let kept = build(&fresh, &chains, old.as_ref(), verifier)?;
     drop(old);
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -495,6 +457,72 @@ pub fn rebuild(path: &Path, verifier: &dyn Verifier) -> Result<Rebuilt, StoreErr
 }
 
 /// Local records and the event log carry over as they were.
+/// Rebuilds a store at `target` (which must not hold one) from a backup
+/// read into `old` ([`super::backup::load`]): the envelopes that verify,
+/// with the local records and event log the backup holds.
+pub fn rebuild_from(
+    old: &sled::Db,
+    target: &Path,
+    verifier: &dyn Verifier,
+) -> Result<Rebuilt, StoreError> {
+    let mut report = CheckReport::default();
+    let chains = read_chains(old, verifier, &mut report)?;
+    let kept_envelopes = build(target, &chains, Some(old), verifier)?;
+    Ok(Rebuilt {
+        report,
+        old: PathBuf::new(),
+        kept_envelopes,
+    })
+}
+
+/// Writes `chains` into a new store at `fresh`, with `old`'s local
+/// records; returns how many envelopes it holds.
+fn build(
+    fresh: &Path,
+    chains: &[Chain],
+    old: Option<&sled::Db>,
+    verifier: &dyn Verifier,
+) -> Result<u64, StoreError> {
+    let kept = chains.iter().map(|c| c.good.len() as u64).sum();
+    let new = Store::open(fresh, Options::default())?;
+    for chain in chains {
+        let mut items = Vec::new();
+        for (id, record) in &chain.good {
+            items.push(match record {
+                StoredEnvelope::Live { bytes, sig } => {
+                    let envelope = Envelope::parse(bytes)
+                        .map_err(|e| super::corrupt("envelope", &e.to_string()))?;
+                    let kept_body = match (old, envelope.plain_body()) {
+                        (_, Some(body)) => body.ok(),
+                        (Some(old), None) => old
+                            .get(keys::decrypted(id))?
+                            .and_then(|plain| Body::from_slice(envelope.kind, &plain).ok()),
+                        (None, None) => None,
+                    };
+                    let body = kept_body.or_else(|| verifier.decrypt(&envelope));
+                    Incoming::Live(Box::new(NewEnvelope {
+                        id: *id,
+                        bytes: bytes.clone(),
+                        sig: sig.clone(),
+                        envelope,
+                        body,
+                    }))
+                }
+                StoredEnvelope::Tombstone(t) => Incoming::Tombstone(*id, t.clone()),
+            });
+            if items.len() == 256 {
+                new.restore_blocking(std::mem::take(&mut items))?;
+            }
+        }
+        new.restore_blocking(items)?;
+    }
+    if let Some(old) = old {
+        copy_local_records(old, &new)?;
+    }
+    new.close()?;
+    Ok(kept)
+}
+
 fn copy_local_records(old: &sled::Db, new: &Store) -> Result<(), StoreError> {
     let mut batch = sled::Batch::default();
     for prefix in [

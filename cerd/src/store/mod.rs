@@ -17,6 +17,7 @@
 //! of the process, not necessarily a power cut on a disk with a volatile
 //! write cache.
 
+pub mod backup;
 mod carve;
 mod check;
 mod index;
@@ -41,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use uuid::Uuid;
 
-pub use check::{check, rebuild, CheckReport, Rebuilt, Verdict, Verifier};
+pub use check::{check, rebuild, rebuild_from, CheckReport, Rebuilt, Verdict, Verifier};
 pub use local::{PlaybookChange, RunEffect};
 pub use search::RangeHits;
 use writer::Command;
