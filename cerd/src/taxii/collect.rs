@@ -11,7 +11,8 @@
 //! client pages do not shift its pages: an updated incident moves behind
 //! the cursor's end and is served again there, whole.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use cer_interop::{ExportIncident, ExportOptions};
@@ -48,6 +49,77 @@ pub struct Query {
     /// Also indicators past their expiry, and warninglisted ones.
     pub include_expired: bool,
     pub include_warninglisted: bool,
+}
+
+/// Each incident's objects as last made, so that a client paging through
+/// a large incident, or many clients asking for small pages, do not have
+/// its indicators read and exported again for every page. An entry is
+/// found by the incident's place in the order of arrival (which moves on
+/// every change), the TLP and the inclusion flags, and is made again when
+/// the warninglists change or a minute has passed (indicators expire).
+#[derive(Default)]
+pub struct Cache {
+    entries: Mutex<CacheEntries>,
+}
+
+#[derive(Default)]
+struct CacheEntries {
+    by_key: HashMap<CacheKey, (Arc<Vec<Value>>, u64)>,
+    objects: usize,
+    tick: u64,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct CacheKey {
+    incident: Uuid,
+    added: i128,
+    tlp: Tlp,
+    include_expired: bool,
+    include_warninglisted: bool,
+    /// The warninglists in force (their address) and the minute.
+    lists: usize,
+    minute: i128,
+}
+
+impl Cache {
+    /// Objects kept at most; the least recently used go first.
+    const OBJECTS: usize = 200_000;
+
+    fn get(&self, key: &CacheKey) -> Option<Arc<Vec<Value>>> {
+        let mut entries = self.lock();
+        entries.tick += 1;
+        let tick = entries.tick;
+        let (objects, used) = entries.by_key.get_mut(key)?;
+        *used = tick;
+        Some(objects.clone())
+    }
+
+    fn put(&self, key: CacheKey, objects: Arc<Vec<Value>>) {
+        let mut entries = self.lock();
+        entries.tick += 1;
+        let tick = entries.tick;
+        entries.objects += objects.len();
+        if let Some((old, _)) = entries.by_key.insert(key, (objects, tick)) {
+            entries.objects -= old.len();
+        }
+        while entries.objects > Self::OBJECTS && entries.by_key.len() > 1 {
+            let Some(oldest) = entries
+                .by_key
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some((gone, _)) = entries.by_key.remove(&oldest) {
+                entries.objects -= gone.len();
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheEntries> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// One object and when it was added.
@@ -93,8 +165,8 @@ const SHARED_ADDED: i128 = 0;
 /// each CERT in the trust store and this node's, the TLP marking
 /// definitions up to `tlp` — once each, dated 1970-01-01 (so `added_after`
 /// polls do not fetch them again); then each incident's own objects.
-pub fn page(node: &Node, tlp: Tlp, query: &Query) -> Result<Page, NodeError> {
-    let context = Context::new(node);
+pub fn page(node: &Node, cache: &Cache, tlp: Tlp, query: &Query) -> Result<Page, NodeError> {
+    let context = Context::new(node, cache);
     let mut items = Vec::new();
     let since = query.added_after;
     let shared_done = query.after.is_some_and(|c| c.added > i128::MIN)
@@ -159,7 +231,10 @@ pub fn page(node: &Node, tlp: Tlp, query: &Query) -> Result<Page, NodeError> {
         }
     }
     loop {
-        let (arrivals, more) = node.store().arrivals(from, BATCH)?;
+        // Every incident gives an object or more, as a rule: a page of 10
+        // needs about 10 incidents read, not a whole batch.
+        let batch = BATCH.min(query.limit.saturating_add(1)).max(4);
+        let (arrivals, more) = node.store().arrivals(from, batch)?;
         for (at, summary) in &arrivals {
             from = Some((*at, summary.id));
             if !summary.readable || summary.retracted {
@@ -192,25 +267,16 @@ fn later(a: Option<(Timestamp, Uuid)>, b: Option<(Timestamp, Uuid)>) -> Option<(
     }
 }
 
-/// Every version of one object: as each incident naming it gives it.
-pub fn object(node: &Node, tlp: Tlp, id: &str, query: &Query) -> Result<Vec<Item>, NodeError> {
-    let query = Query {
-        ids: vec![id.to_owned()],
-        limit: usize::MAX,
-        ..query.clone()
-    };
-    Ok(page(node, tlp, &query)?.items)
-}
-
 /// What every incident's objects are made with on this request.
-struct Context {
+struct Context<'c> {
     options: ExportOptions,
     expiry: cer_proto::incident::Expiry,
     lists: std::sync::Arc<crate::warninglist::Warninglists>,
+    cache: &'c Cache,
 }
 
-impl Context {
-    fn new(node: &Node) -> Context {
+impl<'c> Context<'c> {
+    fn new(node: &Node, cache: &'c Cache) -> Context<'c> {
         let names = node
             .certs()
             .certs
@@ -230,6 +296,7 @@ impl Context {
             },
             expiry,
             lists: node.warninglists(),
+            cache,
         }
     }
 
@@ -273,15 +340,34 @@ impl Context {
         items: &mut Vec<Item>,
         place: impl Fn(usize) -> Cursor,
     ) -> Result<Option<Cursor>, NodeError> {
-        let objects = self.objects(node, summary, tlp, query)?;
-        for (index, object) in objects.into_iter().enumerate().skip(start) {
-            if !matches(&object, query) {
+        let key = CacheKey {
+            incident: summary.id,
+            added: added.unix_nanos(),
+            tlp,
+            include_expired: query.include_expired,
+            include_warninglisted: query.include_warninglisted,
+            lists: Arc::as_ptr(&self.lists) as usize,
+            minute: self.options.now.unix_nanos() / 60_000_000_000,
+        };
+        let objects = match self.cache.get(&key) {
+            Some(objects) => objects,
+            None => {
+                let made = Arc::new(self.objects(node, summary, tlp, query)?);
+                self.cache.put(key, made.clone());
+                made
+            }
+        };
+        for (index, object) in objects.iter().enumerate().skip(start) {
+            if !matches(object, query) {
                 continue;
             }
             if items.len() == query.limit {
                 return Ok(Some(place(index)));
             }
-            items.push(Item { added, object });
+            items.push(Item {
+                added,
+                object: object.clone(),
+            });
         }
         Ok(None)
     }

@@ -40,6 +40,7 @@ pub struct Shared {
     pub node: Arc<Node>,
     pub clients: Arc<Clients>,
     pub feeds: feed::Cache,
+    pub objects: collect::Cache,
     pub statuses: inbox::Statuses,
 }
 
@@ -482,8 +483,8 @@ fn parse_query(raw: Option<&str>) -> Result<Query, Refusal> {
 }
 
 async fn read_page(shared: &Arc<Shared>, tlp: Tlp, query: Query) -> Result<collect::Page, Refusal> {
-    let node = shared.node.clone();
-    tokio::task::spawn_blocking(move || collect::page(&node, tlp, &query))
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || collect::page(&shared.node, &shared.objects, tlp, &query))
         .await
         .map_err(|e| NodeError::Sign(e.to_string()))?
         .map_err(Refusal::from)

@@ -91,6 +91,7 @@ pub async fn serve(
         node,
         clients,
         feeds: feed::Cache::default(),
+        objects: collect::Cache::default(),
         statuses: inbox::Statuses::default(),
     }));
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
