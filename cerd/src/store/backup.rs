@@ -6,10 +6,10 @@
 //! each author's tip, then that author's chain up to it. Chains are
 //! contiguous from seq 1 by construction, envelopes never change except
 //! into a tombstone that carries its own proof, and everything past the
-//! cut is simply not in the file. The event log is copied up to the last
-//! event written before the cut, with local records (run history, acted
-//! records, annotations, request answers, the playbooks' cursors) as they
-//! stand.
+//! cut is simply not in the file. The event log is copied up to the cut
+//! (the events of envelopes in the file, and the others written before
+//! it), with local records (run history, acted records, annotations,
+//! request answers, the playbooks' cursors) as they stand.
 //!
 //! The file: `CERD-BACKUP 1\n`, then frames — a tag (`H` header, `F`
 //! file, `R` record, `E` end), a key and a value each with a u32 length,
@@ -128,18 +128,23 @@ pub fn write(
         frames.summary.files += 1;
         frames.frame(b'F', name.as_bytes(), bytes).map_err(io)?;
     }
-    // The cut: the newest event now, then each author's tip as read.
+    // The cut: every author's tip, then the newest event. An envelope's
+    // chain entry and its event are written in one batch, so every
+    // envelope up to the tips has its event at or before that one.
+    let mut tips = std::collections::HashMap::new();
+    for item in db.scan_prefix([keys::TIP]) {
+        let (tip_key, tip) = item?;
+        let author = keys::fingerprint_from(&tip_key[1..])?;
+        tips.insert(author, keys::decode_tip(&tip)?.0);
+    }
     let last_event = match db.scan_prefix([keys::EVENT]).keys().next_back() {
         Some(k) => keys::u64_from(&k?[1..], "event key")?,
         None => 0,
     };
-    for item in db.scan_prefix([keys::TIP]) {
-        let (tip_key, tip) = item?;
-        let author = keys::fingerprint_from(&tip_key[1..])?;
-        let (top, _) = keys::decode_tip(&tip)?;
+    for (author, top) in &tips {
         frames.summary.authors += 1;
-        for seq in 1..=top {
-            let chain_key = keys::chain(&author, seq);
+        for seq in 1..=*top {
+            let chain_key = keys::chain(author, seq);
             let id = db
                 .get(&chain_key)?
                 .ok_or_else(|| super::corrupt("chain", "a seq below the tip is missing"))?;
@@ -158,8 +163,16 @@ pub fn write(
             frames.summary.envelopes += 1;
         }
     }
+    // The event log up to the cut, without the events of envelopes past
+    // it (stored between reading the tips and the newest event).
     for item in db.range(keys::event(1)..=keys::event(last_event)) {
         let (k, v) = item?;
+        let record: super::EventRecord = super::decode_json(&v, "event")?;
+        if let super::Change::Stored { author, seq, .. } = &record.change {
+            if tips.get(author).is_none_or(|top| seq > top) {
+                continue;
+            }
+        }
         frames.record(&k, &v).map_err(io)?;
     }
     for prefix in [
