@@ -102,6 +102,30 @@ pub struct ExportIncident<'a> {
     pub reporter_name: Option<&'a str>,
 }
 
+/// What a source names again that the incident filed from it before does
+/// not hold: indicators it lacks, and those it names with another expiry.
+/// A re-import files only these, as one update.
+pub fn new_since(
+    wanted: Vec<cer_proto::model::Indicator>,
+    held: &IncidentState,
+) -> Vec<cer_proto::model::Indicator> {
+    let known: std::collections::BTreeMap<
+        (cer_proto::model::IndicatorType, &str),
+        Option<Timestamp>,
+    > = held
+        .indicators
+        .iter()
+        .map(|i| ((i.kind, i.value.as_str()), i.valid_until))
+        .collect();
+    wanted
+        .into_iter()
+        .filter(|i| match known.get(&(i.kind, i.value.as_str())) {
+            None => true,
+            Some(until) => i.valid_until.is_some() && i.valid_until != *until,
+        })
+        .collect()
+}
+
 /// Context for an export.
 #[derive(Debug, Clone)]
 pub struct ExportOptions {

@@ -234,35 +234,40 @@ impl Client {
         out: &mut dyn std::io::Write,
     ) -> Result<u64, ClientError> {
         let path = with_query("/v1/backup", query)?;
+        let mut size = 0;
+        self.stream(&path, |data: &[u8]| {
+            size += data.len() as u64;
+            out.write_all(data)
+                .map_err(|e| ClientError::Protocol(format!("writing the backup: {e}")))
+        })
+        .await?;
+        Ok(size)
+    }
+
+    /// GETs `path` and hands each piece of the body to `each` as it
+    /// arrives. Each piece may take the timeout, not the whole.
+    async fn stream<E: From<ClientError>>(
+        &mut self,
+        path: &str,
+        mut each: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
         let (timeout, socket) = (self.timeout, self.socket.clone());
         let doing = format!("GET {path}");
-        let response = within(
-            timeout,
-            &socket,
-            &doing,
-            self.send(Method::GET, &path, None),
-        )
-        .await?;
+        let response = within(timeout, &socket, &doing, self.send(Method::GET, path, None)).await?;
         if !response.status().is_success() {
-            return Err(self.failure(&Method::GET, &path, response).await);
+            return Err(self.failure(&Method::GET, path, response).await.into());
         }
         let mut body = response.into_body();
-        let mut size = 0;
-        // Each piece may take the timeout, not the whole.
         loop {
             let piece = async { Ok::<_, ClientError>(body.frame().await) };
             let Some(frame) = within(timeout, &socket, &doing, piece).await? else {
-                break;
+                return Ok(());
             };
-            let frame = frame.map_err(|e| broken(&Method::GET, &path, &e))?;
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            out.write_all(&data)
-                .map_err(|e| ClientError::Protocol(format!("writing the backup: {e}")))?;
-            size += data.len() as u64;
+            let frame = frame.map_err(|e| broken(&Method::GET, path, &e))?;
+            if let Ok(data) = frame.into_data() {
+                each(&data)?;
+            }
         }
-        Ok(size)
     }
 
     /// `GET /v1/export?...`: hands each envelope to `each` as it arrives,
@@ -274,32 +279,10 @@ impl Client {
         mut each: impl FnMut(ExportedEnvelope) -> Result<(), E>,
     ) -> Result<u64, E> {
         let path = with_query("/v1/export", query)?;
-        let (timeout, socket) = (self.timeout, self.socket.clone());
-        let doing = format!("GET {path}");
-        let response = within(
-            timeout,
-            &socket,
-            &doing,
-            self.send(Method::GET, &path, None),
-        )
-        .await?;
-        if !response.status().is_success() {
-            return Err(self.failure(&Method::GET, &path, response).await.into());
-        }
-        let mut body = response.into_body();
         let mut pending: Vec<u8> = Vec::new();
         let mut count = 0;
-        // Each piece of a large export may take the timeout, not the whole.
-        loop {
-            let piece = async { Ok::<_, ClientError>(body.frame().await) };
-            let Some(frame) = within(timeout, &socket, &doing, piece).await? else {
-                break;
-            };
-            let frame = frame.map_err(|e| broken(&Method::GET, &path, &e))?;
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            pending.extend_from_slice(&data);
+        self.stream(&path, |data: &[u8]| -> Result<(), E> {
+            pending.extend_from_slice(data);
             while let Some(end) = pending.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=end).collect();
                 let envelope: ExportedEnvelope = serde_json::from_slice(&line).map_err(|e| {
@@ -318,7 +301,9 @@ impl Client {
                 ))
                 .into());
             }
-        }
+            Ok(())
+        })
+        .await?;
         if !pending.is_empty() {
             return Err(ClientError::Lost(format!(
                 "GET {path}: the export ended in the middle of an envelope"

@@ -19,7 +19,7 @@ use cer_interop::{
 };
 use cer_proto::api::{IncidentQuery, UpdateIncident, MAX_LIST_LIMIT};
 use cer_proto::incident::IncidentState;
-use cer_proto::model::{IndicatorType, Timestamp, Tlp};
+use cer_proto::model::{Timestamp, Tlp};
 use cer_proto::Fingerprint;
 use serde::Serialize;
 use uuid::Uuid;
@@ -363,19 +363,7 @@ async fn file_one(
     // Imported before: what the source names now and the incident does
     // not (or names with another expiry) goes in one signed update.
     let detail = client.incident(filed.incident).await?;
-    let held: BTreeMap<(IndicatorType, &str), Option<Timestamp>> = detail
-        .incident
-        .indicators
-        .iter()
-        .map(|i| ((i.kind, i.value.as_str()), i.valid_until))
-        .collect();
-    let new: Vec<_> = wanted
-        .into_iter()
-        .filter(|i| match held.get(&(i.kind, i.value.as_str())) {
-            None => true,
-            Some(until) => i.valid_until.is_some() && i.valid_until != *until,
-        })
-        .collect();
+    let new = cer_interop::new_since(wanted, &detail.incident);
     if new.is_empty() || detail.incident.retracted.is_some() {
         return Ok(Outcome::Unchanged);
     }

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 
 use cer_interop::{ImportOptions, ImportReport, Imported};
 use cer_proto::api::{SightIndicator, TaxiiClient, UpdateIncident};
-use cer_proto::model::{IndicatorType, Timestamp};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -245,18 +244,7 @@ async fn file_one(
     if held.retracted.is_some() {
         return Ok(());
     }
-    let known: BTreeMap<(IndicatorType, &str), Option<Timestamp>> = held
-        .indicators
-        .iter()
-        .map(|i| ((i.kind, i.value.as_str()), i.valid_until))
-        .collect();
-    let new: Vec<_> = wanted
-        .into_iter()
-        .filter(|i| match known.get(&(i.kind, i.value.as_str())) {
-            None => true,
-            Some(until) => i.valid_until.is_some() && i.valid_until != *until,
-        })
-        .collect();
+    let new = cer_interop::new_since(wanted, &held);
     if new.is_empty() {
         return Ok(());
     }
