@@ -193,11 +193,7 @@ fn restore_from(
             let path = crate::daemon::public_cert_path(&config.data_dir, &loaded.header.node);
             to_write.push((path, bytes.clone()));
         } else if let Some(file) = name.strip_prefix(CERTS) {
-            let plain = !file.is_empty()
-                && file
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
-            if !plain || file.starts_with('.') {
+            if !plain_file_name(file) {
                 return Err(bad("not a plain file name".into()));
             }
             to_write.push((config.certs_dir.join(file), bytes.clone()));
