@@ -10,6 +10,7 @@
 //! verifying what peers send (`ingest`) and answering queries (`query`).
 
 mod automation;
+mod health;
 mod ingest;
 mod lifecycle;
 mod publish;
@@ -106,6 +107,7 @@ pub struct Node {
     store: Store,
     config: Config,
     started: Instant,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Node {
@@ -121,6 +123,7 @@ impl Node {
             store,
             config,
             started: Instant::now(),
+            metrics: Arc::default(),
         };
         node.reload_playbooks();
         node.reload_warninglists();
@@ -142,6 +145,12 @@ impl Node {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The node's counters, for the parts that count (API, playbooks,
+    /// publishing, TAXII) and for the scrape.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     /// When indicators expire on this node, as of now.

@@ -74,40 +74,24 @@ impl Clients {
     /// Reads the clients file (none: no clients). Blocking.
     pub fn load(data_dir: &Path) -> Result<Clients, ClientError> {
         let path = data_dir.join(FILE);
-        let entries = match std::fs::read(&path) {
-            Ok(bytes) => {
-                let body: FileBody =
-                    serde_json::from_slice(&bytes).map_err(|e| ClientError::File {
-                        path: path.clone(),
-                        reason: e.to_string(),
-                    })?;
-                for entry in &body.clients {
-                    if hash_hex(&entry.token_sha256).is_none() {
-                        return Err(ClientError::File {
-                            path: path.clone(),
-                            reason: format!(
-                                "client '{}': token_sha256 is not 64 hex digits",
-                                entry.name
-                            ),
-                        });
-                    }
-                }
-                body.clients
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => {
-                return Err(ClientError::File {
-                    path,
-                    reason: e.to_string(),
-                })
-            }
-        };
+        let entries = read_file(&path)?;
         Ok(Clients {
             path,
             entries: RwLock::new(entries),
             changing: Mutex::new(()),
             buckets: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Reads the clients file again (SIGHUP: an operator edited or
+    /// restored it). A file that does not parse leaves the clients in
+    /// force unchanged. Returns how many clients there are now. Blocking.
+    pub fn reload(&self) -> Result<usize, ClientError> {
+        let _changing = lock(&self.changing);
+        let entries = read_file(&self.path)?;
+        let count = entries.len();
+        *self.entries.write().unwrap_or_else(|e| e.into_inner()) = entries;
+        Ok(count)
     }
 
     pub fn list(&self) -> Vec<TaxiiClient> {
@@ -247,6 +231,35 @@ impl Entry {
             write: self.write,
             added: self.added,
         }
+    }
+}
+
+/// The clients in a clients file (none when there is no file). Blocking.
+fn read_file(path: &Path) -> Result<Vec<Entry>, ClientError> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let body: FileBody = serde_json::from_slice(&bytes).map_err(|e| ClientError::File {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+            for entry in &body.clients {
+                if hash_hex(&entry.token_sha256).is_none() {
+                    return Err(ClientError::File {
+                        path: path.to_owned(),
+                        reason: format!(
+                            "client '{}': token_sha256 is not 64 hex digits",
+                            entry.name
+                        ),
+                    });
+                }
+            }
+            Ok(body.clients)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(ClientError::File {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        }),
     }
 }
 
