@@ -309,6 +309,53 @@ fn health_is_zero_when_serving_and_one_with_the_reason_otherwise() {
     );
 }
 
+/// A playbook whose action fails on every run makes the node unhealthy
+/// from its third failure on, naming it; the metrics count its runs.
+#[test]
+fn a_playbook_failing_three_runs_in_a_row_makes_the_node_unhealthy() {
+    let mut node = TestNode::new("KE-CIRT");
+    enable_metrics(&node);
+    std::fs::write(
+        node.dir.path().join("playbooks/broken.yaml"),
+        "name: broken-hook\non: [incident.filed]\nactions:\n  - exec:\n      argv: [/bin/false]\n",
+    )
+    .unwrap();
+    node.spawn();
+    for n in 0..3 {
+        let out = node.cerctl(&["health"]);
+        assert_eq!(out.code, 0, "after {n} failures: {out:#?}");
+        node.file(&[
+            "--title",
+            &format!("Phishing wave {n}"),
+            "--severity",
+            "medium",
+            "--tlp",
+            "green",
+            "--class",
+            "fraud/phishing",
+        ]);
+        eventually(SOON, "the run recorded", || {
+            let runs = node.json(&["playbook", "runs"]);
+            (runs["runs"].as_array()?.len() == n + 1).then_some(())
+        });
+    }
+    let out = node.cerctl(&["health"]);
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert_eq!(
+        out.stdout, "unhealthy: playbooks: broken-hook failed its last 3 runs\n",
+        "{out:#?}"
+    );
+    let (_, text) = http_get(metrics_port(&node), "/metrics");
+    assert!(
+        text.contains("cerd_playbook_runs_total{playbook=\"broken-hook\",outcome=\"failed\"} 3\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cerd_playbook_failed_runs_in_a_row{playbook=\"broken-hook\"} 3\n"),
+        "{text}"
+    );
+}
+
 /// The notify protocol as systemd runs it (`Type=notify`, `ExecReload=`
 /// sending SIGHUP, `systemctl stop` sending SIGTERM): READY=1 only once
 /// the API answers; SIGHUP gives RELOADING=1 (with MONOTONIC_USEC) then
@@ -316,6 +363,9 @@ fn health_is_zero_when_serving_and_one_with_the_reason_otherwise() {
 #[test]
 fn systemd_is_told_ready_reloading_and_stopping() {
     let mut node = TestNode::new("KE-CIRT");
+    let mut config = std::fs::read_to_string(node.config_path()).unwrap();
+    config.push_str("\n[taxii]\nlisten = \"127.0.0.1:0\"\n");
+    std::fs::write(node.config_path(), config).unwrap();
     let path = node.dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&path).unwrap();
     socket
@@ -333,13 +383,18 @@ fn systemd_is_told_ready_reloading_and_stopping() {
     let status = node.cerctl(&["status"]);
     assert_eq!(status.code, 0, "{status:#?}");
 
+    let metrics = socket_get(&node, "/metrics");
+    assert!(
+        metrics.contains("cerd_taxii_cert_expiry_timestamp_seconds "),
+        "{metrics}"
+    );
+    assert!(metrics.contains("cerd_reloads_total 0\n"), "{metrics}");
+
     // A changed key is reported as needing a restart.
-    let config = std::fs::read_to_string(node.config_path()).unwrap();
-    std::fs::write(
-        node.config_path(),
-        format!("{config}anti_entropy_interval = \"45s\"\n"),
-    )
-    .unwrap();
+    let config = std::fs::read_to_string(node.config_path())
+        .unwrap()
+        .replace("[taxii]", "anti_entropy_interval = \"45s\"\n[taxii]");
+    std::fs::write(node.config_path(), config).unwrap();
     node.signal(libc::SIGHUP);
     let reloading = receive(&socket);
     assert!(reloading.lines().any(|l| l == "RELOADING=1"), "{reloading}");
@@ -351,6 +406,12 @@ fn systemd_is_told_ready_reloading_and_stopping() {
         "{}",
         node.log()
     );
+    assert!(
+        node.log().contains("TAXII certificate reloaded"),
+        "{}",
+        node.log()
+    );
+    assert!(socket_get(&node, "/metrics").contains("cerd_reloads_total 1\n"));
     assert_eq!(node.cerctl(&["status"]).code, 0);
 
     node.stop();

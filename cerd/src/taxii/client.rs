@@ -309,6 +309,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reload_reads_the_file_again_and_keeps_the_clients_when_it_is_broken() {
+        let dir = tempfile::tempdir().unwrap();
+        let running = Clients::load(dir.path()).unwrap();
+        // Another process (a restore, an operator) writes the file.
+        let other = Clients::load(dir.path()).unwrap();
+        let request = AddTaxiiClient {
+            name: "siem".into(),
+            max_tlp: Tlp::Green,
+            write: false,
+        };
+        let now = Timestamp::parse("2025-01-01T00:00:00Z").unwrap();
+        let added = other.add(&request, now).unwrap();
+        assert!(running.authenticate(None, &added.token).is_none());
+        assert_eq!(running.reload().unwrap(), 1);
+        assert!(running.authenticate(None, &added.token).is_some());
+
+        std::fs::write(dir.path().join(FILE), "{not json").unwrap();
+        assert!(running.reload().is_err());
+        assert!(running.authenticate(None, &added.token).is_some());
+    }
+
+    #[test]
     fn a_token_is_kept_only_as_its_hash_and_works_until_removed() {
         let dir = tempfile::tempdir().unwrap();
         let clients = Clients::load(dir.path()).unwrap();
