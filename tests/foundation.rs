@@ -613,7 +613,7 @@ fn api_refuses_malformed_bodies_with_json_errors() {
     let r = exchange("GET /v1/nowhere HTTP/1.1\r\nhost: cerd\r\nconnection: close\r\n\r\n".into());
     assert!(r.starts_with("HTTP/1.1 404"), "{r}");
     let r = exchange("GET /metrics HTTP/1.1\r\nhost: cerd\r\nconnection: close\r\n\r\n".into());
-    assert!(r.contains("cerd_incidents 1"), "{r}");
+    assert!(r.contains("cerd_store_incidents 1"), "{r}");
     let after = node.status();
     assert_eq!(before["envelopes"], after["envelopes"]);
 }

@@ -150,6 +150,13 @@ impl TestNode {
 
     /// Like [`TestNode::spawn`], with extra environment variables.
     pub fn spawn_with(&mut self, env: &[(&str, &str)]) {
+        self.spawn_unready(env);
+        self.wait_ready();
+    }
+
+    /// Starts the process and returns at once, without waiting for its
+    /// API: for tests that watch start-up themselves.
+    pub fn spawn_unready(&mut self, env: &[(&str, &str)]) {
         assert!(self.child.is_none(), "{} already running", self.name);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -168,7 +175,11 @@ impl TestNode {
             .spawn()
             .expect("spawning cerd");
         self.child = Some(child);
-        self.wait_ready();
+    }
+
+    /// Sends the running node a signal (SIGHUP: reload).
+    pub fn signal(&self, sig: i32) {
+        signal(self.child.as_ref().expect("the node is running"), sig);
     }
 
     fn wait_ready(&mut self) {

@@ -10,6 +10,7 @@ mod federation;
 mod foundation;
 mod hostile;
 mod interop;
+mod ops;
 mod playbooks;
 mod search;
 mod store;

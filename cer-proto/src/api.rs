@@ -6,6 +6,7 @@
 //! | method | path                              | request            | response            |
 //! |--------|-----------------------------------|--------------------|---------------------|
 //! | GET    | /v1/status                        |                    | [`Status`]          |
+//! | GET    | /v1/health                        |                    | [`Health`]          |
 //! | GET    | /v1/incidents?[`IncidentQuery`]   |                    | [`IncidentList`]    |
 //! | POST   | /v1/incidents                     | [`FileIncident`]   | [`Filed`] (201)     |
 //! | GET    | /v1/incidents/{id}                |                    | [`IncidentDetail`]  |
@@ -31,7 +32,7 @@
 //! | GET    | /v1/taxii/clients                 |                    | [`TaxiiClientList`] |
 //! | POST   | /v1/taxii/clients                 | [`AddTaxiiClient`] | [`TaxiiClientAdded`] (201) |
 //! | DELETE | /v1/taxii/clients/{name}          |                    | [`TaxiiClient`]     |
-//! | GET    | /metrics                          |                    | Prometheus text     |
+//! | GET    | /metrics                          |                    | OpenMetrics text    |
 //!
 //! Errors are [`ApiError`] with a matching HTTP status.
 
@@ -214,6 +215,49 @@ pub struct Status {
     /// are behind by `events - playbook_cursor`.
     #[serde(default)]
     pub playbook_cursor: u64,
+}
+
+/// `GET /v1/health`: whether the node is serving, check by check.
+/// Answered with 200 either way; `healthy` is the verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub healthy: bool,
+    pub checks: Vec<HealthCheck>,
+}
+
+/// One of [`Health`]'s checks: `store`, `peers` or `playbooks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    pub name: String,
+    pub ok: bool,
+    /// One line: what was found ("a write was flushed in 3 ms", "no peer
+    /// connected: 2 configured").
+    pub detail: String,
+}
+
+impl Health {
+    /// Builds the verdict from the checks: healthy when every one is ok.
+    pub fn from_checks(checks: Vec<HealthCheck>) -> Health {
+        Health {
+            healthy: checks.iter().all(|c| c.ok),
+            checks,
+        }
+    }
+
+    /// The one-line reason a monitor shows: the failed checks, or "ok".
+    pub fn reason(&self) -> String {
+        let failed: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect();
+        if failed.is_empty() {
+            "ok".to_owned()
+        } else {
+            failed.join("; ")
+        }
+    }
 }
 
 /// `POST /v1/incidents`: a new incident, as an analyst files it.

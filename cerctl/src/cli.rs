@@ -64,6 +64,11 @@ pub struct Cli {
 pub enum Command {
     /// Show this node's identity, store and mesh counters.
     Status,
+    /// Check that the node is serving: its store takes a write, a peer is
+    /// connected (when peers are configured), no playbook keeps failing.
+    /// Prints one line; exits 0 when healthy, 1 otherwise (also when cerd
+    /// does not answer), for monitoring systems.
+    Health,
     /// File, list, show, update and retract incidents.
     #[command(subcommand)]
     Incident(IncidentCommand),

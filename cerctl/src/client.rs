@@ -221,6 +221,11 @@ impl Client {
         self.get_json("/v1/peers").await
     }
 
+    /// `GET /v1/health`
+    pub async fn health(&mut self) -> Result<cer_proto::api::Health, ClientError> {
+        self.get_json("/v1/health").await
+    }
+
     /// `GET /v1/certs`
     pub async fn certs(&mut self) -> Result<CertList, ClientError> {
         self.get_json("/v1/certs").await

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path as UrlPath, RawQuery, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path as UrlPath, RawQuery, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -24,7 +24,7 @@ use cer_proto::api::{
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::net::UnixListener;
+use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -127,8 +127,8 @@ pub async fn serve(
 /// The accept loop: one task per connection, at most
 /// `limits.max_connections` of them, each closed if its client is silent
 /// for `limits.header_read_timeout` before a request.
-async fn serve_router(
-    listener: UnixListener,
+async fn serve_router<L: Accept>(
+    listener: L,
     app: Router,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
@@ -152,8 +152,8 @@ async fn serve_router(
         let stream = tokio::select! {
             biased;
             () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+            accepted = listener.next_stream() => match accepted {
+                Ok(stream) => stream,
                 Err(e) => {
                     // Out of descriptors, most likely: let connections end
                     // rather than spin.
@@ -194,9 +194,64 @@ async fn serve_router(
     while connections.join_next().await.is_some() {}
 }
 
+/// Connections the metrics listener serves at once: a scraper or two and
+/// a health probe.
+pub const MAX_METRICS_CONNECTIONS: usize = 16;
+
+/// Binds the Prometheus listener (`[metrics] listen`).
+pub async fn bind_metrics(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+    use anyhow::Context;
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the metrics listener on {addr}"))
+}
+
+/// Serves `GET /metrics` (OpenMetrics text) and `GET /health` (200 "ok",
+/// or 503 with the reason) on plain HTTP until `shutdown` completes. It
+/// answers nothing else: no incident data is reachable from it.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    node: Arc<Node>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health", get(health_text))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(node);
+    let limits = Limits {
+        header_read_timeout: HEADER_READ_TIMEOUT,
+        max_connections: MAX_METRICS_CONNECTIONS,
+    };
+    serve_router(listener, app, limits, shutdown).await;
+}
+
+/// Where the accept loop takes connections from: the API's Unix socket
+/// or the metrics listener's TCP port.
+trait Accept {
+    type Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+    fn next_stream(&self) -> impl Future<Output = std::io::Result<Self::Stream>> + Send;
+}
+
+impl Accept for UnixListener {
+    type Stream = tokio::net::UnixStream;
+    async fn next_stream(&self) -> std::io::Result<Self::Stream> {
+        UnixListener::accept(self).await.map(|(stream, _)| stream)
+    }
+}
+
+impl Accept for TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn next_stream(&self) -> std::io::Result<Self::Stream> {
+        TcpListener::accept(self).await.map(|(stream, _)| stream)
+    }
+}
+
 pub fn router(node: Arc<Node>) -> Router {
     Router::new()
         .route("/v1/status", get(status))
+        .route("/v1/health", get(health))
         .route("/v1/incidents", get(list_incidents).post(file_incident))
         .route("/v1/incidents/{id}", get(show_incident))
         .route("/v1/incidents/{id}/updates", post(update_incident))
@@ -235,7 +290,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(trace_request))
+        .layer(middleware::from_fn_with_state(node.clone(), trace_request))
         .with_state(node)
 }
 
@@ -341,6 +396,20 @@ fn created<T: Serialize>(value: T) -> Response {
 
 async fn status(State(node): Node_) -> ApiResult<Json<cer_proto::api::Status>> {
     Ok(Json(blocking(node, |n| Ok(n.status())).await?))
+}
+
+async fn health(State(node): Node_) -> Json<cer_proto::api::Health> {
+    Json(node.health().await)
+}
+
+async fn health_text(State(node): Node_) -> Response {
+    let health = node.health().await;
+    let status = if health.healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, format!("{}\n", health.reason())).into_response()
 }
 
 async fn file_incident(State(node): Node_, body: Body) -> ApiResult<Response> {
@@ -603,51 +672,8 @@ fn taxii_failure(e: crate::taxii::client::ClientError) -> Failure {
 }
 
 async fn metrics(State(node): Node_) -> ApiResult<Response> {
-    let s = blocking(node, |n| Ok(n.status())).await?;
-    let mut out = String::new();
-    let mut gauge = |name: &str, help: &str, value: u64| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
-        ));
-    };
-    gauge(
-        "cerd_envelopes",
-        "Envelopes held, tombstones included.",
-        s.envelopes,
-    );
-    gauge(
-        "cerd_tombstones",
-        "Envelopes withdrawn by their authors.",
-        s.tombstones,
-    );
-    gauge("cerd_incidents", "Incidents known.", s.incidents);
-    gauge("cerd_indicators", "Indicator index entries.", s.indicators);
-    gauge(
-        "cerd_authors",
-        "Authors with at least one envelope held.",
-        s.authors,
-    );
-    gauge(
-        "cerd_equivocations",
-        "Conflicting envelopes kept as evidence.",
-        s.equivocations,
-    );
-    gauge(
-        "cerd_store_bytes",
-        "Bytes the store occupies on disk.",
-        s.store_bytes,
-    );
-    gauge(
-        "cerd_trusted_certs",
-        "Certificates in the trust store.",
-        s.trusted_certs,
-    );
-    gauge(
-        "cerd_uptime_seconds",
-        "Seconds since the node started.",
-        s.uptime_seconds,
-    );
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+    let text = blocking(node, |n| Ok(n.metrics_text())).await?;
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
 }
 
 async fn not_found(request: Request) -> Failure {
@@ -668,16 +694,29 @@ async fn method_not_allowed(request: Request) -> Failure {
     )
 }
 
-async fn trace_request(request: Request, next: Next) -> Response {
+async fn trace_request(State(node): Node_, request: Request, next: Next) -> Response {
     let span = tracing::info_span!("api", method = %request.method(), path = %request.uri().path());
+    // The route's pattern, not the path: label values stay few.
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method: &'static str = match request.method().as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        _ => "other",
+    };
     async move {
         let started = Instant::now();
         let response = next.run(request).await;
-        tracing::debug!(
-            status = response.status().as_u16(),
-            micros = started.elapsed().as_micros() as u64,
-            "request served"
-        );
+        let took = started.elapsed();
+        let status = response.status().as_u16();
+        tracing::debug!(status, micros = took.as_micros() as u64, "request served");
+        node.metrics().api_request(&route, method, status, took);
         response
     }
     .instrument(span)

@@ -235,23 +235,43 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        // Installed before the node starts: a SIGHUP that comes early is
+        // a reload, not the end of the process.
+        let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+        let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
         let daemon = Daemon::start(config).await?;
-        wait_for_signal().await?;
+        crate::service::ready(&serving_line(&daemon));
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading");
+                    crate::service::reloading();
+                    daemon.reload().await;
+                    crate::service::ready(&serving_line(&daemon));
+                }
+            }
+        }
         tracing::info!("shutting down");
+        crate::service::stopping();
         daemon.shutdown().await
     })?;
     Ok(0)
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
+/// The status line the service manager shows while the node serves.
+fn serving_line(daemon: &Daemon) -> String {
+    let node = daemon.node();
+    format!(
+        "serving as {} on {}; {} peer(s) connected",
+        node.identity().name(),
+        node.listen()
+            .map_or_else(|| "-".to_owned(), |a| a.to_string()),
+        node.peer_board().connected()
+    )
 }
 
 fn demo(dir: Option<PathBuf>) -> anyhow::Result<u8> {

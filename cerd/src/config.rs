@@ -53,7 +53,17 @@ struct File {
     #[serde(default, rename = "peer")]
     peers: Vec<PeerFile>,
     taxii: Option<TaxiiFile>,
+    metrics: Option<MetricsFile>,
 }
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsFile {
+    listen: Option<String>,
+}
+
+/// Default Prometheus listen address (`[metrics]` turns it on).
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -120,6 +130,9 @@ pub struct Config {
     pub expiry_check_interval: Duration,
     pub peers: Vec<Peer>,
     pub taxii: Option<Taxii>,
+    /// The plain-HTTP listener for Prometheus (`[metrics] listen`); off
+    /// without the section.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The default lifetimes (`[expiry]` in cerd.toml overrides each): network
@@ -363,6 +376,18 @@ impl Config {
                 rate_limit,
             }
         });
+        let metrics_listen = file.metrics.as_ref().map(|m| {
+            let text = m.listen.as_deref().unwrap_or(DEFAULT_METRICS_LISTEN);
+            text.parse::<SocketAddr>().unwrap_or_else(|_| {
+                invalid(
+                    "metrics.listen",
+                    format!("'{text}' is not an address:port such as {DEFAULT_METRICS_LISTEN}"),
+                );
+                DEFAULT_METRICS_LISTEN
+                    .parse()
+                    .expect("default address parses")
+            })
+        });
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -381,7 +406,48 @@ impl Config {
             expiry_check_interval,
             peers,
             taxii,
+            metrics_listen,
         })
+    }
+}
+
+impl Config {
+    /// The keys whose values differ between this configuration and
+    /// `other`, in file order: what a reload reports as needing a restart.
+    pub fn changed_keys(&self, other: &Config) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        let mut check = |key: &'static str, same: bool| {
+            if !same {
+                changed.push(key);
+            }
+        };
+        check("name", self.name == other.name);
+        check("data_dir", self.data_dir == other.data_dir);
+        check("listen", self.listen == other.listen);
+        check("api_socket", self.api_socket == other.api_socket);
+        check("certs_dir", self.certs_dir == other.certs_dir);
+        check("playbooks_dir", self.playbooks_dir == other.playbooks_dir);
+        check(
+            "warninglists_dir",
+            self.warninglists_dir == other.warninglists_dir,
+        );
+        check(
+            "anti_entropy_interval",
+            self.anti_entropy_interval == other.anti_entropy_interval,
+        );
+        check(
+            "store_cache_mib",
+            self.store_cache_mib == other.store_cache_mib,
+        );
+        check("expiry", self.expiry == other.expiry);
+        check(
+            "expiry_check_interval",
+            self.expiry_check_interval == other.expiry_check_interval,
+        );
+        check("peer", self.peers == other.peers);
+        check("taxii", self.taxii == other.taxii);
+        check("metrics", self.metrics_listen == other.metrics_listen);
+        changed
     }
 }
 
@@ -436,6 +502,22 @@ mod tests {
         let fields: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
         assert!(fields[0].contains("taxii.listen"), "{fields:?}");
         assert!(fields[1].contains("taxii.tls_key: required"), "{fields:?}");
+    }
+
+    #[test]
+    fn metrics_are_opt_in() {
+        assert_eq!(Config::defaults(Path::new(".")).metrics_listen, None);
+        let config = Config::parse("[metrics]\n", Path::new("/etc/cerd/cerd.toml")).unwrap();
+        assert_eq!(
+            config.metrics_listen.map(|a| a.to_string()).as_deref(),
+            Some(DEFAULT_METRICS_LISTEN)
+        );
+        let errors =
+            Config::parse("[metrics]\nlisten = \"9464\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(
+            errors[0].to_string().contains("metrics.listen"),
+            "{errors:?}"
+        );
     }
 
     #[test]

@@ -33,6 +33,19 @@ pub struct Daemon {
     stop: watch::Sender<bool>,
     api: JoinHandle<std::io::Result<()>>,
     taxii: Option<JoinHandle<()>>,
+    taxii_tls: Option<crate::taxii::Tls>,
+    clients: Arc<crate::taxii::Clients>,
+    metrics: Option<JoinHandle<()>>,
+}
+
+/// What a reload (SIGHUP) did, for the log and the tests.
+#[derive(Debug, Default)]
+pub struct Reloaded {
+    /// Problems: a file that did not load (the previous version stays).
+    pub errors: Vec<String>,
+    /// Configuration keys changed in the file that take effect only at
+    /// the next start.
+    pub needs_restart: Vec<&'static str>,
 }
 
 impl Daemon {
@@ -49,6 +62,10 @@ impl Daemon {
         let listener = api::bind(&config.api_socket).await?;
         let taxii_listener = match &config.taxii {
             Some(taxii) => Some(crate::taxii::Listener::bind(taxii, &config.data_dir).await?),
+            None => None,
+        };
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(api::bind_metrics(addr).await?),
             None => None,
         };
         let data_dir = config.data_dir.clone();
@@ -95,6 +112,20 @@ impl Daemon {
             ))
         };
         let (stop, stopped) = watch::channel(false);
+        let taxii_tls = taxii_listener.as_ref().map(|listener| {
+            node.metrics().set_taxii_cert_expiry(listener.cert_expiry());
+            listener.tls()
+        });
+        let metrics_addr = metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok());
+        let metrics = metrics_listener.map(|listener| {
+            tokio::spawn(api::serve_metrics(
+                listener,
+                node.clone(),
+                wait_for(stopped.clone()),
+            ))
+        });
         let taxii = taxii_listener.map(|listener| {
             tokio::spawn(crate::taxii::serve(
                 listener,
@@ -106,7 +137,7 @@ impl Daemon {
         let api = tokio::spawn(api::serve(
             listener,
             node.clone(),
-            clients,
+            clients.clone(),
             wait_for(stopped),
         ));
         let status = node.status();
@@ -115,6 +146,7 @@ impl Daemon {
             fingerprint = %status.fingerprint,
             api_socket = %status.api_socket,
             listen = %mesh.local_addr(),
+            metrics = ?metrics_addr,
             envelopes = status.envelopes,
             incidents = status.incidents,
             "cerd ready"
@@ -127,11 +159,68 @@ impl Daemon {
             stop,
             api,
             taxii,
+            taxii_tls,
+            clients,
+            metrics,
         })
     }
 
     pub fn node(&self) -> &Arc<Node> {
         &self.node
+    }
+
+    /// Reloads what can change without a restart (SIGHUP): the trust
+    /// store, playbooks and warninglists (as their watcher does), the
+    /// TAXII certificate and clients file; and reads the configuration
+    /// file again to name the keys that changed, which need a restart.
+    /// A file that does not load leaves its previous version in force.
+    pub async fn reload(&self) -> Reloaded {
+        let node = self.node.clone();
+        let tls = self.taxii_tls.clone();
+        let clients = self.clients.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let mut reloaded = Reloaded::default();
+            node.reload_certs();
+            node.reload_playbooks();
+            node.reload_warninglists();
+            if let Some(tls) = tls {
+                match tls.reload() {
+                    Ok(expires) => node.metrics().set_taxii_cert_expiry(expires),
+                    Err(e) => reloaded
+                        .errors
+                        .push(format!("TAXII certificate (the previous one stays): {e:#}")),
+                }
+                if let Err(e) = clients.reload() {
+                    reloaded
+                        .errors
+                        .push(format!("TAXII clients (the previous ones stay): {e}"));
+                }
+            }
+            if let Some(path) = node.config().source.clone() {
+                match Config::load(&path) {
+                    Ok(config) => reloaded.needs_restart = node.config().changed_keys(&config),
+                    Err(errors) => reloaded.errors.extend(errors.iter().map(|e| e.to_string())),
+                }
+            }
+            node.metrics().reloaded();
+            reloaded
+        })
+        .await;
+        let reloaded = done.unwrap_or_else(|e| Reloaded {
+            errors: vec![format!("reload task failed: {e}")],
+            ..Reloaded::default()
+        });
+        for error in &reloaded.errors {
+            tracing::warn!(error = %cer_proto::text::escape(error), "reload");
+        }
+        if !reloaded.needs_restart.is_empty() {
+            tracing::warn!(
+                keys = %reloaded.needs_restart.join(", "),
+                "configuration changed; these keys take effect at the next restart"
+            );
+        }
+        tracing::info!(target: AUDIT, event = "reloaded", problems = reloaded.errors.len(), "reloaded certificates, playbooks, warninglists and TAXII files");
+        reloaded
     }
 
     /// Stops accepting requests, lets in-flight ones finish, and flushes.
@@ -142,6 +231,11 @@ impl Daemon {
         }
         self.mesh.shutdown().await;
         let _ = self.stop.send(true);
+        if let Some(metrics) = self.metrics {
+            if let Err(e) = metrics.await {
+                tracing::warn!(error = %e, "metrics task failed");
+            }
+        }
         if let Some(taxii) = self.taxii {
             if let Err(e) = taxii.await {
                 tracing::warn!(error = %e, "TAXII task failed");

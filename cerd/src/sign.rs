@@ -390,6 +390,17 @@ impl TrustedCert {
         !self.inner.encryption_keys.is_empty()
     }
 
+    /// When the last of its signing keys expires: from then on nothing
+    /// new it signs verifies. None when one of them never expires.
+    pub fn expires(&self) -> Option<SystemTime> {
+        let mut latest = None;
+        for key in &self.inner.signing_keys {
+            let expires = key.expires?;
+            latest = Some(latest.map_or(expires, |l: SystemTime| l.max(expires)));
+        }
+        latest
+    }
+
     /// `Err(CertError::NoEncryptionKey)` when nobody can encrypt to this
     /// certificate: a note for `cerd check` and the certificate loader.
     pub fn check_encryption(&self) -> Result<(), CertError> {

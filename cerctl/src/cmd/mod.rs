@@ -48,6 +48,7 @@ pub(crate) async fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<i32> {
     };
     match cli.command {
         Command::Status => node::status(&ctx, io).await,
+        Command::Health => node::health(&ctx, io).await,
         Command::Incident(IncidentCommand::File(args)) => incident::file(&ctx, io, args).await,
         Command::Incident(IncidentCommand::List(args)) => incident::list(&ctx, io, args).await,
         Command::Incident(IncidentCommand::Show(args)) => incident::show(&ctx, io, args).await,

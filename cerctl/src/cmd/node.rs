@@ -19,6 +19,52 @@ pub(super) async fn status(ctx: &Ctx<'_>, io: &mut Io<'_>) -> anyhow::Result<i32
     Ok(exit::OK)
 }
 
+/// `cerctl health`: one line, and exit 0 only when the node is healthy.
+/// A node that does not answer is not serving: that is exit 1 too, with
+/// the reason, so a monitor needs only the exit status.
+pub(super) async fn health(ctx: &Ctx<'_>, io: &mut Io<'_>) -> anyhow::Result<i32> {
+    let answer = match connect(ctx).await {
+        Ok(mut client) => client.health().await,
+        Err(e) => {
+            writeln!(io.stdout, "unhealthy: {}", one_line(&format!("{e:#}")))?;
+            return Ok(exit::NOT_FOUND);
+        }
+    };
+    let health = match answer {
+        Ok(health) => health,
+        Err(e) => {
+            writeln!(io.stdout, "unhealthy: {}", one_line(&e.to_string()))?;
+            return Ok(exit::NOT_FOUND);
+        }
+    };
+    let code = if health.healthy {
+        exit::OK
+    } else {
+        exit::NOT_FOUND
+    };
+    if ctx.json {
+        print_json(io, &health)?;
+        return Ok(code);
+    }
+    let verdict = if health.healthy {
+        "healthy"
+    } else {
+        "unhealthy"
+    };
+    let reason = if health.healthy {
+        health
+            .checks
+            .iter()
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect::<Vec<_>>()
+            .join("; ")
+    } else {
+        health.reason()
+    };
+    writeln!(io.stdout, "{verdict}: {}", one_line(&reason))?;
+    Ok(code)
+}
+
 fn write_status(out: &mut dyn Write, status: Status) -> std::io::Result<()> {
     let uptime = humantime::format_duration(Duration::from_secs(status.uptime_seconds));
     let mut rows: Vec<(&str, String)> = vec![

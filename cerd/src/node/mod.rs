@@ -11,6 +11,7 @@
 
 mod automation;
 mod backup;
+mod health;
 pub use backup::{CERTS, OWN_CERT, SECRET_KEY};
 mod ingest;
 mod lifecycle;
@@ -108,6 +109,7 @@ pub struct Node {
     store: Store,
     config: Config,
     started: Instant,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Node {
@@ -123,6 +125,7 @@ impl Node {
             store,
             config,
             started: Instant::now(),
+            metrics: Arc::default(),
         };
         node.reload_playbooks();
         node.reload_warninglists();
@@ -144,6 +147,12 @@ impl Node {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The node's counters, for the parts that count (API, playbooks,
+    /// publishing, TAXII) and for the scrape.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     /// When indicators expire on this node, as of now.

@@ -493,6 +493,7 @@ impl Node {
         if published.repeated {
             tracing::info!(target: AUDIT, event = "repeated_request", incident = %filed.incident, envelope = %filed.envelope, "request already answered; nothing new published");
         } else {
+            self.metrics.filed();
             tracing::info!(target: AUDIT, event = filed.kind.as_str(), incident = %filed.incident, envelope = %filed.envelope, seq = filed.seq, tlp = %tlp, "published");
         }
         Ok(filed)

@@ -93,6 +93,11 @@ pub(super) async fn run_once(
                 runner.run(action).await
             };
             let ok = record.outcome.is_ok();
+            node.metrics().playbook_run(
+                &record.playbook,
+                &record.outcome,
+                std::time::Duration::from_millis(record.duration_ms),
+            );
             let effect = if ok {
                 run_effect(action, &record)
             } else {

@@ -75,34 +75,7 @@ impl Clients {
     /// Reads the clients file (none: no clients). Blocking.
     pub fn load(data_dir: &Path) -> Result<Clients, ClientError> {
         let path = data_dir.join(FILE);
-        let entries = match std::fs::read(&path) {
-            Ok(bytes) => {
-                let body: FileBody =
-                    serde_json::from_slice(&bytes).map_err(|e| ClientError::File {
-                        path: path.clone(),
-                        reason: e.to_string(),
-                    })?;
-                for entry in &body.clients {
-                    if hash_hex(&entry.token_sha256).is_none() {
-                        return Err(ClientError::File {
-                            path: path.clone(),
-                            reason: format!(
-                                "client '{}': token_sha256 is not 64 hex digits",
-                                entry.name
-                            ),
-                        });
-                    }
-                }
-                body.clients
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => {
-                return Err(ClientError::File {
-                    path,
-                    reason: e.to_string(),
-                })
-            }
-        };
+        let entries = read_file(&path)?;
         Ok(Clients {
             path,
             entries: RwLock::new(entries),
@@ -110,6 +83,17 @@ impl Clients {
             buckets: Mutex::new(HashMap::new()),
             rate: std::sync::atomic::AtomicU32::new(RATE_PER_SECOND),
         })
+    }
+
+    /// Reads the clients file again (SIGHUP: an operator edited or
+    /// restored it). A file that does not parse leaves the clients in
+    /// force unchanged. Returns how many clients there are now. Blocking.
+    pub fn reload(&self) -> Result<usize, ClientError> {
+        let _changing = lock(&self.changing);
+        let entries = read_file(&self.path)?;
+        let count = entries.len();
+        *self.entries.write().unwrap_or_else(|e| e.into_inner()) = entries;
+        Ok(count)
     }
 
     pub fn list(&self) -> Vec<TaxiiClient> {
@@ -264,6 +248,35 @@ impl Entry {
     }
 }
 
+/// The clients in a clients file (none when there is no file). Blocking.
+fn read_file(path: &Path) -> Result<Vec<Entry>, ClientError> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let body: FileBody = serde_json::from_slice(&bytes).map_err(|e| ClientError::File {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+            for entry in &body.clients {
+                if hash_hex(&entry.token_sha256).is_none() {
+                    return Err(ClientError::File {
+                        path: path.to_owned(),
+                        reason: format!(
+                            "client '{}': token_sha256 is not 64 hex digits",
+                            entry.name
+                        ),
+                    });
+                }
+            }
+            Ok(body.clients)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(ClientError::File {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
 /// A client name: what HTTP Basic sends as the user, so no `:`.
 pub fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 64 {
@@ -308,6 +321,28 @@ fn lock<T>(lock: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reload_reads_the_file_again_and_keeps_the_clients_when_it_is_broken() {
+        let dir = tempfile::tempdir().unwrap();
+        let running = Clients::load(dir.path()).unwrap();
+        // Another process (a restore, an operator) writes the file.
+        let other = Clients::load(dir.path()).unwrap();
+        let request = AddTaxiiClient {
+            name: "siem".into(),
+            max_tlp: Tlp::Green,
+            write: false,
+        };
+        let now = Timestamp::parse("2025-01-01T00:00:00Z").unwrap();
+        let added = other.add(&request, now).unwrap();
+        assert!(running.authenticate(None, &added.token).is_none());
+        assert_eq!(running.reload().unwrap(), 1);
+        assert!(running.authenticate(None, &added.token).is_some());
+
+        std::fs::write(dir.path().join(FILE), "{not json").unwrap();
+        assert!(running.reload().is_err());
+        assert!(running.authenticate(None, &added.token).is_some());
+    }
 
     #[test]
     fn a_token_is_kept_only_as_its_hash_and_works_until_removed() {

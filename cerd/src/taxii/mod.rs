@@ -15,7 +15,9 @@ pub mod inbox;
 pub mod tls;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -40,25 +42,31 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A bound listener, ready to serve.
 pub struct Listener {
     tcp: TcpListener,
-    tls: tokio_rustls::TlsAcceptor,
+    tls: Tls,
+    expires: Option<std::time::SystemTime>,
+}
+
+/// The listener's certificate in force, and how to load it again: new
+/// connections take the one in force; those open keep theirs.
+#[derive(Clone)]
+pub struct Tls {
+    acceptor: Arc<RwLock<tokio_rustls::TlsAcceptor>>,
+    files: Option<(PathBuf, PathBuf)>,
+    data_dir: PathBuf,
+    listen: SocketAddr,
 }
 
 impl Listener {
     /// Binds the address and loads (or generates) the certificate.
-    pub async fn bind(
-        config: &crate::config::Taxii,
-        data_dir: &std::path::Path,
-    ) -> anyhow::Result<Listener> {
+    pub async fn bind(config: &crate::config::Taxii, data_dir: &Path) -> anyhow::Result<Listener> {
         let tcp = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding TAXII on {}", config.listen))?;
         let listen = tcp.local_addr().unwrap_or(config.listen);
-        let tls_files = config.tls.clone();
-        let dir = data_dir.to_owned();
-        let loaded =
-            tokio::task::spawn_blocking(move || tls::load(tls_files.as_ref(), &dir, listen))
-                .await
-                .context("loading the TAXII certificate")??;
+        let (files, dir) = (config.tls.clone(), data_dir.to_owned());
+        let loaded = tokio::task::spawn_blocking(move || tls::load(files.as_ref(), &dir, listen))
+            .await
+            .context("loading the TAXII certificate")??;
         tracing::info!(
             %listen,
             certificate = %loaded.cert_path.display(),
@@ -66,14 +74,55 @@ impl Listener {
             generated = loaded.generated,
             "TAXII listening"
         );
+        let tls = Tls {
+            acceptor: Arc::new(RwLock::new(tokio_rustls::TlsAcceptor::from(loaded.config))),
+            files: config.tls.clone(),
+            data_dir: data_dir.to_owned(),
+            listen,
+        };
         Ok(Listener {
             tcp,
-            tls: tokio_rustls::TlsAcceptor::from(loaded.config),
+            tls,
+            expires: loaded.expires,
         })
     }
 
     pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
         self.tcp.local_addr().ok()
+    }
+
+    /// The handle a reload (SIGHUP) loads the certificate through.
+    pub fn tls(&self) -> Tls {
+        self.tls.clone()
+    }
+
+    /// When the certificate in force expires.
+    pub fn cert_expiry(&self) -> Option<std::time::SystemTime> {
+        self.expires
+    }
+}
+
+impl Tls {
+    /// Loads the certificate and key again (renewed by the operator or a
+    /// tool such as certbot); on any error the one in force stays. Returns
+    /// when the new certificate expires. Blocking.
+    pub fn reload(&self) -> anyhow::Result<Option<std::time::SystemTime>> {
+        let loaded = tls::load(self.files.as_ref(), &self.data_dir, self.listen)?;
+        tracing::info!(
+            certificate = %loaded.cert_path.display(),
+            sha256 = %loaded.fingerprint,
+            "TAXII certificate reloaded"
+        );
+        *self.acceptor.write().unwrap_or_else(|e| e.into_inner()) =
+            tokio_rustls::TlsAcceptor::from(loaded.config);
+        Ok(loaded.expires)
+    }
+
+    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        self.acceptor
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -121,7 +170,7 @@ pub async fn serve(
         };
         while connections.try_join_next().is_some() {}
         let service = TowerToHyperService::new(app.clone());
-        let acceptor = listener.tls.clone();
+        let acceptor = listener.tls.acceptor();
         let mut closed = closed.clone();
         connections.spawn(async move {
             let _permit = permit;

@@ -27,6 +27,8 @@ pub struct Loaded {
     /// SHA-256 of the leaf certificate, colon-separated hex.
     pub fingerprint: String,
     pub generated: bool,
+    /// The leaf certificate's notAfter (None if it cannot be read).
+    pub expires: Option<std::time::SystemTime>,
 }
 
 /// Loads `tls` (cert, key), or the generated pair, generating it first if
@@ -56,6 +58,7 @@ pub fn load(
         bail!("{} holds no certificate", cert_path.display());
     };
     let fingerprint = colon_hex(&Sha256::digest(leaf));
+    let expires = not_after(leaf);
     let key = PrivateKeyDer::from_pem_slice(&read_pem(&key_path)?)
         .with_context(|| format!("reading the private key in {}", key_path.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -77,7 +80,16 @@ pub fn load(
         cert_path,
         fingerprint,
         generated,
+        expires,
     })
+}
+
+/// When a DER certificate stops being valid.
+fn not_after(der: &[u8]) -> Option<std::time::SystemTime> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let seconds = cert.validity().not_after.timestamp();
+    let seconds = u64::try_from(seconds).ok()?;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds))
 }
 
 /// A server certificate for the listen host (and `localhost` when it
