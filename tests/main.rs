@@ -9,6 +9,7 @@ mod federation;
 mod foundation;
 mod hostile;
 mod interop;
+mod keys;
 mod playbooks;
 mod search;
 mod store;

@@ -261,6 +261,8 @@ mod tests {
             fingerprint: Fingerprint::parse(&fpr).unwrap(),
             own: false,
             can_encrypt: true,
+            expires: None,
+            revoked: None,
         };
         CertList {
             certs: vec![

@@ -60,6 +60,12 @@ enum Command {
         /// trust anew.
         #[arg(long)]
         force: bool,
+        /// Protect the secret key with the passphrase in this file (its
+        /// first line). cerd then needs the passphrase at every start:
+        /// `passphrase_file` in cerd.toml, the environment variable
+        /// CERD_PASSPHRASE, or the systemd credential cerd-passphrase.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<std::path::PathBuf>,
     },
     /// Validate the configuration, identity, trust store and playbooks;
     /// print every problem found.
@@ -134,7 +140,17 @@ where
     );
     let result = match &cli.command {
         None | Some(Command::Run) => run(&cli),
-        Some(Command::Init { name, force }) => init(&cli, name.as_deref(), *force, stdout),
+        Some(Command::Init {
+            name,
+            force,
+            passphrase_file,
+        }) => init(
+            &cli,
+            name.as_deref(),
+            *force,
+            passphrase_file.as_deref(),
+            stdout,
+        ),
         Some(Command::Check { store }) => check(&cli, *store, stdout),
         Some(Command::Repair) => repair(&cli, stdout),
         Some(Command::Completions { shell }) => {
@@ -249,14 +265,23 @@ fn demo(dir: Option<PathBuf>) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn init(cli: &Cli, name: Option<&str>, force: bool, out: &mut dyn Write) -> anyhow::Result<u8> {
+fn init(
+    cli: &Cli,
+    name: Option<&str>,
+    force: bool,
+    passphrase_file: Option<&Path>,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
     let config = load_config(cli)?;
     let Some(name) = name.or(config.name.as_deref()) else {
         anyhow::bail!(
             "no name for the new identity: give --name NAME, or set name in the configuration file"
         );
     };
-    let identity = daemon::init(&config, name, force)?;
+    let passphrase = passphrase_file
+        .map(crate::key::read_passphrase_file)
+        .transpose()?;
+    let identity = daemon::init(&config, name, force, passphrase.as_ref())?;
     let cert = daemon::public_cert_path(&config.data_dir, identity.name());
     say(
         out,
@@ -274,6 +299,23 @@ fn init(cli: &Cli, name: Option<&str>, force: bool, out: &mut dyn Write) -> anyh
             cert.display()
         ),
     )?;
+    let revocation = crate::key::revocation_path(&config.data_dir, identity.name());
+    say(
+        out,
+        &format!(
+            "revocation certificate {}: copy it to offline storage (a USB stick in a safe, or paper) and delete it here; \
+             if the key is ever stolen or lost, drop it into every peer's certs/ (or `cerctl certs add` it) \
+             and they refuse everything this key signs from the moment it was made",
+            revocation.display()
+        ),
+    )?;
+    if passphrase.is_some() {
+        say(
+            out,
+            "the secret key is protected by the passphrase: give it at every start with passphrase_file in cerd.toml, \
+             the environment variable CERD_PASSPHRASE, or the systemd credential cerd-passphrase",
+        )?;
+    }
     Ok(0)
 }
 
@@ -331,11 +373,20 @@ fn check(cli: &Cli, with_store: bool, out: &mut dyn Write) -> anyhow::Result<u8>
     if let Some(config) = &config {
         let key = config.data_dir.join(IDENTITY_FILE);
         if key.exists() {
-            match Identity::load(&key) {
-                Ok(id) => {
+            match Identity::peek(&key) {
+                Ok((id, protected)) => {
+                    let protected = if protected {
+                        ", protected by a passphrase"
+                    } else {
+                        ""
+                    };
                     say(
                         out,
-                        &format!("ok    identity {} ({})", id.name(), id.fingerprint()),
+                        &format!(
+                            "ok    identity {} ({}){protected}",
+                            id.name(),
+                            id.fingerprint()
+                        ),
                     )?;
                     // As `cerd run` does: a warning, the identity's name wins.
                     if let Some(name) = config.name.as_deref() {

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod key;
 pub mod local;
 pub mod maintain;
 pub mod mesh;

@@ -10,7 +10,7 @@ use cer_proto::wire::WireTombstone;
 use cer_proto::EnvelopeId;
 
 use crate::config::Config;
-use crate::daemon::{IDENTITY_FILE, STORE_DIR};
+use crate::daemon::STORE_DIR;
 use crate::sign::{Identity, TrustStore};
 use crate::store::{self, CheckReport, Rebuilt, Tombstone, Verdict};
 use crate::verify::{self, Rejected};
@@ -26,7 +26,7 @@ pub struct TrustVerifier {
 impl TrustVerifier {
     pub fn for_node(config: &Config) -> TrustVerifier {
         let (mut trust, _) = TrustStore::load_dir(&config.certs_dir);
-        let identity = Identity::load(&config.data_dir.join(IDENTITY_FILE)).ok();
+        let identity = crate::key::load(config).ok();
         if let Some(identity) = &identity {
             trust.insert(identity.public_cert());
         }

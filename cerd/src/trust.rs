@@ -14,7 +14,7 @@ use cer_proto::api::{CertInfo, CertList, RefusedCert};
 use cer_proto::Fingerprint;
 
 use crate::audit::AUDIT;
-use crate::sign::{CertError, TrustStore, TrustedCert, MAX_CERT_BYTES};
+use crate::sign::{self, CertError, TrustStore, TrustedCert, MAX_CERT_BYTES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
@@ -93,6 +93,14 @@ impl Trust {
         for cert in certs.iter() {
             if state.certs.get(cert.fingerprint()).is_none() {
                 changed = true;
+            }
+            let was_revoked = state
+                .certs
+                .get(cert.fingerprint())
+                .and_then(TrustedCert::revoked);
+            if let Some(revoked) = cert.revoked().filter(|_| was_revoked.is_none()) {
+                changed = true;
+                tracing::warn!(target: AUDIT, event = "cert_revoked", name = cert.name(), fingerprint = %cert.fingerprint(), revoked = %sign::rfc3339(revoked), "certificate revoked: its signatures from then on are refused and its node is disconnected");
             }
             if state.certs.get(cert.fingerprint()).is_none()
                 && cert.fingerprint() != self.own.fingerprint()
@@ -180,10 +188,15 @@ impl Trust {
         }
     }
 
-    /// Writes a certificate into the folder and reloads it.
+    /// Writes a certificate into the folder and reloads it. A revocation
+    /// certificate is written beside the certificate it revokes, once it
+    /// verifies against it.
     pub fn add(&self, armored: &str) -> Result<CertInfo, TrustError> {
         if armored.len() as u64 > MAX_CERT_BYTES {
             return Err(TrustError::Invalid(CertError::TooLarge.to_string()));
+        }
+        if sign::is_revocation(armored.as_bytes()) {
+            return self.add_revocation(armored);
         }
         let cert = TrustedCert::parse(armored.as_bytes())
             .map_err(|e| TrustError::Invalid(e.to_string()))?;
@@ -215,6 +228,37 @@ impl Trust {
         })?;
         let _ = self.reload();
         Ok(self.info(&cert))
+    }
+
+    fn add_revocation(&self, armored: &str) -> Result<CertInfo, TrustError> {
+        let fingerprint = self
+            .with(|t| t.check_revocation(armored.as_bytes()))
+            .map_err(|e| TrustError::Invalid(e.to_string()))?;
+        let Some(cert) = self.with(|t| t.get(&fingerprint).cloned()) else {
+            return Err(TrustError::NotFound(format!(
+                "no trusted certificate {fingerprint}"
+            )));
+        };
+        if cert.revoked().is_some() {
+            return Err(TrustError::Conflict(format!(
+                "{} ({}) is already revoked",
+                cert.name(),
+                fingerprint
+            )));
+        }
+        let file = self.dir.join(format!(
+            "{}-{}-revocation.asc",
+            file_safe(cert.name()),
+            fingerprint.short()
+        ));
+        std::fs::write(&file, armored).map_err(|source| TrustError::Files {
+            what: "writing",
+            path: file.clone(),
+            source,
+        })?;
+        let _ = self.reload();
+        let revoked = self.with(|t| t.get(&fingerprint).cloned()).unwrap_or(cert);
+        Ok(self.info(&revoked))
     }
 
     /// Removes every file in the folder holding this certificate and
@@ -256,6 +300,8 @@ impl Trust {
             fingerprint: cert.fingerprint().clone(),
             own: cert.fingerprint() == self.own.fingerprint(),
             can_encrypt: cert.can_encrypt(),
+            expires: cert.expires().map(timestamp),
+            revoked: cert.revoked().map(timestamp),
         }
     }
 }
@@ -278,6 +324,14 @@ pub fn file_safe(name: &str) -> String {
 /// but whoever exported it leaked a private key.
 fn warn_secret(cert: &TrustedCert) {
     tracing::warn!(target: AUDIT, event = "cert_secret_key", name = cert.name(), fingerprint = %cert.fingerprint(), "a certificate file holds a secret key; only its public part is used and kept: delete the file, and treat the key as exposed");
+}
+
+fn timestamp(time: SystemTime) -> cer_proto::model::Timestamp {
+    let nanos = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or_default();
+    cer_proto::model::Timestamp::from_unix_nanos(nanos)
 }
 
 /// A file's size and modification time, if it can be read.

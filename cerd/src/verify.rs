@@ -31,6 +31,8 @@ pub enum Rejected {
     BadSignature { signer: Fingerprint },
     #[error("signature refused by policy: {0}")]
     Policy(String),
+    #[error("{0}")]
+    Revoked(String),
     #[error("author field {author} does not match the signer {signer}")]
     AuthorMismatch {
         author: Fingerprint,
@@ -51,6 +53,7 @@ impl Rejected {
             Rejected::UnknownSigner { .. } => "unknown_signer",
             Rejected::BadSignature { .. } => "bad_signature",
             Rejected::Policy(_) => "policy",
+            Rejected::Revoked(_) => "revoked",
             Rejected::AuthorMismatch { .. } => "author_mismatch",
             Rejected::Chain(_) => "chain",
             Rejected::UnprovenTombstone { .. } => "unproven_tombstone",
@@ -75,6 +78,7 @@ pub fn verify_signed(trust: &TrustStore, bytes: &[u8], sig: &[u8]) -> Result<Env
         sign::VerifyError::UnknownSigner { issuer } => Rejected::UnknownSigner { issuer },
         sign::VerifyError::BadSignature { signer } => Rejected::BadSignature { signer },
         sign::VerifyError::RejectedByPolicy(reason) => Rejected::Policy(reason),
+        revoked @ sign::VerifyError::Revoked { .. } => Rejected::Revoked(revoked.to_string()),
         other => Rejected::MalformedSignature(other.to_string()),
     })?;
     if signer != envelope.author {

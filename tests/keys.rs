@@ -1,0 +1,187 @@
+//! The node's key: protected by a passphrase at rest, and revoked.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::harness::{eventually, run, TestNode, CERD};
+
+const SOON: Duration = Duration::from_secs(30);
+
+/// `cerd init --passphrase-file`; returns the passphrase file.
+fn init_with_passphrase(node: &TestNode, passphrase: &str) -> PathBuf {
+    let file = node.dir.path().join("passphrase");
+    std::fs::write(&file, format!("{passphrase}\n")).unwrap();
+    let (ok, text) = run(Command::new(CERD)
+        .arg("--config")
+        .arg(node.config_path())
+        .args(["init", "--name", &node.name, "--passphrase-file"])
+        .arg(&file));
+    assert!(ok, "cerd init: {text}");
+    assert!(text.contains("protected by the passphrase"), "{text}");
+    file
+}
+
+#[test]
+fn a_protected_key_is_refused_without_its_passphrase_and_signs_with_it() {
+    let mut node = TestNode::new("KE-CIRT");
+    let file = init_with_passphrase(&node, "correct horse battery");
+    let key = std::fs::read(node.data_dir().join("identity.key")).unwrap();
+    assert!(
+        !key.windows(b"correct horse".len())
+            .any(|w| w == b"correct horse"),
+        "the passphrase is not in the key file"
+    );
+
+    let (code, text) = node.cerd(&["run"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("is protected by a passphrase and none was given"),
+        "{text}"
+    );
+    for how in [
+        "passphrase_file",
+        "CERD_PASSPHRASE",
+        "LoadCredential=cerd-passphrase",
+    ] {
+        assert!(text.contains(how), "{how} missing: {text}");
+    }
+    assert!(!node.socket().exists(), "nothing was started");
+
+    let (code, text) = node.cerd_env(&["run"], &[("CERD_PASSPHRASE", "wrong horse")]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(
+            "the passphrase from the environment variable CERD_PASSPHRASE does not unlock"
+        ),
+        "{text}"
+    );
+
+    // `cerd check` shows the key without needing the passphrase.
+    let (code, text) = node.cerd(&["check"]);
+    assert!(text.contains("protected by a passphrase"), "{code}: {text}");
+
+    node.spawn_with(&[("CERD_PASSPHRASE", "correct horse battery")]);
+    let fingerprint = node.fingerprint();
+    let id = node.file_test("signed with the unlocked key");
+    let exported = node.cerctl(&["export", "--format", "envelopes", "--incident", &id]);
+    assert!(exported.ok().contains(&fingerprint), "{exported:?}");
+    node.stop();
+
+    // A systemd credential, then passphrase_file in cerd.toml.
+    let credentials = node.dir.path().join("credentials");
+    std::fs::create_dir_all(&credentials).unwrap();
+    std::fs::copy(&file, credentials.join("cerd-passphrase")).unwrap();
+    node.spawn_with(&[("CREDENTIALS_DIRECTORY", credentials.to_str().unwrap())]);
+    node.stop();
+    let mut config = std::fs::read_to_string(node.config_path()).unwrap();
+    config = format!("passphrase_file = \"{}\"\n{config}", file.display());
+    std::fs::write(node.config_path(), config).unwrap();
+    node.spawn();
+    assert_eq!(node.status()["fingerprint"], fingerprint.as_str());
+}
+
+/// KE-CIRT — CN-CERT — NG-CERT, each trusting the other two; CN in the
+/// middle, so KE's envelopes reach NG only through CN.
+fn line() -> (TestNode, TestNode, TestNode) {
+    let mut ke = TestNode::new("KE-CIRT");
+    let mut cn = TestNode::new("CN-CERT");
+    let mut ng = TestNode::new("NG-CERT");
+    for node in [&ke, &cn, &ng] {
+        node.init();
+    }
+    for (a, b) in [(&ke, &cn), (&ke, &ng), (&cn, &ng)] {
+        a.trust(b);
+        b.trust(a);
+    }
+    cn.spawn();
+    cn.pin_listen();
+    let addr = cn.listen_addr();
+    ke.add_peer(&addr);
+    ng.add_peer(&addr);
+    ke.spawn();
+    ng.spawn();
+    (ke, cn, ng)
+}
+
+fn connected(node: &TestNode, to: &TestNode) -> bool {
+    let peers = node.json(&["peers"]);
+    peers["peers"].as_array().unwrap().iter().any(|p| {
+        p["fingerprint"].as_str() == Some(to.fingerprint().as_str()) && p["connected"] == true
+    })
+}
+
+fn has_incident(node: &TestNode, id: &str) -> bool {
+    node.cerctl(&["--json", "incident", "show", id]).code == 0
+}
+
+#[test]
+fn a_revocation_refuses_what_the_key_signs_after_it_and_cuts_its_node_off() {
+    let (ke, cn, ng) = line();
+    let revocation = ke.data_dir().join("KE-CIRT-revocation.asc");
+    let text = std::fs::read_to_string(&revocation).unwrap();
+    assert!(
+        text.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"),
+        "{text}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&revocation).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let before = ke.file_test("filed before the revocation");
+    eventually(SOON, "NG to hold KE's first incident", || {
+        has_incident(&ng, &before).then_some(())
+    });
+
+    // NG learns of the revocation; CN does not yet, and relays what KE
+    // signs next.
+    std::fs::copy(&revocation, ng.certs_dir().join("KE-CIRT-revocation.asc")).unwrap();
+    eventually(SOON, "NG to list KE's certificate as revoked", || {
+        let certs = ng.json(&["certs", "list"]);
+        let ke_cert = certs["certs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["fingerprint"].as_str() == Some(ke.fingerprint().as_str()))
+            .cloned()?;
+        ke_cert["revoked"].is_string().then_some(())
+    });
+    let listing = ng.cerctl(&["certs", "list"]);
+    assert!(listing.ok().contains("revoked 20"), "{listing:?}");
+
+    let after = ke.file_test("filed after the revocation");
+    eventually(SOON, "CN to hold KE's second incident", || {
+        has_incident(&cn, &after).then_some(())
+    });
+    eventually(
+        SOON,
+        "NG to refuse KE's second incident, relayed by CN",
+        || {
+            let peers = ng.json(&["peers"]);
+            let from_cn = peers["peers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["fingerprint"].as_str() == Some(cn.fingerprint().as_str()))
+                .cloned()?;
+            from_cn["rejections"]["revoked"]
+                .as_u64()
+                .filter(|n| *n >= 1)
+        },
+    );
+    assert!(!has_incident(&ng, &after));
+    assert!(has_incident(&ng, &before), "what KE signed before stays");
+    // The relay is not blamed for what it could not know.
+    assert!(connected(&ng, &cn));
+
+    // CN learns of it too: KE is disconnected and cannot come back.
+    let added = cn.cerctl(&["certs", "add", revocation.to_str().unwrap()]);
+    assert!(added.ok().contains("KE-CIRT"), "{added:?}");
+    eventually(SOON, "CN to disconnect KE", || {
+        (!connected(&cn, &ke)).then_some(())
+    });
+    eventually(SOON, "CN to log KE's refused authentication", || {
+        cn.log().contains("revoked its key").then_some(())
+    });
+    assert!(!connected(&cn, &ke));
+}
