@@ -185,3 +185,114 @@ fn a_revocation_refuses_what_the_key_signs_after_it_and_cuts_its_node_off() {
     });
     assert!(!connected(&cn, &ke));
 }
+
+fn rejections(node: &TestNode, from: &TestNode, reason: &str) -> u64 {
+    let peers = node.json(&["peers"]);
+    peers["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["fingerprint"].as_str() == Some(from.fingerprint().as_str()))
+        .and_then(|p| p["rejections"][reason].as_u64())
+        .unwrap_or(0)
+}
+
+fn adopted(node: &TestNode) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(node.certs_dir().join("adopted")) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_rotated_key_is_adopted_two_hops_away_and_signs_from_then_on() {
+    let (mut ke, cn, ng) = line();
+    let identity = ke.fingerprint();
+    let before = ke.file_test("signed by the first key");
+    eventually(SOON, "NG to hold KE's first incident", || {
+        has_incident(&ng, &before).then_some(())
+    });
+
+    ke.stop();
+    let (code, text) = ke.cerd(&["key", "rotate"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("now signs with key"), "{text}");
+    assert!(ke.data_dir().join("identity.retired.key").exists());
+    // KE trusts its own new key as its peers will.
+    assert_eq!(adopted(&ke).len(), 3, "{:?}", adopted(&ke));
+    ke.spawn();
+    assert_eq!(ke.fingerprint(), identity, "the identity stays");
+
+    // NG is not linked to KE: it learns the new key from the transition
+    // CN relays, signed by both keys.
+    for node in [&cn, &ng] {
+        eventually(
+            SOON,
+            &format!("{} to adopt KE's new key", node.name),
+            || {
+                let files = adopted(node);
+                (files.len() == 3 && node.log().contains("key_adopted")).then_some(files)
+            },
+        );
+    }
+    let files = adopted(&ng);
+    assert!(
+        files
+            .iter()
+            .any(|f| f.starts_with("KE-CIRT-") && f.ends_with(".asc")),
+        "{files:?}"
+    );
+
+    let after = ke.file_test("signed by the new key");
+    eventually(
+        SOON,
+        "NG to hold KE's incident signed by the new key",
+        || has_incident(&ng, &after).then_some(()),
+    );
+    let shown = ng.json(&["incident", "show", &after]);
+    assert!(shown.to_string().contains(&identity), "{shown}");
+    assert!(
+        has_incident(&ng, &before),
+        "what the old key signed still verifies"
+    );
+
+    // A restart of NG reloads the adoption from certs/adopted and still
+    // verifies KE's chain (cerd check --store re-verifies every envelope).
+    let mut ng = ng;
+    ng.stop();
+    let (code, text) = ng.cerd(&["check", "--store"]);
+    assert_eq!(code, 0, "{text}");
+    ng.spawn();
+    let again = ke.file_test("after NG restarted");
+    eventually(SOON, "NG to hold KE's third incident", || {
+        has_incident(&ng, &again).then_some(())
+    });
+}
+
+#[test]
+fn a_transition_signed_only_by_the_new_key_is_refused() {
+    let (mut ke, cn, _ng) = line();
+    let first = ke.file_test("before the forgery");
+    eventually(SOON, "CN to hold KE's incident", || {
+        has_incident(&cn, &first).then_some(())
+    });
+    ke.stop();
+    let (code, text) = ke.cerd_env(&["key", "rotate"], &[("CERD_FAULT_FORGE_TRANSITION", "1")]);
+    assert_eq!(code, 0, "{text}");
+    ke.spawn();
+    eventually(SOON, "CN to refuse KE's forged key transition", || {
+        (rejections(&cn, &ke, "transition_without_old_key") >= 1).then_some(())
+    });
+    assert!(adopted(&cn).is_empty(), "{:?}", adopted(&cn));
+    assert!(
+        cn.log()
+            .contains("key transition not signed by the author's current key"),
+        "{}",
+        cn.log()
+    );
+}

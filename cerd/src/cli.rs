@@ -46,6 +46,14 @@ enum LogFormat {
 }
 
 #[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Move to a new signing key, with the node stopped: stores a key
+    /// transition signed by the old key and the new, which peers verify
+    /// and adopt; the node's identity (fingerprint) stays.
+    Rotate,
+}
+
+#[derive(Debug, Subcommand)]
 enum Command {
     /// Run the node (the default).
     Run,
@@ -66,6 +74,11 @@ enum Command {
         /// CERD_PASSPHRASE, or the systemd credential cerd-passphrase.
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<std::path::PathBuf>,
+    },
+    /// The node's key.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
     },
     /// Validate the configuration, identity, trust store and playbooks;
     /// print every problem found.
@@ -153,6 +166,9 @@ where
         ),
         Some(Command::Check { store }) => check(&cli, *store, stdout),
         Some(Command::Repair) => repair(&cli, stdout),
+        Some(Command::Key {
+            command: KeyCommand::Rotate,
+        }) => rotate(&cli, stdout),
         Some(Command::Completions { shell }) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(*shell, &mut command, "cerd", stdout);
@@ -316,6 +332,32 @@ fn init(
              the environment variable CERD_PASSPHRASE, or the systemd credential cerd-passphrase",
         )?;
     }
+    Ok(0)
+}
+
+fn rotate(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let config = load_config(cli)?;
+    let rotated = crate::rotate::rotate(&config)?;
+    say(
+        out,
+        &format!(
+            "{} ({}) now signs with key {}",
+            rotated.name, rotated.identity, rotated.new
+        ),
+    )?;
+    say(
+        out,
+        &format!(
+            "key transition stored at seq {}, signed by the old key {} and the new; \
+             start the node: peers adopt the new key when it reaches them",
+            rotated.seq, rotated.old
+        ),
+    )?;
+    say(
+        out,
+        "the old key stays in identity.retired.key to read what was encrypted to it; \
+         peers refuse what it signs from now on",
+    )?;
     Ok(0)
 }
 

@@ -16,6 +16,7 @@ pub mod maintain;
 pub mod mesh;
 pub mod node;
 pub mod playbook;
+pub mod rotate;
 pub mod sign;
 pub mod store;
 pub mod taxii;

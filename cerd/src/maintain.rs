@@ -30,6 +30,10 @@ impl TrustVerifier {
         if let Some(identity) = &identity {
             trust.insert(identity.public_cert());
         }
+        crate::trust::apply_adopted(
+            &mut trust,
+            &config.certs_dir.join(crate::trust::ADOPTED_DIR),
+        );
         TrustVerifier { trust, identity }
     }
 }

@@ -15,6 +15,7 @@ use cer_proto::Fingerprint;
 
 use crate::audit::AUDIT;
 use crate::sign::{self, CertError, TrustStore, TrustedCert, MAX_CERT_BYTES};
+use crate::verify::{self, Transition};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
@@ -33,6 +34,10 @@ pub enum TrustError {
         source: std::io::Error,
     },
 }
+
+/// The subfolder of `certs/` this node manages: the new keys it adopted,
+/// each with the key transition that proves it.
+pub const ADOPTED_DIR: &str = "adopted";
 
 pub struct Trust {
     dir: PathBuf,
@@ -85,6 +90,15 @@ impl Trust {
             })
             .collect();
         certs.insert(self.own.clone());
+        let adopted = apply_adopted(&mut certs, &self.dir.join(ADOPTED_DIR));
+        let refused: Vec<Refused> = refused
+            .into_iter()
+            .chain(adopted.into_iter().map(|(path, reason)| Refused {
+                stamp: stamp(&path),
+                reason,
+                path,
+            }))
+            .collect();
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         for refusal in refused.iter().filter(|r| !state.refused.contains(r)) {
             tracing::warn!(target: AUDIT, event = "cert_refused", file = %refusal.path.display(), error = %refusal.reason, "certificate refused");
@@ -186,6 +200,54 @@ impl Trust {
                 })
                 .collect(),
         }
+    }
+
+    /// Adopts the new key of a verified key transition (`bytes` and `sig`
+    /// are the transition envelope): writes it and the new certificate
+    /// into `certs/adopted/`, where every reload verifies it again, and
+    /// reloads. False when the key was adopted already.
+    pub fn adopt(
+        &self,
+        bytes: &[u8],
+        sig: &[u8],
+        transition: &Transition,
+    ) -> Result<bool, TrustError> {
+        let new = transition.successor.fingerprint();
+        let current = self.with(|t| t.get(&transition.author).map(|c| c.current_key().clone()));
+        if current.as_ref() == Some(new) {
+            return Ok(false);
+        }
+        let dir = self.dir.join(ADOPTED_DIR);
+        let files = |what, path: &Path, source| TrustError::Files {
+            what,
+            path: path.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| files("creating", &dir, e))?;
+        let name = self
+            .name_of(&transition.author)
+            .unwrap_or_else(|| transition.author.short().to_owned());
+        let stem = format!("{}-{}", file_safe(&name), new.short());
+        let proof_sig = dir.join(format!("{stem}.transition.sig"));
+        let proof = dir.join(format!("{stem}.transition"));
+        let cert = dir.join(format!("{stem}.asc"));
+        // The signature first: a proof is read only once its envelope is there.
+        std::fs::write(&proof_sig, sig).map_err(|e| files("writing", &proof_sig, e))?;
+        std::fs::write(&proof, bytes).map_err(|e| files("writing", &proof, e))?;
+        std::fs::write(&cert, transition.successor.armored())
+            .map_err(|e| files("writing", &cert, e))?;
+        let _ = self.reload();
+        let adopted = self.with(|t| {
+            t.get(&transition.author)
+                .is_some_and(|c| c.current_key() == new)
+        });
+        if !adopted {
+            return Err(TrustError::Invalid(format!(
+                "the key transition of {name} to {new} did not take effect"
+            )));
+        }
+        tracing::info!(target: AUDIT, event = "key_adopted", name = %name, fingerprint = %transition.author, key = %new, retired_after = %sign::rfc3339(transition.retire_after), file = %cert.display(), "a trusted CERT moved to a new key: adopted");
+        Ok(true)
     }
 
     /// Writes a certificate into the folder and reloads it. A revocation
@@ -304,6 +366,57 @@ impl Trust {
             revoked: cert.revoked().map(timestamp),
         }
     }
+}
+
+/// Applies the key transitions kept in `dir` (`certs/adopted/`) to
+/// `certs`, each verified again against what is trusted before it, in
+/// each author's chain order. Returns the files refused and why.
+pub fn apply_adopted(certs: &mut TrustStore, dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut refused = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return refused;
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("transition") {
+            continue;
+        }
+        let sig_path = path.with_extension("transition.sig");
+        let read = |p: &Path| -> Result<Vec<u8>, String> {
+            let len = std::fs::metadata(p).map_err(|e| e.to_string())?.len();
+            if len > cer_proto::envelope::MAX_ENVELOPE_BYTES as u64 {
+                return Err("too large".into());
+            }
+            std::fs::read(p).map_err(|e| e.to_string())
+        };
+        match (read(&path), read(&sig_path)) {
+            (Ok(bytes), Ok(sig)) => match cer_proto::envelope::Envelope::parse(&bytes) {
+                Ok(envelope) => found.push((envelope.author, envelope.seq, path, bytes, sig)),
+                Err(e) => refused.push((path, e.to_string())),
+            },
+            (Err(e), _) => refused.push((path, e)),
+            (_, Err(e)) => refused.push((sig_path, e)),
+        }
+    }
+    found.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    for (_, _, path, bytes, sig) in found {
+        let adopted = verify::verify_signed(certs, &bytes, &sig)
+            .map_err(|e| e.to_string())
+            .and_then(|envelope| {
+                verify::transition_of(&envelope, &sig)
+                    .ok_or_else(|| "not a key transition".to_owned())
+            })
+            .and_then(|t| {
+                certs
+                    .adopt(&t.author, &t.successor, t.retire_after)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(reason) = adopted {
+            refused.push((path, format!("key transition refused: {reason}")));
+        }
+    }
+    refused
 }
 
 /// A CERT name as a file name: anything but letters, digits, `-`, `_`

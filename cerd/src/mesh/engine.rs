@@ -755,6 +755,8 @@ fn disconnects(rejected: &Rejected) -> bool {
             | Rejected::TooLarge { .. }
             | Rejected::SignatureTooLarge { .. }
             | Rejected::UnprovenTombstone { .. }
+            | Rejected::TransitionWithoutOldKey(_)
+            | Rejected::TransitionWithoutNewKey(_)
     )
 }
 

@@ -1,7 +1,7 @@
 //! Receiving: verifying what peers send before the store sees it, and
 //! reading the bodies addressed to this node.
 
-use cer_proto::envelope::{Body, Envelope};
+use cer_proto::envelope::{Body, Envelope, Kind};
 use cer_proto::wire::Item;
 use cer_proto::{EnvelopeId, Fingerprint};
 
@@ -44,13 +44,28 @@ impl Node {
     /// refused. Each envelope is parsed and hashed once, here. Blocking:
     /// call from a blocking thread.
     pub fn verify_items(&self, items: Vec<Item>) -> Vec<(EnvelopeId, Result<Incoming, Rejected>)> {
-        let trust = self.trust_store();
+        let mut trust = self.trust_store();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if items.len() < 16 || threads < 2 {
-            return items
-                .into_iter()
-                .map(|item| self.verify_item(&trust, item))
-                .collect();
+        // A key transition changes what verifies the author's next
+        // envelopes, which may follow in the same batch: one at a time.
+        let transition = items.iter().any(|item| match item {
+            Item::Live { bytes, .. } => contains(bytes, b"\"key_transition\""),
+            Item::Tombstone(_) => false,
+        });
+        if items.len() < 16 || threads < 2 || transition {
+            let mut verified = Vec::with_capacity(items.len());
+            for item in items {
+                let (id, result) = self.verify_item(&trust, item);
+                if let Ok(Incoming::Live(new)) = &result {
+                    if new.envelope.kind == Kind::KeyTransition
+                        && self.adopt_key(&new.bytes, &new.sig)
+                    {
+                        trust = self.trust_store();
+                    }
+                }
+                verified.push((id, result));
+            }
+            return verified;
         }
         let chunk = items.len().div_ceil(threads);
         let mut parts: Vec<Vec<Item>> = Vec::new();
@@ -109,6 +124,28 @@ impl Node {
                 let verified =
                     verify::verify_tombstone(trust, wire).map(|tomb| Incoming::Tombstone(id, tomb));
                 (id, verified)
+            }
+        }
+    }
+
+    /// Adopts the new key of a verified key transition; true when the
+    /// trust store changed.
+    fn adopt_key(&self, bytes: &[u8], sig: &[u8]) -> bool {
+        let Ok(envelope) = Envelope::parse(bytes) else {
+            return false;
+        };
+        let Some(transition) = verify::transition_of(&envelope, sig) else {
+            return false;
+        };
+        match self.trust.adopt(bytes, sig, &transition) {
+            Ok(true) => {
+                self.emit(super::NodeEvent::TrustChanged);
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                tracing::error!(target: AUDIT, event = "key_adoption_failed", author = %transition.author, key = %transition.successor.fingerprint(), error = %e, "cannot adopt a verified key transition");
+                false
             }
         }
     }
@@ -177,4 +214,8 @@ impl Node {
             _ => None,
         })
     }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }

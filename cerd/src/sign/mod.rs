@@ -44,10 +44,13 @@ use openpgp::types::{
 use openpgp::{armor, Cert, KeyHandle, KeyID, Profile};
 use sequoia_openpgp as openpgp;
 
+mod certs;
 mod revoke;
+mod rotate;
 mod secret;
 
 pub use revoke::is_revocation;
+pub use rotate::{signature_time, split_signatures};
 pub use secret::Passphrase;
 
 /// Generating, loading, saving or using this node's key failed.
@@ -118,6 +121,8 @@ pub enum CertError {
         fingerprint: Fingerprint,
         first: PathBuf,
     },
+    #[error("certificate {fingerprint} is not trusted here")]
+    NotTrusted { fingerprint: Fingerprint },
     #[error("a revocation by key {issuer}, which no certificate here has")]
     RevocationForUnknown { issuer: String },
     #[error("a revocation of {fingerprint} that its key did not sign: {reason}")]
@@ -140,6 +145,15 @@ pub enum VerifyError {
     BadSignature { signer: Fingerprint },
     #[error("signature rejected by policy: {0}")]
     RejectedByPolicy(String),
+    #[error(
+        "{signer} replaced its key {key} at {retired}; this signature by that key is from {signed}"
+    )]
+    Retired {
+        signer: Fingerprint,
+        key: Fingerprint,
+        retired: String,
+        signed: String,
+    },
     #[error("{signer} revoked its key at {revoked}; this signature is from {signed}")]
     Revoked {
         signer: Fingerprint,
@@ -166,9 +180,18 @@ pub struct Identity {
     tsk: Cert,
     /// The primary key, ready to sign.
     signer: KeyPair,
-    /// The encryption subkeys, ready to decrypt.
+    /// The encryption subkeys, ready to decrypt (those of earlier keys
+    /// too, for what was encrypted to them).
     decryptors: Vec<KeyPair>,
+    /// The current key's certificate.
     public: TrustedCert,
+    /// The certificate of the node's first key: whose fingerprint is the
+    /// node's identity, the author of its chain, whatever key signs now.
+    author: TrustedCert,
+    /// Earlier keys (TSKs), oldest first, kept to decrypt.
+    retired: Vec<Cert>,
+    /// The key that signed before the current one, if the node rotated.
+    previous: Option<KeyPair>,
 }
 
 /// A certificate in the trust store, checked against sequoia's
@@ -237,23 +260,12 @@ impl Identity {
     /// material is protected ([`SignError::Locked`] without one,
     /// [`SignError::WrongPassphrase`] when it does not unlock it).
     pub fn load_with(path: &Path, passphrase: Option<&Passphrase>) -> Result<Identity, SignError> {
-        let tsk = read_tsk(path)?;
-        let tsk = if secret::is_protected(&tsk) {
-            let Some(passphrase) = passphrase else {
-                return Err(SignError::Locked {
-                    path: path.to_owned(),
-                });
-            };
-            secret::unlock(tsk, passphrase).map_err(|_| SignError::WrongPassphrase {
-                path: path.to_owned(),
-            })?
-        } else {
-            tsk
-        };
-        Identity::from_tsk(tsk).map_err(|reason| SignError::BadKey {
+        let tsk = unlocked(read_tsk(path)?, path, passphrase)?;
+        let identity = Identity::from_tsk(tsk).map_err(|reason| SignError::BadKey {
             path: path.to_owned(),
             reason,
-        })
+        })?;
+        rotate::with_retired(identity, path, passphrase)
     }
 
     /// The public certificate in a secret key file, and whether its secret
@@ -277,16 +289,18 @@ impl Identity {
     /// `passphrase` when one is given (OpenPGP's own S2K protection, so
     /// `gpg --import` asks for it).
     pub fn save_with(&self, path: &Path, passphrase: Option<&Passphrase>) -> Result<(), SignError> {
-        let tsk = match passphrase {
-            Some(passphrase) => secret::protect(self.tsk.clone(), passphrase)
-                .map_err(|e| SignError::Serialize(format!("protecting the key: {e:#}")))?,
-            None => self.tsk.clone(),
-        };
-        let armored = tsk
-            .as_tsk()
-            .armored()
-            .to_vec()
-            .map_err(|e| SignError::Serialize(format!("{e:#}")))?;
+        if !self.retired.is_empty() {
+            let retired = rotate::retired_path(path);
+            let mut keyring = Vec::new();
+            for tsk in &self.retired {
+                keyring.extend(armored_tsk(tsk, passphrase)?);
+            }
+            write_private_atomically(&retired, &keyring).map_err(|source| SignError::Write {
+                path: retired.clone(),
+                source,
+            })?;
+        }
+        let armored = armored_tsk(&self.tsk, passphrase)?;
         write_private_atomically(path, &armored).map_err(|source| SignError::Write {
             path: path.to_owned(),
             source,
@@ -309,21 +323,36 @@ impl Identity {
         })
     }
 
+    /// The node's identity: its first key's fingerprint, the author of
+    /// everything it signs, before and after a key rotation.
     pub fn fingerprint(&self) -> &Fingerprint {
+        self.author.fingerprint()
+    }
+
+    /// The fingerprint of the key that signs now.
+    pub fn key_fingerprint(&self) -> &Fingerprint {
         self.public.fingerprint()
     }
 
     /// The first User ID's value.
     pub fn name(&self) -> &str {
-        self.public.name()
+        self.author.name()
     }
 
-    /// The public certificate, ASCII-armored (what `gpg --import` takes).
+    /// The identity's certificate, ASCII-armored (what `gpg --import`
+    /// takes, and what peers trust; after a rotation they learn the new
+    /// key from the signed transition).
     pub fn public_armored(&self) -> Vec<u8> {
-        self.public.armored()
+        self.author.armored()
     }
 
+    /// The identity's certificate.
     pub fn public_cert(&self) -> TrustedCert {
+        self.author.clone()
+    }
+
+    /// The current key's certificate.
+    pub fn current_cert(&self) -> TrustedCert {
         self.public.clone()
     }
 
@@ -402,7 +431,10 @@ impl Identity {
             tsk,
             signer,
             decryptors,
+            author: public.clone(),
             public,
+            retired: Vec::new(),
+            previous: None,
         })
     }
 
@@ -425,457 +457,6 @@ impl fmt::Debug for Identity {
     }
 }
 
-impl TrustedCert {
-    /// Parses one certificate, armored or binary, and checks it against
-    /// the standard policy. Secret key material, if any, is dropped.
-    pub fn parse(bytes: &[u8]) -> Result<TrustedCert, CertError> {
-        let cert = Cert::from_bytes(bytes).map_err(|e| CertError::Parse(format!("{e:#}")))?;
-        TrustedCert::from_cert(cert)
-    }
-
-    /// Reads and parses one certificate file, refusing one larger than
-    /// [`MAX_CERT_BYTES`] before reading it whole.
-    pub fn read_file(path: &Path) -> Result<TrustedCert, CertError> {
-        TrustedCert::parse(&read_bounded(path)?)
-    }
-
-    /// Whether the file it was parsed from held secret key material (now
-    /// dropped): someone exported a private key instead of a certificate.
-    pub fn had_secret(&self) -> bool {
-        self.inner.had_secret
-    }
-
-    pub fn fingerprint(&self) -> &Fingerprint {
-        &self.inner.fingerprint
-    }
-
-    /// The primary User ID's value.
-    pub fn name(&self) -> &str {
-        &self.inner.name
-    }
-
-    /// The public certificate, ASCII-armored.
-    pub fn armored(&self) -> Vec<u8> {
-        self.inner.armored.clone()
-    }
-
-    pub fn can_encrypt(&self) -> bool {
-        !self.inner.encryption_keys.is_empty()
-    }
-
-    /// `Err(CertError::NoEncryptionKey)` when nobody can encrypt to this
-    /// certificate: a note for `cerd check` and the certificate loader.
-    pub fn check_encryption(&self) -> Result<(), CertError> {
-        if self.can_encrypt() {
-            Ok(())
-        } else {
-            Err(CertError::NoEncryptionKey {
-                fingerprint: self.fingerprint().clone(),
-            })
-        }
-    }
-
-    fn from_cert(cert: Cert) -> Result<TrustedCert, CertError> {
-        let had_secret = cert.is_tsk();
-        let cert = cert.strip_secret_key_material();
-        let version = cert.primary_key().key().version();
-        if version != 4 {
-            return Err(CertError::UnsupportedVersion { version });
-        }
-        let fingerprint = to_fingerprint(&cert.fingerprint())
-            .map_err(|e| CertError::Parse(format!("fingerprint: {e}")))?;
-        let policy_error = |e: openpgp::anyhow::Error| CertError::Policy {
-            fingerprint: fingerprint.clone(),
-            reason: format!("{e:#}"),
-        };
-        let now = cert.with_policy(&POLICY, None).map_err(policy_error)?;
-        // A revoked certificate stays, to verify what its key signed before
-        // the revocation: its keys are those valid just before it, and
-        // every signature from the revocation on is refused.
-        let revoked = match now.revocation_status() {
-            RevocationStatus::Revoked(sigs) => Some(
-                sigs.iter()
-                    .filter_map(|sig| sig.signature_creation_time())
-                    .min()
-                    .unwrap_or(UNIX_EPOCH),
-            ),
-            _ => None,
-        };
-        let valid = match revoked {
-            None => now,
-            Some(revoked) => {
-                let created = cert.primary_key().key().creation_time();
-                let before = revoked
-                    .checked_sub(std::time::Duration::from_secs(1))
-                    .unwrap_or(UNIX_EPOCH)
-                    .max(created);
-                cert.with_policy(&POLICY, Some(before))
-                    .map_err(|_| CertError::Revoked {
-                        fingerprint: fingerprint.clone(),
-                    })?
-            }
-        };
-        if let Err(e) = cert.with_policy(&POLICY, None).and_then(|now| now.alive()) {
-            return Err(match e.downcast_ref::<openpgp::Error>() {
-                Some(openpgp::Error::Expired(_)) => CertError::Expired { fingerprint },
-                _ => CertError::NotLive {
-                    fingerprint,
-                    reason: format!("{e:#}"),
-                },
-            });
-        }
-        let name = match valid.primary_userid() {
-            Ok(uid) => String::from_utf8_lossy(uid.userid().value()).into_owned(),
-            Err(_) => return Err(CertError::NoUserId { fingerprint }),
-        };
-        let primary_expiry = valid.primary_key().key_expiration_time();
-        // The primary key of a revoked certificate is kept whatever the
-        // revocation's reason (a "compromised" one counts from its date
-        // too); revoked subkeys are dropped.
-        let signing_keys: Vec<SigningKey> = valid
-            .keys()
-            .supported()
-            .alive()
-            .for_signing()
-            .filter(|ka| {
-                (revoked.is_some() && ka.primary())
-                    || !matches!(ka.revocation_status(), RevocationStatus::Revoked(_))
-            })
-            .map(|ka| SigningKey {
-                expires: earliest(primary_expiry, ka.key_expiration_time()),
-                revoked,
-                key: ka.key().clone(),
-            })
-            .collect();
-        if signing_keys.is_empty() {
-            return Err(CertError::NoSigningKey { fingerprint });
-        }
-        // Nobody encrypts to a revoked certificate.
-        let encryption_keys: Vec<Key<key::PublicParts, key::UnspecifiedRole>> = valid
-            .keys()
-            .supported()
-            .alive()
-            .revoked(false)
-            .key_flags(encryption_flags())
-            .filter(|_| revoked.is_none())
-            .map(|ka| ka.key().clone())
-            .collect();
-        let armored = cert
-            .armored()
-            .to_vec()
-            .map_err(|e| CertError::Parse(format!("cannot serialize: {e:#}")))?;
-        Ok(TrustedCert {
-            inner: Arc::new(CertInner {
-                fingerprint,
-                name,
-                armored,
-                signing_keys,
-                encryption_keys,
-                had_secret,
-                expires: primary_expiry,
-                revoked,
-            }),
-        })
-    }
-
-    /// When the certificate expires, if it does.
-    pub fn expires(&self) -> Option<SystemTime> {
-        self.inner.expires
-    }
-
-    /// When the certificate was revoked, if it was: signatures made from
-    /// then on are refused.
-    pub fn revoked(&self) -> Option<SystemTime> {
-        self.inner.revoked
-    }
-}
-
-impl fmt::Debug for TrustedCert {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TrustedCert")
-            .field("name", &self.name())
-            .field("fingerprint", self.fingerprint())
-            .field("can_encrypt", &self.can_encrypt())
-            .finish()
-    }
-}
-
-impl TrustStore {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Loads every `*.asc` / `*.pgp` file in `dir`, in name order. Returns
-    /// the store and one error per refused file. A missing dir is an empty
-    /// store.
-    pub fn load_dir(dir: &Path) -> (TrustStore, Vec<(PathBuf, CertError)>) {
-        let mut store = TrustStore::new();
-        let mut errors = Vec::new();
-        let entries = match fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return (store, errors),
-            Err(e) => {
-                errors.push((dir.to_owned(), CertError::Io(e)));
-                return (store, errors);
-            }
-        };
-        let mut paths = Vec::new();
-        for entry in entries {
-            match entry {
-                Ok(entry) => {
-                    let path = entry.path();
-                    if !is_cert_file(&path) {
-                        continue;
-                    }
-                    // Followed: a certificate may be a symbolic link. One
-                    // that leads nowhere (dangling, or a loop) is reported.
-                    match fs::metadata(&path) {
-                        Ok(metadata) if metadata.is_file() => paths.push(path),
-                        Ok(_) => {}
-                        Err(e) => errors.push((path, CertError::Io(e))),
-                    }
-                }
-                Err(e) => errors.push((dir.to_owned(), CertError::Io(e))),
-            }
-        }
-        paths.sort();
-        let mut origin: HashMap<Fingerprint, PathBuf> = HashMap::new();
-        let mut revocations = Vec::new();
-        for path in paths {
-            let parsed = match read_bounded(&path) {
-                Ok(bytes) => match revoke::parse_revocation(&bytes) {
-                    Some(revocation) => {
-                        revocations.push((path, revocation));
-                        continue;
-                    }
-                    None => TrustedCert::parse(&bytes),
-                },
-                Err(e) => Err(e),
-            };
-            match parsed {
-                Ok(cert) => {
-                    if let Some(first) = origin.get(cert.fingerprint()) {
-                        let error = CertError::Duplicate {
-                            fingerprint: cert.fingerprint().clone(),
-                            first: first.clone(),
-                        };
-                        errors.push((path, error));
-                        continue;
-                    }
-                    origin.insert(cert.fingerprint().clone(), path);
-                    store.insert(cert);
-                }
-                Err(e) => errors.push((path, e)),
-            }
-        }
-        for (path, revocation) in revocations {
-            if let Err(e) = store.apply_revocation(revocation) {
-                errors.push((path, e));
-            }
-        }
-        errors.sort_by(|a, b| a.0.cmp(&b.0));
-        (store, errors)
-    }
-
-    /// Adds `cert`, replacing any certificate with the same fingerprint.
-    pub fn insert(&mut self, cert: TrustedCert) {
-        let fingerprint = cert.fingerprint().clone();
-        self.remove(&fingerprint);
-        for signing_key in &cert.inner.signing_keys {
-            self.by_key_fpr
-                .insert(signing_key.key.fingerprint(), fingerprint.clone());
-            let ids = self.by_key_id.entry(signing_key.key.keyid()).or_default();
-            if !ids.contains(&fingerprint) {
-                ids.push(fingerprint.clone());
-            }
-        }
-        self.certs.insert(fingerprint, cert);
-    }
-
-    pub fn remove(&mut self, fpr: &Fingerprint) -> Option<TrustedCert> {
-        let cert = self.certs.remove(fpr)?;
-        for signing_key in &cert.inner.signing_keys {
-            let key_fpr = signing_key.key.fingerprint();
-            if self.by_key_fpr.get(&key_fpr) == Some(fpr) {
-                self.by_key_fpr.remove(&key_fpr);
-            }
-            let key_id = signing_key.key.keyid();
-            if let Some(ids) = self.by_key_id.get_mut(&key_id) {
-                ids.retain(|f| f != fpr);
-                if ids.is_empty() {
-                    self.by_key_id.remove(&key_id);
-                }
-            }
-        }
-        Some(cert)
-    }
-
-    pub fn get(&self, fpr: &Fingerprint) -> Option<&TrustedCert> {
-        self.certs.get(fpr)
-    }
-
-    /// The certificate whose name matches `name`, ignoring case; the one
-    /// with the lowest fingerprint if several do.
-    pub fn find_by_name(&self, name: &str) -> Option<&TrustedCert> {
-        let wanted = name.to_lowercase();
-        self.certs
-            .values()
-            .find(|cert| cert.name().to_lowercase() == wanted)
-    }
-
-    /// Certificates in fingerprint order.
-    pub fn iter(&self) -> impl Iterator<Item = &TrustedCert> {
-        self.certs.values()
-    }
-
-    pub fn len(&self) -> usize {
-        self.certs.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.certs.is_empty()
-    }
-
-    /// Verifies one detached signature (binary or armored) over `data` and
-    /// returns the signer's primary fingerprint.
-    ///
-    /// Refused under the policy: a signature type other than binary, a weak
-    /// hash, an expired signature, one dated more than sequoia's clock-skew
-    /// tolerance (30 minutes) in the future, or one made after its key
-    /// expired.
-    ///
-    /// The fast path: parse the packet, look the issuer up in the index of
-    /// signing keys built at insert time, check the signature against the
-    /// policy, verify over `data`. No streaming verifier, no certificate
-    /// re-validation per call.
-    pub fn verify_detached(&self, data: &[u8], sig: &[u8]) -> Result<Fingerprint, VerifyError> {
-        let sig = parse_one_signature(sig)?;
-        if sig.version() != 4 {
-            return Err(VerifyError::RejectedByPolicy(format!(
-                "v{} signatures are not accepted, only v4",
-                sig.version()
-            )));
-        }
-        if sig.typ() != SignatureType::Binary {
-            return Err(VerifyError::RejectedByPolicy(format!(
-                "signature type {} is not binary",
-                sig.typ()
-            )));
-        }
-        let issuers = sig.get_issuers();
-        let Some((signer, signing_key)) = self.find_signing_key(&issuers) else {
-            let issuer = issuers
-                .first()
-                .map(|handle| handle.to_hex())
-                .unwrap_or_else(|| "(no issuer)".to_owned());
-            return Err(VerifyError::UnknownSigner { issuer });
-        };
-        POLICY
-            .signature(&sig, HashAlgoSecurity::CollisionResistance)
-            .map_err(|e| VerifyError::RejectedByPolicy(format!("{e:#}")))?;
-        sig.signature_alive(None, None)
-            .map_err(|e| VerifyError::RejectedByPolicy(format!("{e:#}")))?;
-        let created = sig
-            .signature_creation_time()
-            .ok_or_else(|| VerifyError::Malformed("no signature creation time".into()))?;
-        if let Some(expires) = signing_key.expires {
-            if created >= expires {
-                return Err(VerifyError::RejectedByPolicy(format!(
-                    "signing key {} had expired when the signature was made",
-                    signing_key.key.fingerprint()
-                )));
-            }
-        }
-        if let Some(revoked) = signing_key.revoked {
-            if created >= revoked {
-                return Err(VerifyError::Revoked {
-                    signer: signer.clone(),
-                    revoked: rfc3339(revoked),
-                    signed: rfc3339(created),
-                });
-            }
-        }
-        if created < signing_key.key.creation_time() {
-            return Err(VerifyError::RejectedByPolicy(
-                "signature predates its key".into(),
-            ));
-        }
-        match verify_over(&sig, &signing_key.key, data) {
-            Ok(()) => Ok(signer.clone()),
-            Err(_) => Err(VerifyError::BadSignature {
-                signer: signer.clone(),
-            }),
-        }
-    }
-
-    /// Encrypts `plaintext` to the encryption subkeys of `to` (and nothing
-    /// else): a binary OpenPGP message, SEIPD v1 (GnuPG 2.2 reads it),
-    /// AES-256, no compression.
-    pub fn encrypt(plaintext: &[u8], to: &[&TrustedCert]) -> Result<Vec<u8>, SignError> {
-        if to.is_empty() {
-            return Err(SignError::NoRecipients);
-        }
-        let mut recipients = Vec::new();
-        for cert in to {
-            if !cert.can_encrypt() {
-                return Err(SignError::NoEncryptionKey(cert.fingerprint().clone()));
-            }
-            for key in &cert.inner.encryption_keys {
-                // Advertising only SEIPDv1 for the recipient keeps the
-                // encryptor from choosing SEIPDv2, which GnuPG 2.2 lacks.
-                recipients.push(Recipient::new(
-                    Features::empty().set_seipdv1(),
-                    KeyHandle::from(key.keyid()),
-                    key,
-                ));
-            }
-        }
-        let mut sink = Vec::with_capacity(plaintext.len() + 512);
-        let encrypt_err = |e: openpgp::anyhow::Error| SignError::Encrypt(format!("{e:#}"));
-        let message = Message::new(&mut sink);
-        let message = Encryptor::for_recipients(message, recipients)
-            .symmetric_algo(SymmetricAlgorithm::AES256)
-            .build()
-            .map_err(encrypt_err)?;
-        let mut literal = LiteralWriter::new(message).build().map_err(encrypt_err)?;
-        literal
-            .write_all(plaintext)
-            .map_err(|e| SignError::Encrypt(e.to_string()))?;
-        literal.finalize().map_err(encrypt_err)?;
-        Ok(sink)
-    }
-
-    fn find_signing_key(&self, issuers: &[KeyHandle]) -> Option<(&Fingerprint, &SigningKey)> {
-        // Issuer fingerprints sort before key ids; the first hit wins.
-        for handle in issuers {
-            let primaries: &[Fingerprint] = match handle {
-                KeyHandle::Fingerprint(fpr) => match self.by_key_fpr.get(fpr) {
-                    Some(primary) => std::slice::from_ref(primary),
-                    None => continue,
-                },
-                KeyHandle::KeyID(id) => match self.by_key_id.get(id) {
-                    Some(primaries) => primaries,
-                    None => continue,
-                },
-            };
-            for primary in primaries {
-                let Some(cert) = self.certs.get(primary) else {
-                    continue;
-                };
-                let found = cert
-                    .inner
-                    .signing_keys
-                    .iter()
-                    .find(|signing_key| handle.aliases(signing_key.key.key_handle()));
-                if let Some(signing_key) = found {
-                    return Some((cert.fingerprint(), signing_key));
-                }
-            }
-        }
-        None
-    }
-}
-
 /// Sequoia's standard policy evaluated at the current time.
 static POLICY: StandardPolicy<'static> = StandardPolicy::new();
 
@@ -888,9 +469,13 @@ struct CertInner {
     had_secret: bool,
     expires: Option<SystemTime>,
     revoked: Option<SystemTime>,
+    /// The primary fingerprint of the key that signs for this identity
+    /// now: its own, or the last adopted successor's.
+    current_key: Fingerprint,
 }
 
 /// A key found valid and signing-capable when its certificate was loaded.
+#[derive(Clone)]
 struct SigningKey {
     key: Key<key::PublicParts, key::UnspecifiedRole>,
     /// When the key (or its primary key) expires; signatures made at or
@@ -899,6 +484,12 @@ struct SigningKey {
     /// When its certificate was revoked; signatures made at or after this
     /// time are refused.
     revoked: Option<SystemTime>,
+    /// When a successor replaced it (the time of the key transition's
+    /// signature by this key); signatures made after this are refused.
+    retired: Option<SystemTime>,
+    /// The primary fingerprint of the certificate the key belongs to (an
+    /// adopted successor's, for its keys).
+    cert: Fingerprint,
 }
 
 struct DecryptHelper<'a> {
@@ -969,6 +560,34 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, CertError> {
         return Err(CertError::TooLarge);
     }
     Ok(bytes)
+}
+
+/// `tsk` unlocked with `passphrase` if its secret key material is
+/// protected.
+fn unlocked(tsk: Cert, path: &Path, passphrase: Option<&Passphrase>) -> Result<Cert, SignError> {
+    if !secret::is_protected(&tsk) {
+        return Ok(tsk);
+    }
+    let Some(passphrase) = passphrase else {
+        return Err(SignError::Locked {
+            path: path.to_owned(),
+        });
+    };
+    secret::unlock(tsk, passphrase).map_err(|_| SignError::WrongPassphrase {
+        path: path.to_owned(),
+    })
+}
+
+/// A TSK armored, its secret key material protected by `passphrase` when
+/// one is given.
+fn armored_tsk(tsk: &Cert, passphrase: Option<&Passphrase>) -> Result<Vec<u8>, SignError> {
+    let tsk = match passphrase {
+        Some(passphrase) => secret::protect(tsk.clone(), passphrase)
+            .map_err(|e| SignError::Serialize(format!("protecting the key: {e:#}")))?,
+        None => tsk.clone(),
+    };
+    let armored = tsk.as_tsk().armored().to_vec();
+    armored.map_err(|e| SignError::Serialize(format!("{e:#}")))
 }
 
 fn read_tsk(path: &Path) -> Result<Cert, SignError> {
