@@ -296,3 +296,28 @@ fn a_transition_signed_only_by_the_new_key_is_refused() {
         cn.log()
     );
 }
+
+#[test]
+fn a_revocation_added_on_one_node_reaches_every_node_as_an_envelope() {
+    let (ke, cn, ng) = line();
+    let revocation = ke.data_dir().join("KE-CIRT-revocation.asc");
+    let added = cn.cerctl(&["certs", "add", revocation.to_str().unwrap()]);
+    assert!(added.ok().contains("revoked KE-CIRT"), "{added:?}");
+    // NG never saw the file: the key_revocation envelope CN signed brings it.
+    eventually(SOON, "NG to apply KE's revocation sent by CN", || {
+        let certs = ng.json(&["certs", "list"]);
+        let revoked = certs["certs"].as_array().unwrap().iter().any(|c| {
+            c["fingerprint"].as_str() == Some(ke.fingerprint().as_str()) && c["revoked"].is_string()
+        });
+        revoked.then_some(())
+    });
+    assert!(ng.log().contains("revocation_received"), "{}", ng.log());
+    let kept = std::fs::read_dir(ng.certs_dir())
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().ends_with("-revocation.asc"));
+    assert!(kept, "NG keeps the revocation in its certs/");
+    eventually(SOON, "CN to disconnect KE", || {
+        (!connected(&cn, &ke)).then_some(())
+    });
+}

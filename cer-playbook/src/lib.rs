@@ -790,7 +790,8 @@ impl EventKind {
             cer_proto::envelope::Kind::Receipt if from_peer => Some(EventKind::ReceiptReceived),
             cer_proto::envelope::Kind::Sighting
             | cer_proto::envelope::Kind::Receipt
-            | cer_proto::envelope::Kind::KeyTransition => None,
+            | cer_proto::envelope::Kind::KeyTransition
+            | cer_proto::envelope::Kind::KeyRevocation => None,
         }
     }
 }

@@ -38,6 +38,18 @@ pub enum Kind {
     /// the new (see [`KeyTransitionBody`]). About no incident.
     #[serde(rename = "key_transition")]
     KeyTransition,
+    /// A revocation certificate of some CERT's key, sent to every node
+    /// (see [`KeyRevocationBody`]). About no incident.
+    #[serde(rename = "key_revocation")]
+    KeyRevocation,
+}
+
+impl Kind {
+    /// Whether envelopes of this kind are about an incident (`subject`)
+    /// and folded into it; key transitions and revocations are not.
+    pub fn is_about_incident(&self) -> bool {
+        !matches!(self, Kind::KeyTransition | Kind::KeyRevocation)
+    }
 }
 
 impl Kind {
@@ -49,6 +61,7 @@ impl Kind {
             Kind::Retraction => "retraction",
             Kind::Receipt => "receipt",
             Kind::KeyTransition => "key_transition",
+            Kind::KeyRevocation => "key_revocation",
         }
     }
 }
@@ -407,6 +420,7 @@ pub enum Body {
     Retraction(RetractionBody),
     Receipt(ReceiptBody),
     KeyTransition(KeyTransitionBody),
+    KeyRevocation(KeyRevocationBody),
 }
 
 impl Body {
@@ -418,6 +432,7 @@ impl Body {
             Body::Retraction(_) => Kind::Retraction,
             Body::Receipt(_) => Kind::Receipt,
             Body::KeyTransition(_) => Kind::KeyTransition,
+            Body::KeyRevocation(_) => Kind::KeyRevocation,
         }
     }
 
@@ -434,6 +449,7 @@ impl Body {
             Kind::Retraction => Body::Retraction(typed(value)?),
             Kind::Receipt => Body::Receipt(typed(value)?),
             Kind::KeyTransition => Body::KeyTransition(typed(value)?),
+            Kind::KeyRevocation => Body::KeyRevocation(typed(value)?),
         };
         body.validate()?;
         Ok(body)
@@ -454,6 +470,7 @@ impl Body {
             Body::Retraction(b) => serde_json::to_value(b),
             Body::Receipt(b) => serde_json::to_value(b),
             Body::KeyTransition(b) => serde_json::to_value(b),
+            Body::KeyRevocation(b) => serde_json::to_value(b),
         };
         // Serializing plain data structs with string keys cannot fail.
         result.expect("body serializes to JSON")
@@ -467,6 +484,7 @@ impl Body {
             Body::Retraction(b) => check_text("reason", b.reason.as_deref(), MAX_NOTE_CHARS),
             Body::Receipt(b) => check_text("comment", b.comment.as_deref(), MAX_NOTE_CHARS),
             Body::KeyTransition(b) => b.validate(),
+            Body::KeyRevocation(b) => b.validate(),
         }
     }
 }
@@ -802,6 +820,35 @@ pub struct KeyTransitionBody {
     pub new: Fingerprint,
     /// The new key's ASCII-armored OpenPGP certificate.
     pub cert: String,
+}
+
+/// A revocation certificate of a CERT's key, published by any trusted
+/// CERT (often not the one revoked: its key may be gone). It proves
+/// itself: every node applies it only if it verifies against the
+/// certificate it revokes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRevocationBody {
+    /// The ASCII-armored revocation certificate.
+    pub revocation: String,
+}
+
+impl KeyRevocationBody {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if self.revocation.len() > MAX_TRANSITION_CERT_BYTES {
+            return Err(FieldError::new(
+                "revocation",
+                format!("is longer than {MAX_TRANSITION_CERT_BYTES} bytes"),
+            ));
+        }
+        if !self.revocation.starts_with("-----BEGIN PGP ") {
+            return Err(FieldError::new(
+                "revocation",
+                "must be an ASCII-armored OpenPGP revocation certificate",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Largest certificate a key transition may carry, in bytes.

@@ -192,6 +192,8 @@ pub enum Event {
     /// The author moved to a new signing key. Stores do not fold key
     /// transitions into incidents; this is for a fold given one anyway.
     KeyTransition,
+    /// A CERT's key was revoked; not folded either.
+    KeyRevocation,
     /// The envelope's body is encrypted for other CERTs.
     Encrypted,
     /// The envelope was withdrawn by its author; its body is gone.
@@ -549,6 +551,7 @@ impl IncidentState {
                 comment: receipt.comment.clone(),
             },
             Body::KeyTransition(_) => Event::KeyTransition,
+            Body::KeyRevocation(_) => Event::KeyRevocation,
         }
     }
 

@@ -253,23 +253,20 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        // Installed before the node starts: a SIGTERM that arrives as
+        // soon as the API answers stops it cleanly too.
+        let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
         let daemon = Daemon::start(config).await?;
-        wait_for_signal().await?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
         tracing::info!("shutting down");
         daemon.shutdown().await
     })?;
     Ok(0)
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
 }
 
 fn demo(dir: Option<PathBuf>) -> anyhow::Result<u8> {

@@ -49,7 +49,9 @@ impl Node {
         // A key transition changes what verifies the author's next
         // envelopes, which may follow in the same batch: one at a time.
         let transition = items.iter().any(|item| match item {
-            Item::Live { bytes, .. } => contains(bytes, b"\"key_transition\""),
+            Item::Live { bytes, .. } => {
+                contains(bytes, b"\"key_transition\"") || contains(bytes, b"\"key_revocation\"")
+            }
             Item::Tombstone(_) => false,
         });
         if items.len() < 16 || threads < 2 || transition {
@@ -57,9 +59,12 @@ impl Node {
             for item in items {
                 let (id, result) = self.verify_item(&trust, item);
                 if let Ok(Incoming::Live(new)) = &result {
-                    if new.envelope.kind == Kind::KeyTransition
-                        && self.adopt_key(&new.bytes, &new.sig)
-                    {
+                    let changed = match new.envelope.kind {
+                        Kind::KeyTransition => self.adopt_key(&new.bytes, &new.sig),
+                        Kind::KeyRevocation => self.apply_revocation(&new.envelope),
+                        _ => false,
+                    };
+                    if changed {
                         trust = self.trust_store();
                     }
                 }
@@ -145,6 +150,35 @@ impl Node {
             Ok(false) => false,
             Err(e) => {
                 tracing::error!(target: AUDIT, event = "key_adoption_failed", author = %transition.author, key = %transition.successor.fingerprint(), error = %e, "cannot adopt a verified key transition");
+                false
+            }
+        }
+    }
+
+    /// Applies a received revocation certificate if it revokes a trusted
+    /// certificate not yet revoked (one for a CERT this node does not
+    /// trust is stored and relayed, and changes nothing here); true when
+    /// the trust store changed.
+    fn apply_revocation(&self, envelope: &Envelope) -> bool {
+        let Some(Ok(Body::KeyRevocation(body))) = envelope.plain_body() else {
+            return false;
+        };
+        let applies = self.with_trust(|t| {
+            t.check_revocation(body.revocation.as_bytes())
+                .ok()
+                .and_then(|fpr| t.get(&fpr).map(|c| c.revoked().is_none()))
+        });
+        if applies != Some(true) {
+            return false;
+        }
+        match self.trust.add(&body.revocation) {
+            Ok(info) => {
+                tracing::warn!(target: AUDIT, event = "revocation_received", name = %info.name, fingerprint = %info.fingerprint, from = %envelope.author, "a revocation certificate arrived and was applied");
+                self.emit(super::NodeEvent::TrustChanged);
+                true
+            }
+            Err(e) => {
+                tracing::error!(target: AUDIT, event = "revocation_failed", from = %envelope.author, error = %e, "cannot apply a received revocation certificate");
                 false
             }
         }

@@ -229,7 +229,7 @@ pub fn check(path: &Path, verifier: &dyn Verifier) -> Result<CheckReport, StoreE
     for chain in &chains {
         for (id, record) in &chain.good {
             let (subject, input) = fold_input(&db, *id, record)?;
-            if input.header.kind == cer_proto::envelope::Kind::KeyTransition {
+            if !input.header.kind.is_about_incident() {
                 continue;
             }
             by_subject.entry(subject).or_default().push(input);

@@ -234,6 +234,7 @@ pub fn kind_code(kind: Kind) -> u8 {
         Kind::Retraction => 3,
         Kind::Receipt => 4,
         Kind::KeyTransition => 5,
+        Kind::KeyRevocation => 6,
     }
 }
 

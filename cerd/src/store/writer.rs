@@ -672,8 +672,8 @@ impl<'a> Work<'a> {
             kind,
             from,
         })?;
-        // A key transition is about the author, not an incident.
-        if kind != Kind::KeyTransition {
+        // A key transition or revocation is about a key, not an incident.
+        if kind.is_about_incident() {
             self.fold_in(subject, input)?;
         }
         Ok(Inserted::Stored { subject, kind })
@@ -718,7 +718,7 @@ impl<'a> Work<'a> {
             kind,
             from,
         })?;
-        if kind != Kind::KeyTransition {
+        if kind.is_about_incident() {
             self.fold_in(subject, tombstone_input(id, tomb))?;
         }
         Ok(Inserted::Stored { subject, kind })
