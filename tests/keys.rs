@@ -321,3 +321,35 @@ fn a_revocation_added_on_one_node_reaches_every_node_as_an_envelope() {
         (!connected(&cn, &ke)).then_some(())
     });
 }
+
+#[test]
+fn an_interrupted_rotation_blocks_the_start_until_it_is_run_again() {
+    let mut node = TestNode::new("KE-CIRT");
+    node.init();
+    node.spawn();
+    let identity = node.fingerprint();
+    node.file_test("before the rotation");
+    node.stop();
+    // As if `cerd key rotate` stopped after writing the new key aside.
+    let data = node.data_dir();
+    std::fs::copy(data.join("identity.key"), data.join("identity.next.key")).unwrap();
+    let (code, text) = node.cerd(&["run"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("a key rotation was interrupted"), "{text}");
+    assert!(text.contains("cerd key rotate"), "{text}");
+
+    let (code, text) = node.cerd(&["key", "rotate"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(!data.join("identity.next.key").exists());
+    node.spawn();
+    assert_eq!(node.fingerprint(), identity);
+    let id = node.file_test("after the rotation");
+    assert!(has_incident(&node, &id));
+    let certs = node.json(&["certs", "list"]);
+    let own = &certs["certs"][0];
+    assert_eq!(own["own"], true, "{certs}");
+    assert!(own["key"].is_string(), "the new key is shown: {certs}");
+    node.stop();
+    let (code, text) = node.cerd(&["check", "--store"]);
+    assert_eq!(code, 0, "{text}");
+}

@@ -818,6 +818,10 @@ pub struct CertInfo {
     /// When it was revoked: signatures made from then on are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked: Option<crate::model::Timestamp>,
+    /// The key that signs for this CERT now, when it rotated its key
+    /// (its fingerprint above stays its identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Fingerprint>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

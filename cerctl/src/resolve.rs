@@ -263,6 +263,7 @@ mod tests {
             can_encrypt: true,
             expires: None,
             revoked: None,
+            key: None,
         };
         CertList {
             certs: vec![

@@ -218,6 +218,13 @@ enum Pending {
 fn open_or_generate_identity(config: &Config) -> anyhow::Result<Pending> {
     let key_path = config.data_dir.join(IDENTITY_FILE);
     if key_path.exists() {
+        let pending = crate::key::pending_path(config);
+        if pending.exists() {
+            bail!(
+                "a key rotation was interrupted ({} exists): run `cerd key rotate` again to finish it",
+                pending.display()
+            );
+        }
         let identity = crate::key::load(config)?;
         if let Some(name) = &config.name {
             if name.trim() != identity.name() {

@@ -31,6 +31,12 @@ pub fn key_path(config: &Config) -> PathBuf {
     config.data_dir.join(IDENTITY_FILE)
 }
 
+/// Where `cerd key rotate` keeps the new key until the rotation is done,
+/// beside the key file. While it exists the node refuses to start.
+pub fn pending_path(config: &Config) -> PathBuf {
+    key_path(config).with_extension("next.key")
+}
+
 /// Where `cerd init` writes the revocation certificate.
 pub fn revocation_path(data_dir: &Path, name: &str) -> PathBuf {
     data_dir.join(format!("{}-revocation.asc", crate::trust::file_safe(name)))

@@ -364,6 +364,7 @@ impl Trust {
             can_encrypt: cert.can_encrypt(),
             expires: cert.expires().map(timestamp),
             revoked: cert.revoked().map(timestamp),
+            key: (cert.current_key() != cert.fingerprint()).then(|| cert.current_key().clone()),
         }
     }
 }

@@ -282,9 +282,13 @@ fn validity(cert: &cer_proto::api::CertInfo) -> String {
     if let Some(revoked) = &cert.revoked {
         return format!("revoked {revoked}");
     }
-    match &cert.expires {
+    let valid = match &cert.expires {
         Some(expires) => format!("until {expires}"),
         None => "no expiry".to_owned(),
+    };
+    match &cert.key {
+        Some(key) => format!("{valid}; key now {}", key.short()),
+        None => valid,
     }
 }
 

@@ -86,13 +86,18 @@ impl Identity {
     /// are kept to decrypt. Saved with [`Identity::save_with`], which
     /// writes the earlier keys beside the new one.
     pub fn successor(&self) -> Result<Identity, SignError> {
-        let mut next = Identity::generate(self.name())?;
+        Ok(self.succeeded_by(Identity::generate(self.name())?))
+    }
+
+    /// `next` (a key alone, as [`Identity::current_only`] saved it) as
+    /// this identity's successor.
+    pub fn succeeded_by(&self, mut next: Identity) -> Identity {
         next.author = self.author.clone();
         next.retired = self.retired.clone();
         next.retired.push(self.tsk.clone());
         next.decryptors.extend(self.decryptors.iter().cloned());
         next.previous = Some(self.signer.clone());
-        Ok(next)
+        next
     }
 
     /// A mesh authentication signature: the current key's, and after a
