@@ -111,6 +111,13 @@ fn connected(node: &TestNode, to: &TestNode) -> bool {
     })
 }
 
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 fn has_incident(node: &TestNode, id: &str) -> bool {
     node.cerctl(&["--json", "incident", "show", id]).code == 0
 }
@@ -222,6 +229,7 @@ fn a_rotated_key_is_adopted_two_hops_away_and_signs_from_then_on() {
     let (code, text) = ke.cerd(&["key", "rotate"]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("now signs with key"), "{text}");
+    let rotated = unix_seconds();
     assert!(ke.data_dir().join("identity.retired.key").exists());
     // KE trusts its own new key as its peers will.
     assert_eq!(adopted(&ke).len(), 3, "{:?}", adopted(&ke));
@@ -272,6 +280,26 @@ fn a_rotated_key_is_adopted_two_hops_away_and_signs_from_then_on() {
     eventually(SOON, "NG to hold KE's third incident", || {
         has_incident(&ng, &again).then_some(())
     });
+
+    // Revoking the old key now leaves the new one signing. OpenPGP times
+    // are whole seconds: a revocation in the rotation's own second would
+    // refuse the transition the old key signed in it.
+    eventually(SOON, "the clock to leave the rotation's second", || {
+        (unix_seconds() > rotated).then_some(())
+    });
+    let old_key = ke.dir.path().join("old-key.rev");
+    let (code, text) = ke.cerd(&["key", "revoke", "--out", old_key.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+    let added = cn.cerctl(&["certs", "add", old_key.to_str().unwrap()]);
+    added.ok();
+    eventually(SOON, "NG to apply the old key's revocation", || {
+        ng.log().contains("revocation_received").then_some(())
+    });
+    let last = ke.file_test("after the old key was revoked");
+    eventually(SOON, "NG to hold KE's fourth incident", || {
+        has_incident(&ng, &last).then_some(())
+    });
+    assert!(connected(&cn, &ke));
 }
 
 #[test]
@@ -315,7 +343,7 @@ fn a_revocation_added_on_one_node_reaches_every_node_as_an_envelope() {
     let kept = std::fs::read_dir(ng.certs_dir())
         .unwrap()
         .flatten()
-        .any(|e| e.file_name().to_string_lossy().ends_with("-revocation.asc"));
+        .any(|e| e.file_name().to_string_lossy().contains("-revocation"));
     assert!(kept, "NG keeps the revocation in its certs/");
     eventually(SOON, "CN to disconnect KE", || {
         (!connected(&cn, &ke)).then_some(())

@@ -403,7 +403,7 @@ async fn add_cert(State(node): Node_, body: Body) -> ApiResult<Response> {
     let armored = request.armored.clone();
     let info = blocking(node.clone(), move |n| n.add_cert(&request.armored)).await?;
     // A revocation applied here goes to every node, as an envelope.
-    if info.revoked.is_some() && crate::sign::is_revocation(armored.as_bytes()) {
+    if crate::sign::is_revocation(armored.as_bytes()) {
         node.publish_revocation(&armored).await?;
     }
     Ok(created(info))

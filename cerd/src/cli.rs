@@ -51,6 +51,15 @@ enum KeyCommand {
     /// transition signed by the old key and the new, which peers verify
     /// and adopt; the node's identity (fingerprint) stays.
     Rotate,
+    /// Write a revocation certificate of the node's first key, dated now
+    /// (mode 0600). Added to a node's trust store (`cerctl certs add`),
+    /// it refuses that key's signatures from now on. Before a rotation
+    /// that cuts the node off; after one, only the old key is cut off.
+    Revoke {
+        /// Where to write it.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,6 +178,9 @@ where
         Some(Command::Key {
             command: KeyCommand::Rotate,
         }) => rotate(&cli, stdout),
+        Some(Command::Key {
+            command: KeyCommand::Revoke { out },
+        }) => revoke(&cli, out, stdout),
         Some(Command::Completions { shell }) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(*shell, &mut command, "cerd", stdout);
@@ -354,6 +366,25 @@ fn rotate(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         out,
         "the old key stays in identity.retired.key to read what was encrypted to it; \
          peers refuse what it signs from now on",
+    )?;
+    Ok(0)
+}
+
+fn revoke(cli: &Cli, file: &Path, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let config = load_config(cli)?;
+    let identity = crate::key::load(&config)?;
+    identity
+        .save_first_key_revocation(file)
+        .with_context(|| format!("writing {}", file.display()))?;
+    say(
+        out,
+        &format!(
+            "revocation certificate of {} ({}) written to {}, dated now: \
+             `cerctl certs add` it on a node and it reaches every node",
+            identity.name(),
+            identity.fingerprint(),
+            file.display()
+        ),
     )?;
     Ok(0)
 }

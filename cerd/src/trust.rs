@@ -252,7 +252,7 @@ impl Trust {
 
     /// Writes a certificate into the folder and reloads it. A revocation
     /// certificate is written beside the certificate it revokes, once it
-    /// verifies against it.
+    /// verifies against it (a conflict if it is there already).
     pub fn add(&self, armored: &str) -> Result<CertInfo, TrustError> {
         if armored.len() as u64 > MAX_CERT_BYTES {
             return Err(TrustError::Invalid(CertError::TooLarge.to_string()));
@@ -308,11 +308,23 @@ impl Trust {
                 fingerprint
             )));
         }
+        // Named by its content too: a CERT may have more than one (the one
+        // made at `cerd init`, a later one of a rotated-away key).
+        let digest = cer_proto::EnvelopeId::of(armored.as_bytes()).to_string();
         let file = self.dir.join(format!(
-            "{}-{}-revocation.asc",
+            "{}-{}-revocation-{}.asc",
             file_safe(cert.name()),
-            fingerprint.short()
+            fingerprint.short(),
+            &digest[..8]
         ));
+        if file.exists() {
+            return Err(TrustError::Conflict(format!(
+                "this revocation of {} ({}) is already in {}",
+                cert.name(),
+                fingerprint,
+                file.display()
+            )));
+        }
         std::fs::write(&file, armored).map_err(|source| TrustError::Files {
             what: "writing",
             path: file.clone(),

@@ -177,6 +177,8 @@ impl Node {
                 self.emit(super::NodeEvent::TrustChanged);
                 true
             }
+            // Applied already (it came back through another peer).
+            Err(crate::trust::TrustError::Conflict(_)) => false,
             Err(e) => {
                 tracing::error!(target: AUDIT, event = "revocation_failed", from = %envelope.author, error = %e, "cannot apply a received revocation certificate");
                 false

@@ -323,6 +323,15 @@ impl Identity {
         })
     }
 
+    /// Writes [`Identity::first_key_revocation`] to `path`, mode 0600.
+    pub fn save_first_key_revocation(&self, path: &Path) -> Result<(), SignError> {
+        let armored = self.first_key_revocation()?;
+        write_private_atomically(path, &armored).map_err(|source| SignError::Write {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
     /// The node's identity: its first key's fingerprint, the author of
     /// everything it signs, before and after a key rotation.
     pub fn fingerprint(&self) -> &Fingerprint {

@@ -133,6 +133,23 @@ impl Identity {
         }
     }
 
+    /// A revocation certificate, dated now, of the node's first key (its
+    /// identity's): after a rotation that key is a retired one, and
+    /// revoking it leaves the current key signing.
+    pub fn first_key_revocation(&self) -> Result<Vec<u8>, SignError> {
+        let Some(first) = self.retired.first() else {
+            return self.revocation_certificate();
+        };
+        let signer = first
+            .primary_key()
+            .key()
+            .clone()
+            .parts_into_secret()
+            .and_then(|k| k.role_into_unspecified().into_keypair())
+            .map_err(|e| SignError::Revocation(format!("{e:#}")))?;
+        secret::revocation_certificate(first, &signer)
+    }
+
     /// The detached signature of a key transition from this key to
     /// `next`'s: two signature packets over the same bytes, this key's
     /// first.
