@@ -380,4 +380,8 @@ fn an_interrupted_rotation_blocks_the_start_until_it_is_run_again() {
     node.stop();
     let (code, text) = node.cerd(&["check", "--store"]);
     assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains(&format!("identity KE-CIRT ({identity})")),
+        "check shows the identity, not the new key: {text}"
+    );
 }

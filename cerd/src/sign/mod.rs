@@ -268,10 +268,12 @@ impl Identity {
         rotate::with_retired(identity, path, passphrase)
     }
 
-    /// The public certificate in a secret key file, and whether its secret
-    /// key material is protected by a passphrase; no passphrase needed.
+    /// The identity's public certificate (its first key's, after a
+    /// rotation) of a secret key file, and whether its secret key material
+    /// is protected by a passphrase; no passphrase needed.
     pub fn peek(path: &Path) -> Result<(TrustedCert, bool), SignError> {
         let tsk = read_tsk(path)?;
+        let tsk = rotate::first_retired(path)?.unwrap_or(tsk);
         let protected = secret::is_protected(&tsk);
         let public = TrustedCert::from_cert(tsk).map_err(|e| SignError::BadKey {
             path: path.to_owned(),

@@ -81,6 +81,30 @@ pub(super) fn with_retired(
     Ok(identity)
 }
 
+/// The first (oldest) of the earlier keys kept beside `path`, if any.
+pub(super) fn first_retired(path: &Path) -> Result<Option<Cert>, SignError> {
+    let retired = retired_path(path);
+    let bytes = match fs::read(&retired) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(SignError::Read {
+                path: retired,
+                source,
+            })
+        }
+    };
+    let bad = |e: openpgp::anyhow::Error| SignError::BadKey {
+        path: retired.clone(),
+        reason: format!("{e:#}"),
+    };
+    let first = CertParser::from_bytes(&bytes).map_err(bad)?.next();
+    match first {
+        Some(first) => first.map(Some).map_err(bad),
+        None => Ok(None),
+    }
+}
+
 impl Identity {
     /// A new key for the same identity, generated now; this one's keys
     /// are kept to decrypt. Saved with [`Identity::save_with`], which
