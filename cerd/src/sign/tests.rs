@@ -795,3 +795,142 @@ fn a_protected_key_round_trips_and_refuses_a_wrong_passphrase() {
     assert!(!Identity::peek(&path).unwrap().1);
     assert!(Identity::load(&path).is_ok());
 }
+
+#[test]
+fn split_signatures_takes_one_to_four_packets() {
+    let one = alice().sign_detached(b"data");
+    assert_eq!(split_signatures(&one).unwrap(), vec![one.clone()]);
+    let next = alice().successor().unwrap();
+    let two = alice().sign_transition(&next, b"data");
+    let parts = split_signatures(&two).unwrap();
+    assert_eq!(parts.len(), 2);
+    let store = store_of(&[alice()]);
+    assert!(store.verify_detached(b"data", &parts[0]).is_ok());
+    assert!(next.current_cert().verify_own(b"data", &parts[1]).is_ok());
+    // Two packets are not one signature.
+    assert!(matches!(
+        store.verify_detached(b"data", &two),
+        Err(VerifyError::Malformed(_))
+    ));
+    let five: Vec<u8> = std::iter::repeat_n(one.clone(), 5).flatten().collect();
+    assert!(matches!(
+        split_signatures(&five),
+        Err(VerifyError::Malformed(_))
+    ));
+    assert!(matches!(split_signatures(b" "), Err(VerifyError::Unsigned)));
+    assert!(split_signatures(&alice().public_armored()).is_err());
+}
+
+#[test]
+fn after_a_rotation_the_identity_stays_and_authentication_carries_both_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("identity.key");
+    let first = aged("EG-CERT");
+    let next = first.successor().unwrap();
+    let passphrase = Passphrase::new(b"pass");
+    next.save_with(&path, Some(&passphrase)).unwrap();
+    assert!(dir.path().join("identity.retired.key").exists());
+    let loaded = Identity::load_with(&path, Some(&passphrase)).unwrap();
+    assert_eq!(loaded.fingerprint(), first.fingerprint());
+    assert_eq!(loaded.key_fingerprint(), next.key_fingerprint());
+    assert_eq!(
+        Identity::peek(&path).unwrap().0.fingerprint(),
+        first.fingerprint()
+    );
+    // What was encrypted to the first key still opens.
+    let message = TrustStore::encrypt(b"old", &[&first.public_cert()]).unwrap();
+    assert_eq!(loaded.decrypt(&message).unwrap(), b"old");
+
+    // A peer that has not adopted the new key accepts the old one's
+    // authentication packet; one that has, the new one's.
+    let auth = split_signatures(&loaded.sign_auth(b"exporter")).unwrap();
+    assert_eq!(auth.len(), 2);
+    let mut before = TrustStore::new();
+    before.insert(first.public_cert());
+    assert!(before.verify_detached(b"exporter", &auth[0]).is_err());
+    assert_eq!(
+        before.verify_detached(b"exporter", &auth[1]).unwrap(),
+        *first.fingerprint()
+    );
+    let mut after = before.clone();
+    let a_minute_ago = SystemTime::now() - std::time::Duration::from_secs(60);
+    after
+        .adopt(first.fingerprint(), &next.current_cert(), a_minute_ago)
+        .unwrap();
+    assert_eq!(
+        after.verify_detached(b"exporter", &auth[0]).unwrap(),
+        *first.fingerprint()
+    );
+    assert!(matches!(
+        after.verify_detached(b"exporter", &auth[1]),
+        Err(VerifyError::Retired { .. })
+    ));
+
+    // Revoking the first key after the rotation leaves the new one.
+    let revocation = loaded.first_key_revocation().unwrap();
+    assert_eq!(
+        after.check_revocation(&revocation).unwrap(),
+        *first.fingerprint()
+    );
+}
+
+#[test]
+fn gnupg_reads_the_revocation_and_both_signatures_of_a_transition() {
+    if !gpg_available() {
+        println!("skipping: gpg not found");
+        return;
+    }
+    let home = tempfile::Builder::new().prefix("g").tempdir().unwrap();
+    fs::set_permissions(home.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    let _agent = Agent(home.path());
+    let dir = tempfile::tempdir().unwrap();
+    let eg = Identity::generate("EG-CERT").unwrap();
+    let next = eg.successor().unwrap();
+    for (name, cert) in [
+        ("old.asc", eg.public_armored()),
+        ("new.asc", next.current_cert().armored()),
+    ] {
+        let file = dir.path().join(name);
+        fs::write(&file, cert).unwrap();
+        let out = gpg(home.path(), &["--import", file.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let data = dir.path().join("transition.json");
+    fs::write(&data, b"{\"kind\":\"key_transition\"}").unwrap();
+    let sig = dir.path().join("transition.sig");
+    fs::write(
+        &sig,
+        eg.sign_transition(&next, b"{\"kind\":\"key_transition\"}"),
+    )
+    .unwrap();
+    let out = gpg(
+        home.path(),
+        &["--verify", sig.to_str().unwrap(), data.to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.matches("Good signature").count(), 2, "{stderr}");
+
+    let revocation = dir.path().join("revocation.asc");
+    fs::write(&revocation, eg.revocation_certificate().unwrap()).unwrap();
+    let out = gpg(home.path(), &["--import", revocation.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("revocation certificate imported"),
+        "{stderr}"
+    );
+    let out = gpg(
+        home.path(),
+        &["--with-colons", "--list-keys", eg.fingerprint().as_str()],
+    );
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listing.lines().any(|l| l.starts_with("pub:r:")),
+        "{listing}"
+    );
+}
