@@ -296,6 +296,13 @@ impl Trust {
         let fingerprint = self
             .with(|t| t.check_revocation(armored.as_bytes()))
             .map_err(|e| TrustError::Invalid(e.to_string()))?;
+        if fingerprint == *self.own.fingerprint() {
+            // Signed by this node, the envelope carrying it would itself
+            // be refused as revoked.
+            return Err(TrustError::Forbidden(
+                "this is a revocation of this node's own key: add it on a peer's node, which sends it to every node".into(),
+            ));
+        }
         let Some(cert) = self.with(|t| t.get(&fingerprint).cloned()) else {
             return Err(TrustError::NotFound(format!(
                 "no trusted certificate {fingerprint}"

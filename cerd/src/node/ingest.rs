@@ -179,6 +179,10 @@ impl Node {
             }
             // Applied already (it came back through another peer).
             Err(crate::trust::TrustError::Conflict(_)) => false,
+            Err(crate::trust::TrustError::Forbidden(_)) => {
+                tracing::error!(target: AUDIT, event = "own_key_revoked", from = %envelope.author, "a revocation of this node's first key arrived: peers refuse what that key signs from the revocation's time on; a key rotated to before it goes on signing, otherwise this node is cut off and needs a new identity (cerd init --force) that peers trust anew");
+                false
+            }
             Err(e) => {
                 tracing::error!(target: AUDIT, event = "revocation_failed", from = %envelope.author, error = %e, "cannot apply a received revocation certificate");
                 false
