@@ -290,7 +290,8 @@ fn a_rotated_key_is_adopted_two_hops_away_and_signs_from_then_on() {
     let old_key = ke.dir.path().join("old-key.rev");
     let (code, text) = ke.cerd(&["key", "revoke", "--out", old_key.to_str().unwrap()]);
     assert_eq!(code, 0, "{text}");
-    let added = cn.cerctl(&["certs", "add", old_key.to_str().unwrap()]);
+    // On KE itself: it signs the revocation's envelope with its new key.
+    let added = ke.cerctl(&["certs", "add", old_key.to_str().unwrap()]);
     added.ok();
     eventually(SOON, "NG to apply the old key's revocation", || {
         ng.log().contains("revocation_received").then_some(())
@@ -329,6 +330,13 @@ fn a_transition_signed_only_by_the_new_key_is_refused() {
 fn a_revocation_added_on_one_node_reaches_every_node_as_an_envelope() {
     let (ke, cn, ng) = line();
     let revocation = ke.data_dir().join("KE-CIRT-revocation.asc");
+    // Not on KE itself: what KE signs now would be refused, this too.
+    let refused = ke.cerctl(&["certs", "add", revocation.to_str().unwrap()]);
+    assert_ne!(refused.code, 0, "{refused:?}");
+    assert!(
+        refused.stderr.contains("add it on a peer's node"),
+        "{refused:?}"
+    );
     let added = cn.cerctl(&["certs", "add", revocation.to_str().unwrap()]);
     assert!(added.ok().contains("revoked KE-CIRT"), "{added:?}");
     // NG never saw the file: the key_revocation envelope CN signed brings it.

@@ -297,11 +297,20 @@ impl Trust {
             .with(|t| t.check_revocation(armored.as_bytes()))
             .map_err(|e| TrustError::Invalid(e.to_string()))?;
         if fingerprint == *self.own.fingerprint() {
-            // Signed by this node, the envelope carrying it would itself
-            // be refused as revoked.
-            return Err(TrustError::Forbidden(
-                "this is a revocation of this node's own key: add it on a peer's node, which sends it to every node".into(),
-            ));
+            let own = self.with(|t| t.get(&fingerprint).cloned());
+            let rotated = own
+                .as_ref()
+                .is_some_and(|c| c.current_key() != c.fingerprint());
+            // After a rotation it revokes a key this node no longer signs
+            // with: nothing to keep here, and the envelope that carries it
+            // to every node is signed by the new key. Before one, that
+            // envelope would itself be refused as revoked.
+            return match (own, rotated) {
+                (Some(own), true) => Ok(self.info(&own)),
+                _ => Err(TrustError::Forbidden(
+                    "this is a revocation of the key this node signs with: add it on a peer's node, which sends it to every node".into(),
+                )),
+            };
         }
         let Some(cert) = self.with(|t| t.get(&fingerprint).cloned()) else {
             return Err(TrustError::NotFound(format!(
