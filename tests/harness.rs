@@ -246,6 +246,11 @@ impl TestNode {
     /// and everything it printed. One still running after 30 s is killed
     /// and reported with code -1 (a `cerd run` that did not refuse).
     pub fn cerd(&self, args: &[&str]) -> (i32, String) {
+        self.cerd_env(args, &[])
+    }
+
+    /// [`TestNode::cerd`] with these environment variables set.
+    pub fn cerd_env(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
         let out = self.dir.path().join("cerd-command.out");
         let file = std::fs::File::create(&out).unwrap();
         let mut child = Command::new(CERD)
@@ -253,6 +258,7 @@ impl TestNode {
             .arg(self.config_path())
             .args(args)
             .env("CERD_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)

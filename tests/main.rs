@@ -10,6 +10,7 @@ mod federation;
 mod foundation;
 mod hostile;
 mod interop;
+mod keys;
 mod ops;
 mod playbooks;
 mod search;

@@ -788,7 +788,10 @@ impl EventKind {
             // withdrew the incident.
             cer_proto::envelope::Kind::Retraction => Some(EventKind::RetractionReceived),
             cer_proto::envelope::Kind::Receipt if from_peer => Some(EventKind::ReceiptReceived),
-            cer_proto::envelope::Kind::Sighting | cer_proto::envelope::Kind::Receipt => None,
+            cer_proto::envelope::Kind::Sighting
+            | cer_proto::envelope::Kind::Receipt
+            | cer_proto::envelope::Kind::KeyTransition
+            | cer_proto::envelope::Kind::KeyRevocation => None,
         }
     }
 }

@@ -857,6 +857,16 @@ pub struct CertInfo {
     /// This node's own certificate.
     pub own: bool,
     pub can_encrypt: bool,
+    /// When the certificate expires; absent when it does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<crate::model::Timestamp>,
+    /// When it was revoked: signatures made from then on are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<crate::model::Timestamp>,
+    /// The key that signs for this CERT now, when it rotated its key
+    /// (its fingerprint above stays its identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Fingerprint>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

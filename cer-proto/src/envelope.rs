@@ -34,6 +34,22 @@ pub enum Kind {
     Sighting,
     Retraction,
     Receipt,
+    /// The author moves to a new signing key: signed by the old key and
+    /// the new (see [`KeyTransitionBody`]). About no incident.
+    #[serde(rename = "key_transition")]
+    KeyTransition,
+    /// A revocation certificate of some CERT's key, sent to every node
+    /// (see [`KeyRevocationBody`]). About no incident.
+    #[serde(rename = "key_revocation")]
+    KeyRevocation,
+}
+
+impl Kind {
+    /// Whether envelopes of this kind are about an incident (`subject`)
+    /// and folded into it; key transitions and revocations are not.
+    pub fn is_about_incident(&self) -> bool {
+        !matches!(self, Kind::KeyTransition | Kind::KeyRevocation)
+    }
 }
 
 impl Kind {
@@ -44,6 +60,8 @@ impl Kind {
             Kind::Sighting => "sighting",
             Kind::Retraction => "retraction",
             Kind::Receipt => "receipt",
+            Kind::KeyTransition => "key_transition",
+            Kind::KeyRevocation => "key_revocation",
         }
     }
 }
@@ -401,6 +419,8 @@ pub enum Body {
     Sighting(SightingBody),
     Retraction(RetractionBody),
     Receipt(ReceiptBody),
+    KeyTransition(KeyTransitionBody),
+    KeyRevocation(KeyRevocationBody),
 }
 
 impl Body {
@@ -411,6 +431,8 @@ impl Body {
             Body::Sighting(_) => Kind::Sighting,
             Body::Retraction(_) => Kind::Retraction,
             Body::Receipt(_) => Kind::Receipt,
+            Body::KeyTransition(_) => Kind::KeyTransition,
+            Body::KeyRevocation(_) => Kind::KeyRevocation,
         }
     }
 
@@ -426,6 +448,8 @@ impl Body {
             Kind::Sighting => Body::Sighting(typed(value)?),
             Kind::Retraction => Body::Retraction(typed(value)?),
             Kind::Receipt => Body::Receipt(typed(value)?),
+            Kind::KeyTransition => Body::KeyTransition(typed(value)?),
+            Kind::KeyRevocation => Body::KeyRevocation(typed(value)?),
         };
         body.validate()?;
         Ok(body)
@@ -445,6 +469,8 @@ impl Body {
             Body::Sighting(b) => serde_json::to_value(b),
             Body::Retraction(b) => serde_json::to_value(b),
             Body::Receipt(b) => serde_json::to_value(b),
+            Body::KeyTransition(b) => serde_json::to_value(b),
+            Body::KeyRevocation(b) => serde_json::to_value(b),
         };
         // Serializing plain data structs with string keys cannot fail.
         result.expect("body serializes to JSON")
@@ -457,6 +483,8 @@ impl Body {
             Body::Sighting(b) => b.indicator.validate().map_err(|e| e.within("indicator")),
             Body::Retraction(b) => check_text("reason", b.reason.as_deref(), MAX_NOTE_CHARS),
             Body::Receipt(b) => check_text("comment", b.comment.as_deref(), MAX_NOTE_CHARS),
+            Body::KeyTransition(b) => b.validate(),
+            Body::KeyRevocation(b) => b.validate(),
         }
     }
 }
@@ -773,6 +801,81 @@ pub struct ReceiptBody {
     pub state: ReceiptState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+}
+
+/// The author's move to a new signing key. The envelope is authored, as
+/// ever, by the author's identity (the fingerprint of its first key), and
+/// its detached signature holds two signature packets over the same
+/// bytes: the first by `old`, the key that signs for the author until now,
+/// the second by `new`, the primary key of `cert`. A node that verifies
+/// both accepts the author's envelopes signed by `new` from then on, and
+/// those signed by `old` only up to the time of this envelope's first
+/// signature. The author's chain (`seq`, `prev`) goes on unchanged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyTransitionBody {
+    /// The fingerprint of the key that signed for the author until now.
+    pub old: Fingerprint,
+    /// The fingerprint of the new key: `cert`'s primary key.
+    pub new: Fingerprint,
+    /// The new key's ASCII-armored OpenPGP certificate.
+    pub cert: String,
+}
+
+/// A revocation certificate of a CERT's key, published by any trusted
+/// CERT (often not the one revoked: its key may be gone). It proves
+/// itself: every node applies it only if it verifies against the
+/// certificate it revokes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRevocationBody {
+    /// The ASCII-armored revocation certificate.
+    pub revocation: String,
+}
+
+impl KeyRevocationBody {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if self.revocation.len() > MAX_TRANSITION_CERT_BYTES {
+            return Err(FieldError::new(
+                "revocation",
+                format!("is longer than {MAX_TRANSITION_CERT_BYTES} bytes"),
+            ));
+        }
+        if !self.revocation.starts_with("-----BEGIN PGP ") {
+            return Err(FieldError::new(
+                "revocation",
+                "must be an ASCII-armored OpenPGP revocation certificate",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Largest certificate a key transition may carry, in bytes.
+pub const MAX_TRANSITION_CERT_BYTES: usize = 64 * 1024;
+
+impl KeyTransitionBody {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if self.old == self.new {
+            return Err(FieldError::new("new", "is the old key"));
+        }
+        if self.cert.len() > MAX_TRANSITION_CERT_BYTES {
+            return Err(FieldError::new(
+                "cert",
+                format!("is longer than {MAX_TRANSITION_CERT_BYTES} bytes"),
+            ));
+        }
+        if !self
+            .cert
+            .starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+        {
+            return Err(FieldError::new(
+                "cert",
+                "must be an ASCII-armored OpenPGP certificate",
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

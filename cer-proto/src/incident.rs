@@ -189,6 +189,11 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         comment: Option<String>,
     },
+    /// The author moved to a new signing key. Stores do not fold key
+    /// transitions into incidents; this is for a fold given one anyway.
+    KeyTransition,
+    /// A CERT's key was revoked; not folded either.
+    KeyRevocation,
     /// The envelope's body is encrypted for other CERTs.
     Encrypted,
     /// The envelope was withdrawn by its author; its body is gone.
@@ -545,6 +550,8 @@ impl IncidentState {
                 state: receipt.state,
                 comment: receipt.comment.clone(),
             },
+            Body::KeyTransition(_) => Event::KeyTransition,
+            Body::KeyRevocation(_) => Event::KeyRevocation,
         }
     }
 

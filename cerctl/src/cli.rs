@@ -698,9 +698,11 @@ pub enum TaxiiClientsCommand {
 pub enum CertsCommand {
     /// List trusted certificates and refused files.
     List,
-    /// Trust a CERT: add its certificate (ASCII-armored file) to the trust store.
+    /// Trust a CERT: add its certificate (ASCII-armored file) to the trust
+    /// store; or revoke one: add its revocation certificate.
     Add {
-        /// The certificate file, e.g. the peer's `<NAME>.asc`.
+        /// The certificate file, e.g. the peer's `<NAME>.asc`, or a
+        /// revocation certificate such as `<NAME>-revocation.asc`.
         file: std::path::PathBuf,
     },
     /// Stop trusting a CERT; its node is disconnected within seconds.

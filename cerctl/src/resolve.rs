@@ -261,6 +261,9 @@ mod tests {
             fingerprint: Fingerprint::parse(&fpr).unwrap(),
             own: false,
             can_encrypt: true,
+            expires: None,
+            revoked: None,
+            key: None,
         };
         CertList {
             certs: vec![

@@ -472,9 +472,13 @@ async fn acknowledge_incident(
 
 async fn add_cert(State(node): Node_, body: Body) -> ApiResult<Response> {
     let request: AddCert = json_body(body)?;
-    Ok(created(
-        blocking(node, move |n| n.add_cert(&request.armored)).await?,
-    ))
+    let armored = request.armored.clone();
+    let info = blocking(node.clone(), move |n| n.add_cert(&request.armored)).await?;
+    // A revocation applied here goes to every node, as an envelope.
+    if crate::sign::is_revocation(armored.as_bytes()) {
+        node.publish_revocation(&armored).await?;
+    }
+    Ok(created(info))
 }
 
 async fn remove_cert(State(node): Node_, UrlPath(fpr): UrlPath<String>) -> ApiResult<Response> {

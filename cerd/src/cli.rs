@@ -46,6 +46,23 @@ enum LogFormat {
 }
 
 #[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Move to a new signing key, with the node stopped: stores a key
+    /// transition signed by the old key and the new, which peers verify
+    /// and adopt; the node's identity (fingerprint) stays.
+    Rotate,
+    /// Write a revocation certificate of the node's first key, dated now
+    /// (mode 0600). Added to a node's trust store (`cerctl certs add`),
+    /// it refuses that key's signatures from now on. Before a rotation
+    /// that cuts the node off; after one, only the old key is cut off.
+    Revoke {
+        /// Where to write it.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum Command {
     /// Run the node (the default).
     Run,
@@ -60,6 +77,17 @@ enum Command {
         /// trust anew.
         #[arg(long)]
         force: bool,
+        /// Protect the secret key with the passphrase in this file (its
+        /// first line). cerd then needs the passphrase at every start:
+        /// `passphrase_file` in cerd.toml, the environment variable
+        /// CERD_PASSPHRASE, or the systemd credential cerd-passphrase.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<std::path::PathBuf>,
+    },
+    /// The node's key.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
     },
     /// Validate the configuration, identity, trust store and playbooks;
     /// print every problem found.
@@ -145,12 +173,28 @@ where
     );
     let result = match &cli.command {
         None | Some(Command::Run) => run(&cli),
-        Some(Command::Init { name, force }) => init(&cli, name.as_deref(), *force, stdout),
+        Some(Command::Init {
+            name,
+            force,
+            passphrase_file,
+        }) => init(
+            &cli,
+            name.as_deref(),
+            *force,
+            passphrase_file.as_deref(),
+            stdout,
+        ),
         Some(Command::Check { store }) => check(&cli, *store, stdout),
         Some(Command::Repair) => repair(&cli, stdout),
         Some(Command::Restore { file, data_dir }) => {
             restore(&cli, file, data_dir.as_deref(), stdout)
         }
+        Some(Command::Key {
+            command: KeyCommand::Rotate,
+        }) => rotate(&cli, stdout),
+        Some(Command::Key {
+            command: KeyCommand::Revoke { out },
+        }) => revoke(&cli, out, stdout),
         Some(Command::Completions { shell }) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(*shell, &mut command, "cerd", stdout);
@@ -283,14 +327,23 @@ fn demo(dir: Option<PathBuf>) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn init(cli: &Cli, name: Option<&str>, force: bool, out: &mut dyn Write) -> anyhow::Result<u8> {
+fn init(
+    cli: &Cli,
+    name: Option<&str>,
+    force: bool,
+    passphrase_file: Option<&Path>,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
     let config = load_config(cli)?;
     let Some(name) = name.or(config.name.as_deref()) else {
         anyhow::bail!(
             "no name for the new identity: give --name NAME, or set name in the configuration file"
         );
     };
-    let identity = daemon::init(&config, name, force)?;
+    let passphrase = passphrase_file
+        .map(crate::key::read_passphrase_file)
+        .transpose()?;
+    let identity = daemon::init(&config, name, force, passphrase.as_ref())?;
     let cert = daemon::public_cert_path(&config.data_dir, identity.name());
     say(
         out,
@@ -306,6 +359,68 @@ fn init(cli: &Cli, name: Option<&str>, force: bool, out: &mut dyn Write) -> anyh
         &format!(
             "public certificate {} (share it with peer CERTs)",
             cert.display()
+        ),
+    )?;
+    let revocation = crate::key::revocation_path(&config.data_dir, identity.name());
+    say(
+        out,
+        &format!(
+            "revocation certificate {}: copy it to offline storage (a USB stick in a safe, or paper) and delete it here; \
+             if the key is ever stolen or lost, drop it into every peer's certs/ (or `cerctl certs add` it) \
+             and they refuse everything this key signs from the moment it was made",
+            revocation.display()
+        ),
+    )?;
+    if passphrase.is_some() {
+        say(
+            out,
+            "the secret key is protected by the passphrase: give it at every start with passphrase_file in cerd.toml, \
+             the environment variable CERD_PASSPHRASE, or the systemd credential cerd-passphrase",
+        )?;
+    }
+    Ok(0)
+}
+
+fn rotate(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let config = load_config(cli)?;
+    let rotated = crate::rotate::rotate(&config)?;
+    say(
+        out,
+        &format!(
+            "{} ({}) now signs with key {}",
+            rotated.name, rotated.identity, rotated.new
+        ),
+    )?;
+    say(
+        out,
+        &format!(
+            "key transition stored at seq {}, signed by the old key {} and the new; \
+             start the node: peers adopt the new key when it reaches them",
+            rotated.seq, rotated.old
+        ),
+    )?;
+    say(
+        out,
+        "the old key stays in identity.retired.key to read what was encrypted to it; \
+         peers refuse what it signs from now on",
+    )?;
+    Ok(0)
+}
+
+fn revoke(cli: &Cli, file: &Path, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let config = load_config(cli)?;
+    let identity = crate::key::load(&config)?;
+    identity
+        .save_first_key_revocation(file)
+        .with_context(|| format!("writing {}", file.display()))?;
+    say(
+        out,
+        &format!(
+            "revocation certificate of {} ({}) written to {}, dated now: \
+             `cerctl certs add` it on a node and it reaches every node",
+            identity.name(),
+            identity.fingerprint(),
+            file.display()
         ),
     )?;
     Ok(0)
@@ -426,11 +541,20 @@ fn check(cli: &Cli, with_store: bool, out: &mut dyn Write) -> anyhow::Result<u8>
     if let Some(config) = &config {
         let key = config.data_dir.join(IDENTITY_FILE);
         if key.exists() {
-            match Identity::load(&key) {
-                Ok(id) => {
+            match Identity::peek(&key) {
+                Ok((id, protected)) => {
+                    let protected = if protected {
+                        ", protected by a passphrase"
+                    } else {
+                        ""
+                    };
                     say(
                         out,
-                        &format!("ok    identity {} ({})", id.name(), id.fingerprint()),
+                        &format!(
+                            "ok    identity {} ({}){protected}",
+                            id.name(),
+                            id.fingerprint()
+                        ),
                     )?;
                     // As `cerd run` does: a warning, the identity's name wins.
                     if let Some(name) = config.name.as_deref() {

@@ -39,6 +39,7 @@ pub enum ConfigError {
 struct File {
     name: Option<String>,
     data_dir: Option<PathBuf>,
+    passphrase_file: Option<PathBuf>,
     listen: Option<String>,
     api_socket: Option<PathBuf>,
     certs_dir: Option<PathBuf>,
@@ -85,8 +86,6 @@ pub struct Taxii {
     pub rate_limit: u32,
 }
 
-/// File name of the node's secret key inside the data dir.
-pub const IDENTITY_FILE: &str = "identity.key";
 /// Folder of the sled store inside the data dir.
 pub const STORE_DIR: &str = "store";
 
@@ -112,6 +111,9 @@ pub struct Config {
     /// the host name for a new one".
     pub name: Option<String>,
     pub data_dir: PathBuf,
+    /// A file holding the passphrase of the node's secret key, when the
+    /// key is protected by one (see [`crate::key`]).
+    pub passphrase_file: Option<PathBuf>,
     pub listen: SocketAddr,
     pub api_socket: PathBuf,
     pub certs_dir: PathBuf,
@@ -208,6 +210,7 @@ impl Config {
             }
         }
         let data_dir = at(file.data_dir.clone().unwrap_or_else(|| "cerd-data".into()));
+        let passphrase_file = file.passphrase_file.clone().map(at);
         let listen_text = file.listen.clone().unwrap_or_else(|| DEFAULT_LISTEN.into());
         let listen = match listen_text.parse::<SocketAddr>() {
             Ok(addr) => addr,
@@ -395,6 +398,7 @@ impl Config {
             source: source.map(Path::to_owned),
             name: file.name,
             data_dir,
+            passphrase_file,
             listen,
             api_socket,
             certs_dir,

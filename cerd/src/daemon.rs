@@ -16,10 +16,11 @@ use crate::audit::AUDIT;
 use crate::config::{check_name, Config};
 use crate::mesh::{Endpoint, Mesh, Socket};
 use crate::node::Node;
-use crate::sign::Identity;
+use crate::sign::{Identity, Passphrase};
 use crate::store::Store;
 
-pub use crate::config::{IDENTITY_FILE, STORE_DIR};
+pub use crate::config::STORE_DIR;
+pub use crate::key::IDENTITY_FILE;
 /// Fault injection for tests: when set, the node runs without its
 /// playbook driver, so stored events wait in the log as after a crash
 /// between the store and the driver.
@@ -81,7 +82,8 @@ impl Daemon {
         let identity = match identity {
             Pending::Loaded(identity) => identity,
             Pending::New(identity) => {
-                save_identity(&config, &identity)?;
+                let given = crate::key::given(&config)?;
+                save_identity(&config, &identity, given.as_ref().map(|g| &g.passphrase))?;
                 identity
             }
         };
@@ -261,15 +263,21 @@ async fn wait_for(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|s| *s).await;
 }
 
-/// Creates the node's identity in its data dir. Fails if one exists, and
+/// Creates the node's identity in its data dir, its secret key protected
+/// by `passphrase` when one is given. Fails if one exists, and
 /// for a store that already holds data unless `force` (the store's
 /// envelopes stay signed by the old key; new ones are signed by the new).
-pub fn init(config: &Config, name: &str, force: bool) -> anyhow::Result<Identity> {
+pub fn init(
+    config: &Config,
+    name: &str,
+    force: bool,
+    passphrase: Option<&Passphrase>,
+) -> anyhow::Result<Identity> {
     check_name(name).map_err(|reason| anyhow::anyhow!("name: {reason}"))?;
     let key_path = config.data_dir.join(IDENTITY_FILE);
     if key_path.exists() {
-        let existing =
-            Identity::load(&key_path).with_context(|| format!("reading {}", key_path.display()))?;
+        let (existing, _) =
+            Identity::peek(&key_path).with_context(|| format!("reading {}", key_path.display()))?;
         bail!(
             "{} is already initialised as {} ({}); remove {} to start over",
             config.data_dir.display(),
@@ -286,7 +294,7 @@ pub fn init(config: &Config, name: &str, force: bool) -> anyhow::Result<Identity
     }
     create_data_dir(&config.data_dir)?;
     let identity = Identity::generate(name.trim()).context("generating the node's key")?;
-    save_identity(config, &identity)?;
+    save_identity(config, &identity, passphrase)?;
     Ok(identity)
 }
 
@@ -303,8 +311,14 @@ enum Pending {
 fn open_or_generate_identity(config: &Config) -> anyhow::Result<Pending> {
     let key_path = config.data_dir.join(IDENTITY_FILE);
     if key_path.exists() {
-        let identity = Identity::load(&key_path)
-            .with_context(|| format!("reading the node's key {}", key_path.display()))?;
+        let pending = crate::key::pending_path(config);
+        if pending.exists() {
+            bail!(
+                "a key rotation was interrupted ({} exists): run `cerd key rotate` again to finish it",
+                pending.display()
+            );
+        }
+        let identity = crate::key::load(config)?;
         if let Some(name) = &config.name {
             if name.trim() != identity.name() {
                 tracing::warn!(
@@ -345,12 +359,21 @@ fn refuse_populated_store(config: &Config, remedy: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes the key file and the public certificate beside it.
-fn save_identity(config: &Config, identity: &Identity) -> anyhow::Result<()> {
+/// Writes the key file (protected by `passphrase` if given), the public
+/// certificate beside it, and the key's revocation certificate (0600).
+fn save_identity(
+    config: &Config,
+    identity: &Identity,
+    passphrase: Option<&Passphrase>,
+) -> anyhow::Result<()> {
     let key_path = config.data_dir.join(IDENTITY_FILE);
     identity
-        .save(&key_path)
+        .save_with(&key_path, passphrase)
         .with_context(|| format!("writing {}", key_path.display()))?;
+    let revocation = crate::key::revocation_path(&config.data_dir, identity.name());
+    identity
+        .save_revocation(&revocation)
+        .with_context(|| format!("writing {}", revocation.display()))?;
     let cert_path = public_cert_path(&config.data_dir, identity.name());
     std::fs::write(&cert_path, identity.public_armored())
         .with_context(|| format!("writing {}", cert_path.display()))?;
@@ -360,6 +383,8 @@ fn save_identity(config: &Config, identity: &Identity) -> anyhow::Result<()> {
         name = identity.name(),
         fingerprint = %identity.fingerprint(),
         certificate = %cert_path.display(),
+        revocation = %revocation.display(),
+        protected = passphrase.is_some(),
         "node identity created"
     );
     Ok(())

@@ -35,7 +35,7 @@ pub fn prepare(root: &Path, names: &[&str]) -> anyhow::Result<Vec<LocalNode>> {
             dir: root.join(name),
             port: free_port().context("finding a free port")?,
         };
-        daemon::init(&node.config(&[], "30s")?, name, false)?;
+        daemon::init(&node.config(&[], "30s")?, name, false, None)?;
         nodes.push(node);
     }
     for node in &nodes {

@@ -10,7 +10,8 @@ use cer_proto::envelope::{Body, Envelope};
 use cer_proto::wire::WireTombstone;
 use cer_proto::EnvelopeId;
 
-use crate::config::{Config, IDENTITY_FILE, STORE_DIR};
+use crate::config::{Config, STORE_DIR};
+use crate::key::IDENTITY_FILE;
 use crate::sign::{Identity, TrustStore};
 use crate::store::{self, CheckReport, Rebuilt, Tombstone, Verdict};
 use crate::verify::{self, Rejected};
@@ -26,10 +27,14 @@ pub struct TrustVerifier {
 impl TrustVerifier {
     pub fn for_node(config: &Config) -> TrustVerifier {
         let (mut trust, _) = TrustStore::load_dir(&config.certs_dir);
-        let identity = Identity::load(&config.data_dir.join(IDENTITY_FILE)).ok();
+        let identity = crate::key::load(config).ok();
         if let Some(identity) = &identity {
             trust.insert(identity.public_cert());
         }
+        crate::trust::apply_adopted(
+            &mut trust,
+            &config.certs_dir.join(crate::trust::ADOPTED_DIR),
+        );
         TrustVerifier { trust, identity }
     }
 }

@@ -14,7 +14,8 @@ use cer_proto::api::{CertInfo, CertList, RefusedCert};
 use cer_proto::Fingerprint;
 
 use crate::audit::AUDIT;
-use crate::sign::{CertError, TrustStore, TrustedCert, MAX_CERT_BYTES};
+use crate::sign::{self, CertError, TrustStore, TrustedCert, MAX_CERT_BYTES};
+use crate::verify::{self, Transition};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
@@ -33,6 +34,10 @@ pub enum TrustError {
         source: std::io::Error,
     },
 }
+
+/// The subfolder of `certs/` this node manages: the new keys it adopted,
+/// each with the key transition that proves it.
+pub const ADOPTED_DIR: &str = "adopted";
 
 pub struct Trust {
     dir: PathBuf,
@@ -85,6 +90,15 @@ impl Trust {
             })
             .collect();
         certs.insert(self.own.clone());
+        let adopted = apply_adopted(&mut certs, &self.dir.join(ADOPTED_DIR));
+        let refused: Vec<Refused> = refused
+            .into_iter()
+            .chain(adopted.into_iter().map(|(path, reason)| Refused {
+                stamp: stamp(&path),
+                reason,
+                path,
+            }))
+            .collect();
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         for refusal in refused.iter().filter(|r| !state.refused.contains(r)) {
             tracing::warn!(target: AUDIT, event = "cert_refused", file = %refusal.path.display(), error = %refusal.reason, "certificate refused");
@@ -93,6 +107,14 @@ impl Trust {
         for cert in certs.iter() {
             if state.certs.get(cert.fingerprint()).is_none() {
                 changed = true;
+            }
+            let was_revoked = state
+                .certs
+                .get(cert.fingerprint())
+                .and_then(TrustedCert::revoked);
+            if let Some(revoked) = cert.revoked().filter(|_| was_revoked.is_none()) {
+                changed = true;
+                tracing::warn!(target: AUDIT, event = "cert_revoked", name = cert.name(), fingerprint = %cert.fingerprint(), revoked = %sign::rfc3339(revoked), "certificate revoked: its signatures from then on are refused and its node is disconnected");
             }
             if state.certs.get(cert.fingerprint()).is_none()
                 && cert.fingerprint() != self.own.fingerprint()
@@ -180,10 +202,63 @@ impl Trust {
         }
     }
 
-    /// Writes a certificate into the folder and reloads it.
+    /// Adopts the new key of a verified key transition (`bytes` and `sig`
+    /// are the transition envelope): writes it and the new certificate
+    /// into `certs/adopted/`, where every reload verifies it again, and
+    /// reloads. False when the key was adopted already.
+    pub fn adopt(
+        &self,
+        bytes: &[u8],
+        sig: &[u8],
+        transition: &Transition,
+    ) -> Result<bool, TrustError> {
+        let new = transition.successor.fingerprint();
+        let current = self.with(|t| t.get(&transition.author).map(|c| c.current_key().clone()));
+        if current.as_ref() == Some(new) {
+            return Ok(false);
+        }
+        let dir = self.dir.join(ADOPTED_DIR);
+        let files = |what, path: &Path, source| TrustError::Files {
+            what,
+            path: path.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| files("creating", &dir, e))?;
+        let name = self
+            .name_of(&transition.author)
+            .unwrap_or_else(|| transition.author.short().to_owned());
+        let stem = format!("{}-{}", file_safe(&name), new.short());
+        let proof_sig = dir.join(format!("{stem}.transition.sig"));
+        let proof = dir.join(format!("{stem}.transition"));
+        let cert = dir.join(format!("{stem}.asc"));
+        // The signature first: a proof is read only once its envelope is there.
+        std::fs::write(&proof_sig, sig).map_err(|e| files("writing", &proof_sig, e))?;
+        std::fs::write(&proof, bytes).map_err(|e| files("writing", &proof, e))?;
+        std::fs::write(&cert, transition.successor.armored())
+            .map_err(|e| files("writing", &cert, e))?;
+        let _ = self.reload();
+        let adopted = self.with(|t| {
+            t.get(&transition.author)
+                .is_some_and(|c| c.current_key() == new)
+        });
+        if !adopted {
+            return Err(TrustError::Invalid(format!(
+                "the key transition of {name} to {new} did not take effect"
+            )));
+        }
+        tracing::info!(target: AUDIT, event = "key_adopted", name = %name, fingerprint = %transition.author, key = %new, retired_after = %sign::rfc3339(transition.retire_after), file = %cert.display(), "a trusted CERT moved to a new key: adopted");
+        Ok(true)
+    }
+
+    /// Writes a certificate into the folder and reloads it. A revocation
+    /// certificate is written beside the certificate it revokes, once it
+    /// verifies against it (a conflict if it is there already).
     pub fn add(&self, armored: &str) -> Result<CertInfo, TrustError> {
         if armored.len() as u64 > MAX_CERT_BYTES {
             return Err(TrustError::Invalid(CertError::TooLarge.to_string()));
+        }
+        if sign::is_revocation(armored.as_bytes()) {
+            return self.add_revocation(armored);
         }
         let cert = TrustedCert::parse(armored.as_bytes())
             .map_err(|e| TrustError::Invalid(e.to_string()))?;
@@ -215,6 +290,65 @@ impl Trust {
         })?;
         let _ = self.reload();
         Ok(self.info(&cert))
+    }
+
+    fn add_revocation(&self, armored: &str) -> Result<CertInfo, TrustError> {
+        let fingerprint = self
+            .with(|t| t.check_revocation(armored.as_bytes()))
+            .map_err(|e| TrustError::Invalid(e.to_string()))?;
+        if fingerprint == *self.own.fingerprint() {
+            let own = self.with(|t| t.get(&fingerprint).cloned());
+            let rotated = own
+                .as_ref()
+                .is_some_and(|c| c.current_key() != c.fingerprint());
+            // After a rotation it revokes a key this node no longer signs
+            // with: nothing to keep here, and the envelope that carries it
+            // to every node is signed by the new key. Before one, that
+            // envelope would itself be refused as revoked.
+            return match (own, rotated) {
+                (Some(own), true) => Ok(self.info(&own)),
+                _ => Err(TrustError::Forbidden(
+                    "this is a revocation of the key this node signs with: add it on a peer's node, which sends it to every node".into(),
+                )),
+            };
+        }
+        let Some(cert) = self.with(|t| t.get(&fingerprint).cloned()) else {
+            return Err(TrustError::NotFound(format!(
+                "no trusted certificate {fingerprint}"
+            )));
+        };
+        if cert.revoked().is_some() {
+            return Err(TrustError::Conflict(format!(
+                "{} ({}) is already revoked",
+                cert.name(),
+                fingerprint
+            )));
+        }
+        // Named by its content too: a CERT may have more than one (the one
+        // made at `cerd init`, a later one of a rotated-away key).
+        let digest = cer_proto::EnvelopeId::of(armored.as_bytes()).to_string();
+        let file = self.dir.join(format!(
+            "{}-{}-revocation-{}.asc",
+            file_safe(cert.name()),
+            fingerprint.short(),
+            &digest[..8]
+        ));
+        if file.exists() {
+            return Err(TrustError::Conflict(format!(
+                "this revocation of {} ({}) is already in {}",
+                cert.name(),
+                fingerprint,
+                file.display()
+            )));
+        }
+        std::fs::write(&file, armored).map_err(|source| TrustError::Files {
+            what: "writing",
+            path: file.clone(),
+            source,
+        })?;
+        let _ = self.reload();
+        let revoked = self.with(|t| t.get(&fingerprint).cloned()).unwrap_or(cert);
+        Ok(self.info(&revoked))
     }
 
     /// Removes every file in the folder holding this certificate and
@@ -256,8 +390,62 @@ impl Trust {
             fingerprint: cert.fingerprint().clone(),
             own: cert.fingerprint() == self.own.fingerprint(),
             can_encrypt: cert.can_encrypt(),
+            expires: cert.expires().map(timestamp),
+            revoked: cert.revoked().map(timestamp),
+            key: (cert.current_key() != cert.fingerprint()).then(|| cert.current_key().clone()),
         }
     }
+}
+
+/// Applies the key transitions kept in `dir` (`certs/adopted/`) to
+/// `certs`, each verified again against what is trusted before it, in
+/// each author's chain order. Returns the files refused and why.
+pub fn apply_adopted(certs: &mut TrustStore, dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut refused = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return refused;
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("transition") {
+            continue;
+        }
+        let sig_path = path.with_extension("transition.sig");
+        let read = |p: &Path| -> Result<Vec<u8>, String> {
+            let len = std::fs::metadata(p).map_err(|e| e.to_string())?.len();
+            if len > cer_proto::envelope::MAX_ENVELOPE_BYTES as u64 {
+                return Err("too large".into());
+            }
+            std::fs::read(p).map_err(|e| e.to_string())
+        };
+        match (read(&path), read(&sig_path)) {
+            (Ok(bytes), Ok(sig)) => match cer_proto::envelope::Envelope::parse(&bytes) {
+                Ok(envelope) => found.push((envelope.author, envelope.seq, path, bytes, sig)),
+                Err(e) => refused.push((path, e.to_string())),
+            },
+            (Err(e), _) => refused.push((path, e)),
+            (_, Err(e)) => refused.push((sig_path, e)),
+        }
+    }
+    found.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    for (_, _, path, bytes, sig) in found {
+        let adopted = verify::verify_signed(certs, &bytes, &sig)
+            .map_err(|e| e.to_string())
+            .and_then(|envelope| {
+                verify::transition_of(&envelope, &sig)
+                    .ok_or_else(|| "not a key transition".to_owned())
+            })
+            .and_then(|t| {
+                certs
+                    .adopt(&t.author, &t.successor, t.retire_after)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(reason) = adopted {
+            refused.push((path, format!("key transition refused: {reason}")));
+        }
+    }
+    refused
 }
 
 /// A CERT name as a file name: anything but letters, digits, `-`, `_`
@@ -278,6 +466,14 @@ pub fn file_safe(name: &str) -> String {
 /// but whoever exported it leaked a private key.
 fn warn_secret(cert: &TrustedCert) {
     tracing::warn!(target: AUDIT, event = "cert_secret_key", name = cert.name(), fingerprint = %cert.fingerprint(), "a certificate file holds a secret key; only its public part is used and kept: delete the file, and treat the key as exposed");
+}
+
+fn timestamp(time: SystemTime) -> cer_proto::model::Timestamp {
+    let nanos = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or_default();
+    cer_proto::model::Timestamp::from_unix_nanos(nanos)
 }
 
 /// A file's size and modification time, if it can be read.

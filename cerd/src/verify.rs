@@ -12,7 +12,9 @@ use cer_proto::envelope::{
 use cer_proto::wire::WireTombstone;
 use cer_proto::Fingerprint;
 
-use crate::sign::{self, TrustStore};
+use cer_proto::envelope::Body;
+
+use crate::sign::{self, TrustStore, TrustedCert};
 use crate::store::Tombstone;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +33,14 @@ pub enum Rejected {
     BadSignature { signer: Fingerprint },
     #[error("signature refused by policy: {0}")]
     Policy(String),
+    #[error("{0}")]
+    Revoked(String),
+    #[error("{0}")]
+    Retired(String),
+    #[error("key transition not signed by the author's current key: {0}")]
+    TransitionWithoutOldKey(String),
+    #[error("key transition not signed by the new key: {0}")]
+    TransitionWithoutNewKey(String),
     #[error("author field {author} does not match the signer {signer}")]
     AuthorMismatch {
         author: Fingerprint,
@@ -51,6 +61,10 @@ impl Rejected {
             Rejected::UnknownSigner { .. } => "unknown_signer",
             Rejected::BadSignature { .. } => "bad_signature",
             Rejected::Policy(_) => "policy",
+            Rejected::Revoked(_) => "revoked",
+            Rejected::Retired(_) => "retired_key",
+            Rejected::TransitionWithoutOldKey(_) => "transition_without_old_key",
+            Rejected::TransitionWithoutNewKey(_) => "transition_without_new_key",
             Rejected::AuthorMismatch { .. } => "author_mismatch",
             Rejected::Chain(_) => "chain",
             Rejected::UnprovenTombstone { .. } => "unproven_tombstone",
@@ -71,12 +85,11 @@ pub fn verify_signed(trust: &TrustStore, bytes: &[u8], sig: &[u8]) -> Result<Env
         EnvelopeError::TooLarge { size, .. } => Rejected::TooLarge { size },
         other => Rejected::Malformed(other.to_string()),
     })?;
-    let signer = trust.verify_detached(bytes, sig).map_err(|e| match e {
-        sign::VerifyError::UnknownSigner { issuer } => Rejected::UnknownSigner { issuer },
-        sign::VerifyError::BadSignature { signer } => Rejected::BadSignature { signer },
-        sign::VerifyError::RejectedByPolicy(reason) => Rejected::Policy(reason),
-        other => Rejected::MalformedSignature(other.to_string()),
-    })?;
+    if envelope.kind == Kind::KeyTransition {
+        verify_transition(trust, &envelope, bytes, sig)?;
+        return Ok(envelope);
+    }
+    let signer = trust.verify_detached(bytes, sig).map_err(rejected)?;
     if signer != envelope.author {
         return Err(Rejected::AuthorMismatch {
             author: envelope.author,
@@ -84,6 +97,105 @@ pub fn verify_signed(trust: &TrustStore, bytes: &[u8], sig: &[u8]) -> Result<Env
         });
     }
     Ok(envelope)
+}
+
+/// What a verified key transition establishes: from now on `successor`
+/// signs for `author`, and the keys that signed until now are refused
+/// for signatures made after `retire_after`.
+pub struct Transition {
+    pub author: Fingerprint,
+    pub successor: TrustedCert,
+    pub retire_after: std::time::SystemTime,
+}
+
+/// The transition a verified key-transition envelope establishes (see
+/// [`verify_signed`], which must have accepted it).
+pub fn transition_of(envelope: &Envelope, sig: &[u8]) -> Option<Transition> {
+    let Some(Ok(Body::KeyTransition(body))) = envelope.plain_body() else {
+        return None;
+    };
+    let signatures = sign::split_signatures(sig).ok()?;
+    Some(Transition {
+        author: envelope.author.clone(),
+        successor: TrustedCert::parse(body.cert.as_bytes()).ok()?,
+        retire_after: sign::signature_time(signatures.first()?)?,
+    })
+}
+
+/// A key transition's signature is two packets over the envelope bytes:
+/// the first by the key that signs for the author now (`old`), the second
+/// by the new key (`new`, the primary key of the certificate it carries).
+/// Either missing is its own refusal.
+fn verify_transition(
+    trust: &TrustStore,
+    envelope: &Envelope,
+    bytes: &[u8],
+    sig: &[u8],
+) -> Result<(), Rejected> {
+    let body = match envelope.plain_body() {
+        Some(Ok(Body::KeyTransition(body))) => body,
+        Some(Err(e)) => return Err(Rejected::Malformed(format!("body: {e}"))),
+        _ => {
+            return Err(Rejected::Malformed(
+                "a key transition must have a plaintext body".into(),
+            ))
+        }
+    };
+    let successor = TrustedCert::parse(body.cert.as_bytes())
+        .map_err(|e| Rejected::Malformed(format!("body: cert: {e}")))?;
+    if *successor.fingerprint() != body.new {
+        return Err(Rejected::Malformed(format!(
+            "body: cert is {}, not the new key {}",
+            successor.fingerprint(),
+            body.new
+        )));
+    }
+    let signatures = sign::split_signatures(sig).map_err(rejected)?;
+    let by_old = signatures
+        .iter()
+        .find_map(|one| trust.verify_detached_key(bytes, one).ok());
+    let by_new = signatures
+        .iter()
+        .any(|one| successor.verify_own(bytes, one).is_ok());
+    let Some((signer, key)) = by_old else {
+        // Say why the author's key is missing, from the first signature.
+        let why = match trust.verify_detached_key(bytes, &signatures[0]) {
+            Err(e) => e.to_string(),
+            Ok(_) => "no signature by it".into(),
+        };
+        return Err(Rejected::TransitionWithoutOldKey(why));
+    };
+    if signer != envelope.author {
+        return Err(Rejected::AuthorMismatch {
+            author: envelope.author.clone(),
+            signer,
+        });
+    }
+    if key != body.old {
+        return Err(Rejected::TransitionWithoutOldKey(format!(
+            "signed by {key}, but the body names {} as the old key",
+            body.old
+        )));
+    }
+    if !by_new || signatures.len() != 2 {
+        return Err(Rejected::TransitionWithoutNewKey(format!(
+            "{} signature packet(s), none by {}",
+            signatures.len(),
+            body.new
+        )));
+    }
+    Ok(())
+}
+
+fn rejected(e: sign::VerifyError) -> Rejected {
+    match e {
+        sign::VerifyError::UnknownSigner { issuer } => Rejected::UnknownSigner { issuer },
+        sign::VerifyError::BadSignature { signer } => Rejected::BadSignature { signer },
+        sign::VerifyError::RejectedByPolicy(reason) => Rejected::Policy(reason),
+        revoked @ sign::VerifyError::Revoked { .. } => Rejected::Revoked(revoked.to_string()),
+        retired @ sign::VerifyError::Retired { .. } => Rejected::Retired(retired.to_string()),
+        other => Rejected::MalformedSignature(other.to_string()),
+    }
 }
 
 /// Checks a tombstone received from a peer: its proof must be a retraction
@@ -392,5 +504,98 @@ mod tests {
             ..wire
         });
         assert_eq!(bad.reason_code(), "unproven_tombstone", "{bad}");
+    }
+
+    fn transition(author: &Identity, old: &Identity, new: &Identity) -> Vec<u8> {
+        use cer_proto::envelope::KeyTransitionBody;
+        Draft {
+            author: author.fingerprint().clone(),
+            seq: 2,
+            prev: Some(EnvelopeId::of(b"first")),
+            created: "2026-11-28T13:00:00Z".parse().unwrap(),
+            subject: Uuid::nil(),
+            tlp: Tlp::Clear,
+            recipients: vec![],
+            body: DraftBody::Plain(Body::KeyTransition(KeyTransitionBody {
+                old: old.key_fingerprint().clone(),
+                new: new.key_fingerprint().clone(),
+                cert: String::from_utf8(new.current_cert().armored()).unwrap(),
+            })),
+            withdraws: vec![],
+        }
+        .to_bytes()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_key_transition_needs_the_old_key_and_the_new() {
+        let w = world();
+        let next = w.alice.successor().unwrap();
+        assert_eq!(next.fingerprint(), w.alice.fingerprint());
+        assert_ne!(next.key_fingerprint(), w.alice.key_fingerprint());
+        let bytes = transition(&w.alice, &w.alice, &next);
+
+        // Both: accepted, and it names the successor.
+        let sig = w.alice.sign_transition(&next, &bytes);
+        let envelope = verify_signed(&w.trust, &bytes, &sig).unwrap();
+        let adopted = transition_of(&envelope, &sig).unwrap();
+        assert_eq!(adopted.author, *w.alice.fingerprint());
+        assert_eq!(adopted.successor.fingerprint(), next.key_fingerprint());
+
+        // The new key alone, the old key alone, or a stranger's key as
+        // the second signature: each refused with its own reason.
+        let only_new = next.sign_detached(&bytes);
+        let bad = verify_signed(&w.trust, &bytes, &only_new).unwrap_err();
+        assert_eq!(bad.reason_code(), "transition_without_old_key", "{bad}");
+        let only_old = w.alice.sign_detached(&bytes);
+        let bad = verify_signed(&w.trust, &bytes, &only_old).unwrap_err();
+        assert_eq!(bad.reason_code(), "transition_without_new_key", "{bad}");
+        let mut with_stranger = w.alice.sign_detached(&bytes);
+        with_stranger.extend(w.mallory.sign_detached(&bytes));
+        let bad = verify_signed(&w.trust, &bytes, &with_stranger).unwrap_err();
+        assert_eq!(bad.reason_code(), "transition_without_new_key", "{bad}");
+        // Signed by both, but by someone else's old key: not the author's.
+        let mut trust = w.trust.clone();
+        trust.insert(w.mallory.public_cert());
+        let forged = transition(&w.alice, &w.mallory, &next);
+        let sig = w.mallory.sign_transition(&next, &forged);
+        let bad = verify_signed(&trust, &forged, &sig).unwrap_err();
+        assert!(matches!(bad, Rejected::AuthorMismatch { .. }), "{bad}");
+        // An ordinary envelope with two signatures is malformed.
+        let first = draft(&w.alice, 1, None);
+        let bad =
+            verify_signed(&w.trust, &first, &w.alice.sign_transition(&next, &first)).unwrap_err();
+        assert_eq!(bad.reason_code(), "malformed", "{bad}");
+    }
+
+    #[test]
+    fn after_adoption_the_new_key_signs_for_the_author_and_the_old_is_retired() {
+        let w = world();
+        let next = w.alice.successor().unwrap();
+        let first = draft(&w.alice, 1, None);
+        let by_new = next.sign_detached(&first);
+        let bad = verify_signed(&w.trust, &first, &by_new).unwrap_err();
+        assert_eq!(bad.reason_code(), "unknown_signer", "{bad}");
+
+        let mut trust = w.trust.clone();
+        let a_minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        trust
+            .adopt(w.alice.fingerprint(), &next.current_cert(), a_minute_ago)
+            .unwrap();
+        let envelope = verify_signed(&trust, &first, &by_new).unwrap();
+        assert_eq!(envelope.author, *w.alice.fingerprint());
+        assert_eq!(
+            trust.get(w.alice.fingerprint()).unwrap().current_key(),
+            next.key_fingerprint()
+        );
+        // The old key, signing after it was replaced.
+        let bad = verify_signed(&trust, &first, &w.alice.sign_detached(&first)).unwrap_err();
+        assert_eq!(bad.reason_code(), "retired_key", "{bad}");
+        // Mallory's key does not become Alice's.
+        let bad = verify_signed(&trust, &first, &w.mallory.sign_detached(&first)).unwrap_err();
+        assert_eq!(bad.reason_code(), "unknown_signer", "{bad}");
+        // The successor decrypts what was encrypted to the old key, too.
+        let message = TrustStore::encrypt(b"old", &[&w.alice.public_cert()]).unwrap();
+        assert_eq!(next.decrypt(&message).unwrap(), b"old");
     }
 }

@@ -484,6 +484,8 @@ fn event_summary(event: &Event) -> String {
             }
             text
         }
+        Event::KeyTransition => "moved to a new signing key".into(),
+        Event::KeyRevocation => "revoked a key".into(),
         Event::Encrypted => "(encrypted for other CERTs)".into(),
         Event::Withdrawn => "(withdrawn by its author)".into(),
     }

@@ -242,6 +242,15 @@ pub(super) async fn add_cert(
     if ctx.json {
         return print_json(io, &cert);
     }
+    if let Some(revoked) = &cert.revoked {
+        writeln!(
+            io.stdout,
+            "revoked {} ({}): its signatures from {revoked} on are refused",
+            one_line(&cert.name),
+            cert.fingerprint
+        )?;
+        return Ok(exit::OK);
+    }
     writeln!(
         io.stdout,
         "trusted {} ({})",
@@ -280,7 +289,7 @@ fn write_certs(out: &mut dyn Write, certs: &CertList) -> std::io::Result<()> {
     if certs.certs.is_empty() {
         writeln!(out, "no trusted certificates")?;
     } else {
-        let mut table = render::table(["NAME", "FINGERPRINT", "OWN", "ENCRYPTION"]);
+        let mut table = render::table(["NAME", "FINGERPRINT", "OWN", "ENCRYPTION", "VALID"]);
         for cert in &certs.certs {
             table.add_row([
                 one_line(&cert.name),
@@ -288,10 +297,13 @@ fn write_certs(out: &mut dyn Write, certs: &CertList) -> std::io::Result<()> {
                 if cert.own { "yes" } else { "" }.to_owned(),
                 if cert.can_encrypt {
                     "yes"
+                } else if cert.revoked.is_some() {
+                    "no (revoked)"
                 } else {
                     "no (cannot receive TLP:AMBER+)"
                 }
                 .to_owned(),
+                validity(cert),
             ]);
         }
         render::write_table(out, &table)?;
@@ -308,6 +320,22 @@ fn write_certs(out: &mut dyn Write, certs: &CertList) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// How long a certificate is good for: revoked (and since when), expired,
+/// until a date, or without expiry.
+fn validity(cert: &cer_proto::api::CertInfo) -> String {
+    if let Some(revoked) = &cert.revoked {
+        return format!("revoked {revoked}");
+    }
+    let valid = match &cert.expires {
+        Some(expires) => format!("until {expires}"),
+        None => "no expiry".to_owned(),
+    };
+    match &cert.key {
+        Some(key) => format!("{valid}; key now {}", key.short()),
+        None => valid,
+    }
 }
 
 #[cfg(test)]

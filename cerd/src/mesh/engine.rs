@@ -314,6 +314,17 @@ impl Engine {
             let trusted = trusted_authors(&self.node);
             tracing::debug!(certificates = trusted.len(), "trust store changed");
             self.sync.set_trusted(trusted);
+            // A revoked certificate still verifies what it signed before,
+            // so its author stays in the sync; its node is cut off (and
+            // cannot authenticate again: that signature would be newer).
+            let trust = self.node.trust_store();
+            for (peer, link) in &self.links {
+                if let Some(revoked) = trust.get(peer).and_then(|cert| cert.revoked()) {
+                    tracing::warn!(target: AUDIT, event = "peer_revoked", peer = %self.name(peer), revoked = %crate::sign::rfc3339(revoked), "disconnecting peer: its certificate is revoked");
+                    link.handle
+                        .close(CloseCode::UnknownPeer, "certificate revoked");
+                }
+            }
         }
     }
 
@@ -744,6 +755,8 @@ fn disconnects(rejected: &Rejected) -> bool {
             | Rejected::TooLarge { .. }
             | Rejected::SignatureTooLarge { .. }
             | Rejected::UnprovenTombstone { .. }
+            | Rejected::TransitionWithoutOldKey(_)
+            | Rejected::TransitionWithoutNewKey(_)
     )
 }
 

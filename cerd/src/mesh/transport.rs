@@ -875,7 +875,7 @@ fn exporter(conn: &quinn::Connection) -> Result<[u8; EXPORTER_LEN], MeshError> {
 fn auth_frame(identity: &Identity, role: Role, exporter: &[u8; EXPORTER_LEN]) -> Frame {
     Frame::Auth {
         fingerprint: identity.fingerprint().clone(),
-        signature: identity.sign_detached(&auth_message(role, exporter)),
+        signature: identity.sign_auth(&auth_message(role, exporter)),
     }
 }
 
@@ -899,7 +899,24 @@ fn verify_auth(
     if trust.get(&fingerprint).is_none() {
         return Err(MeshError::UnknownPeer { fingerprint });
     }
-    match trust.verify_detached(&auth_message(role, exporter), &signature) {
+    // After a key rotation the signature holds the new key's packet and
+    // the previous key's: a peer that has not yet adopted the new key
+    // (it learns it from the transition this link will carry) verifies
+    // the previous one, which it still accepts; one that has adopted it
+    // verifies the new one. One that verifies is enough.
+    let message = auth_message(role, exporter);
+    let verified = match crate::sign::split_signatures(&signature) {
+        Ok(packets) => packets
+            .iter()
+            .map(|packet| trust.verify_detached(&message, packet))
+            .reduce(|first, next| match first {
+                Ok(signer) if signer == fingerprint => Ok(signer),
+                _ => next,
+            })
+            .unwrap_or(Err(VerifyError::Unsigned)),
+        Err(e) => Err(e),
+    };
+    match verified {
         Ok(signer) if signer == fingerprint => Ok(fingerprint),
         Ok(signer) => Err(MeshError::BadAuth(format!(
             "claims to be {fingerprint} but signed as {signer}"

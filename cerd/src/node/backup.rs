@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use crate::config::IDENTITY_FILE;
+use crate::key::IDENTITY_FILE;
 use crate::store::backup::{self, Header, Summary};
 
 use super::{Node, NodeError};

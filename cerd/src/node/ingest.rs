@@ -1,7 +1,7 @@
 //! Receiving: verifying what peers send before the store sees it, and
 //! reading the bodies addressed to this node.
 
-use cer_proto::envelope::{Body, Envelope};
+use cer_proto::envelope::{Body, Envelope, Kind};
 use cer_proto::wire::Item;
 use cer_proto::{EnvelopeId, Fingerprint};
 
@@ -44,13 +44,33 @@ impl Node {
     /// refused. Each envelope is parsed and hashed once, here. Blocking:
     /// call from a blocking thread.
     pub fn verify_items(&self, items: Vec<Item>) -> Vec<(EnvelopeId, Result<Incoming, Rejected>)> {
-        let trust = self.trust_store();
+        let mut trust = self.trust_store();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if items.len() < 16 || threads < 2 {
-            return items
-                .into_iter()
-                .map(|item| self.verify_item(&trust, item))
-                .collect();
+        // A key transition changes what verifies the author's next
+        // envelopes, which may follow in the same batch: one at a time.
+        let transition = items.iter().any(|item| match item {
+            Item::Live { bytes, .. } => {
+                contains(bytes, b"\"key_transition\"") || contains(bytes, b"\"key_revocation\"")
+            }
+            Item::Tombstone(_) => false,
+        });
+        if items.len() < 16 || threads < 2 || transition {
+            let mut verified = Vec::with_capacity(items.len());
+            for item in items {
+                let (id, result) = self.verify_item(&trust, item);
+                if let Ok(Incoming::Live(new)) = &result {
+                    let changed = match new.envelope.kind {
+                        Kind::KeyTransition => self.adopt_key(&new.bytes, &new.sig),
+                        Kind::KeyRevocation => self.apply_revocation(&new.envelope),
+                        _ => false,
+                    };
+                    if changed {
+                        trust = self.trust_store();
+                    }
+                }
+                verified.push((id, result));
+            }
+            return verified;
         }
         let chunk = items.len().div_ceil(threads);
         let mut parts: Vec<Vec<Item>> = Vec::new();
@@ -109,6 +129,63 @@ impl Node {
                 let verified =
                     verify::verify_tombstone(trust, wire).map(|tomb| Incoming::Tombstone(id, tomb));
                 (id, verified)
+            }
+        }
+    }
+
+    /// Adopts the new key of a verified key transition; true when the
+    /// trust store changed.
+    fn adopt_key(&self, bytes: &[u8], sig: &[u8]) -> bool {
+        let Ok(envelope) = Envelope::parse(bytes) else {
+            return false;
+        };
+        let Some(transition) = verify::transition_of(&envelope, sig) else {
+            return false;
+        };
+        match self.trust.adopt(bytes, sig, &transition) {
+            Ok(true) => {
+                self.emit(super::NodeEvent::TrustChanged);
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                tracing::error!(target: AUDIT, event = "key_adoption_failed", author = %transition.author, key = %transition.successor.fingerprint(), error = %e, "cannot adopt a verified key transition");
+                false
+            }
+        }
+    }
+
+    /// Applies a received revocation certificate if it revokes a trusted
+    /// certificate not yet revoked (one for a CERT this node does not
+    /// trust is stored and relayed, and changes nothing here); true when
+    /// the trust store changed.
+    fn apply_revocation(&self, envelope: &Envelope) -> bool {
+        let Some(Ok(Body::KeyRevocation(body))) = envelope.plain_body() else {
+            return false;
+        };
+        let applies = self.with_trust(|t| {
+            t.check_revocation(body.revocation.as_bytes())
+                .ok()
+                .and_then(|fpr| t.get(&fpr).map(|c| c.revoked().is_none()))
+        });
+        if applies != Some(true) {
+            return false;
+        }
+        match self.trust.add(&body.revocation) {
+            Ok(info) => {
+                tracing::warn!(target: AUDIT, event = "revocation_received", name = %info.name, fingerprint = %info.fingerprint, from = %envelope.author, "a revocation certificate arrived and was applied");
+                self.emit(super::NodeEvent::TrustChanged);
+                true
+            }
+            // Applied already (it came back through another peer).
+            Err(crate::trust::TrustError::Conflict(_)) => false,
+            Err(crate::trust::TrustError::Forbidden(_)) => {
+                tracing::error!(target: AUDIT, event = "own_key_revoked", from = %envelope.author, "a revocation of this node's first key arrived: peers refuse what that key signs from the revocation's time on; a key rotated to before it goes on signing, otherwise this node is cut off and needs a new identity (cerd init --force) that peers trust anew");
+                false
+            }
+            Err(e) => {
+                tracing::error!(target: AUDIT, event = "revocation_failed", from = %envelope.author, error = %e, "cannot apply a received revocation certificate");
+                false
             }
         }
     }
@@ -177,4 +254,8 @@ impl Node {
             _ => None,
         })
     }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }

@@ -206,7 +206,7 @@ impl Node {
         self.trust.snapshot()
     }
 
-    fn with_trust<T>(&self, f: impl FnOnce(&TrustStore) -> T) -> T {
+    pub(crate) fn with_trust<T>(&self, f: impl FnOnce(&TrustStore) -> T) -> T {
         self.trust.with(f)
     }
 

@@ -271,6 +271,17 @@ impl Node {
         self.publish(id, state.tlp, recipients, body).await
     }
 
+    /// Publishes a revocation certificate (already checked and applied
+    /// here) as a `key_revocation` envelope, so every node applies it.
+    pub async fn publish_revocation(&self, armored: &str) -> Result<Filed, NodeError> {
+        let body = Body::KeyRevocation(cer_proto::envelope::KeyRevocationBody {
+            revocation: armored.to_owned(),
+        });
+        body.validate()?;
+        self.publish(Uuid::nil(), Tlp::Clear, Vec::new(), body)
+            .await
+    }
+
     /// Sends the incident's author a signed receipt.
     pub async fn acknowledge(
         &self,
@@ -448,7 +459,11 @@ impl Node {
                     "a recipient's certificate is no longer in the trust store".into(),
                 ));
             }
-            let own = self.identity.public_cert();
+            // After a key rotation, this node's own entry encrypts to its
+            // new key.
+            let own = self
+                .with_trust(|t| t.get(self.fingerprint()).cloned())
+                .unwrap_or_else(|| self.identity.public_cert());
             // OpenPGP encryption is CPU work: keep it off the runtime.
             let armored = tokio::task::spawn_blocking(move || {
                 let mut to: Vec<&TrustedCert> = certs.iter().collect();

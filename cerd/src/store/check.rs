@@ -229,6 +229,9 @@ pub fn check(path: &Path, verifier: &dyn Verifier) -> Result<CheckReport, StoreE
     for chain in &chains {
         for (id, record) in &chain.good {
             let (subject, input) = fold_input(&db, *id, record)?;
+            if !input.header.kind.is_about_incident() {
+                continue;
+            }
             by_subject.entry(subject).or_default().push(input);
         }
     }

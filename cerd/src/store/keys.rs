@@ -233,6 +233,8 @@ pub fn kind_code(kind: Kind) -> u8 {
         Kind::Sighting => 2,
         Kind::Retraction => 3,
         Kind::Receipt => 4,
+        Kind::KeyTransition => 5,
+        Kind::KeyRevocation => 6,
     }
 }
 

@@ -672,7 +672,10 @@ impl<'a> Work<'a> {
             kind,
             from,
         })?;
-        self.fold_in(subject, input)?;
+        // A key transition or revocation is about a key, not an incident.
+        if kind.is_about_incident() {
+            self.fold_in(subject, input)?;
+        }
         Ok(Inserted::Stored { subject, kind })
     }
 
@@ -715,7 +718,9 @@ impl<'a> Work<'a> {
             kind,
             from,
         })?;
-        self.fold_in(subject, tombstone_input(id, tomb))?;
+        if kind.is_about_incident() {
+            self.fold_in(subject, tombstone_input(id, tomb))?;
+        }
         Ok(Inserted::Stored { subject, kind })
     }
 

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
+use bytes::Bytes;
 use cer_proto::model::{IndicatorType, Severity, Tlp};
 use serde::Deserialize;
 use sha2::Digest as _;
