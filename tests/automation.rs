@@ -369,8 +369,9 @@ fn the_shipped_examples_block_and_unblock() {
     write_file(
         &fake.join("nft"),
         format!(
-            "#!/bin/sh\nprintf '%s|' \"$@\" >> '{}'\necho >> '{}'\n",
-            nft_log.display(),
+            // One write per call (the whole line at once), so two runs
+            // at the same moment never interleave their lines.
+            "#!/bin/sh\nline=$(printf '%s|' \"$@\")\nprintf '%s\\n' \"$line\" >> '{}'\n",
             nft_log.display()
         )
         .as_bytes(),

@@ -196,3 +196,48 @@ fn a_damaged_or_cut_backup_is_refused_with_where_and_nothing_is_left() {
     assert!(!ok);
     assert!(text.contains("already holds a store"), "{text}");
 }
+
+#[test]
+fn a_node_that_rotated_its_key_restores_whole() {
+    let mut node = TestNode::new("KE-CIRT");
+    node.init();
+    node.spawn();
+    file(&node, 1, "green");
+    file(&node, 2, "amber");
+    node.stop();
+    let (code, text) = node.cerd(&["key", "rotate"]);
+    assert_eq!(code, 0, "{text}");
+    node.spawn();
+    file(&node, 3, "green");
+    file(&node, 4, "amber");
+    let backup = node.dir.path().join("rotated.cerb");
+    node.cerctl(&[
+        "backup",
+        "--out",
+        backup.to_str().unwrap(),
+        "--include-secret-key",
+    ])
+    .ok();
+
+    // Every envelope verifies: the first key's, the transition, the new
+    // key's; both keys come back, so both AMBER bodies open.
+    let mut restored = TestNode::new("KE-CIRT");
+    let (ok, text) = restore(&restored, &backup);
+    assert!(ok, "{text}");
+    assert!(!text.contains("dropped"), "{text}");
+    assert!(restored.data_dir().join("identity.retired.key").exists());
+    restored.spawn();
+    assert_eq!(listing(&restored), listing(&node));
+    file(&restored, 5, "green");
+    let amber = node.json(&["incident", "list", "--tlp", "amber"]);
+    for incident in amber["incidents"].as_array().unwrap() {
+        let id = incident["id"].as_str().unwrap();
+        let shown = restored.json(&["incident", "show", id]);
+        assert!(
+            shown["incident"]["content"]["title"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("C2 wave")),
+            "{shown}"
+        );
+    }
+}

@@ -159,9 +159,8 @@ pub fn restore(config: &Config, input: &mut dyn std::io::Read) -> Result<Restore
     let result = restore_from(config, input, &scratch, &target, &key_path);
     let _ = std::fs::remove_dir_all(&scratch);
     if result.is_err() {
-        // Nothing half-restored stays: the key did not exist before.
+        // Nothing half-restored stays (restore_from takes back the files).
         let _ = std::fs::remove_dir_all(&target);
-        let _ = std::fs::remove_file(&key_path);
     }
     result
 }
@@ -173,12 +172,13 @@ fn restore_from(
     target: &std::path::Path,
     key_path: &std::path::Path,
 ) -> Result<Restored, RestoreError> {
-    use crate::node::{CERTS, OWN_CERT, SECRET_KEY};
+    use crate::node::{CERTS, OWN_CERT, RETIRED_KEYS, SECRET_KEY};
     use crate::sign::TrustedCert;
     let loaded = store::backup::load(input, scratch)?;
-    let mut trust = TrustStore::new();
+    let adopted_dir = config.certs_dir.join(crate::trust::ADOPTED_DIR);
+    let mut own = None;
     let mut to_write = Vec::new();
-    let mut secret = None;
+    let (mut secret, mut retired) = (None, None);
     for (name, bytes) in &loaded.files {
         let bad = |reason: String| RestoreError::File {
             name: name.clone(),
@@ -186,18 +186,36 @@ fn restore_from(
         };
         if name == SECRET_KEY {
             secret = Some(bytes.clone());
-            continue;
-        }
-        let cert = TrustedCert::parse(bytes).map_err(|e| bad(e.to_string()))?;
-        if name == OWN_CERT {
+        } else if name == RETIRED_KEYS {
+            retired = Some(bytes.clone());
+        } else if name == OWN_CERT {
+            let cert = TrustedCert::parse(bytes).map_err(|e| bad(e.to_string()))?;
             if cert.fingerprint().to_string() != loaded.header.fingerprint {
                 return Err(bad(
                     "it is not the certificate of the node the backup names".into(),
                 ));
             }
+            if let Err(reason) = crate::config::check_name(&loaded.header.node) {
+                return Err(RestoreError::File {
+                    name: "header".into(),
+                    reason: format!("the node's name: {reason}"),
+                });
+            }
             let path = crate::daemon::public_cert_path(&config.data_dir, &loaded.header.node);
             to_write.push((path, bytes.clone()));
+            own = Some(cert);
+        } else if let Some(file) = name
+            .strip_prefix(CERTS)
+            .and_then(|f| f.strip_prefix(crate::trust::ADOPTED_DIR))
+            .and_then(|f| f.strip_prefix('/'))
+        {
+            // A key transition: verified again when the trust store loads.
+            if !plain_file_name(file) {
+                return Err(bad("not a plain file name".into()));
+            }
+            to_write.push((adopted_dir.join(file), bytes.clone()));
         } else if let Some(file) = name.strip_prefix(CERTS) {
+            TrustedCert::parse(bytes).map_err(|e| bad(e.to_string()))?;
             if !plain_file_name(file) {
                 return Err(bad("not a plain file name".into()));
             }
@@ -205,49 +223,82 @@ fn restore_from(
         } else {
             return Err(bad("not a file a backup holds".into()));
         }
-        trust.insert(cert);
     }
-    let identity = match &secret {
-        Some(bytes) => {
-            crate::sign::write_private_file(key_path, bytes).map_err(|source| {
+    let own = own.ok_or_else(|| RestoreError::File {
+        name: OWN_CERT.into(),
+        reason: "missing: a backup names its node's certificate".into(),
+    })?;
+    // The certificates and keys first, so the trust store is loaded as the
+    // node will load it (key transitions applied); taken back if the
+    // restore fails.
+    let mut written = Written::default();
+    let result = (|| {
+        for dir in [&config.certs_dir, &adopted_dir] {
+            std::fs::create_dir_all(dir).map_err(|source| RestoreError::Files {
+                what: "creating",
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        for (path, bytes) in &to_write {
+            if path.exists() {
+                written.kept.push(path.clone());
+                continue;
+            }
+            std::fs::write(path, bytes).map_err(|source| RestoreError::Files {
+                what: "writing",
+                path: path.clone(),
+                source,
+            })?;
+            written.certs.push(path.clone());
+        }
+        let secrets = [
+            (key_path.to_path_buf(), &secret),
+            (crate::sign::retired_path(key_path), &retired),
+        ];
+        for (path, bytes) in secrets {
+            let Some(bytes) = bytes else { continue };
+            crate::sign::write_private_file(&path, bytes).map_err(|source| {
                 RestoreError::Files {
                     what: "writing",
-                    path: key_path.to_owned(),
+                    path: path.clone(),
                     source,
                 }
             })?;
-            Identity::load(key_path).ok()
+            written.keys.push(path);
         }
-        None => None,
+        let (mut trust, _) = TrustStore::load_dir(&config.certs_dir);
+        trust.insert(own.clone());
+        crate::trust::apply_adopted(&mut trust, &adopted_dir);
+        let identity = crate::key::load(config).ok();
+        let verifier = TrustVerifier { trust, identity };
+        store::rebuild_from(&loaded.db, target, &verifier).map_err(RestoreError::from)
+    })();
+    let rebuilt = match result {
+        Ok(rebuilt) => rebuilt,
+        Err(e) => {
+            for path in written.certs.iter().chain(&written.keys) {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
     };
-    let verifier = TrustVerifier { trust, identity };
-    let rebuilt = store::rebuild_from(&loaded.db, target, &verifier)?;
-    let (mut certs_written, mut certs_kept) = (Vec::new(), Vec::new());
-    std::fs::create_dir_all(&config.certs_dir).map_err(|source| RestoreError::Files {
-        what: "creating",
-        path: config.certs_dir.clone(),
-        source,
-    })?;
-    for (path, bytes) in to_write {
-        if path.exists() {
-            certs_kept.push(path);
-            continue;
-        }
-        std::fs::write(&path, &bytes).map_err(|source| RestoreError::Files {
-            what: "writing",
-            path: path.clone(),
-            source,
-        })?;
-        certs_written.push(path);
-    }
     Ok(Restored {
         header: loaded.header,
         rebuilt,
         records: loaded.records,
-        certs_written,
-        certs_kept,
+        certs_written: written.certs,
+        certs_kept: written.kept,
         secret_key: secret.map(|_| key_path.to_owned()),
     })
+}
+
+/// Files a restore wrote, to take back if it fails.
+#[derive(Default)]
+struct Written {
+    certs: Vec<PathBuf>,
+    kept: Vec<PathBuf>,
+    keys: Vec<PathBuf>,
 }
 
 /// A name that stays inside its folder: letters, digits, `.`, `-`, `_`,

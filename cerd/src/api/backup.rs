@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use cer_proto::api::{BackupQuery, ErrorCode};
 
 use super::{ApiResult, Failure};

@@ -12,6 +12,8 @@ use super::{Node, NodeError};
 /// Names of the files in a backup besides the records.
 pub const OWN_CERT: &str = "own.asc";
 pub const SECRET_KEY: &str = "identity.key";
+/// This node's earlier keys, after a rotation.
+pub const RETIRED_KEYS: &str = "identity.retired.key";
 pub const CERTS: &str = "certs/";
 
 impl Node {
@@ -29,11 +31,29 @@ impl Node {
                 }
             }
         });
+        // Key transitions adopted from peers (and this node's own): what
+        // their later envelopes verify with.
+        let adopted = self.config.certs_dir.join(crate::trust::ADOPTED_DIR);
+        if let Ok(entries) = std::fs::read_dir(&adopted) {
+            let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+            paths.sort();
+            for path in paths.into_iter().filter(|p| p.is_file()) {
+                let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                    continue;
+                };
+                files.push((
+                    format!("{CERTS}{}/{name}", crate::trust::ADOPTED_DIR),
+                    read(&path)?,
+                ));
+            }
+        }
         if include_secret_key {
             let path = self.config.data_dir.join(IDENTITY_FILE);
-            let key = std::fs::read(&path)
-                .map_err(|e| NodeError::Sign(format!("reading {}: {e}", path.display())))?;
-            files.push((SECRET_KEY.to_owned(), key));
+            files.push((SECRET_KEY.to_owned(), read(&path)?));
+            let retired = crate::sign::retired_path(&path);
+            if retired.exists() {
+                files.push((RETIRED_KEYS.to_owned(), read(&retired)?));
+            }
         }
         let header = Header {
             node: self.identity.name().to_owned(),
@@ -54,4 +74,8 @@ impl Node {
         );
         Ok(summary)
     }
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>, NodeError> {
+    std::fs::read(path).map_err(|e| NodeError::Sign(format!("reading {}: {e}", path.display())))
 }

@@ -12,7 +12,7 @@
 mod automation;
 mod backup;
 mod health;
-pub use backup::{CERTS, OWN_CERT, SECRET_KEY};
+pub use backup::{CERTS, OWN_CERT, RETIRED_KEYS, SECRET_KEY};
 mod ingest;
 mod lifecycle;
 mod publish;

@@ -50,7 +50,7 @@ mod rotate;
 mod secret;
 
 pub use revoke::is_revocation;
-pub use rotate::{signature_time, split_signatures};
+pub use rotate::{retired_path, signature_time, split_signatures};
 pub use secret::Passphrase;
 
 /// Generating, loading, saving or using this node's key failed.

@@ -12,7 +12,7 @@ use super::*;
 
 /// Where a node's earlier keys are kept, beside its key file
 /// (`identity.key` → `identity.retired.key`), oldest first.
-pub(super) fn retired_path(path: &Path) -> PathBuf {
+pub fn retired_path(path: &Path) -> PathBuf {
     path.with_extension("retired.key")
 }
 
