@@ -390,10 +390,14 @@ fn systemd_is_told_ready_reloading_and_stopping() {
     );
     assert!(metrics.contains("cerd_reloads_total 0\n"), "{metrics}");
 
-    // A changed key is reported as needing a restart.
+    // A changed key is reported as needing a restart; a TAXII client's
+    // rate limit is applied.
     let config = std::fs::read_to_string(node.config_path())
         .unwrap()
-        .replace("[taxii]", "anti_entropy_interval = \"45s\"\n[taxii]");
+        .replace(
+            "[taxii]",
+            "anti_entropy_interval = \"45s\"\n[taxii]\nrate_limit = 7",
+        );
     std::fs::write(node.config_path(), config).unwrap();
     node.signal(libc::SIGHUP);
     let reloading = receive(&socket);
@@ -403,6 +407,11 @@ fn systemd_is_told_ready_reloading_and_stopping() {
     assert!(ready.lines().any(|l| l == "READY=1"), "{ready}");
     assert!(
         node.log().contains("keys=anti_entropy_interval"),
+        "{}",
+        node.log()
+    );
+    assert!(
+        node.log().contains("keys=taxii.rate_limit"),
         "{}",
         node.log()
     );

@@ -449,7 +449,9 @@ impl Config {
             self.expiry_check_interval == other.expiry_check_interval,
         );
         check("peer", self.peers == other.peers);
-        check("taxii", self.taxii == other.taxii);
+        // `rate_limit` is applied on reload; the listener needs a restart.
+        let listener = |t: &Option<Taxii>| t.as_ref().map(|t| (t.listen, t.tls.clone()));
+        check("taxii", listener(&self.taxii) == listener(&other.taxii));
         check("metrics", self.metrics_listen == other.metrics_listen);
         changed
     }

@@ -47,6 +47,8 @@ pub struct Reloaded {
     /// Configuration keys changed in the file that take effect only at
     /// the next start.
     pub needs_restart: Vec<&'static str>,
+    /// Configuration keys changed in the file and applied now.
+    pub applied: Vec<&'static str>,
 }
 
 impl Daemon {
@@ -200,7 +202,16 @@ impl Daemon {
             }
             if let Some(path) = node.config().source.clone() {
                 match Config::load(&path) {
-                    Ok(config) => reloaded.needs_restart = node.config().changed_keys(&config),
+                    Ok(config) => {
+                        reloaded.needs_restart = node.config().changed_keys(&config);
+                        // A client's rate limit applies from its next request.
+                        if let (Some(old), Some(new)) = (&node.config().taxii, &config.taxii) {
+                            if old.rate_limit != new.rate_limit {
+                                clients.set_rate(new.rate_limit);
+                                reloaded.applied.push("taxii.rate_limit");
+                            }
+                        }
+                    }
                     Err(errors) => reloaded.errors.extend(errors.iter().map(|e| e.to_string())),
                 }
             }
@@ -214,6 +225,12 @@ impl Daemon {
         });
         for error in &reloaded.errors {
             tracing::warn!(error = %cer_proto::text::escape(error), "reload");
+        }
+        if !reloaded.applied.is_empty() {
+            tracing::info!(
+                keys = %reloaded.applied.join(", "),
+                "configuration changed; applied"
+            );
         }
         if !reloaded.needs_restart.is_empty() {
             tracing::warn!(
