@@ -5,11 +5,13 @@
 mod harness;
 
 mod automation;
+mod fault;
 mod federation;
 mod foundation;
 mod hostile;
 mod interop;
 mod playbooks;
+mod relay;
 mod search;
 mod store;
 mod taxii;
