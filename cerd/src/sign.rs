@@ -23,12 +23,13 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cer_proto::Fingerprint;
 use openpgp::cert::prelude::*;
 use openpgp::crypto::hash::Hash as _;
 use openpgp::crypto::{KeyPair, SessionKey};
+use openpgp::packet::signature::subpacket::CLOCK_SKEW_TOLERANCE;
 use openpgp::packet::signature::SignatureBuilder;
 use openpgp::packet::{key, Key, Packet, Signature, PKESK, SKESK};
 use openpgp::parse::stream::{
@@ -182,7 +183,13 @@ impl Identity {
     /// Generates a fresh identity named `name` (the User ID, e.g. "KE-CIRT").
     pub fn generate(name: &str) -> Result<Identity, SignError> {
         check_name(name)?;
+        // Backdated by a minute, as sequoia does by default, so that a
+        // peer whose clock is a little behind accepts it at once.
+        let created = crate::audit::system_time()
+            .checked_sub(Duration::from_secs(60))
+            .unwrap_or(std::time::UNIX_EPOCH);
         let (tsk, _revocation) = CertBuilder::new()
+            .set_creation_time(created)
             .set_profile(Profile::RFC4880)
             .and_then(|b| b.set_features(Features::empty().set_seipdv1()))
             .map_err(|e| SignError::Generate(e.to_string()))?
@@ -332,7 +339,8 @@ impl Identity {
         let mut signer = self.signer.clone();
         SignatureBuilder::new(SignatureType::Binary)
             .set_hash_algo(HashAlgorithm::SHA512)
-            .sign_message(&mut signer, data)
+            .set_signature_creation_time(crate::audit::system_time())
+            .and_then(|builder| builder.sign_message(&mut signer, data))
             .expect("signing with a validated ed25519 key cannot fail")
     }
 }
@@ -641,11 +649,25 @@ impl TrustStore {
         POLICY
             .signature(&sig, HashAlgoSecurity::CollisionResistance)
             .map_err(|e| VerifyError::RejectedByPolicy(format!("{e:#}")))?;
-        sig.signature_alive(None, None)
-            .map_err(|e| VerifyError::RejectedByPolicy(format!("{e:#}")))?;
         let created = sig
             .signature_creation_time()
             .ok_or_else(|| VerifyError::Malformed("no signature creation time".into()))?;
+        // A signature from the future means the signer's clock is ahead
+        // (or ours behind): say so, rather than sequoia's "not live".
+        let now = crate::audit::system_time();
+        if let Ok(ahead) = created.duration_since(now) {
+            if ahead > CLOCK_SKEW_TOLERANCE {
+                return Err(VerifyError::RejectedByPolicy(format!(
+                    "signed {} ahead of this node's clock, more than the {} tolerated: \
+                     the signer's clock (or this node's) is wrong; accepted once this node's clock reaches {}",
+                    humantime::format_duration(Duration::from_secs(ahead.as_secs())),
+                    humantime::format_duration(CLOCK_SKEW_TOLERANCE),
+                    humantime::format_rfc3339_seconds(created - CLOCK_SKEW_TOLERANCE),
+                )));
+            }
+        }
+        sig.signature_alive(Some(now), Some(CLOCK_SKEW_TOLERANCE))
+            .map_err(|e| VerifyError::RejectedByPolicy(format!("{e:#}")))?;
         if let Some(expires) = signing_key.expires {
             if created >= expires {
                 return Err(VerifyError::RejectedByPolicy(format!(
