@@ -231,11 +231,14 @@ fn partitions_heal_within_five_seconds() {
     wait_all(&mesh.nodes, total);
 
     for (round, hold) in [5u64, 9, 21].into_iter().enumerate() {
-        // A random side of one or two nodes; the rest is the other side.
-        let mut side = BTreeSet::new();
-        while side.len() < rng.gen_range(1..=2) {
-            side.insert(rng.gen_range(0..names.len()));
-        }
+        // A random side: one node, or two linked nodes (so that each side
+        // stays connected); the rest is the other side.
+        let side: BTreeSet<usize> = if rng.gen_bool(0.5) {
+            BTreeSet::from([rng.gen_range(0..names.len())])
+        } else {
+            let (a, b) = links[rng.gen_range(0..links.len())];
+            BTreeSet::from([a, b])
+        };
         let cut: Vec<&Relay> = mesh
             .links
             .iter()
