@@ -3,9 +3,6 @@
 //! clock is an hour off. Every check compares positive signals: envelope
 //! sets, counts and counters, never the absence of something after a
 //! fixed wait.
-//!
-//! `CER_FAULT_FULL=1` runs the sizes of the targets where the
-//! default is smaller to keep `cargo test` within a few minutes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -20,10 +17,6 @@ use crate::harness::{cerctl_raw, eventually, TestNode};
 use crate::relay::{Profile, Relay};
 
 const SOON: Duration = Duration::from_secs(30);
-
-fn full() -> bool {
-    std::env::var_os("CER_FAULT_FULL").is_some_and(|v| v == "1")
-}
 
 /// A seed from `CER_FAULT_SEED`, or a fresh one; printed so that a failing
 /// run can be repeated.
@@ -147,7 +140,7 @@ fn envelope_set(node: &TestNode) -> BTreeMap<String, (String, u64)> {
 }
 
 /// Checks that the set holds each author's chain exactly once, from 1 on
-/// with no gap, and returns the incident ids (subjects) it names.
+/// with no gap.
 fn check_chains(node: &TestNode, set: &BTreeMap<String, (String, u64)>) {
     let mut by_author: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     for (author, seq) in set.values() {
@@ -327,11 +320,10 @@ fn wait_all(nodes: &[TestNode], count: u64) {
 
 /// One link of 300 ms round trip and 5 % loss each way: a node that
 /// joins late catches up on everything its peer holds, and stores each
-/// envelope exactly once. 1,000 envelopes by default, the 5,000
-/// with `CER_FAULT_FULL=1`.
+/// envelope exactly once: 5,000 envelopes.
 #[test]
 fn lossy_link_catch_up_loses_and_duplicates_nothing() {
-    let total = if full() { 5_000 } else { 1_000 };
+    let total = 5_000;
     let seed = seed("lossy_link_catch_up_loses_and_duplicates_nothing");
     let mut ke = TestNode::new("KE-CIRT");
     let mut ng = TestNode::new("NG-CERT");
