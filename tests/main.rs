@@ -6,6 +6,7 @@ mod harness;
 
 mod automation;
 mod backup;
+mod fault;
 mod federation;
 mod foundation;
 mod hostile;
@@ -13,6 +14,7 @@ mod interop;
 mod keys;
 mod ops;
 mod playbooks;
+mod relay;
 mod search;
 mod store;
 mod taxii;

@@ -166,11 +166,22 @@ where
         }
     };
     // The demo narrates on stdout; its three nodes' logs would drown it.
+    // A test stand-in for a machine whose clock is wrong (see `audit`).
+    let skewed = match crate::audit::set_offset_from_env() {
+        Ok(skewed) => skewed,
+        Err(e) => {
+            let _ = writeln!(stderr, "cerd: {}", cer_proto::text::escape(&e));
+            return 2;
+        }
+    };
     let quiet = matches!(cli.command, Some(Command::Demo { .. }));
     init_tracing(
         cli.log_format,
         if quiet { "warn" } else { "info,sled=warn" },
     );
+    if let Some(offset) = skewed {
+        tracing::warn!(target: crate::audit::AUDIT, event = "clock_offset", %offset, "this node's clock is offset by {offset} ({} is set: for testing only)", crate::audit::CLOCK_OFFSET_VAR);
+    }
     let result = match &cli.command {
         None | Some(Command::Run) => run(&cli),
         Some(Command::Init {

@@ -3,6 +3,7 @@
 //! verifies a detached signature with a hash-map lookup.
 
 use super::*;
+use openpgp::packet::signature::subpacket::CLOCK_SKEW_TOLERANCE;
 
 impl TrustedCert {
     /// Parses one certificate, armored or binary, and checks it against
@@ -368,11 +369,25 @@ impl TrustStore {
         POLICY
             .signature(&sig, HashAlgoSecurity::CollisionResistance)
             .map_err(|e| VerifyError::RejectedByPolicy(format!("{e:#}")))?;
-        sig.signature_alive(None, None)
-            .map_err(|e| VerifyError::RejectedByPolicy(format!("{e:#}")))?;
         let created = sig
             .signature_creation_time()
             .ok_or_else(|| VerifyError::Malformed("no signature creation time".into()))?;
+        // A signature from the future means the signer's clock is ahead
+        // (or ours behind): say so, rather than sequoia's "not live".
+        let now = crate::audit::system_time();
+        if let Ok(ahead) = created.duration_since(now) {
+            if ahead > CLOCK_SKEW_TOLERANCE {
+                return Err(VerifyError::RejectedByPolicy(format!(
+                    "signed {} ahead of this node's clock, more than the {} tolerated: \
+                     the signer's clock (or this node's) is wrong; accepted once this node's clock reaches {}",
+                    humantime::format_duration(std::time::Duration::from_secs(ahead.as_secs())),
+                    humantime::format_duration(CLOCK_SKEW_TOLERANCE),
+                    humantime::format_rfc3339_seconds(created - CLOCK_SKEW_TOLERANCE),
+                )));
+            }
+        }
+        sig.signature_alive(Some(now), Some(CLOCK_SKEW_TOLERANCE))
+            .map_err(|e| VerifyError::RejectedByPolicy(format!("{e:#}")))?;
         if let Some(expires) = signing_key.expires {
             if created >= expires {
                 return Err(VerifyError::RejectedByPolicy(format!(

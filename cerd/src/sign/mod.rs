@@ -230,7 +230,13 @@ impl Identity {
     /// Generates a fresh identity named `name` (the User ID, e.g. "KE-CIRT").
     pub fn generate(name: &str) -> Result<Identity, SignError> {
         check_name(name)?;
+        // Backdated by a minute, as sequoia does by default, so that a
+        // peer whose clock is a little behind accepts it at once.
+        let created = crate::audit::system_time()
+            .checked_sub(std::time::Duration::from_secs(60))
+            .unwrap_or(UNIX_EPOCH);
         let (tsk, _revocation) = CertBuilder::new()
+            .set_creation_time(created)
             .set_profile(Profile::RFC4880)
             .and_then(|b| b.set_features(Features::empty().set_seipdv1()))
             .map_err(|e| SignError::Generate(e.to_string()))?
@@ -454,7 +460,8 @@ impl Identity {
         let mut signer = self.signer.clone();
         SignatureBuilder::new(SignatureType::Binary)
             .set_hash_algo(HashAlgorithm::SHA512)
-            .sign_message(&mut signer, data)
+            .set_signature_creation_time(crate::audit::system_time())
+            .and_then(|builder| builder.sign_message(&mut signer, data))
             .expect("signing with a validated ed25519 key cannot fail")
     }
 }

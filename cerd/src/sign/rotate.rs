@@ -134,7 +134,8 @@ impl Identity {
             let mut signer = previous.clone();
             let older = SignatureBuilder::new(SignatureType::Binary)
                 .set_hash_algo(HashAlgorithm::SHA512)
-                .sign_message(&mut signer, data)
+                .set_signature_creation_time(crate::audit::system_time())
+                .and_then(|builder| builder.sign_message(&mut signer, data))
                 .expect("signing with a validated ed25519 key cannot fail");
             Packet::from(older)
                 .serialize(&mut sig)
