@@ -164,7 +164,8 @@ async fn serve_router<L: Accept>(
             },
         };
         while connections.try_join_next().is_some() {}
-        let service = TowerToHyperService::new(app.clone());
+        let peer = L::peer(&stream);
+        let service = TowerToHyperService::new(app.clone().layer(axum::Extension(peer)));
         let mut closed = closed.clone();
         connections.spawn(async move {
             let _permit = permit;
@@ -232,6 +233,30 @@ pub async fn serve_metrics(
 trait Accept {
     type Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
     fn next_stream(&self) -> impl Future<Output = std::io::Result<Self::Stream>> + Send;
+    /// Who is at the other end, as far as the kernel says.
+    fn peer(stream: &Self::Stream) -> Peer;
+}
+
+/// The user a request's connection comes from: known on the Unix socket
+/// (`SO_PEERCRED`), not over TCP.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub uid: Option<u32>,
+}
+
+impl Peer {
+    /// Root, or the user cerd runs as: who may take what only cerd's own
+    /// files hold (the secret key in a backup). Members of the socket's
+    /// group are analysts, not that.
+    pub fn is_owner(&self) -> bool {
+        use std::os::unix::fs::MetadataExt as _;
+        let own = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+        match self.uid {
+            Some(0) => true,
+            Some(uid) => own == Some(uid),
+            None => false,
+        }
+    }
 }
 
 impl Accept for UnixListener {
@@ -239,12 +264,20 @@ impl Accept for UnixListener {
     async fn next_stream(&self) -> std::io::Result<Self::Stream> {
         UnixListener::accept(self).await.map(|(stream, _)| stream)
     }
+    fn peer(stream: &Self::Stream) -> Peer {
+        Peer {
+            uid: stream.peer_cred().ok().map(|c| c.uid()),
+        }
+    }
 }
 
 impl Accept for TcpListener {
     type Stream = tokio::net::TcpStream;
     async fn next_stream(&self) -> std::io::Result<Self::Stream> {
         TcpListener::accept(self).await.map(|(stream, _)| stream)
+    }
+    fn peer(_: &Self::Stream) -> Peer {
+        Peer { uid: None }
     }
 }
 
@@ -748,6 +781,21 @@ fn describe_file_type(file_type: &std::fs::FileType) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_root_or_cerds_own_user_is_the_owner() {
+        use std::os::unix::fs::MetadataExt as _;
+        let own = std::fs::metadata("/proc/self").unwrap().uid();
+        assert!(Peer { uid: Some(own) }.is_owner());
+        assert!(Peer { uid: Some(0) }.is_owner());
+        let other = if own == 4_000_000 {
+            4_000_001
+        } else {
+            4_000_000
+        };
+        assert!(!Peer { uid: Some(other) }.is_owner());
+        assert!(!Peer { uid: None }.is_owner());
+    }
 
     fn refusal(path: &Path) -> String {
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -7,18 +7,31 @@ use std::sync::Arc;
 use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use bytes::Bytes;
 use cer_proto::api::{BackupQuery, ErrorCode};
 
-use super::{ApiResult, Failure};
+use super::{ApiResult, Failure, Peer};
 use crate::node::Node;
 
 /// Bytes gathered before they are sent as one piece.
 const CHUNK: usize = 256 * 1024;
 
-pub async fn backup(State(node): State<Arc<Node>>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+pub async fn backup(
+    State(node): State<Arc<Node>>,
+    Extension(peer): Extension<Peer>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
     let query: BackupQuery = serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
         .map_err(|e| Failure::new(ErrorCode::InvalidField, format!("query: {e}")))?;
+    // Analysts in the socket's group may back the node up, but the key
+    // that signs as this CERT goes only to root or cerd's own user.
+    if query.include_secret_key && !peer.is_owner() {
+        return Err(Failure::new(
+            ErrorCode::Forbidden,
+            "include_secret_key: only root or the user cerd runs as may take the secret key",
+        ));
+    }
     let (sender, body) = http_body_util::channel::Channel::<Bytes, std::io::Error>::new(4);
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
