@@ -147,10 +147,61 @@ fn a_writer_posts_objects_that_become_incidents_with_a_status_per_object() {
     assert_eq!(again.json()["success_count"], 1);
     assert_eq!(get(&node, port, &path, &taxii(&reader)).status, 404);
 
+    // Unmarked objects are TLP:AMBER, readable by this CERT alone even
+    // when it trusts others.
+    let ng = crate::harness::TestNode::new("NG-CERT");
+    ng.init();
+    node.cerctl(&["certs", "add", ng.cert_path().to_str().unwrap()])
+        .ok();
+    let unmarked = json!({ "objects": [{
+        "type": "indicator", "spec_version": "2.1",
+        "id": "indicator--7a1b5a8e-0a4c-4b55-9c57-0f9a3f0d2f12",
+        "created": "2026-11-30T10:00:00.000Z", "modified": "2026-11-30T10:00:00.000Z",
+        "pattern": "[domain-name:value = 'amber-by-default.example']",
+        "pattern_type": "stix", "valid_from": "2026-11-30T10:00:00Z"
+    }]});
+    let answer = request(
+        &node,
+        port,
+        "POST",
+        "/api/collections/inbox/objects/",
+        &[
+            ("accept", TAXII),
+            ("content-type", TAXII),
+            ("authorization", &writer),
+        ],
+        serde_json::to_vec(&unmarked).unwrap(),
+    );
+    assert_eq!(answer.json()["success_count"], 1, "{}", answer.text());
+    let hits = node.json(&["ioc", "search", "amber-by-default.example"]);
+    let amber = hits["matches"][0]["incident"].as_str().unwrap().to_owned();
+    let shown = node.json(&["incident", "show", &amber]);
+    assert_eq!(shown["incident"]["tlp"], "amber", "{shown}");
+    assert_eq!(
+        shown["incident"]["recipients"]
+            .as_array()
+            .map_or(0, Vec::len),
+        0,
+        "{shown}"
+    );
+    let certs = node.json(&["certs", "list"]);
+    let ng_fingerprint = certs["certs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "NG-CERT")
+        .map(|c| c["fingerprint"].as_str().unwrap().to_owned())
+        .unwrap_or_else(|| panic!("NG-CERT trusted: {certs}"));
+    let envelope = &shown["envelopes"][0];
+    assert!(
+        !envelope.to_string().contains(&ng_fingerprint),
+        "{envelope}"
+    );
+
     // The same post again files nothing new.
     assert_eq!(post(&writer, TAXII).json()["success_count"], 1);
     let listed = node.json(&["incident", "list"]);
-    assert_eq!(listed["incidents"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["incidents"].as_array().unwrap().len(), 2);
     eventually(SOON, "the inbox audit line", || {
         node.log().contains("taxii_inbox").then_some(())
     });

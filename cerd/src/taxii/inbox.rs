@@ -219,6 +219,11 @@ async fn file_one(
     });
     incident.request_id =
         source.map(|id| Uuid::new_v5(&NAMESPACE, format!("taxii:{}:{id}", client.name).as_bytes()));
+    // A constituent's AMBER stays with this CERT: encrypted to this node
+    // alone, not to every peer; analysts decide what goes further.
+    if incident.tlp == cer_proto::model::Tlp::Amber && incident.to.is_empty() {
+        incident.to = vec![node.fingerprint().to_string()];
+    }
     let wanted = incident.indicators.clone();
     let filed = node.file(incident).await?;
     if !filed.repeated {
