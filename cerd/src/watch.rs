@@ -35,9 +35,13 @@ pub struct Watcher {
 }
 
 struct Watch {
-    _watcher: notify::RecommendedWatcher,
+    _watcher: Box<dyn notify::Watcher + Send>,
     task: JoinHandle<()>,
 }
+
+/// How often a folder is read when the kernel's change notification
+/// cannot be had (inotify instances used up, an unsupported file system).
+pub const POLL: Duration = Duration::from_secs(2);
 
 impl Watcher {
     /// Starts watching the node's trust store and playbooks. A folder that
@@ -84,10 +88,25 @@ impl Drop for Watcher {
 fn watch(dir: &Path, node: Arc<Node>, reload: Reload) -> Result<Watch, notify::Error> {
     std::fs::create_dir_all(dir).map_err(notify::Error::io)?;
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+    let send = move |event: notify::Result<notify::Event>| {
         let _ = tx.send(event);
-    })?;
-    watcher.watch(dir, RecursiveMode::NonRecursive)?;
+    };
+    let kernel = notify::recommended_watcher(send.clone()).and_then(|mut watcher| {
+        watcher.watch(dir, RecursiveMode::NonRecursive)?;
+        Ok(watcher)
+    });
+    let watcher: Box<dyn notify::Watcher + Send> = match kernel {
+        Ok(watcher) => Box::new(watcher),
+        Err(e) => {
+            // Changes are still seen, a little later, rather than only at
+            // the next restart.
+            tracing::warn!(dir = %dir.display(), error = %e, "no change notification for this folder; reading it every {}s instead", POLL.as_secs());
+            let mut watcher =
+                notify::PollWatcher::new(send, notify::Config::default().with_poll_interval(POLL))?;
+            watcher.watch(dir, RecursiveMode::NonRecursive)?;
+            Box::new(watcher)
+        }
+    };
     let dir = dir.to_owned();
     // The node loaded the folder as it started, before this listing.
     let mut loaded = Listing::of(&dir);
