@@ -830,6 +830,12 @@ fn transport_config() -> quinn::TransportConfig {
         .stream_receive_window(VarInt::from_u32(STREAM_WINDOW))
         .receive_window(VarInt::from_u32(CONNECTION_WINDOW))
         .send_window(u64::from(CONNECTION_WINDOW));
+    // BBR paces by the measured bottleneck rather than halving its window
+    // at every loss. Over 300 ms RTT with 5 % random loss (a satellite
+    // link), a catch-up of 5,000 envelopes took 115 s with quinn's default
+    // (Cubic, 43 envelopes/s) and 5.7 s with BBR (876/s): loss there is
+    // noise, not congestion.
+    config.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
     config
 }
 
