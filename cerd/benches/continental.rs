@@ -111,6 +111,9 @@ impl Kind {
     }
 }
 
+/// How long (d) waits for the fresh incident.
+const FRESH_LIMIT: Duration = Duration::from_secs(120);
+
 /// 2 Mbit/s.
 const SATELLITE_BYTES_PER_S: u64 = 2_000_000 / 8;
 
@@ -588,7 +591,7 @@ async fn offline_week(mut mesh: Mesh, week: usize, rng: &mut StdRng) -> Mesh {
             let got = arrival(
                 returning.clone(),
                 filed.incident,
-                Instant::now() + Duration::from_secs(3600),
+                Instant::now() + FRESH_LIMIT,
             )
             .await;
             let backlog = returning.store().counts().envelopes;
@@ -624,6 +627,19 @@ async fn offline_week(mut mesh: Mesh, week: usize, rng: &mut StdRng) -> Mesh {
         wire as f64 / week_bytes as f64,
         verdict((wire as f64) <= 1.2 * week_bytes as f64)
     );
+    // What the neighbour counts as sent to the returning node (queued on
+    // the link, not necessarily on the wire yet) against what it stored.
+    let w_fingerprint = returning.fingerprint().clone();
+    let sent = mesh
+        .node(s)
+        .peers()
+        .peers
+        .into_iter()
+        .find(|p| p.fingerprint.as_ref() == Some(&w_fingerprint))
+        .map_or(0, |p| p.envelopes_sent);
+    println!(
+        "    node {s} counts {sent} envelopes sent to node {w}, which stored {week} of the week"
+    );
     let (origin, delay, backlog) = fresh.await.expect("fresh incident");
     match delay {
         Some(d) => println!(
@@ -633,7 +649,10 @@ async fn offline_week(mut mesh: Mesh, week: usize, rng: &mut StdRng) -> Mesh {
             backlog - start_count,
             week
         ),
-        None => println!("(d) the fresh incident never reached node {w}   target <= 2 s: MISSED"),
+        None => println!(
+            "(d) the fresh incident had not reached node {w} {} s after its filing   target <= 2 s: MISSED",
+            FRESH_LIMIT.as_secs()
+        ),
     }
     for k in &others {
         mesh.links[*k].relay.heal();
