@@ -342,6 +342,17 @@ impl Envelope {
             .as_ref()
             .map(|value| Body::from_value(self.kind, value.clone()))
     }
+
+    /// The severity the envelope states in the clear: an incident's, or
+    /// the one an update sets. `None` for an encrypted body, which a relay
+    /// cannot read, and for the other kinds.
+    pub fn stated_severity(&self) -> Option<crate::model::Severity> {
+        match self.plain_body()?.ok()? {
+            Body::Incident(body) => Some(body.severity),
+            Body::Update(body) => body.severity,
+            _ => None,
+        }
+    }
 }
 
 /// What an author fills in; [`Draft::to_bytes`] produces the document.

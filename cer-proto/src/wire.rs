@@ -75,8 +75,25 @@ pub enum Frame {
         from: u64,
         to: u64,
     },
-    /// Envelopes of one or more authors, each author's in seq order.
+    /// Envelopes of one or more authors, each author's in seq order: the
+    /// answer to a [`Frame::Want`].
     Envelopes { items: Vec<Item> },
+    /// Envelopes the sender just stored, sent unasked to a peer on an
+    /// eager link (lazy push: see [`crate::sync`]). Encoded like
+    /// [`Frame::Envelopes`]; a copy the receiver already holds tells it
+    /// the link closes a loop, and it answers [`Frame::Prune`].
+    Push { items: Vec<Item> },
+    /// What the sender just stored, announced by place and id instead of
+    /// sent, on a lazy link: for each author, the highest seq it now holds.
+    /// The receiver asks for what it still lacks once its eager links had
+    /// their chance to deliver.
+    Have { tips: Vec<Tip> },
+    /// From now on, announce stored envelopes to me with [`Frame::Have`];
+    /// the link is lazy both ways.
+    Prune,
+    /// From now on, push stored envelopes to me in full; the link is eager
+    /// both ways.
+    Graft,
     /// The sender is closing the connection, and why.
     Goodbye { reason: String },
 }
@@ -143,6 +160,10 @@ const TYPE_SUMMARY: u8 = 2;
 const TYPE_WANT: u8 = 3;
 const TYPE_ENVELOPES: u8 = 4;
 const TYPE_GOODBYE: u8 = 5;
+const TYPE_PUSH: u8 = 6;
+const TYPE_HAVE: u8 = 7;
+const TYPE_PRUNE: u8 = 8;
+const TYPE_GRAFT: u8 = 9;
 
 const ITEM_LIVE: u8 = 0;
 const ITEM_TOMBSTONE: u8 = 1;
@@ -187,12 +208,11 @@ impl Frame {
             }
             Frame::Summary { tips } => {
                 out.push(TYPE_SUMMARY);
-                put_len(out, tips.len());
-                for tip in tips {
-                    put_fingerprint(out, &tip.author);
-                    out.extend_from_slice(&tip.seq.to_be_bytes());
-                    out.extend_from_slice(tip.id.as_bytes());
-                }
+                put_tips(out, tips);
+            }
+            Frame::Have { tips } => {
+                out.push(TYPE_HAVE);
+                put_tips(out, tips);
             }
             Frame::Want { author, from, to } => {
                 out.push(TYPE_WANT);
@@ -200,13 +220,18 @@ impl Frame {
                 out.extend_from_slice(&from.to_be_bytes());
                 out.extend_from_slice(&to.to_be_bytes());
             }
-            Frame::Envelopes { items } => {
-                out.push(TYPE_ENVELOPES);
+            Frame::Envelopes { items } | Frame::Push { items } => {
+                out.push(match self {
+                    Frame::Push { .. } => TYPE_PUSH,
+                    _ => TYPE_ENVELOPES,
+                });
                 put_len(out, items.len());
                 for item in items {
                     item.encode_into(out);
                 }
             }
+            Frame::Prune => out.push(TYPE_PRUNE),
+            Frame::Graft => out.push(TYPE_GRAFT),
             Frame::Goodbye { reason } => {
                 out.push(TYPE_GOODBYE);
                 put_bytes(out, reason.as_bytes());
@@ -219,11 +244,12 @@ impl Frame {
         FRAME_HEADER_LEN
             + match self {
                 Frame::Auth { signature, .. } => FINGERPRINT_LEN + 4 + signature.len(),
-                Frame::Summary { tips } => 4 + tips.len() * TIP_LEN,
+                Frame::Summary { tips } | Frame::Have { tips } => 4 + tips.len() * TIP_LEN,
                 Frame::Want { .. } => FINGERPRINT_LEN + 8 + 8,
-                Frame::Envelopes { items } => {
+                Frame::Envelopes { items } | Frame::Push { items } => {
                     4 + items.iter().map(Item::encoded_len).sum::<usize>()
                 }
+                Frame::Prune | Frame::Graft => 0,
                 Frame::Goodbye { reason } => 4 + reason.len(),
             }
     }
@@ -247,18 +273,12 @@ impl Frame {
                 fingerprint: r.fingerprint("auth fingerprint")?,
                 signature: r.bytes("auth signature", MAX_SIGNATURE_BYTES)?.to_vec(),
             },
-            TYPE_SUMMARY => {
-                let count = r.count("summary tips", MAX_SUMMARY_AUTHORS, TIP_LEN)?;
-                let mut tips = Vec::with_capacity(count);
-                for _ in 0..count {
-                    tips.push(Tip {
-                        author: r.fingerprint("tip author")?,
-                        seq: r.u64("tip seq")?,
-                        id: r.id("tip id")?,
-                    });
-                }
-                Frame::Summary { tips }
-            }
+            TYPE_SUMMARY => Frame::Summary {
+                tips: r.tips("summary tips")?,
+            },
+            TYPE_HAVE => Frame::Have {
+                tips: r.tips("have tips")?,
+            },
             TYPE_WANT => {
                 let author = r.fingerprint("want author")?;
                 let from = r.u64("want from")?;
@@ -271,14 +291,14 @@ impl Frame {
                 }
                 Frame::Want { author, from, to }
             }
-            TYPE_ENVELOPES => {
-                let count = r.count("envelope batch", MAX_BATCH, MIN_ITEM_LEN)?;
-                let mut items = Vec::with_capacity(count);
-                for _ in 0..count {
-                    items.push(Item::decode(&mut r)?);
-                }
-                Frame::Envelopes { items }
-            }
+            TYPE_ENVELOPES => Frame::Envelopes {
+                items: r.items("envelope batch")?,
+            },
+            TYPE_PUSH => Frame::Push {
+                items: r.items("push batch")?,
+            },
+            TYPE_PRUNE => Frame::Prune,
+            TYPE_GRAFT => Frame::Graft,
             TYPE_GOODBYE => {
                 let reason = r.bytes("goodbye reason", MAX_GOODBYE_BYTES)?;
                 let reason = std::str::from_utf8(reason)
@@ -400,6 +420,28 @@ impl<'a> Reader<'a> {
         Ok(EnvelopeId::from_bytes(self.array(what)?))
     }
 
+    fn tips(&mut self, what: &'static str) -> Result<Vec<Tip>, DecodeError> {
+        let count = self.count(what, MAX_SUMMARY_AUTHORS, TIP_LEN)?;
+        let mut tips = Vec::with_capacity(count);
+        for _ in 0..count {
+            tips.push(Tip {
+                author: self.fingerprint("tip author")?,
+                seq: self.u64("tip seq")?,
+                id: self.id("tip id")?,
+            });
+        }
+        Ok(tips)
+    }
+
+    fn items(&mut self, what: &'static str) -> Result<Vec<Item>, DecodeError> {
+        let count = self.count(what, MAX_BATCH, MIN_ITEM_LEN)?;
+        let mut items = Vec::with_capacity(count);
+        for _ in 0..count {
+            items.push(Item::decode(self)?);
+        }
+        Ok(items)
+    }
+
     /// A u32-length-prefixed byte string of at most `max` bytes.
     fn bytes(&mut self, what: &'static str, max: usize) -> Result<&'a [u8], DecodeError> {
         let len = self.u32(what)? as usize;
@@ -456,6 +498,15 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+fn put_tips(out: &mut Vec<u8>, tips: &[Tip]) {
+    put_len(out, tips.len());
+    for tip in tips {
+        put_fingerprint(out, &tip.author);
+        out.extend_from_slice(&tip.seq.to_be_bytes());
+        out.extend_from_slice(tip.id.as_bytes());
+    }
+}
+
 fn put_fingerprint(out: &mut Vec<u8>, fingerprint: &Fingerprint) {
     out.extend_from_slice(&fingerprint.to_raw());
 }
@@ -499,6 +550,10 @@ mod tests {
         ]
     }
 
+    fn tip() -> impl Strategy<Value = Tip> {
+        (fingerprint(), any::<u64>(), id()).prop_map(|(author, seq, id)| Tip { author, seq, id })
+    }
+
     fn frame() -> impl Strategy<Value = Frame> {
         prop_oneof![
             (fingerprint(), vec(any::<u8>(), 0..200)).prop_map(|(fingerprint, signature)| {
@@ -507,21 +562,17 @@ mod tests {
                     signature,
                 }
             }),
-            vec(
-                (fingerprint(), any::<u64>(), id()).prop_map(|(author, seq, id)| Tip {
-                    author,
-                    seq,
-                    id
-                }),
-                0..20
-            )
-            .prop_map(|tips| Frame::Summary { tips }),
+            vec(tip(), 0..20).prop_map(|tips| Frame::Summary { tips }),
+            vec(tip(), 0..20).prop_map(|tips| Frame::Have { tips }),
+            Just(Frame::Prune),
+            Just(Frame::Graft),
             (fingerprint(), 1u64.., any::<u64>()).prop_map(|(author, from, span)| Frame::Want {
                 author,
                 from,
                 to: from.saturating_add(span),
             }),
             vec(item(), 0..12).prop_map(|items| Frame::Envelopes { items }),
+            vec(item(), 0..12).prop_map(|items| Frame::Push { items }),
             "\\PC{0,100}".prop_map(|reason| Frame::Goodbye { reason }),
         ]
     }
@@ -555,7 +606,7 @@ mod tests {
         }
 
         #[test]
-        fn random_bodies_never_panic(kind in 1u8..=5, body in vec(any::<u8>(), 0..512)) {
+        fn random_bodies_never_panic(kind in 1u8..=9, body in vec(any::<u8>(), 0..512)) {
             let mut bytes = vec![WIRE_VERSION, kind];
             bytes.extend_from_slice(&body);
             let _ = Frame::decode(&bytes);
@@ -659,7 +710,10 @@ mod tests {
             })
         ));
         assert_eq!(Frame::decode(&[2, TYPE_WANT]), Err(DecodeError::Version(2)));
-        assert_eq!(Frame::decode(&header(9)), Err(DecodeError::UnknownType(9)));
+        assert_eq!(
+            Frame::decode(&header(10)),
+            Err(DecodeError::UnknownType(10))
+        );
         assert_eq!(Frame::decode(&header(0)), Err(DecodeError::UnknownType(0)));
     }
 

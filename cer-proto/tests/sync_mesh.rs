@@ -47,7 +47,12 @@ struct Traffic {
     summary_tips: u64,
     wants: u64,
     envelope_frames: u64,
+    /// Envelopes and tombstones, pushed or asked for.
     items: u64,
+    /// Of which: pushed.
+    pushed: u64,
+    haves: u64,
+    have_tips: u64,
     /// Frame bytes including the transport's 4-byte length prefix.
     bytes: u64,
     /// Of which: the Envelopes frames.
@@ -64,6 +69,9 @@ impl Traffic {
         self.wants += other.wants;
         self.envelope_frames += other.envelope_frames;
         self.items += other.items;
+        self.pushed += other.pushed;
+        self.haves += other.haves;
+        self.have_tips += other.have_tips;
         self.bytes += other.bytes;
         self.envelope_frame_bytes += other.envelope_frame_bytes;
         self.envelope_bytes += other.envelope_bytes;
@@ -335,6 +343,11 @@ impl Net {
                     let j = self.index[&peer];
                     self.send(i, j, frame);
                 }
+                Action::Push { peer, author, seq } => {
+                    let j = self.index[&peer];
+                    let items = self.read(i, &author, seq, seq);
+                    self.send(i, j, Frame::Push { items });
+                }
                 Action::SendRange {
                     peer,
                     author,
@@ -342,19 +355,7 @@ impl Net {
                     to,
                 } => {
                     let j = self.index[&peer];
-                    let chain = &self.nodes[i].store[&author];
-                    assert!(to as usize <= chain.len(), "SendRange beyond the store");
-                    let corrupt = self.nodes[i].corrupt;
-                    let items: Vec<Item> = chain[from as usize - 1..to as usize]
-                        .iter()
-                        .map(|stored| match &stored.item {
-                            Item::Live { bytes, sig } if corrupt => Item::Live {
-                                bytes: bytes.clone(),
-                                sig: sig.iter().map(|b| b ^ 1).collect(),
-                            },
-                            item => item.clone(),
-                        })
-                        .collect();
+                    let items = self.read(i, &author, from, to);
                     let max_batch = self.nodes[i].sync.config().max_batch;
                     let mut batch = Vec::new();
                     let mut size = wire::ENVELOPES_HEADER_LEN;
@@ -402,6 +403,24 @@ impl Net {
         }
     }
 
+    /// What node `i`'s driver reads from its store to send: `author`'s
+    /// `from..=to`, with spoiled signatures if the node is corrupt.
+    fn read(&self, i: usize, author: &Fingerprint, from: u64, to: u64) -> Vec<Item> {
+        let chain = &self.nodes[i].store[author];
+        assert!(to as usize <= chain.len(), "a send beyond the store");
+        let corrupt = self.nodes[i].corrupt;
+        chain[from as usize - 1..to as usize]
+            .iter()
+            .map(|stored| match &stored.item {
+                Item::Live { bytes, sig } if corrupt => Item::Live {
+                    bytes: bytes.clone(),
+                    sig: sig.iter().map(|b| b ^ 1).collect(),
+                },
+                item => item.clone(),
+            })
+            .collect()
+    }
+
     fn send(&mut self, from: usize, to: usize, frame: Frame) {
         let bytes = frame.encode();
         let traffic = self.traffic.entry((from, to)).or_default();
@@ -416,7 +435,14 @@ impl Net {
                 traffic.wants += 1;
                 *self.wants.entry((from, author.clone())).or_default() += 1;
             }
-            Frame::Envelopes { items } => {
+            Frame::Have { tips } => {
+                traffic.haves += 1;
+                traffic.have_tips += tips.len() as u64;
+            }
+            Frame::Envelopes { items } | Frame::Push { items } => {
+                if matches!(frame, Frame::Push { .. }) {
+                    traffic.pushed += items.len() as u64;
+                }
                 traffic.envelope_frames += 1;
                 traffic.items += items.len() as u64;
                 traffic.envelope_frame_bytes += 4 + bytes.len() as u64;
@@ -543,6 +569,14 @@ impl Net {
                 node.tip(author) == want
             })
         })
+    }
+
+    /// Every node holds author `i`'s chain as `i` does (cheaper than
+    /// [`Net::converged`] when only `i` filed).
+    fn everywhere(&self, i: usize) -> bool {
+        let author = &self.nodes[i].id;
+        let want = self.nodes[i].tip(author);
+        self.nodes.iter().all(|node| node.tip(author) == want)
     }
 
     fn converged(&self) -> bool {
@@ -1009,4 +1043,155 @@ fn peer_serving_bad_signatures_is_routed_around() {
         net.nodes[2].rejected,
         net.nodes[4].rejected
     );
+}
+
+/// Copies of each envelope a node received, on average: everything that
+/// arrived in Push and Envelopes frames over what each node needed.
+fn copies_per_node(net: &Net, filings: usize) -> f64 {
+    let received: u64 = net
+        .nodes
+        .iter()
+        .map(|node| node.sync.stats().received)
+        .sum();
+    received as f64 / ((net.nodes.len() - 1) * filings) as f64
+}
+
+/// 60 nodes of mean degree about 4, filings at random nodes: flooding
+/// (every link eager) against lazy push, on the same graph and seed.
+fn continental_run(config: Config, seed: u64) -> (Net, f64, Duration) {
+    let n = 60;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let edges = random_graph(n, 60, &mut rng);
+    let mut net = Net::new(n, seed, config, &[]);
+    net.faults.latency_ms = (5, 150);
+    net.connect_all(&edges);
+    net.run_for(SECOND);
+    let filings = 300;
+    let mut slowest = Duration::ZERO;
+    for k in 0..filings {
+        let i = rng.gen_range(0..n);
+        net.file(i);
+        // Each filing spreads before the next: its time to reach all.
+        let took = net
+            .run_until(30 * SECOND, |net| net.everywhere(i))
+            .unwrap_or_else(|| panic!("filing {k} did not reach every node"));
+        slowest = slowest.max(took);
+    }
+    assert!(net.converged());
+    let copies = copies_per_node(&net, filings);
+    (net, copies, slowest)
+}
+
+#[test]
+fn lazy_push_settles_to_about_one_copy_per_node() {
+    let flood = Config {
+        flood: true,
+        ..Config::default()
+    };
+    let (flooded, flood_copies, flood_slowest) = continental_run(flood, 60);
+    let (lazy, lazy_copies, lazy_slowest) = continental_run(Config::default(), 60);
+    let stats = |net: &Net| {
+        let mut total = cer_proto::sync::Stats::default();
+        for node in &net.nodes {
+            let s = node.sync.stats();
+            total.duplicate_pushes += s.duplicate_pushes;
+            total.prunes_sent += s.prunes_sent;
+            total.grafts_sent += s.grafts_sent;
+            total.haves_sent += s.haves_sent;
+        }
+        total
+    };
+    let (f, l) = (stats(&flooded), stats(&lazy));
+    println!(
+        "60 nodes, 300 filings: flooding {flood_copies:.2} copies per node per filing \
+         (slowest filing {flood_slowest:?} to all), lazy push {lazy_copies:.2} \
+         (slowest {lazy_slowest:?}); lazy: {} prunes, {} grafts, {} Have frames, \
+         {} duplicate pushes (flooding: {})",
+        l.prunes_sent, l.grafts_sent, l.haves_sent, l.duplicate_pushes, f.duplicate_pushes
+    );
+    assert!(flood_copies > 2.0, "flooding gave {flood_copies:.2} copies");
+    assert!(lazy_copies <= 1.5, "lazy push gave {lazy_copies:.2} copies");
+    assert!(l.prunes_sent > 0);
+    // The tree is no slower than a graft round beyond flooding.
+    assert!(
+        lazy_slowest <= flood_slowest + 2 * Config::default().graft_timeout,
+        "lazy push's slowest filing took {lazy_slowest:?}"
+    );
+    lazy.assert_clean_ingest();
+    flooded.assert_clean_ingest();
+}
+
+#[test]
+fn a_broken_tree_is_repaired_by_grafts_before_anti_entropy() {
+    let n = 30;
+    let seed = 61;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let edges = random_graph(n, 30, &mut rng);
+    let mut net = Net::new(n, seed, Config::default(), &[]);
+    net.faults.latency_ms = (5, 100);
+    net.connect_all(&edges);
+    net.run_for(SECOND);
+    for _ in 0..60 {
+        let i = rng.gen_range(0..n);
+        net.file(i);
+        net.run_until(30 * SECOND, |net| net.everywhere(i))
+            .expect("spreads");
+    }
+    // Cut eager links while the graph stays connected: the tree breaks.
+    let eager = |net: &Net, a: usize, b: usize| {
+        net.nodes[a]
+            .sync
+            .peer(&net.nodes[b].id)
+            .is_some_and(|view| view.eager)
+    };
+    let mut up: Vec<(usize, usize)> = edges.clone();
+    let mut cut = 0;
+    for &(a, b) in &edges {
+        if cut == 4 || !eager(&net, a, b) {
+            continue;
+        }
+        let rest: Vec<(usize, usize)> = up.iter().copied().filter(|e| *e != (a, b)).collect();
+        if connected(n, &rest) {
+            net.disconnect(a, b);
+            up = rest;
+            cut += 1;
+        }
+    }
+    assert_eq!(cut, 4, "found eager links to cut");
+    let grafts_before: u64 = net.nodes.iter().map(|n| n.sync.stats().grafts_sent).sum();
+    let anti_entropy = Config::default().anti_entropy;
+    for k in 0..30 {
+        let i = rng.gen_range(0..n);
+        net.file(i);
+        let took = net
+            .run_until(anti_entropy, |net| net.everywhere(i))
+            .unwrap_or_else(|| panic!("filing {k} did not spread before anti-entropy"));
+        assert!(
+            took < Config::default().graft_timeout * 4,
+            "filing {k} took {took:?}"
+        );
+    }
+    let grafts: u64 = net.nodes.iter().map(|n| n.sync.stats().grafts_sent).sum();
+    assert!(grafts > grafts_before, "the tree was repaired by grafts");
+    net.assert_clean_ingest();
+}
+
+fn connected(n: usize, edges: &[(usize, usize)]) -> bool {
+    let mut seen = BTreeSet::from([0]);
+    let mut stack = vec![0];
+    while let Some(a) = stack.pop() {
+        for &(x, y) in edges {
+            let other = if x == a {
+                y
+            } else if y == a {
+                x
+            } else {
+                continue;
+            };
+            if seen.insert(other) {
+                stack.push(other);
+            }
+        }
+    }
+    seen.len() == n
 }

@@ -38,10 +38,22 @@ enum Op {
         from: u64,
         to: u64,
     },
-    /// Items naming (author, seq), as a peer would send them.
+    /// Items naming (author, seq), as a peer would send them: asked for,
+    /// or pushed.
     Items {
         peer: u8,
         items: Vec<(u8, u16, bool)>,
+        pushed: bool,
+    },
+    /// A lazy peer's announcement.
+    Have {
+        peer: u8,
+        tips: Vec<(u8, u16)>,
+    },
+    /// A peer asks for a link mode: eager (Graft) or lazy (Prune).
+    Mode {
+        peer: u8,
+        eager: bool,
     },
     /// The store holds the author's next envelope (from a peer, or filed).
     Stored {
@@ -79,6 +91,21 @@ fn id(author: &Fingerprint, seq: u64) -> EnvelopeId {
     EnvelopeId::of(&bytes)
 }
 
+fn to_tips(tips: Vec<(u8, u16)>) -> Vec<Tip> {
+    tips.into_iter()
+        .take(16)
+        .map(|(a, seq)| {
+            let author = author(a);
+            let id = id(&author, seq.into());
+            Tip {
+                author,
+                seq: seq.into(),
+                id,
+            }
+        })
+        .collect()
+}
+
 fuzz_target!(|ops: Vec<Op>| {
     let config = Config {
         max_want_span: 64,
@@ -113,20 +140,14 @@ fuzz_target!(|ops: Vec<Op>| {
                 }
             }
             Op::Summary { peer: p, tips } => {
-                let tips = tips
-                    .into_iter()
-                    .take(16)
-                    .map(|(a, seq)| {
-                        let author = author(a);
-                        let id = id(&author, seq.into());
-                        Tip {
-                            author,
-                            seq: seq.into(),
-                            id,
-                        }
-                    })
-                    .collect();
-                sync.handle_frame(&peer(p), Frame::Summary { tips }, now);
+                sync.handle_frame(&peer(p), Frame::Summary { tips: to_tips(tips) }, now);
+            }
+            Op::Have { peer: p, tips } => {
+                sync.handle_frame(&peer(p), Frame::Have { tips: to_tips(tips) }, now);
+            }
+            Op::Mode { peer: p, eager } => {
+                let frame = if eager { Frame::Graft } else { Frame::Prune };
+                sync.handle_frame(&peer(p), frame, now);
             }
             Op::Want {
                 peer: p,
@@ -144,7 +165,11 @@ fuzz_target!(|ops: Vec<Op>| {
                     now,
                 );
             }
-            Op::Items { peer: p, items } => {
+            Op::Items {
+                peer: p,
+                items,
+                pushed,
+            } => {
                 let items = items
                     .into_iter()
                     .take(64)
@@ -169,7 +194,12 @@ fuzz_target!(|ops: Vec<Op>| {
                         }
                     })
                     .collect();
-                sync.handle_frame(&peer(p), Frame::Envelopes { items }, now);
+                let frame = if pushed {
+                    Frame::Push { items }
+                } else {
+                    Frame::Envelopes { items }
+                };
+                sync.handle_frame(&peer(p), frame, now);
             }
             Op::Stored { author: a, from } => {
                 let author = author(a);
@@ -208,6 +238,19 @@ fuzz_target!(|ops: Vec<Op>| {
             actions += 1;
             assert!(actions <= 4096, "one event gave more than 4096 actions");
             match action {
+                Action::Push { author, seq, .. } => {
+                    let held = store.get(&author).copied().unwrap_or(0);
+                    assert!(1 <= seq && seq <= held, "push of {author} {seq}, held {held}");
+                }
+                Action::Send {
+                    frame: Frame::Have { tips },
+                    ..
+                } => {
+                    for tip in tips {
+                        let held = store.get(&tip.author).copied().unwrap_or(0);
+                        assert!(tip.seq <= held, "Have of {} {}, held {held}", tip.author, tip.seq);
+                    }
+                }
                 Action::SendRange {
                     author, from, to, ..
                 } => {

@@ -27,34 +27,21 @@ use std::time::{Duration, Instant};
 
 use cer_proto::api::PeerInfo;
 use cer_proto::sync::{self as proto, Action};
-use cer_proto::wire::{Frame, Item, Role, WireTombstone, MAX_BATCH, MAX_FRAME_BYTES};
+use cer_proto::wire::{Frame, Item, Role};
 use cer_proto::{EnvelopeId, Fingerprint};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::transport::{
-    CloseCode, Endpoint, FrameReceiver, FrameSender, Link, LinkHandle, MeshError,
-};
+use super::link::{self, FromLink, Live, Out};
+use super::transport::{CloseCode, Endpoint, Link, LinkHandle, MeshError};
 use crate::audit::{self, AUDIT};
 use crate::config;
 use crate::node::{IngestError, Node, NodeEvent};
-use crate::store::{Change, EventRecord, Incoming, Inserted, StoredEnvelope, Tombstone};
+use crate::store::{Change, EventRecord, Incoming, Inserted};
 use crate::verify::Rejected;
 
-/// Frames a peer may send per second before it is disconnected, and the
-/// burst allowed above that rate.
-const FRAMES_PER_SECOND: f64 = 2_000.0;
-const FRAME_BURST: f64 = 8_000.0;
-/// Frame bytes a peer may send per second, and the burst.
-const BYTES_PER_SECOND: f64 = 64.0 * 1024.0 * 1024.0;
-const BYTE_BURST: f64 = 256.0 * 1024.0 * 1024.0;
-/// Messages queued for one peer's outbox before new ones are dropped
-/// (anti-entropy repairs what a full queue dropped).
-const OUTBOX_CAPACITY: usize = 4096;
 /// Frames queued from all readers to the engine (backpressure to peers).
 const INBOX_CAPACITY: usize = 1024;
-/// Largest frame the outbox builds: leave room below the hard maximum.
-const BATCH_BYTES: usize = MAX_FRAME_BYTES / 2;
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Two links of opposite roles added within this of each other were dialed
@@ -203,25 +190,37 @@ enum Input {
     },
 }
 
+impl From<FromLink> for Input {
+    fn from(event: FromLink) -> Input {
+        match event {
+            FromLink::Frame { peer, link, frame } => Input::Frame { peer, link, frame },
+            FromLink::Misbehaved {
+                peer,
+                link,
+                reason,
+                detail,
+            } => Input::Misbehaved {
+                peer,
+                link,
+                reason,
+                detail,
+            },
+            FromLink::Closed { peer, link, reason } => Input::Closed { peer, link, reason },
+        }
+    }
+}
+
 /// Items the state machine handed out from one peer, in order.
 struct IngestBatch {
     from: Fingerprint,
     items: Vec<(Fingerprint, u64, Item)>,
 }
 
-enum Out {
-    Frame(Frame),
-    Range {
-        author: Fingerprint,
-        from: u64,
-        to: u64,
-    },
-}
-
 struct LinkEntry {
     id: u64,
     handle: LinkHandle,
     outbox: mpsc::Sender<Out>,
+    live: mpsc::Sender<Live>,
     role: Role,
     remote: SocketAddr,
     /// When the link was authenticated and added.
@@ -484,29 +483,24 @@ impl Engine {
         let role = link.role;
         let remote = link.remote;
         let (sender, receiver, handle) = link.split();
-        let (outbox, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
         let stats = self.board.entry(peer.clone()).or_default();
         stats.address = Some(remote);
         stats.last_seen = Some(audit::now());
-        tokio::spawn(outbox_task(
+        let outboxes = link::spawn(
             self.node.clone(),
-            sender,
-            outbox_rx,
-            stats.sent.clone(),
-        ));
-        tokio::spawn(reader_task(
             peer.clone(),
             id,
-            receiver,
-            handle.clone(),
+            (sender, receiver, handle.clone()),
             self.inbox_tx.clone(),
-        ));
+            stats.sent.clone(),
+        );
         self.links.insert(
             peer.clone(),
             LinkEntry {
                 id,
                 handle,
-                outbox,
+                outbox: outboxes.bulk,
+                live: outboxes.live,
                 role,
                 remote,
                 since: now,
@@ -558,7 +552,15 @@ impl Engine {
                         .items
                         .push((author, seq, item));
                 }
-                Action::Send { peer, frame } => self.enqueue(&peer, Out::Frame(frame)),
+                Action::Send { peer, frame } => match frame {
+                    Frame::Have { .. } | Frame::Prune | Frame::Graft => {
+                        self.enqueue_live(&peer, Live::Frame(frame))
+                    }
+                    frame => self.enqueue(&peer, Out::Frame(frame)),
+                },
+                Action::Push { peer, author, seq } => {
+                    self.enqueue_live(&peer, Live::Push { author, seq })
+                }
                 Action::SendRange {
                     peer,
                     author,
@@ -588,6 +590,14 @@ impl Engine {
         if let Some(link) = self.links.get(peer) {
             if link.outbox.try_send(out).is_err() {
                 tracing::debug!(peer = %peer.short(), "outbox full; anti-entropy will repair");
+            }
+        }
+    }
+
+    fn enqueue_live(&self, peer: &Fingerprint, live: Live) {
+        if let Some(link) = self.links.get(peer) {
+            if link.live.try_send(live).is_err() {
+                tracing::debug!(peer = %peer.short(), "live outbox full; anti-entropy will repair");
             }
         }
     }
@@ -758,16 +768,6 @@ fn disconnects(rejected: &Rejected) -> bool {
             | Rejected::TransitionWithoutOldKey(_)
             | Rejected::TransitionWithoutNewKey(_)
     )
-}
-
-fn tombstone_to_wire(id: EnvelopeId, t: Tombstone) -> WireTombstone {
-    WireTombstone {
-        author: t.header.author,
-        seq: t.header.seq,
-        id,
-        proof: t.proof,
-        proof_sig: t.proof_sig,
-    }
 }
 
 /// Verifies each batch on blocking threads, queues it to the store's
@@ -1040,199 +1040,6 @@ fn jitter(max: Duration) -> Duration {
         .map_or(0, |d| d.subsec_nanos() as u64)
         ^ std::process::id() as u64;
     Duration::from_nanos(seed % (max.as_nanos() as u64).max(1))
-}
-
-/// Reads frames from one link into the engine, enforcing rate limits.
-async fn reader_task(
-    peer: Fingerprint,
-    link: u64,
-    mut receiver: FrameReceiver,
-    handle: LinkHandle,
-    inbox: mpsc::Sender<Input>,
-) {
-    let mut frames = TokenBucket::new(FRAMES_PER_SECOND, FRAME_BURST);
-    let mut bytes = TokenBucket::new(BYTES_PER_SECOND, BYTE_BURST);
-    let mut last_bytes = 0u64;
-    let misbehaved = |reason: &'static str, detail: String| Input::Misbehaved {
-        peer: peer.clone(),
-        link,
-        reason,
-        detail,
-    };
-    let reason = loop {
-        tokio::select! {
-            closed = handle.closed() => break closed.to_string(),
-            next = receiver.recv() => match next {
-                Ok(Some(frame)) => {
-                    let total = handle.stats().frame_bytes_received;
-                    let size = total.saturating_sub(last_bytes);
-                    last_bytes = total;
-                    if !frames.take(1.0) || !bytes.take(size as f64) {
-                        let _ = inbox.send(misbehaved("rate_limit", "rate limit exceeded".into())).await;
-                        break "rate limit exceeded".into();
-                    }
-                    let frame = Input::Frame { peer: peer.clone(), link, frame };
-                    if inbox.send(frame).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => break "stream finished".into(),
-                Err(MeshError::Oversized { size }) => {
-                    let _ = inbox.send(misbehaved("oversized", format!("frame of {size} bytes"))).await;
-                    break format!("oversized frame ({size} bytes)");
-                }
-                Err(MeshError::Decode(e)) => {
-                    let _ = inbox.send(misbehaved("malformed", e.to_string())).await;
-                    break format!("undecodable frame: {e}");
-                }
-                Err(e) => break e.to_string(),
-            }
-        }
-    };
-    let _ = inbox.send(Input::Closed { peer, link, reason }).await;
-}
-
-/// Writes one link's frames; reads envelope ranges from the store and
-/// packs consecutive ones into batches.
-async fn outbox_task(
-    node: Arc<Node>,
-    mut sender: FrameSender,
-    mut outbox: mpsc::Receiver<Out>,
-    sent: Arc<AtomicU64>,
-) {
-    let mut batch = Batch::default();
-    while let Some(first) = outbox.recv().await {
-        let mut next = Some(first);
-        while let Some(out) = next.take().or_else(|| outbox.try_recv().ok()) {
-            let ok = match out {
-                Out::Frame(frame) => {
-                    batch.flush(&mut sender, &sent).await.is_ok()
-                        && sender.send(&frame).await.is_ok()
-                }
-                Out::Range { author, from, to } => {
-                    batch
-                        .add_range(&node, &author, from, to, &mut sender, &sent)
-                        .await
-                }
-            };
-            if !ok {
-                return;
-            }
-        }
-        if batch.flush(&mut sender, &sent).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Envelopes gathered for the next `Envelopes` frame.
-#[derive(Default)]
-struct Batch {
-    items: Vec<Item>,
-    bytes: usize,
-}
-
-impl Batch {
-    /// Adds `author`'s envelopes `from..=to`, sending full batches as they
-    /// fill. False when the link is gone.
-    async fn add_range(
-        &mut self,
-        node: &Node,
-        author: &Fingerprint,
-        from: u64,
-        to: u64,
-        sender: &mut FrameSender,
-        sent: &AtomicU64,
-    ) -> bool {
-        let mut seq = from;
-        while seq <= to {
-            let chunk_end = to.min(seq.saturating_add(MAX_BATCH as u64 - 1));
-            let store = node.store().clone();
-            let who = author.clone();
-            let read =
-                tokio::task::spawn_blocking(move || store.chain_range(&who, seq, chunk_end)).await;
-            let stored = match read {
-                Ok(Ok(stored)) => stored,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "reading envelopes to send");
-                    return true;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "reading envelopes to send");
-                    return true;
-                }
-            };
-            if stored.is_empty() {
-                return true;
-            }
-            for (id, envelope) in stored {
-                let item = match envelope {
-                    StoredEnvelope::Live { bytes, sig } => {
-                        self.bytes += bytes.len() + sig.len() + 16;
-                        Item::Live { bytes, sig }
-                    }
-                    StoredEnvelope::Tombstone(t) => {
-                        self.bytes += 64 + t.proof.len() + t.proof_sig.len();
-                        Item::Tombstone(tombstone_to_wire(id, t))
-                    }
-                };
-                self.items.push(item);
-                if (self.items.len() >= MAX_BATCH || self.bytes >= BATCH_BYTES)
-                    && self.flush(sender, sent).await.is_err()
-                {
-                    return false;
-                }
-            }
-            seq = chunk_end + 1;
-        }
-        true
-    }
-
-    async fn flush(&mut self, sender: &mut FrameSender, sent: &AtomicU64) -> Result<(), MeshError> {
-        if self.items.is_empty() {
-            return Ok(());
-        }
-        let n = self.items.len() as u64;
-        let frame = Frame::Envelopes {
-            items: std::mem::take(&mut self.items),
-        };
-        self.bytes = 0;
-        sender.send(&frame).await?;
-        sent.fetch_add(n, Ordering::Relaxed);
-        Ok(())
-    }
-}
-
-/// A token bucket: `rate` tokens per second, at most `burst` saved up.
-struct TokenBucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    at: Instant,
-}
-
-impl TokenBucket {
-    fn new(rate: f64, burst: f64) -> Self {
-        TokenBucket {
-            rate,
-            burst,
-            tokens: burst,
-            at: Instant::now(),
-        }
-    }
-
-    fn take(&mut self, n: f64) -> bool {
-        let now = Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
-        self.at = now;
-        if self.tokens >= n {
-            self.tokens -= n;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 pub mod board;
 mod engine;
+mod link;
 pub mod transport;
 
 pub use board::PeerBoard;

@@ -67,13 +67,19 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(2);
 /// seconds, while a live one misses four keep-alives in a row first.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Per-stream receive window. One stream carries everything, so this is
-/// the in-flight limit of a catch-up: 8 MiB covers ~100 Mbit/s at 600 ms
-/// RTT, far above what the catch-up target needs (10,000 × 600 B/s).
+/// Per-stream receive window, the in-flight limit of a catch-up on the
+/// frame stream: 8 MiB covers ~100 Mbit/s at 600 ms RTT, far above what
+/// the catch-up target needs (10,000 × 600 B/s).
 const STREAM_WINDOW: u32 = 8 * 1024 * 1024;
 
-/// Connection-level receive and send windows.
-const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
+/// Connection-level receive and send windows: twice a stream's, so a
+/// catch-up that fills its stream's window leaves the live stream as much
+/// room again (a write there never waits for catch-up bytes to be acked).
+const CONNECTION_WINDOW: u32 = 2 * STREAM_WINDOW;
+
+/// The live stream's priority over the frame stream (quinn sends the data
+/// of higher-priority streams first).
+const LIVE_PRIORITY: i32 = 1;
 
 /// The TLS server name used by dialers. Meaningless: certificates are not
 /// checked against it (see the module documentation).
@@ -633,6 +639,24 @@ impl FrameReceiver {
 }
 
 impl LinkHandle {
+    /// Opens this side's live stream: a unidirectional stream of frames
+    /// that quinn sends ahead of the frame stream's, so live envelopes do
+    /// not wait behind a catch-up. The peer sees it when the first frame
+    /// arrives ([`LinkHandle::accept_live`]).
+    pub async fn open_live(&self) -> Result<FrameSender, MeshError> {
+        let stream = self.conn.open_uni().await.map_err(closed)?;
+        stream
+            .set_priority(LIVE_PRIORITY)
+            .map_err(|_| MeshError::Closed(LinkClosed::Local))?;
+        Ok(FrameSender::new(stream, self.counters.clone()))
+    }
+
+    /// The peer's live stream, once its first frame arrives. Cancel-safe.
+    pub async fn accept_live(&self) -> Result<FrameReceiver, MeshError> {
+        let stream = self.conn.accept_uni().await.map_err(closed)?;
+        Ok(FrameReceiver::new(stream, self.counters.clone()))
+    }
+
     /// Closes the connection at once with `code` and `reason` (kept under
     /// 1 KiB to fit one packet). Frames not yet delivered may be lost:
     /// to end gracefully, send `Goodbye`, `finish` the sender, and let the
@@ -823,10 +847,11 @@ fn transport_config() -> quinn::TransportConfig {
         .max_idle_timeout(Some(
             IdleTimeout::try_from(IDLE_TIMEOUT).expect("10 s fits an idle timeout"),
         ))
-        // One frame stream per connection, opened by the dialer; nothing
-        // else may be opened.
+        // One frame stream per connection, opened by the dialer, and one
+        // live stream each way (see `LinkHandle::open_live`); nothing else
+        // may be opened.
         .max_concurrent_bidi_streams(VarInt::from_u32(1))
-        .max_concurrent_uni_streams(VarInt::from_u32(0))
+        .max_concurrent_uni_streams(VarInt::from_u32(1))
         .stream_receive_window(VarInt::from_u32(STREAM_WINDOW))
         .receive_window(VarInt::from_u32(CONNECTION_WINDOW))
         .send_window(u64::from(CONNECTION_WINDOW));

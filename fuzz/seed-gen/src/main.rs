@@ -127,7 +127,7 @@ fn main() {
                     sig: vec![0x88; 119],
                 },
                 Item::Tombstone(WireTombstone {
-                    author,
+                    author: author.clone(),
                     seq: 1,
                     id: EnvelopeId::of(&chain[0]),
                     proof: chain[4].clone(),
@@ -135,6 +135,21 @@ fn main() {
                 }),
             ],
         },
+        Frame::Push {
+            items: vec![Item::Live {
+                bytes: chain[1].clone(),
+                sig: vec![0x88; 119],
+            }],
+        },
+        Frame::Have {
+            tips: vec![Tip {
+                author: author.clone(),
+                seq: 5,
+                id: EnvelopeId::of(&chain[4]),
+            }],
+        },
+        Frame::Prune,
+        Frame::Graft,
         Frame::Auth {
             fingerprint: other,
             signature: vec![0x88; 119],

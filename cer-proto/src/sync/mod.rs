@@ -20,6 +20,21 @@
 //!   to hold it, and never back to the peer it came from. A peer that then
 //!   lacks predecessors asks for the gap itself.
 //!
+//! Lazy push (in the spirit of Plumtree). Every link starts *eager*: a
+//! newly stored envelope is pushed in full ([`Action::Push`], sent as
+//! [`Frame::Push`] ahead of catch-up traffic). A node that receives a
+//! pushed envelope it already holds knows the link closes a loop: it makes
+//! the link *lazy* both ways and tells the peer ([`Frame::Prune`]). Over a
+//! lazy link a node only announces what it stored ([`Frame::Have`]: per
+//! author the highest seq, gathered for [`Config::announce_delay`]). A node
+//! that hears of an envelope it lacks gives its eager links
+//! [`Config::graft_timeout`] to deliver it; then it asks the announcer with
+//! a [`Frame::Want`] and, when only the newest envelopes are missing (the
+//! eager links broke rather than the node fell behind), makes that link
+//! eager again ([`Frame::Graft`]). The eager links settle into a spanning
+//! tree: each node receives about one copy of each envelope, and the
+//! announcements and the periodic summary repair what the tree misses.
+//!
 //! Maps are ordered (`BTreeMap`), so the same events give the same actions:
 //! simulations replay exactly from a seed.
 
@@ -54,7 +69,20 @@ pub struct Config {
     /// `max_wants_per_author × max_want_span` seqs); more are asked as
     /// these complete.
     pub max_wants_per_author: usize,
+    /// How long announcements to a lazy peer are gathered before one
+    /// [`Frame::Have`] carries them.
+    pub announce_delay: Duration,
+    /// How long a node that heard of an envelope it lacks waits for an
+    /// eager link to deliver it before asking the announcer.
+    pub graft_timeout: Duration,
+    /// Push every envelope to every peer (no lazy links): the flooding of
+    /// earlier versions, kept for comparison.
+    pub flood: bool,
 }
+
+/// A graft asks for at most this many missing envelopes: more means the
+/// node fell behind (catch-up), not that the eager links broke.
+const GRAFT_SPAN: u64 = 64;
 
 impl Default for Config {
     fn default() -> Self {
@@ -65,6 +93,9 @@ impl Default for Config {
             max_want_span: 4096,
             max_buffered: 4096,
             max_wants_per_author: 16,
+            announce_delay: Duration::from_millis(50),
+            graft_timeout: Duration::from_secs(1),
+            flood: false,
         }
     }
 }
@@ -90,6 +121,14 @@ pub struct Sync {
 pub enum Action {
     /// Send a frame (Summary or Want) to the peer.
     Send { peer: PeerId, frame: Frame },
+    /// Push the newly stored envelope `(author, seq)` to the peer in a
+    /// [`Frame::Push`], read from the local store, ahead of any range
+    /// (live envelopes go before catch-up).
+    Push {
+        peer: PeerId,
+        author: Fingerprint,
+        seq: u64,
+    },
     /// Send `author`'s envelopes `from..=to` to the peer, read from the
     /// local store, in seq order, in batches of at most
     /// [`Config::max_batch`] (the driver does the reading and framing).
@@ -126,8 +165,13 @@ pub struct PeerView {
     pub ahead: u64,
     /// Items received from it.
     pub received: u64,
-    /// Items announced to it with [`Action::SendRange`].
+    /// Items announced to it with [`Action::SendRange`] or [`Action::Push`].
     pub sent: u64,
+    /// Whether the link is eager (envelopes pushed in full) or lazy
+    /// (announced by [`Frame::Have`]).
+    pub eager: bool,
+    /// Items it pushed that were already held: copies beyond the first.
+    pub duplicate_pushes: u64,
     /// Items it sent that were already held, handed out or buffered.
     pub duplicates: u64,
     /// Items it sent whose author this node does not trust.
@@ -159,6 +203,17 @@ pub struct Stats {
     pub items_announced: u64,
     /// Summary frames sent.
     pub summaries_sent: u64,
+    /// Items received in Push frames.
+    pub pushes_received: u64,
+    /// Pushed items already held, handed out or buffered.
+    pub duplicate_pushes: u64,
+    /// Have frames sent, and the authors' tips they carried.
+    pub haves_sent: u64,
+    pub announced: u64,
+    /// Links made lazy ([`Frame::Prune`] sent) and eager again
+    /// ([`Frame::Graft`] sent).
+    pub prunes_sent: u64,
+    pub grafts_sent: u64,
 }
 
 /// What this node knows of one author's chain.
@@ -175,6 +230,9 @@ struct Author {
     buffer: BTreeMap<u64, Buffered>,
     /// Wants outstanding, all above `handed`.
     wants: Vec<Outstanding>,
+    /// When a peer announced a seq above `handed`: the eager links have
+    /// until then to deliver it (see [`Config::graft_timeout`]).
+    graft_at: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -204,7 +262,54 @@ struct Peer {
     buffered: usize,
     /// Authors not to ask it for until then: it sent one we rejected.
     cooldown: BTreeMap<Fingerprint, Instant>,
+    /// Whether newly stored envelopes are pushed to it in full; otherwise
+    /// they are announced.
+    eager: bool,
+    /// The last link mode this node asked for: a duplicate push is
+    /// answered with a Prune unless one was already sent.
+    told: Option<Mode>,
+    /// What it announced by Have and no summary or delivery has confirmed
+    /// yet: relied on only once [`Config::graft_timeout`] has passed.
+    heard: BTreeMap<Fingerprint, u64>,
+    /// Tips to announce to it, and when.
+    announce: BTreeMap<Fingerprint, ChainTip>,
+    announce_at: Option<Instant>,
+    /// When it last sent an item: its Wants are not timed out while it
+    /// delivers anything.
+    progress_at: Option<Instant>,
     view: PeerView,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Prune,
+    Graft,
+}
+
+impl Peer {
+    fn new(now: Instant, config: &Config) -> Peer {
+        Peer {
+            summarized: false,
+            summary_stale: false,
+            tips: BTreeMap::new(),
+            next_summary: now + config.anti_entropy,
+            buffered: 0,
+            cooldown: BTreeMap::new(),
+            eager: true,
+            told: None,
+            heard: BTreeMap::new(),
+            announce: BTreeMap::new(),
+            announce_at: None,
+            progress_at: None,
+            view: PeerView::default(),
+        }
+    }
+
+    /// The highest seq of `author` it is known to hold, or was told of.
+    fn known(&self, author: &Fingerprint) -> u64 {
+        let tip = self.tips.get(author).copied().unwrap_or(0);
+        tip.max(self.heard.get(author).copied().unwrap_or(0))
+    }
 }
 
 impl Sync {
@@ -288,18 +393,8 @@ impl Sync {
         }
         // A reconnect without a disconnect in between starts afresh.
         self.drop_peer(&peer);
-        self.peers.insert(
-            peer.clone(),
-            Peer {
-                summarized: false,
-                summary_stale: false,
-                tips: BTreeMap::new(),
-                next_summary: now + self.config.anti_entropy,
-                buffered: 0,
-                cooldown: BTreeMap::new(),
-                view: PeerView::default(),
-            },
-        );
+        self.peers
+            .insert(peer.clone(), Peer::new(now, &self.config));
         self.send_summary(&peer);
     }
 
@@ -319,14 +414,19 @@ impl Sync {
         match frame {
             Frame::Summary { tips } => self.on_summary(peer, tips, now),
             Frame::Want { author, from, to } => self.on_want(peer, author, from, to),
-            Frame::Envelopes { items } => self.on_envelopes(peer, items, now),
+            Frame::Envelopes { items } => self.on_envelopes(peer, items, false, now),
+            Frame::Push { items } => self.on_envelopes(peer, items, true, now),
+            Frame::Have { tips } => self.on_have(peer, tips, now),
+            Frame::Prune => self.on_mode(peer, false),
+            Frame::Graft => self.on_mode(peer, true),
             Frame::Auth { .. } | Frame::Goodbye { .. } => {}
         }
     }
 
     /// The local store now holds `(author, seq, id)`: filed locally
     /// (`from = None`) or ingested from `from`. Pushes it to the connected
-    /// peers not known to hold it and releases buffered successors.
+    /// peers not known to hold it over eager links, announces it over lazy
+    /// ones, and releases buffered successors.
     pub fn handle_stored(
         &mut self,
         author: &Fingerprint,
@@ -365,21 +465,25 @@ impl Sync {
                 peer.summary_stale = true;
                 continue;
             }
-            let known = peer.tips.entry(author.clone()).or_default();
-            if *known >= seq {
+            if peer.known(author) >= seq {
+                continue;
+            }
+            if !peer.eager && !self.config.flood {
+                peer.announce.insert(author.clone(), ChainTip { seq, id });
+                peer.announce_at
+                    .get_or_insert(now + self.config.announce_delay);
                 continue;
             }
             // Only the new envelope: a peer further behind is catching up
             // by its own Wants (perhaps from another peer), or does not
             // trust the author; either way a range would be duplicates.
-            *known = seq;
+            peer.tips.insert(author.clone(), seq);
             peer.view.sent += 1;
             self.stats.items_announced += 1;
-            self.actions.push_back(Action::SendRange {
+            self.actions.push_back(Action::Push {
                 peer: peer_id.clone(),
                 author: author.clone(),
-                from: seq,
-                to: seq,
+                seq,
             });
         }
     }
@@ -436,13 +540,20 @@ impl Sync {
             self.send_summary(&peer);
         }
         let mut expired = Vec::new();
+        let timeout = self.config.want_timeout;
         for (author, state) in &mut self.authors {
-            state.wants.retain(|want| {
-                let live = want.deadline > now;
-                if !live {
-                    expired.push((author.clone(), want.peer.clone()));
+            state.wants.retain_mut(|want| {
+                if want.deadline > now {
+                    return true;
                 }
-                live
+                // A peer still delivering (other Wants first) is not stalled.
+                let progress = self.peers.get(&want.peer).and_then(|p| p.progress_at);
+                if let Some(deadline) = progress.map(|at| at + timeout).filter(|d| *d > now) {
+                    want.deadline = deadline;
+                    return true;
+                }
+                expired.push((author.clone(), want.peer.clone()));
+                false
             });
         }
         for peer in self.peers.values_mut() {
@@ -456,6 +567,16 @@ impl Sync {
         }
         for (author, peer) in expired {
             self.request_missing(&author, now, Some(&peer));
+        }
+        self.send_announcements(now);
+        let grafts: Vec<Fingerprint> = self
+            .authors
+            .iter()
+            .filter(|(_, state)| state.graft_at.is_some_and(|at| at <= now))
+            .map(|(author, _)| author.clone())
+            .collect();
+        for author in grafts {
+            self.graft(&author, now);
         }
         self.tick(now);
     }
@@ -472,11 +593,15 @@ impl Sync {
             .authors
             .values()
             .flat_map(|state| state.wants.iter().map(|want| want.deadline));
+        let announcements = self.peers.values().filter_map(|peer| peer.announce_at);
+        let grafts = self.authors.values().filter_map(|state| state.graft_at);
         pending
             .into_iter()
             .chain(summaries)
             .chain(cooldowns)
             .chain(wants)
+            .chain(announcements)
+            .chain(grafts)
             .min()
     }
 
@@ -513,6 +638,7 @@ impl Sync {
             summarized: p.summarized,
             behind,
             ahead,
+            eager: p.eager,
             ..p.view.clone()
         })
     }
@@ -643,14 +769,20 @@ impl Sync {
         });
     }
 
-    fn on_envelopes(&mut self, peer: &PeerId, items: Vec<Item>, now: Instant) {
+    /// Envelopes a peer sent: asked for (`pushed = false`), or pushed to
+    /// this node over an eager link.
+    fn on_envelopes(&mut self, peer: &PeerId, items: Vec<Item>, pushed: bool, now: Instant) {
         let mut touched = BTreeSet::new();
+        let mut duplicate_push = false;
         for item in items {
             let Some(p) = self.peers.get_mut(peer) else {
                 return;
             };
             p.view.received += 1;
             self.stats.received += 1;
+            if pushed {
+                self.stats.pushes_received += 1;
+            }
             let (author, seq) = match &item {
                 Item::Live { bytes, .. } => match Envelope::peek_place(bytes) {
                     Ok(place) => place,
@@ -670,16 +802,166 @@ impl Sync {
             // It holds this one, so nothing up to it is pushed back.
             let known = p.tips.entry(author.clone()).or_default();
             *known = (*known).max(seq);
-            self.accept(peer, &author, seq, item, now);
+            // Every Want of this peer's is making progress: it answers
+            // them in order, so one queued behind others is not stalled.
+            p.progress_at = Some(now);
+            if !self.accept(peer, &author, seq, item, now) && pushed {
+                duplicate_push = true;
+                self.stats.duplicate_pushes += 1;
+                if let Some(p) = self.peers.get_mut(peer) {
+                    p.view.duplicate_pushes += 1;
+                }
+            }
             touched.insert(author);
+        }
+        if duplicate_push && !self.config.flood {
+            self.prune(peer);
         }
         for author in touched {
             self.request_missing(&author, now, None);
         }
     }
 
-    /// One item of a trusted author from a connected peer.
-    fn accept(&mut self, peer: &PeerId, author: &Fingerprint, seq: u64, item: Item, now: Instant) {
+    /// A duplicate push: the link closes a loop of eager links. It becomes
+    /// lazy both ways, and the peer is told (once).
+    fn prune(&mut self, peer: &PeerId) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        p.eager = false;
+        if p.told == Some(Mode::Prune) {
+            return;
+        }
+        p.told = Some(Mode::Prune);
+        self.stats.prunes_sent += 1;
+        self.actions.push_back(Action::Send {
+            peer: peer.clone(),
+            frame: Frame::Prune,
+        });
+    }
+
+    /// The peer asked for a link mode: Prune (`eager = false`) or Graft.
+    fn on_mode(&mut self, peer: &PeerId, eager: bool) {
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.eager = eager;
+            if eager {
+                // It wants pushes again: a duplicate from it deserves a
+                // fresh Prune.
+                p.told = None;
+            }
+        }
+    }
+
+    /// A lazy peer announced what it holds. What this node lacks gets a
+    /// graft timer; nothing is asked for yet.
+    fn on_have(&mut self, peer: &PeerId, tips: Vec<Tip>, now: Instant) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        for tip in tips {
+            if !self.trusted.contains(&tip.author) {
+                continue;
+            }
+            let heard = p.heard.entry(tip.author.clone()).or_default();
+            *heard = (*heard).max(tip.seq);
+            let state = self.authors.entry(tip.author).or_default();
+            if tip.seq > state.handed && state.graft_at.is_none() {
+                state.graft_at = Some(now + self.config.graft_timeout);
+            }
+        }
+    }
+
+    /// Sends the announcements that are due.
+    fn send_announcements(&mut self, now: Instant) {
+        for (peer_id, peer) in &mut self.peers {
+            if peer.announce_at.is_none_or(|at| at > now) {
+                continue;
+            }
+            peer.announce_at = None;
+            let announce = std::mem::take(&mut peer.announce);
+            let tips: Vec<Tip> = announce
+                .into_iter()
+                .filter(|(author, tip)| peer.known(author) < tip.seq)
+                .map(|(author, tip)| Tip {
+                    author,
+                    seq: tip.seq,
+                    id: tip.id,
+                })
+                .collect();
+            for chunk in tips.chunks(wire::MAX_SUMMARY_AUTHORS) {
+                self.stats.haves_sent += 1;
+                self.stats.announced += chunk.len() as u64;
+                self.actions.push_back(Action::Send {
+                    peer: peer_id.clone(),
+                    frame: Frame::Have {
+                        tips: chunk.to_vec(),
+                    },
+                });
+            }
+        }
+    }
+
+    /// The eager links had their time to deliver what peers announced of
+    /// `author`: asks the announcers for what is still missing, and makes
+    /// the link eager again when only the newest envelopes are missing.
+    fn graft(&mut self, author: &Fingerprint, now: Instant) {
+        let Some(state) = self.authors.get_mut(author) else {
+            return;
+        };
+        state.graft_at = None;
+        let handed = state.handed;
+        // What they announced is now relied on, like a summary.
+        let mut announcers: Vec<(PeerId, u64)> = Vec::new();
+        for (peer_id, peer) in &mut self.peers {
+            let Some(heard) = peer.heard.remove(author) else {
+                continue;
+            };
+            let tip = peer.tips.entry(author.clone()).or_default();
+            *tip = (*tip).max(heard);
+            if heard > handed {
+                announcers.push((peer_id.clone(), heard));
+            }
+        }
+        let Some(target) = announcers.iter().map(|(_, seq)| *seq).max() else {
+            return;
+        };
+        let missing = uncovered(state, handed + 1, target);
+        if missing.is_empty() {
+            return;
+        }
+        // The announcer that holds the most, first in fingerprint order.
+        let (peer, _) = announcers
+            .iter()
+            .find(|(_, seq)| *seq == target)
+            .cloned()
+            .expect("the target is an announcer's");
+        if target - handed <= GRAFT_SPAN && !self.config.flood {
+            if let Some(p) = self.peers.get_mut(&peer) {
+                if !p.eager || p.told != Some(Mode::Graft) {
+                    p.eager = true;
+                    p.told = Some(Mode::Graft);
+                    self.stats.grafts_sent += 1;
+                    self.actions.push_back(Action::Send {
+                        peer: peer.clone(),
+                        frame: Frame::Graft,
+                    });
+                }
+            }
+        }
+        self.request(author, &peer, handed + 1, target, now);
+        self.request_missing(author, now, Some(&peer));
+    }
+
+    /// One item of a trusted author from a connected peer. False when it
+    /// was a duplicate.
+    fn accept(
+        &mut self,
+        peer: &PeerId,
+        author: &Fingerprint,
+        seq: u64,
+        item: Item,
+        now: Instant,
+    ) -> bool {
         let state = self.authors.entry(author.clone()).or_default();
         let duplicate = seq <= state.handed || state.buffer.contains_key(&seq);
         if duplicate {
@@ -687,12 +969,7 @@ impl Sync {
                 p.view.duplicates += 1;
             }
             self.stats.duplicates += 1;
-            return;
-        }
-        for want in &mut state.wants {
-            if want.peer == *peer && (want.from..=want.to).contains(&seq) {
-                want.deadline = now + self.config.want_timeout;
-            }
+            return false;
         }
         if seq == state.handed + 1 {
             hand_out(
@@ -705,7 +982,7 @@ impl Sync {
                 item,
             );
             self.release(author);
-            return;
+            return true;
         }
         let below = state
             .buffer
@@ -729,6 +1006,7 @@ impl Sync {
         // The gap just below: gaps further down were asked for when the
         // items above them arrived.
         self.request(author, peer, below + 1, seq - 1, now);
+        true
     }
 
     /// Hands out buffered items that now follow on, and drops buffered
@@ -929,667 +1207,4 @@ fn uncovered(state: &Author, lo: u64, hi: u64) -> Vec<(u64, u64)> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::envelope::{Body, Draft, DraftBody, IncidentBody};
-    use crate::model::{Affected, Classification, Severity, Status, Timestamp, Tlp};
-    use crate::wire::WireTombstone;
-    use uuid::Uuid;
-
-    fn fp(n: u8) -> Fingerprint {
-        Fingerprint::parse(&format!("{n:02X}").repeat(20)).unwrap()
-    }
-
-    fn id(author: &Fingerprint, seq: u64) -> EnvelopeId {
-        EnvelopeId::of(format!("{author}/{seq}").as_bytes())
-    }
-
-    fn tip(author: &Fingerprint, seq: u64) -> ChainTip {
-        ChainTip {
-            seq,
-            id: id(author, seq),
-        }
-    }
-
-    /// Unit tests use tombstones: their author and seq need no JSON.
-    fn item(author: &Fingerprint, seq: u64) -> Item {
-        Item::Tombstone(WireTombstone {
-            author: author.clone(),
-            seq,
-            id: id(author, seq),
-            proof: vec![],
-            proof_sig: vec![],
-        })
-    }
-
-    fn live(author: &Fingerprint, seq: u64) -> Item {
-        let draft = Draft {
-            author: author.clone(),
-            seq,
-            prev: (seq > 1).then(|| id(author, seq - 1)),
-            created: Timestamp::from_unix_nanos(0),
-            subject: Uuid::nil(),
-            tlp: Tlp::Green,
-            recipients: vec![],
-            body: DraftBody::Plain(Body::Incident(IncidentBody {
-                title: "t".into(),
-                description: String::new(),
-                severity: Severity::Low,
-                classification: Classification::parse("test/test").unwrap(),
-                status: Status::New,
-                indicators: vec![],
-                affected: Affected::default(),
-                occurred: None,
-                detected: None,
-                tags: vec![],
-                source: None,
-            })),
-            withdraws: vec![],
-        };
-        Item::Live {
-            bytes: draft.to_bytes().unwrap(),
-            sig: vec![0; 64],
-        }
-    }
-
-    fn batch(author: &Fingerprint, seqs: impl IntoIterator<Item = u64>) -> Frame {
-        Frame::Envelopes {
-            items: seqs.into_iter().map(|seq| item(author, seq)).collect(),
-        }
-    }
-
-    fn summary(tips: &[(&Fingerprint, u64)]) -> Frame {
-        Frame::Summary {
-            tips: tips
-                .iter()
-                .map(|(author, seq)| Tip {
-                    author: (*author).clone(),
-                    seq: *seq,
-                    id: id(author, *seq),
-                })
-                .collect(),
-        }
-    }
-
-    fn want(author: &Fingerprint, from: u64, to: u64) -> Frame {
-        Frame::Want {
-            author: author.clone(),
-            from,
-            to,
-        }
-    }
-
-    fn drain(sync: &mut Sync) -> Vec<Action> {
-        std::iter::from_fn(|| sync.poll_action()).collect()
-    }
-
-    fn sends(actions: &[Action]) -> Vec<(PeerId, Frame)> {
-        actions
-            .iter()
-            .filter_map(|action| match action {
-                Action::Send { peer, frame } => Some((peer.clone(), frame.clone())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn ingests(actions: &[Action]) -> Vec<(PeerId, u64)> {
-        actions
-            .iter()
-            .filter_map(|action| match action {
-                Action::Ingest { from, seq, .. } => Some((from.clone(), *seq)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// A node `me` trusting `me`, A, B, C and author X, with peers A and B
-    /// connected and summarized as holding nothing.
-    struct Fixture {
-        sync: Sync,
-        now: Instant,
-        me: Fingerprint,
-        a: PeerId,
-        b: PeerId,
-        x: Fingerprint,
-    }
-
-    fn fixture(config: Config, our_x: u64) -> Fixture {
-        let (me, a, b, c, x) = (fp(0xEE), fp(0xA1), fp(0xB2), fp(0xC3), fp(0x99));
-        let tips = (our_x > 0).then(|| (x.clone(), tip(&x, our_x)));
-        let trusted = [me.clone(), a.clone(), b.clone(), c, x.clone()];
-        let mut sync = Sync::new(config, tips, trusted);
-        let now = Instant::now();
-        for peer in [&a, &b] {
-            sync.handle_connected(peer.clone(), now);
-            sync.handle_frame(peer, summary(&[]), now);
-        }
-        drain(&mut sync);
-        Fixture {
-            sync,
-            now,
-            me,
-            a,
-            b,
-            x,
-        }
-    }
-
-    #[test]
-    fn connect_sends_summary_of_trusted_authors_only() {
-        let (me, peer, untrusted) = (fp(1), fp(2), fp(3));
-        let tips = [
-            (me.clone(), tip(&me, 5)),
-            (untrusted.clone(), tip(&untrusted, 9)),
-        ];
-        let mut sync = Sync::new(Config::default(), tips, [me.clone(), peer.clone()]);
-        let now = Instant::now();
-        sync.handle_connected(peer.clone(), now);
-        assert_eq!(
-            drain(&mut sync),
-            vec![Action::Send {
-                peer: peer.clone(),
-                frame: summary(&[(&me, 5)])
-            }]
-        );
-        assert_eq!(
-            sync.poll_timeout(),
-            Some(now + Config::default().anti_entropy)
-        );
-        let view = sync.peer(&peer).unwrap();
-        assert!(!view.summarized);
-        assert_eq!(view.ahead, 5);
-    }
-
-    #[test]
-    fn untrusted_peer_is_refused_on_connect() {
-        let mut sync = Sync::new(Config::default(), [], [fp(1)]);
-        sync.handle_connected(fp(2), Instant::now());
-        assert!(matches!(
-            drain(&mut sync).as_slice(),
-            [Action::Disconnect { peer, .. }] if *peer == fp(2)
-        ));
-        assert!(sync.peer(&fp(2)).is_none());
-    }
-
-    #[test]
-    fn summary_asks_for_what_is_missing_in_spans_once() {
-        let config = Config {
-            max_want_span: 100,
-            ..Config::default()
-        };
-        let mut f = fixture(config, 10);
-        let untrusted = fp(0x55);
-        f.sync.handle_frame(
-            &f.a,
-            summary(&[(&f.x, 250), (&untrusted, 7), (&f.me, 0)]),
-            f.now,
-        );
-        let asked = sends(&drain(&mut f.sync));
-        assert_eq!(
-            asked,
-            vec![
-                (f.a.clone(), want(&f.x, 11, 110)),
-                (f.a.clone(), want(&f.x, 111, 210)),
-                (f.a.clone(), want(&f.x, 211, 250)),
-            ]
-        );
-        let view = f.sync.peer(&f.a).unwrap();
-        assert!(view.summarized);
-        assert_eq!(view.behind, 240);
-        // B holds more: only the part not already asked of A.
-        f.sync.handle_frame(&f.b, summary(&[(&f.x, 260)]), f.now);
-        assert_eq!(
-            sends(&drain(&mut f.sync)),
-            vec![(f.b.clone(), want(&f.x, 251, 260))]
-        );
-        // A repeats itself: nothing new.
-        f.sync.handle_frame(&f.a, summary(&[(&f.x, 250)]), f.now);
-        assert_eq!(drain(&mut f.sync), vec![]);
-    }
-
-    #[test]
-    fn stalled_want_is_asked_again_of_another_peer() {
-        let mut f = fixture(Config::default(), 0);
-        f.sync.handle_frame(&f.a, summary(&[(&f.x, 5)]), f.now);
-        f.sync.handle_frame(&f.b, summary(&[(&f.x, 5)]), f.now);
-        assert_eq!(
-            sends(&drain(&mut f.sync)),
-            vec![(f.a.clone(), want(&f.x, 1, 5))]
-        );
-        let timeout = Config::default().want_timeout;
-        // Progress pushes the deadline back.
-        let later = f.now + timeout / 2;
-        f.sync.handle_frame(&f.a, batch(&f.x, [1, 2]), later);
-        assert_eq!(
-            ingests(&drain(&mut f.sync)),
-            vec![(f.a.clone(), 1), (f.a.clone(), 2)]
-        );
-        assert_eq!(f.sync.poll_timeout(), Some(later + timeout));
-        f.sync.handle_timeout(f.now + timeout);
-        assert_eq!(drain(&mut f.sync), vec![]);
-        f.sync.handle_timeout(later + timeout);
-        assert_eq!(
-            sends(&drain(&mut f.sync)),
-            vec![(f.b.clone(), want(&f.x, 3, 5))]
-        );
-    }
-
-    #[test]
-    fn want_is_answered_up_to_the_local_tip() {
-        let mut f = fixture(Config::default(), 10);
-        f.sync.handle_frame(&f.a, want(&f.x, 4, 20), f.now);
-        assert_eq!(
-            drain(&mut f.sync),
-            vec![Action::SendRange {
-                peer: f.a.clone(),
-                author: f.x.clone(),
-                from: 4,
-                to: 10
-            }]
-        );
-        assert_eq!(f.sync.peer(&f.a).unwrap().sent, 7);
-        // Beyond the tip, an author we lack, an untrusted author: nothing.
-        f.sync.handle_frame(&f.a, want(&f.x, 11, 20), f.now);
-        f.sync.handle_frame(&f.a, want(&f.me, 1, 20), f.now);
-        f.sync.handle_frame(&f.a, want(&fp(0x55), 1, 20), f.now);
-        assert_eq!(drain(&mut f.sync), vec![]);
-        // What was sent in answer is not pushed again.
-        f.sync.handle_stored(&f.x, 11, id(&f.x, 11), None, f.now);
-        assert_eq!(
-            drain(&mut f.sync),
-            vec![
-                Action::SendRange {
-                    peer: f.a.clone(),
-                    author: f.x.clone(),
-                    from: 11,
-                    to: 11
-                },
-                Action::SendRange {
-                    peer: f.b.clone(),
-                    author: f.x.clone(),
-                    from: 11,
-                    to: 11
-                },
-            ]
-        );
-    }
-
-    #[test]
-    fn items_in_order_are_ingested_and_duplicates_counted() {
-        let mut f = fixture(Config::default(), 2);
-        f.sync
-            .handle_frame(&f.a, batch(&f.x, [1, 2, 3, 4, 3]), f.now);
-        assert_eq!(
-            ingests(&drain(&mut f.sync)),
-            vec![(f.a.clone(), 3), (f.a.clone(), 4)]
-        );
-        // Handed out but not stored yet: still a duplicate.
-        f.sync.handle_frame(&f.b, batch(&f.x, [4]), f.now);
-        assert_eq!(drain(&mut f.sync), vec![]);
-        let a = f.sync.peer(&f.a).unwrap();
-        assert_eq!((a.received, a.duplicates), (5, 3));
-        let stats = f.sync.stats();
-        assert_eq!(
-            (stats.received, stats.duplicates, stats.ingested),
-            (6, 4, 2)
-        );
-    }
-
-    #[test]
-    fn live_items_are_parsed_and_junk_counted() {
-        let mut f = fixture(Config::default(), 0);
-        let frame = Frame::Envelopes {
-            items: vec![
-                live(&f.x, 1),
-                Item::Live {
-                    bytes: b"{not json".to_vec(),
-                    sig: vec![],
-                },
-                live(&fp(0x55), 1),
-            ],
-        };
-        f.sync.handle_frame(&f.a, frame, f.now);
-        assert_eq!(ingests(&drain(&mut f.sync)), vec![(f.a.clone(), 1)]);
-        let view = f.sync.peer(&f.a).unwrap();
-        assert_eq!((view.received, view.junk, view.ignored), (3, 1, 1));
-    }
-
-    #[test]
-    fn out_of_order_items_wait_for_the_gap() {
-        let mut f = fixture(Config::default(), 0);
-        f.sync.handle_frame(&f.a, batch(&f.x, [3, 4]), f.now);
-        f.sync.handle_frame(&f.b, batch(&f.x, [7]), f.now);
-        let actions = drain(&mut f.sync);
-        assert_eq!(ingests(&actions), vec![]);
-        assert_eq!(
-            sends(&actions),
-            vec![
-                (f.a.clone(), want(&f.x, 1, 2)),
-                (f.b.clone(), want(&f.x, 5, 6)),
-            ]
-        );
-        assert_eq!(f.sync.stats().buffered, 3);
-        f.sync.handle_frame(&f.a, batch(&f.x, [1, 2]), f.now);
-        assert_eq!(
-            ingests(&drain(&mut f.sync)),
-            vec![
-                (f.a.clone(), 1),
-                (f.a.clone(), 2),
-                (f.a.clone(), 3),
-                (f.a.clone(), 4)
-            ]
-        );
-        f.sync.handle_frame(&f.b, batch(&f.x, [5, 6]), f.now);
-        assert_eq!(
-            ingests(&drain(&mut f.sync)),
-            vec![(f.b.clone(), 5), (f.b.clone(), 6), (f.b.clone(), 7)]
-        );
-        assert_eq!(f.sync.stats().buffered, 0);
-        assert_eq!(
-            f.sync.poll_timeout(),
-            Some(f.now + Config::default().anti_entropy)
-        );
-    }
-
-    #[test]
-    fn buffer_is_bounded_per_peer() {
-        let config = Config {
-            max_buffered: 2,
-            ..Config::default()
-        };
-        let mut f = fixture(config, 0);
-        f.sync.handle_frame(&f.a, batch(&f.x, [2, 3, 4, 5]), f.now);
-        drain(&mut f.sync);
-        let stats = f.sync.stats();
-        assert_eq!((stats.buffered, stats.overflowed), (2, 2));
-        f.sync.handle_frame(&f.a, batch(&f.x, [1]), f.now);
-        // 1..=3 follow on; 4 and 5 were dropped and are asked for again.
-        let actions = drain(&mut f.sync);
-        assert_eq!(
-            ingests(&actions),
-            vec![(f.a.clone(), 1), (f.a.clone(), 2), (f.a.clone(), 3)]
-        );
-        assert_eq!(f.sync.stats().buffered, 0);
-        f.sync
-            .handle_timeout(f.now + Config::default().want_timeout);
-        assert_eq!(
-            sends(&drain(&mut f.sync)),
-            vec![(f.a.clone(), want(&f.x, 4, 5))]
-        );
-    }
-
-    #[test]
-    fn stored_envelopes_are_pushed_once_and_not_back() {
-        let mut f = fixture(Config::default(), 0);
-        f.sync.handle_frame(&f.a, batch(&f.x, [1]), f.now);
-        drain(&mut f.sync);
-        f.sync
-            .handle_stored(&f.x, 1, id(&f.x, 1), Some(&f.a), f.now);
-        assert_eq!(
-            drain(&mut f.sync),
-            vec![Action::SendRange {
-                peer: f.b.clone(),
-                author: f.x.clone(),
-                from: 1,
-                to: 1
-            }]
-        );
-        // Stored again (a replay): nothing more.
-        f.sync
-            .handle_stored(&f.x, 1, id(&f.x, 1), Some(&f.a), f.now);
-        assert_eq!(drain(&mut f.sync), vec![]);
-        assert_eq!(f.sync.local_tip(&f.x), Some(tip(&f.x, 1)));
-        // A local filing goes to both; an unsummarized peer gets a fresh
-        // summary when its own arrives instead.
-        let c = fp(0xC3);
-        f.sync.handle_connected(c.clone(), f.now);
-        drain(&mut f.sync);
-        f.sync.handle_stored(&f.me, 1, id(&f.me, 1), None, f.now);
-        let actions = drain(&mut f.sync);
-        assert_eq!(actions.len(), 2);
-        assert!(actions
-            .iter()
-            .all(|a| matches!(a, Action::SendRange { peer, .. } if *peer != c)));
-        f.sync.handle_frame(&c, summary(&[]), f.now);
-        assert_eq!(
-            sends(&drain(&mut f.sync)),
-            vec![(c.clone(), summary(&[(&f.x, 1), (&f.me, 1)]))]
-        );
-    }
-
-    #[test]
-    fn push_carries_only_the_new_envelope() {
-        let mut f = fixture(Config::default(), 10);
-        // B says it holds 3 of X: it is catching up on its own.
-        f.sync.handle_frame(&f.b, summary(&[(&f.x, 3)]), f.now);
-        drain(&mut f.sync);
-        f.sync
-            .handle_stored(&f.x, 11, id(&f.x, 11), Some(&f.a), f.now);
-        assert_eq!(
-            drain(&mut f.sync),
-            vec![Action::SendRange {
-                peer: f.b.clone(),
-                author: f.x.clone(),
-                from: 11,
-                to: 11
-            }]
-        );
-        let view = f.sync.peer(&f.b).unwrap();
-        assert_eq!((view.sent, view.ahead), (1, 0));
-    }
-
-    #[test]
-    fn rejection_forgets_successors_and_asks_elsewhere() {
-        let mut f = fixture(Config::default(), 0);
-        f.sync.handle_frame(&f.b, summary(&[(&f.x, 4)]), f.now);
-        drain(&mut f.sync);
-        f.sync.handle_frame(&f.a, batch(&f.x, [1, 2, 4]), f.now);
-        f.sync.handle_frame(&f.b, batch(&f.x, [1]), f.now);
-        drain(&mut f.sync);
-        f.sync
-            .handle_stored(&f.x, 1, id(&f.x, 1), Some(&f.a), f.now);
-        drain(&mut f.sync);
-        f.sync.handle_rejected(&f.a, &f.x, 2, f.now);
-        // A's buffered 4 is gone; 2 is asked of B (3..=4 still are, from
-        // B's summary).
-        assert_eq!(f.sync.stats().buffered, 0);
-        assert_eq!(
-            sends(&drain(&mut f.sync)),
-            vec![(f.b.clone(), want(&f.x, 2, 2))]
-        );
-        f.sync.handle_frame(&f.b, batch(&f.x, [2, 3, 4]), f.now);
-        assert_eq!(
-            ingests(&drain(&mut f.sync)),
-            vec![(f.b.clone(), 2), (f.b.clone(), 3), (f.b.clone(), 4)]
-        );
-        // The echo of the first rejection (3 failed for want of 2) and a
-        // rejection for something never handed out change nothing.
-        f.sync.handle_rejected(&f.a, &f.x, 3, f.now);
-        f.sync.handle_rejected(&f.a, &f.x, 9, f.now);
-        assert_eq!(drain(&mut f.sync), vec![]);
-    }
-
-    #[test]
-    fn rejected_peer_is_not_asked_again_until_cooldown() {
-        let mut f = fixture(Config::default(), 0);
-        f.sync.handle_frame(&f.a, summary(&[(&f.x, 3)]), f.now);
-        assert_eq!(
-            sends(&drain(&mut f.sync)),
-            vec![(f.a.clone(), want(&f.x, 1, 3))]
-        );
-        f.sync.handle_frame(&f.a, batch(&f.x, [1, 2, 3]), f.now);
-        drain(&mut f.sync);
-        f.sync.handle_rejected(&f.a, &f.x, 1, f.now);
-        f.sync.handle_frame(&f.a, summary(&[(&f.x, 3)]), f.now);
-        assert_eq!(drain(&mut f.sync), vec![]);
-        let cooldown = f.now + Config::default().want_timeout;
-        assert_eq!(f.sync.poll_timeout(), Some(cooldown));
-        f.sync.handle_timeout(cooldown);
-        assert_eq!(
-            sends(&drain(&mut f.sync)),
-            vec![(f.a.clone(), want(&f.x, 1, 3))]
-        );
-    }
-
-    #[test]
-    fn untrusted_authors_are_neither_asked_nor_ingested() {
-        let mut f = fixture(Config::default(), 0);
-        let stranger = fp(0x55);
-        f.sync
-            .handle_frame(&f.a, summary(&[(&stranger, 100)]), f.now);
-        f.sync.handle_frame(&f.a, batch(&stranger, [1, 2]), f.now);
-        assert_eq!(drain(&mut f.sync), vec![]);
-        assert_eq!(f.sync.peer(&f.a).unwrap().ignored, 2);
-        assert_eq!(f.sync.peer(&f.a).unwrap().behind, 0);
-        // Trusting it later asks the peer that said it holds it.
-        let mut trusted = vec![f.me.clone(), f.a.clone(), f.b.clone(), f.x.clone()];
-        trusted.push(stranger.clone());
-        f.sync.set_trusted(trusted);
-        assert_eq!(f.sync.poll_timeout(), Some(f.now));
-        f.sync.handle_timeout(f.now);
-        assert_eq!(
-            sends(&drain(&mut f.sync)),
-            vec![(f.a.clone(), want(&stranger, 1, 100))]
-        );
-    }
-
-    #[test]
-    fn distrusted_peer_is_disconnected_and_its_wants_move() {
-        let mut f = fixture(Config::default(), 0);
-        f.sync.handle_frame(&f.a, summary(&[(&f.x, 5)]), f.now);
-        f.sync.handle_frame(&f.b, summary(&[(&f.x, 5)]), f.now);
-        f.sync.handle_frame(&f.a, batch(&f.x, [3]), f.now);
-        drain(&mut f.sync);
-        assert_eq!(f.sync.stats().buffered, 1);
-        f.sync.set_trusted([f.me.clone(), f.b.clone(), f.x.clone()]);
-        assert_eq!(
-            drain(&mut f.sync),
-            vec![Action::Disconnect {
-                peer: f.a.clone(),
-                reason: "no longer trusted".into()
-            }]
-        );
-        assert!(f.sync.peer(&f.a).is_none());
-        assert_eq!(f.sync.stats().buffered, 0);
-        f.sync.handle_timeout(f.now);
-        assert_eq!(
-            sends(&drain(&mut f.sync)),
-            vec![(f.b.clone(), want(&f.x, 1, 5))]
-        );
-        // Frames from it are ignored now.
-        f.sync.handle_frame(&f.a, batch(&f.x, [1]), f.now);
-        assert_eq!(drain(&mut f.sync), vec![]);
-        // Distrusting an author drops what was asked or buffered of it.
-        f.sync.handle_frame(&f.b, batch(&f.x, [4]), f.now);
-        f.sync.set_trusted([f.me.clone(), f.b.clone()]);
-        assert_eq!(f.sync.stats().buffered, 0);
-        f.sync.handle_frame(&f.b, batch(&f.x, [1]), f.now);
-        assert_eq!(drain(&mut f.sync), vec![]);
-        assert_eq!(
-            f.sync.poll_timeout(),
-            Some(f.now + Config::default().anti_entropy)
-        );
-    }
-
-    #[test]
-    fn disconnect_moves_wants_to_another_peer() {
-        let mut f = fixture(Config::default(), 0);
-        f.sync.handle_frame(&f.a, summary(&[(&f.x, 5)]), f.now);
-        f.sync.handle_frame(&f.b, summary(&[(&f.x, 5)]), f.now);
-        drain(&mut f.sync);
-        f.sync.handle_disconnected(&f.a);
-        assert_eq!(f.sync.poll_timeout(), Some(f.now));
-        f.sync.handle_timeout(f.now);
-        assert_eq!(
-            sends(&drain(&mut f.sync)),
-            vec![(f.b.clone(), want(&f.x, 1, 5))]
-        );
-    }
-
-    #[test]
-    fn anti_entropy_sends_summaries_periodically() {
-        let mut f = fixture(Config::default(), 3);
-        let period = Config::default().anti_entropy;
-        assert_eq!(f.sync.poll_timeout(), Some(f.now + period));
-        f.sync.handle_timeout(f.now + period);
-        let expected = summary(&[(&f.x, 3)]);
-        assert_eq!(
-            sends(&drain(&mut f.sync)),
-            vec![(f.a.clone(), expected.clone()), (f.b.clone(), expected)]
-        );
-        assert_eq!(f.sync.poll_timeout(), Some(f.now + period * 2));
-    }
-
-    #[test]
-    fn want_window_is_bounded_and_slides() {
-        let config = Config {
-            max_want_span: 10,
-            max_wants_per_author: 2,
-            ..Config::default()
-        };
-        let mut f = fixture(config, 0);
-        f.sync.handle_frame(&f.a, summary(&[(&f.x, 100)]), f.now);
-        assert_eq!(
-            sends(&drain(&mut f.sync)),
-            vec![
-                (f.a.clone(), want(&f.x, 1, 10)),
-                (f.a.clone(), want(&f.x, 11, 20))
-            ]
-        );
-        f.sync.handle_frame(&f.a, batch(&f.x, 1..=10), f.now);
-        assert_eq!(
-            sends(&drain(&mut f.sync)),
-            vec![(f.a.clone(), want(&f.x, 21, 30))]
-        );
-    }
-
-    #[test]
-    fn huge_seqs_do_not_overflow() {
-        let mut f = fixture(Config::default(), 0);
-        f.sync
-            .handle_frame(&f.a, summary(&[(&f.x, u64::MAX)]), f.now);
-        f.sync.handle_frame(&f.a, batch(&f.x, [u64::MAX]), f.now);
-        f.sync
-            .handle_frame(&f.a, want(&f.x, u64::MAX, u64::MAX), f.now);
-        let actions = drain(&mut f.sync);
-        assert_eq!(
-            sends(&actions).len(),
-            Config::default().max_wants_per_author
-        );
-        f.sync
-            .handle_stored(&f.x, u64::MAX, id(&f.x, 1), None, f.now);
-        f.sync.handle_frame(&f.a, batch(&f.x, [u64::MAX]), f.now);
-        f.sync.handle_timeout(f.now + Duration::from_secs(3600));
-        drain(&mut f.sync);
-    }
-
-    #[test]
-    fn uncovered_subtracts_wants_and_buffer() {
-        let now = Instant::now();
-        let mut state = Author::default();
-        for (from, to) in [(5, 9), (20, 30)] {
-            state.wants.push(Outstanding {
-                peer: fp(1),
-                from,
-                to,
-                deadline: now,
-            });
-        }
-        state.buffer.insert(
-            12,
-            Buffered {
-                peer: fp(1),
-                item: item(&fp(9), 12),
-            },
-        );
-        assert_eq!(
-            uncovered(&state, 1, 40),
-            vec![(1, 4), (10, 11), (13, 19), (31, 40)]
-        );
-        assert_eq!(uncovered(&state, 5, 9), vec![]);
-        assert_eq!(uncovered(&state, 25, 25), vec![]);
-        assert_eq!(uncovered(&state, 2, 1), vec![]);
-        assert_eq!(uncovered(&state, 31, u64::MAX), vec![(31, u64::MAX)]);
-    }
-}
+mod tests;
