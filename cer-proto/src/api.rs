@@ -833,6 +833,11 @@ pub struct PeerInfo {
     /// Envelopes received from this peer that were already held.
     #[serde(default)]
     pub duplicates: u64,
+    /// While connected: whether new envelopes go to this peer in full
+    /// (`true`, an eager link of the mesh's spanning tree) or only their
+    /// ids (`false`, a lazy link).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eager: Option<bool>,
     /// Bytes on the wire (UDP payload) over the current or last link.
     #[serde(default)]
     pub bytes_sent: u64,

@@ -167,6 +167,14 @@ fn write_peers(
             peer.envelopes_received.to_string(),
         ];
         if wide {
+            row.push(
+                match peer.eager {
+                    Some(true) => "eager",
+                    Some(false) => "lazy",
+                    None => "-",
+                }
+                .to_owned(),
+            );
             row.push(peer.duplicates.to_string());
             row.push(format!(
                 "{}/{}",
@@ -189,6 +197,7 @@ fn write_peers(
             "LAST SEEN",
             "SENT",
             "RECEIVED",
+            "PUSH",
             "DUPLICATES",
             "BYTES IN/OUT",
             "BEHIND",
@@ -360,6 +369,7 @@ mod tests {
                     envelopes_received: 7,
                     behind: 0,
                     duplicates: 1,
+                    eager: Some(false),
                     bytes_sent: 2048,
                     bytes_received: 4096,
                     rejections: BTreeMap::from([
@@ -377,6 +387,7 @@ mod tests {
                     envelopes_received: 0,
                     behind: 3,
                     duplicates: 0,
+                    eager: None,
                     bytes_sent: 0,
                     bytes_received: 0,
                     rejections: BTreeMap::new(),
@@ -393,7 +404,9 @@ mod tests {
         write_peers(&mut wide, &peers, now, true).unwrap();
         let wide = String::from_utf8(wide).unwrap();
         assert!(
-            wide.contains("4.0 KiB/2.0 KiB") && wide.contains("2 (bad_signature=2)"),
+            wide.contains("4.0 KiB/2.0 KiB")
+                && wide.contains("2 (bad_signature=2)")
+                && wide.contains("lazy"),
             "{wide}"
         );
         for cell in [

@@ -683,6 +683,7 @@ impl Engine {
                 envelopes_received: stats.received,
                 behind: view.as_ref().map_or(0, |v| v.behind),
                 duplicates: view.as_ref().map_or(0, |v| v.duplicates),
+                eager: view.as_ref().map(|v| v.eager),
                 bytes_sent: stats.earlier_bytes_sent + stats.link.udp_bytes_sent,
                 bytes_received: stats.earlier_bytes_received + stats.link.udp_bytes_received,
                 rejections: stats.rejections.clone(),
@@ -702,6 +703,7 @@ impl Engine {
                 envelopes_received: 0,
                 behind: 0,
                 duplicates: 0,
+                eager: None,
                 bytes_sent: 0,
                 bytes_received: 0,
                 rejections: BTreeMap::from([("not_trusted".to_owned(), refusal.count)]),
@@ -723,6 +725,7 @@ impl Engine {
                     envelopes_received: 0,
                     behind: 0,
                     duplicates: 0,
+                    eager: None,
                     bytes_sent: 0,
                     bytes_received: 0,
                     rejections: BTreeMap::new(),
@@ -993,9 +996,17 @@ async fn dial_loop(
                     } else if failures == 1 || failures.is_power_of_two() {
                         tracing::warn!(peer = %peer.addr, attempt = failures, retry_in = ?backoff, error = %e, "cannot reach peer");
                     }
-                    let wait = backoff + jitter(backoff / 4);
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                    wait
+                    if matches!(e, MeshError::Unreachable | MeshError::Timeout { .. }) {
+                        // Nothing answered: the dial itself probed for
+                        // seconds, so dial again soon, whatever the
+                        // history, and a link that comes back is found
+                        // within seconds (a probe costs one datagram).
+                        BACKOFF_MIN + jitter(BACKOFF_MIN)
+                    } else {
+                        let wait = backoff + jitter(backoff / 4);
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                        wait
+                    }
                 }
             }
         };

@@ -77,6 +77,11 @@ const STREAM_WINDOW: u32 = 8 * 1024 * 1024;
 /// room again (a write there never waits for catch-up bytes to be acked).
 const CONNECTION_WINDOW: u32 = 2 * STREAM_WINDOW;
 
+/// While a dial has no answer, a fresh handshake starts this often, at
+/// most [`PROBES`] times (within [`AUTH_TIMEOUT`]).
+const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+const PROBES: u32 = 6;
+
 /// The live stream's priority over the frame stream (quinn sends the data
 /// of higher-priority streams first).
 const LIVE_PRIORITY: i32 = 1;
@@ -133,6 +138,10 @@ pub enum MeshError {
     Tls(String),
     #[error("handshake failed: {0}")]
     Handshake(String),
+    /// Nothing came back from the address: the peer is down, or the link
+    /// to it.
+    #[error("no answer from the peer")]
+    Unreachable,
     #[error("{what} took longer than {}s", AUTH_TIMEOUT.as_secs())]
     Timeout { what: &'static str },
     #[error("refused: not trusted (peer {fingerprint} is not in the trust store)")]
@@ -369,12 +378,8 @@ impl Endpoint {
         trust: &TrustStore,
         expect: Option<&Fingerprint>,
     ) -> Result<Link, MeshError> {
-        let connecting = self
-            .inner
-            .connect(addr, SERVER_NAME)
-            .map_err(|e| MeshError::Connect(e.to_string()))?;
         within_auth_timeout("dial", async {
-            let conn = connecting.await.map_err(handshake_error)?;
+            let conn = self.handshake(addr).await?;
             let result = self.dial_auth(&conn, trust, expect).await;
             if let Err(e) = &result {
                 close_for(&conn, e);
@@ -408,6 +413,41 @@ impl Endpoint {
 
     pub fn identity(&self) -> &Arc<Identity> {
         &self.identity
+    }
+
+    /// The QUIC handshake with `addr`. Over a link that drops everything
+    /// (a partition, a peer down), one handshake's retransmissions back off
+    /// to seconds apart; so while none has completed, a fresh one starts
+    /// every [`PROBE_INTERVAL`], and the first to complete is the one used
+    /// (the others are dropped before anything is said on them). A link
+    /// that comes back is found within about that interval.
+    async fn handshake(&self, addr: SocketAddr) -> Result<quinn::Connection, MeshError> {
+        let mut attempts = tokio::task::JoinSet::new();
+        let mut started = 0;
+        let mut next_probe = tokio::time::Instant::now();
+        loop {
+            if started < PROBES && tokio::time::Instant::now() >= next_probe {
+                let connecting = self
+                    .inner
+                    .connect(addr, SERVER_NAME)
+                    .map_err(|e| MeshError::Connect(e.to_string()))?;
+                attempts.spawn(connecting);
+                started += 1;
+                next_probe += PROBE_INTERVAL;
+            }
+            let probe = started < PROBES;
+            tokio::select! {
+                done = attempts.join_next() => match done {
+                    Some(Ok(Ok(conn))) => return Ok(conn),
+                    Some(Ok(Err(ConnectionError::TimedOut))) if probe || !attempts.is_empty() => {}
+                    Some(Ok(Err(e))) => return Err(handshake_error(e)),
+                    Some(Err(e)) => return Err(MeshError::Connect(e.to_string())),
+                    None if probe => tokio::time::sleep_until(next_probe).await,
+                    None => return Err(MeshError::Unreachable),
+                },
+                () = tokio::time::sleep_until(next_probe), if probe => {}
+            }
+        }
     }
 
     async fn dial_auth(
@@ -996,6 +1036,7 @@ async fn within_auth_timeout<T>(
 
 fn handshake_error(error: ConnectionError) -> MeshError {
     match error {
+        ConnectionError::TimedOut => MeshError::Unreachable,
         // A refusal by the peer's application is not a handshake failure.
         ConnectionError::ApplicationClosed(_) | ConnectionError::LocallyClosed => closed(error),
         other => MeshError::Handshake(other.to_string()),
