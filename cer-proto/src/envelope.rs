@@ -347,11 +347,7 @@ impl Envelope {
     /// the one an update sets. `None` for an encrypted body, which a relay
     /// cannot read, and for the other kinds.
     pub fn stated_severity(&self) -> Option<crate::model::Severity> {
-        match self.plain_body()?.ok()? {
-            Body::Incident(body) => Some(body.severity),
-            Body::Update(body) => body.severity,
-            _ => None,
-        }
+        self.plain_body()?.ok()?.stated_severity()
     }
 }
 
@@ -435,6 +431,16 @@ pub enum Body {
 }
 
 impl Body {
+    /// The severity this body states: an incident's, or the one an update
+    /// sets.
+    pub fn stated_severity(&self) -> Option<crate::model::Severity> {
+        match self {
+            Body::Incident(body) => Some(body.severity),
+            Body::Update(body) => body.severity,
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> Kind {
         match self {
             Body::Incident(_) => Kind::Incident,

@@ -76,7 +76,8 @@ pub enum Frame {
         to: u64,
     },
     /// Envelopes of one or more authors, each author's in seq order: the
-    /// answer to a [`Frame::Want`].
+    /// answer to a [`Frame::Want`], or an urgent envelope flooded to every
+    /// peer (a duplicate of one says nothing about the link).
     Envelopes { items: Vec<Item> },
     /// Envelopes the sender just stored, sent unasked to a peer on an
     /// eager link (lazy push: see [`crate::sync`]). Encoded like

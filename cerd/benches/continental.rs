@@ -278,13 +278,18 @@ async fn start_mesh(seed: u64) -> Mesh {
         .expect("temp dir");
     let names: Vec<String> = (0..NODES).map(|i| format!("CERT-{i:02}")).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let nodes = local::prepare(root.path(), &names).expect("prepare nodes");
+    let mut nodes = local::prepare(root.path(), &names).expect("prepare nodes");
     // The nodes' ports are held while the relays take theirs (ephemeral
-    // ports, which could otherwise land on a node's).
+    // ports, which could otherwise land on a node's); a port taken since
+    // it was picked is replaced.
     let held: Vec<std::net::UdpSocket> = nodes
-        .iter()
+        .iter_mut()
         .map(|node| {
-            std::net::UdpSocket::bind(("127.0.0.1", node.port)).expect("hold a node's port")
+            std::net::UdpSocket::bind(("127.0.0.1", node.port)).unwrap_or_else(|_| {
+                let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("a free port");
+                node.port = socket.local_addr().expect("bound").port();
+                socket
+            })
         })
         .collect();
     let mut links = Vec::new();

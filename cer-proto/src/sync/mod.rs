@@ -121,13 +121,16 @@ pub struct Sync {
 pub enum Action {
     /// Send a frame (Summary or Want) to the peer.
     Send { peer: PeerId, frame: Frame },
-    /// Push the newly stored envelope `(author, seq)` to the peer in a
-    /// [`Frame::Push`], read from the local store, ahead of any range
-    /// (live envelopes go before catch-up).
+    /// Push the newly stored envelope `(author, seq)` to the peer, read
+    /// from the local store, ahead of any range (live envelopes go before
+    /// catch-up): in a [`Frame::Push`], or when `urgent` (flooded, see
+    /// [`Sync::handle_stored_urgent`]) in a [`Frame::Envelopes`], whose
+    /// duplicates say nothing about the link.
     Push {
         peer: PeerId,
         author: Fingerprint,
         seq: u64,
+        urgent: bool,
     },
     /// Send `author`'s envelopes `from..=to` to the peer, read from the
     /// local store, in seq order, in batches of at most
@@ -435,6 +438,34 @@ impl Sync {
         from: Option<&PeerId>,
         now: Instant,
     ) {
+        self.stored(author, seq, id, from, false, now);
+    }
+
+    /// Like [`Sync::handle_stored`], for an envelope that must reach every
+    /// node as fast as the mesh allows (the driver calls it for a critical
+    /// incident): it is flooded, pushed in full over lazy links too, so it
+    /// takes the fastest path whatever the tree, at the cost of a copy per
+    /// link instead of about one per node.
+    pub fn handle_stored_urgent(
+        &mut self,
+        author: &Fingerprint,
+        seq: u64,
+        id: EnvelopeId,
+        from: Option<&PeerId>,
+        now: Instant,
+    ) {
+        self.stored(author, seq, id, from, true, now);
+    }
+
+    fn stored(
+        &mut self,
+        author: &Fingerprint,
+        seq: u64,
+        id: EnvelopeId,
+        from: Option<&PeerId>,
+        urgent: bool,
+        now: Instant,
+    ) {
         self.tick(now);
         let state = self.authors.entry(author.clone()).or_default();
         let advanced = state.tip.is_none_or(|tip| seq > tip.seq);
@@ -468,7 +499,7 @@ impl Sync {
             if peer.known(author) >= seq {
                 continue;
             }
-            if !peer.eager && !self.config.flood {
+            if !peer.eager && !self.config.flood && !urgent {
                 peer.announce.insert(author.clone(), ChainTip { seq, id });
                 peer.announce_at
                     .get_or_insert(now + self.config.announce_delay);
@@ -484,6 +515,7 @@ impl Sync {
                 peer: peer_id.clone(),
                 author: author.clone(),
                 seq,
+                urgent,
             });
         }
     }

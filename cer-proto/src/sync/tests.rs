@@ -272,12 +272,14 @@ fn want_is_answered_up_to_the_local_tip() {
             Action::Push {
                 peer: f.a.clone(),
                 author: f.x.clone(),
-                seq: 11
+                seq: 11,
+                urgent: false
             },
             Action::Push {
                 peer: f.b.clone(),
                 author: f.x.clone(),
-                seq: 11
+                seq: 11,
+                urgent: false
             },
         ]
     );
@@ -399,7 +401,8 @@ fn stored_envelopes_are_pushed_once_and_not_back() {
         vec![Action::Push {
             peer: f.b.clone(),
             author: f.x.clone(),
-            seq: 1
+            seq: 1,
+            urgent: false
         }]
     );
     // Stored again (a replay): nothing more.
@@ -438,7 +441,8 @@ fn push_carries_only_the_new_envelope() {
         vec![Action::Push {
             peer: f.b.clone(),
             author: f.x.clone(),
-            seq: 11
+            seq: 11,
+            urgent: false
         }]
     );
     let view = f.sync.peer(&f.b).unwrap();

@@ -26,6 +26,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use cer_proto::api::PeerInfo;
+use cer_proto::model::Severity;
 use cer_proto::sync::{self as proto, Action};
 use cer_proto::wire::{Frame, Item, Role};
 use cer_proto::{EnvelopeId, Fingerprint};
@@ -343,10 +344,15 @@ impl Engine {
                         seq,
                         id,
                         from: None,
+                        severity,
                         ..
                     } = &event.change
                     {
-                        self.sync.handle_stored(author, *seq, *id, None, now);
+                        if urgent(*severity) {
+                            self.sync.handle_stored_urgent(author, *seq, *id, None, now);
+                        } else {
+                            self.sync.handle_stored(author, *seq, *id, None, now);
+                        }
                     }
                 }
             }
@@ -558,9 +564,19 @@ impl Engine {
                     }
                     frame => self.enqueue(&peer, Out::Frame(frame)),
                 },
-                Action::Push { peer, author, seq } => {
-                    self.enqueue_live(&peer, Live::Push { author, seq })
-                }
+                Action::Push {
+                    peer,
+                    author,
+                    seq,
+                    urgent,
+                } => self.enqueue_live(
+                    &peer,
+                    Live::Push {
+                        author,
+                        seq,
+                        urgent,
+                    },
+                ),
                 Action::SendRange {
                     peer,
                     author,
@@ -612,10 +628,17 @@ impl Engine {
     ) {
         let now = Instant::now();
         match result {
-            Ok(Inserted::Stored { subject, .. }) => {
+            Ok(Inserted::Stored {
+                subject, severity, ..
+            }) => {
                 self.board.entry(from.clone()).or_default().received += 1;
                 tracing::info!(target: AUDIT, event = "received", author = %self.name(author), seq, envelope = %id, incident = %subject, via = %self.name(from), "envelope received");
-                self.sync.handle_stored(author, seq, id, Some(from), now);
+                if urgent(severity) {
+                    self.sync
+                        .handle_stored_urgent(author, seq, id, Some(from), now);
+                } else {
+                    self.sync.handle_stored(author, seq, id, Some(from), now);
+                }
             }
             Ok(Inserted::Duplicate) => {
                 self.sync.handle_stored(author, seq, id, Some(from), now);
@@ -734,6 +757,13 @@ impl Engine {
         }
         self.node.peer_board().set(peers);
     }
+}
+
+/// Whether an envelope is flooded rather than sent along the mesh's tree
+/// (see `cer_proto::sync`): a critical incident, or an update raising one
+/// to critical, where this node can read it.
+fn urgent(severity: Option<Severity>) -> bool {
+    severity == Some(Severity::Critical)
 }
 
 /// Whether a new authenticated link from a peer replaces the one held.

@@ -51,8 +51,13 @@ pub(super) enum Out {
 pub(super) enum Live {
     /// Announcements and link modes (Have, Prune, Graft).
     Frame(Frame),
-    /// A newly stored envelope to push.
-    Push { author: Fingerprint, seq: u64 },
+    /// A newly stored envelope to push; an urgent one (flooded) goes in
+    /// an `Envelopes` frame, whose duplicates do not prune the link.
+    Push {
+        author: Fingerprint,
+        seq: u64,
+        urgent: bool,
+    },
 }
 
 /// What a link's reader tells the engine.
@@ -213,7 +218,11 @@ async fn live_task(
         while let Some(queued) = next.take().or_else(|| live.try_recv().ok()) {
             match queued {
                 Live::Frame(frame) => frames.push(frame),
-                Live::Push { author, seq } => pushes.push((author, seq)),
+                Live::Push {
+                    author,
+                    seq,
+                    urgent,
+                } => pushes.push((author, seq, urgent)),
             }
             if frames.len() + pushes.len() >= MAX_BATCH {
                 break;
@@ -234,14 +243,19 @@ async fn live_task(
                     Vec::new()
                 }
             };
-            let mut batch = Batch::default();
-            for item in items {
-                if batch.add(item) && batch.flush(&mut sender, &sent, true).await.is_err() {
+            // Flooded ones first, in their own frames: the most urgent.
+            for flood in [true, false] {
+                let mut batch = Batch::default();
+                for (_, item) in items.iter().filter(|(urgent, _)| *urgent == flood) {
+                    if batch.add(item.clone())
+                        && batch.flush(&mut sender, &sent, !flood).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                if batch.flush(&mut sender, &sent, !flood).await.is_err() {
                     return;
                 }
-            }
-            if batch.flush(&mut sender, &sent, true).await.is_err() {
-                return;
             }
         }
         match live.try_recv() {
@@ -258,9 +272,12 @@ async fn live_task(
 /// The envelopes to push, most urgent first: the authors with an envelope
 /// stating a critical severity, then high, then the rest, each author's in
 /// seq order (its urgent one cannot be stored before its predecessors).
-fn read_pushes(store: &crate::store::Store, pushes: Vec<(Fingerprint, u64)>) -> Vec<Item> {
-    let mut items: Vec<(Fingerprint, u8, Item)> = Vec::with_capacity(pushes.len());
-    for (author, seq) in pushes {
+fn read_pushes(
+    store: &crate::store::Store,
+    pushes: Vec<(Fingerprint, u64, bool)>,
+) -> Vec<(bool, Item)> {
+    let mut items: Vec<(Fingerprint, u8, (bool, Item))> = Vec::with_capacity(pushes.len());
+    for (author, seq, flood) in pushes {
         let stored = match store.chain_range(&author, seq, seq) {
             Ok(stored) => stored,
             Err(e) => {
@@ -273,7 +290,7 @@ fn read_pushes(store: &crate::store::Store, pushes: Vec<(Fingerprint, u64)>) -> 
                 StoredEnvelope::Live { bytes, .. } => urgency(bytes),
                 StoredEnvelope::Tombstone(_) => 0,
             };
-            items.push((author.clone(), urgency, to_item(id, envelope)));
+            items.push((author.clone(), urgency, (flood, to_item(id, envelope))));
         }
     }
     most_urgent_first(items)

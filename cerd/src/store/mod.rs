@@ -36,7 +36,7 @@ use cer_proto::envelope::{
     Body, ChainError, DraftBody, Envelope, EnvelopeError, Header, Kind, Withdrawal,
 };
 use cer_proto::incident::IncidentState;
-use cer_proto::model::{Timestamp, Tlp};
+use cer_proto::model::{Severity, Timestamp, Tlp};
 use cer_proto::{EnvelopeId, Fingerprint};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -117,8 +117,13 @@ pub enum Incoming {
 /// What storing one envelope did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Inserted {
-    /// Stored, in incident `subject`.
-    Stored { subject: Uuid, kind: Kind },
+    /// Stored, in incident `subject`, stating `severity` where this node
+    /// can read it (see [`Change::Stored`]).
+    Stored {
+        subject: Uuid,
+        kind: Kind,
+        severity: Option<Severity>,
+    },
     /// This exact envelope was already held.
     Duplicate,
     /// Another envelope with the same author and seq is held: the new one
@@ -238,6 +243,11 @@ pub enum Change {
         /// The peer it came from; None when published here.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         from: Option<Fingerprint>,
+        /// The severity the envelope states (an incident's, or the one an
+        /// update sets), where this node can read the body: the mesh
+        /// floods critical ones.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        severity: Option<Severity>,
     },
     /// Two different envelopes with the same author and seq were seen.
     Equivocation {

@@ -663,6 +663,7 @@ impl<'a> Work<'a> {
             },
         );
         self.counts.envelopes += 1;
+        let severity = new.body.as_ref().and_then(Body::stated_severity);
         let input = FoldInput::new(new.id, envelope, new.body);
         self.event(Change::Stored {
             author: input.header.author.clone(),
@@ -671,12 +672,17 @@ impl<'a> Work<'a> {
             subject,
             kind,
             from,
+            severity,
         })?;
         // A key transition or revocation is about a key, not an incident.
         if kind.is_about_incident() {
             self.fold_in(subject, input)?;
         }
-        Ok(Inserted::Stored { subject, kind })
+        Ok(Inserted::Stored {
+            subject,
+            kind,
+            severity,
+        })
     }
 
     fn insert_tombstone(
@@ -717,11 +723,16 @@ impl<'a> Work<'a> {
             subject,
             kind,
             from,
+            severity: None,
         })?;
         if kind.is_about_incident() {
             self.fold_in(subject, tombstone_input(id, tomb))?;
         }
-        Ok(Inserted::Stored { subject, kind })
+        Ok(Inserted::Stored {
+            subject,
+            kind,
+            severity: None,
+        })
     }
 
     fn publish(&mut self, publish: Publish) -> Result<Published, StoreError> {
