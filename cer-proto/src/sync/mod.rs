@@ -94,7 +94,7 @@ impl Default for Config {
             max_buffered: 4096,
             max_wants_per_author: 16,
             announce_delay: Duration::from_millis(50),
-            graft_timeout: Duration::from_secs(1),
+            graft_timeout: Duration::from_millis(500),
             flood: false,
         }
     }
@@ -872,6 +872,23 @@ impl Sync {
         });
     }
 
+    /// Makes the link to `peer` eager, telling it (once).
+    fn make_eager(&mut self, peer: &PeerId) {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        if p.eager && p.told == Some(Mode::Graft) {
+            return;
+        }
+        p.eager = true;
+        p.told = Some(Mode::Graft);
+        self.stats.grafts_sent += 1;
+        self.actions.push_back(Action::Send {
+            peer: peer.clone(),
+            frame: Frame::Graft,
+        });
+    }
+
     /// The peer asked for a link mode: Prune (`eager = false`) or Graft.
     fn on_mode(&mut self, peer: &PeerId, eager: bool) {
         if let Some(p) = self.peers.get_mut(peer) {
@@ -968,17 +985,7 @@ impl Sync {
             .cloned()
             .expect("the target is an announcer's");
         if target - handed <= GRAFT_SPAN && !self.config.flood {
-            if let Some(p) = self.peers.get_mut(&peer) {
-                if !p.eager || p.told != Some(Mode::Graft) {
-                    p.eager = true;
-                    p.told = Some(Mode::Graft);
-                    self.stats.grafts_sent += 1;
-                    self.actions.push_back(Action::Send {
-                        peer: peer.clone(),
-                        frame: Frame::Graft,
-                    });
-                }
-            }
+            self.make_eager(&peer);
         }
         self.request(author, &peer, handed + 1, target, now);
         self.request_missing(author, now, Some(&peer));
