@@ -27,12 +27,23 @@ pub(crate) fn parse_time(text: &str) -> Result<Timestamp, String> {
     if let Ok(t) = Timestamp::parse(text) {
         return Ok(t);
     }
+    // A date's year may carry a sign or more digits than RFC 3339 can
+    // write back: such a time is refused, never stored.
+    let four_digits = |year: i32| {
+        if (0..=9999).contains(&year) {
+            Ok(())
+        } else {
+            Err(format!("'{}' is outside years 0000-9999", cut(text, 60)))
+        }
+    };
     let date_only = time::macros::format_description!("[year]-[month]-[day]");
     if let Ok(date) = time::Date::parse(text, &date_only) {
+        four_digits(date.year())?;
         return Ok(Timestamp(date.midnight().assume_utc()));
     }
     let spaced = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     if let Ok(t) = time::PrimitiveDateTime::parse(text, &spaced) {
+        four_digits(t.year())?;
         return Ok(Timestamp(t.assume_utc()));
     }
     Err(format!(
@@ -257,6 +268,15 @@ mod tests {
         let err = parse_time("last tuesday").unwrap_err();
         assert!(err.contains("'last tuesday' is not a time"), "{err}");
         assert!(parse_time("").is_err());
+        // Found by fuzzing (misp_import): a signed year parsed as a date,
+        // and the filing it went into could not be written as JSON.
+        for far in ["-4052-11-20", "-0001-01-01 00:00:00"] {
+            let err = parse_time(far).unwrap_err();
+            assert!(err.contains("outside years 0000-9999"), "{far}: {err}");
+        }
+        // Unix seconds saturate at the last instant RFC 3339 can write.
+        let latest = parse_time("999999999999").unwrap();
+        assert!(serde_json::to_string(&latest).is_ok());
     }
 
     #[test]

@@ -457,3 +457,30 @@ fn a_title_that_would_spoof_refuses_its_event() {
         lines(&report.invalid)
     );
 }
+
+/// Found by fuzzing: an event date with a signed year. The date is skipped
+/// with its place and reason; the event is imported and its filing can be
+/// sent to the API (before, it could not be written as JSON).
+#[test]
+fn an_event_date_outside_four_digit_years_is_skipped() {
+    let event = json!({"Event": {
+        "uuid": "9a7b8c9d-0000-4000-8000-000000000001",
+        "info": "Feed event one",
+        "date": "-4052-11-20",
+        "threat_level_id": "2",
+        "timestamp": "1795000000",
+        "Attribute": [{"type": "ip-dst", "value": "198.51.100.7", "to_ids": true}]
+    }});
+    let bytes = serde_json::to_vec(&event).unwrap();
+    let report = misp::import(&bytes, &options("far.json")).unwrap();
+    assert_eq!(report.incidents.len(), 1);
+    let skipped = lines(&report.skipped);
+    assert!(
+        skipped
+            .iter()
+            .any(|l| l.contains("Event.date") && l.contains("outside years 0000-9999")),
+        "{skipped:?}"
+    );
+    assert!(report.incidents[0].incident.occurred.is_none());
+    serde_json::to_vec(&report.incidents[0].incident).expect("the filing serializes");
+}
