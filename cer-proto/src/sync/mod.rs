@@ -250,6 +250,9 @@ struct Outstanding {
     from: u64,
     to: u64,
     deadline: Instant,
+    /// The latest its peer's progress may push `deadline` to: a Want
+    /// queued behind the window's others may wait for them, not forever.
+    limit: Instant,
 }
 
 #[derive(Debug)]
@@ -277,8 +280,8 @@ struct Peer {
     /// Tips to announce to it, and when.
     announce: BTreeMap<Fingerprint, ChainTip>,
     announce_at: Option<Instant>,
-    /// When it last sent an item: its Wants are not timed out while it
-    /// delivers anything.
+    /// When it last sent a new envelope in answer to Wants: its other Wants
+    /// are not timed out while it does (up to each Want's limit).
     progress_at: Option<Instant>,
     view: PeerView,
 }
@@ -578,9 +581,11 @@ impl Sync {
                 if want.deadline > now {
                     return true;
                 }
-                // A peer still delivering (other Wants first) is not stalled.
+                // A peer still answering Wants (others first: it answers
+                // them in order) is not stalled, up to the Want's limit.
                 let progress = self.peers.get(&want.peer).and_then(|p| p.progress_at);
-                if let Some(deadline) = progress.map(|at| at + timeout).filter(|d| *d > now) {
+                let extended = progress.map(|at| (at + timeout).min(want.limit));
+                if let Some(deadline) = extended.filter(|d| *d > now) {
                     want.deadline = deadline;
                     return true;
                 }
@@ -834,10 +839,16 @@ impl Sync {
             // It holds this one, so nothing up to it is pushed back.
             let known = p.tips.entry(author.clone()).or_default();
             *known = (*known).max(seq);
-            // Every Want of this peer's is making progress: it answers
-            // them in order, so one queued behind others is not stalled.
-            p.progress_at = Some(now);
-            if !self.accept(peer, &author, seq, item, now) && pushed {
+            let new = self.accept(peer, &author, seq, item, now);
+            if new && !pushed {
+                // A new envelope answering a Want: the peer is working
+                // through its Wants (in order), so those queued behind
+                // are not stalled. Pushes and duplicates prove nothing.
+                if let Some(p) = self.peers.get_mut(peer) {
+                    p.progress_at = Some(now);
+                }
+            }
+            if !new && pushed {
                 duplicate_push = true;
                 self.stats.duplicate_pushes += 1;
                 if let Some(p) = self.peers.get_mut(peer) {
@@ -930,7 +941,9 @@ impl Sync {
             let announce = std::mem::take(&mut peer.announce);
             let tips: Vec<Tip> = announce
                 .into_iter()
-                .filter(|(author, tip)| peer.known(author) < tip.seq)
+                .filter(|(author, tip)| {
+                    self.trusted.contains(author) && peer.known(author) < tip.seq
+                })
                 .map(|(author, tip)| Tip {
                     author,
                     seq: tip.seq,
@@ -1151,11 +1164,14 @@ impl Sync {
                     return false;
                 }
                 let to = gap_hi.min(from.saturating_add(span - 1));
+                let window =
+                    u32::try_from(self.config.max_wants_per_author.max(1)).unwrap_or(u32::MAX);
                 state.wants.push(Outstanding {
                     peer: peer.clone(),
                     from,
                     to,
                     deadline: now + self.config.want_timeout,
+                    limit: now + self.config.want_timeout.saturating_mul(window),
                 });
                 self.stats.wants_sent += 1;
                 self.actions.push_back(Action::Send {

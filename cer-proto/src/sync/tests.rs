@@ -644,6 +644,7 @@ fn uncovered_subtracts_wants_and_buffer() {
             from,
             to,
             deadline: now,
+            limit: now,
         });
     }
     state.buffer.insert(
@@ -661,4 +662,66 @@ fn uncovered_subtracts_wants_and_buffer() {
     assert_eq!(uncovered(&state, 25, 25), vec![]);
     assert_eq!(uncovered(&state, 2, 1), vec![]);
     assert_eq!(uncovered(&state, 31, u64::MAX), vec![(31, u64::MAX)]);
+}
+
+#[test]
+fn pushes_do_not_keep_a_lost_want_alive() {
+    let mut f = fixture(Config::default(), 0);
+    f.sync.handle_frame(&f.a, summary(&[(&f.x, 5)]), f.now);
+    f.sync.handle_frame(&f.b, summary(&[(&f.x, 5)]), f.now);
+    assert_eq!(
+        sends(&drain(&mut f.sync)),
+        vec![(f.a.clone(), want(&f.x, 1, 5))]
+    );
+    // The Want was lost; A goes on pushing what it stores next.
+    let timeout = Config::default().want_timeout;
+    let later = f.now + timeout / 2;
+    let push = Frame::Push {
+        items: vec![item(&f.x, 6)],
+    };
+    f.sync.handle_frame(&f.a, push, later);
+    drain(&mut f.sync);
+    f.sync.handle_timeout(f.now + timeout);
+    let asked = sends(&drain(&mut f.sync));
+    assert!(
+        asked.contains(&(f.b.clone(), want(&f.x, 1, 5))),
+        "asked again of B: {asked:?}"
+    );
+}
+
+#[test]
+fn answers_keep_queued_wants_alive_up_to_their_limit() {
+    let config = Config {
+        max_want_span: 2,
+        ..Config::default()
+    };
+    let mut f = fixture(config.clone(), 0);
+    f.sync.handle_frame(&f.a, summary(&[(&f.x, 6)]), f.now);
+    f.sync.handle_frame(&f.b, summary(&[(&f.x, 6)]), f.now);
+    assert_eq!(
+        sends(&drain(&mut f.sync)),
+        vec![
+            (f.a.clone(), want(&f.x, 1, 2)),
+            (f.a.clone(), want(&f.x, 3, 4)),
+            (f.a.clone(), want(&f.x, 5, 6)),
+        ]
+    );
+    let timeout = config.want_timeout;
+    // A answers the first Want slowly: the others wait behind it.
+    let mut at = f.now;
+    let mut seq = 1;
+    while seq <= 2 {
+        at += timeout / 2;
+        f.sync.handle_frame(&f.a, batch(&f.x, [seq]), at);
+        f.sync.handle_timeout(at);
+        assert_eq!(sends(&drain(&mut f.sync)), vec![], "at seq {seq}");
+        seq += 1;
+    }
+    // Then it stalls: 10 s later the rest goes to B.
+    f.sync.handle_timeout(at + timeout);
+    let asked = sends(&drain(&mut f.sync));
+    assert!(
+        asked.contains(&(f.b.clone(), want(&f.x, 3, 4))),
+        "{asked:?}"
+    );
 }

@@ -243,19 +243,23 @@ async fn live_task(
                     Vec::new()
                 }
             };
-            // Flooded ones first, in their own frames: the most urgent.
-            for flood in [true, false] {
-                let mut batch = Batch::default();
-                for (_, item) in items.iter().filter(|(urgent, _)| *urgent == flood) {
-                    if batch.add(item.clone())
-                        && batch.flush(&mut sender, &sent, !flood).await.is_err()
-                    {
+            // In that order, each run of flooded items in Envelopes frames
+            // and each run of the others in Push frames.
+            let mut batch = Batch::default();
+            let mut flooding = false;
+            for (flood, item) in items {
+                if flood != flooding {
+                    if batch.flush(&mut sender, &sent, !flooding).await.is_err() {
                         return;
                     }
+                    flooding = flood;
                 }
-                if batch.flush(&mut sender, &sent, !flood).await.is_err() {
+                if batch.add(item) && batch.flush(&mut sender, &sent, !flooding).await.is_err() {
                     return;
                 }
+            }
+            if batch.flush(&mut sender, &sent, !flooding).await.is_err() {
+                return;
             }
         }
         match live.try_recv() {
