@@ -271,9 +271,10 @@ struct Peer {
     /// Whether newly stored envelopes are pushed to it in full; otherwise
     /// they are announced.
     eager: bool,
-    /// The last link mode this node asked for: a duplicate push is
-    /// answered with a Prune unless one was already sent.
-    told: Option<Mode>,
+    /// The last link mode this node asked for, and when: a duplicate push
+    /// is answered with a Prune unless one went out less than
+    /// [`Config::graft_timeout`] ago (a lost one is said again).
+    told: Option<(Mode, Instant)>,
     /// What it announced by Have and no summary or delivery has confirmed
     /// yet: relied on only once [`Config::graft_timeout`] has passed.
     heard: BTreeMap<Fingerprint, u64>,
@@ -858,7 +859,7 @@ impl Sync {
             touched.insert(author);
         }
         if duplicate_push && !self.config.flood {
-            self.prune(peer);
+            self.prune(peer, now);
         }
         for author in touched {
             self.request_missing(&author, now, None);
@@ -866,16 +867,17 @@ impl Sync {
     }
 
     /// A duplicate push: the link closes a loop of eager links. It becomes
-    /// lazy both ways, and the peer is told (once).
-    fn prune(&mut self, peer: &PeerId) {
+    /// lazy both ways, and the peer is told (again if a Prune sent a while
+    /// ago has not taken effect).
+    fn prune(&mut self, peer: &PeerId, now: Instant) {
         let Some(p) = self.peers.get_mut(peer) else {
             return;
         };
         p.eager = false;
-        if p.told == Some(Mode::Prune) {
+        if told_lately(p.told, Mode::Prune, now, self.config.graft_timeout) {
             return;
         }
-        p.told = Some(Mode::Prune);
+        p.told = Some((Mode::Prune, now));
         self.stats.prunes_sent += 1;
         self.actions.push_back(Action::Send {
             peer: peer.clone(),
@@ -883,16 +885,17 @@ impl Sync {
         });
     }
 
-    /// Makes the link to `peer` eager, telling it (once).
-    fn make_eager(&mut self, peer: &PeerId) {
+    /// Makes the link to `peer` eager, telling it (again if a Graft sent a
+    /// while ago has not taken effect).
+    fn make_eager(&mut self, peer: &PeerId, now: Instant) {
         let Some(p) = self.peers.get_mut(peer) else {
             return;
         };
-        if p.eager && p.told == Some(Mode::Graft) {
+        if p.eager && told_lately(p.told, Mode::Graft, now, self.config.graft_timeout) {
             return;
         }
         p.eager = true;
-        p.told = Some(Mode::Graft);
+        p.told = Some((Mode::Graft, now));
         self.stats.grafts_sent += 1;
         self.actions.push_back(Action::Send {
             peer: peer.clone(),
@@ -903,18 +906,27 @@ impl Sync {
     /// The peer asked for a link mode: Prune (`eager = false`) or Graft.
     fn on_mode(&mut self, peer: &PeerId, eager: bool) {
         if let Some(p) = self.peers.get_mut(peer) {
+            // Its word supersedes this node's last one: after a Graft, a
+            // duplicate from it deserves a fresh Prune; after a Prune, its
+            // announcements are no sign of a lost Graft.
             p.eager = eager;
-            if eager {
-                // It wants pushes again: a duplicate from it deserves a
-                // fresh Prune.
-                p.told = None;
-            }
+            p.told = None;
         }
     }
 
     /// A lazy peer announced what it holds. What this node lacks gets a
     /// graft timer; nothing is asked for yet.
     fn on_have(&mut self, peer: &PeerId, tips: Vec<Tip>, now: Instant) {
+        let regraft = self.peers.get(peer).is_some_and(|p| {
+            p.eager
+                && matches!(p.told, Some((Mode::Graft, _)))
+                && !told_lately(p.told, Mode::Graft, now, self.config.graft_timeout)
+        });
+        if regraft {
+            // It still announces a while after this node grafted the
+            // link: the Graft was lost.
+            self.make_eager(peer, now);
+        }
         let Some(p) = self.peers.get_mut(peer) else {
             return;
         };
@@ -998,7 +1010,7 @@ impl Sync {
             .cloned()
             .expect("the target is an announcer's");
         if target - handed <= GRAFT_SPAN && !self.config.flood {
-            self.make_eager(&peer);
+            self.make_eager(&peer, now);
         }
         self.request(author, &peer, handed + 1, target, now);
         self.request_missing(author, now, Some(&peer));
@@ -1190,6 +1202,12 @@ impl Sync {
         }
         true
     }
+}
+
+/// Whether `mode` is what this node last told the peer, less than
+/// `within` ago.
+fn told_lately(told: Option<(Mode, Instant)>, mode: Mode, now: Instant, within: Duration) -> bool {
+    told.is_some_and(|(last, at)| last == mode && now.saturating_duration_since(at) < within)
 }
 
 fn hand_out(
