@@ -294,10 +294,12 @@ impl Engine {
             tokio::select! {
                 biased;
                 _ = stopped.wait_for(|s| *s) => break,
+                // Timers before frames: a busy inbox must not starve the
+                // announcements, grafts and Want timeouts.
+                _ = sleep => self.sync.handle_timeout(Instant::now()),
                 Some(input) = self.inbox.recv() => self.handle_input(input),
                 event = self.events.recv() => self.handle_event(event),
                 stored = self.stored.recv() => self.handle_stored(stored),
-                _ = sleep => self.sync.handle_timeout(Instant::now()),
                 _ = board_tick.tick() => self.publish_board(),
             }
             self.drive();
@@ -928,6 +930,12 @@ async fn accept_loop(
                     } else {
                         tracing::debug!(%remote, %fingerprint, "refused again: not trusted");
                     }
+                }
+                Err(e @ (MeshError::Unreachable | MeshError::Closed(_))) if !matches!(&e, MeshError::Closed(c) if c.peer_code().is_some_and(|code| code != CloseCode::Normal)) =>
+                {
+                    // A dialer's spare handshake, dropped once another
+                    // completed (or one that went silent): not a refusal.
+                    tracing::debug!(%remote, reason = %e, "incoming connection abandoned before authentication");
                 }
                 Err(e) => {
                     tracing::warn!(target: AUDIT, event = "peer_refused", %remote, reason = %e, "incoming connection refused");

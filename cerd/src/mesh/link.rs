@@ -19,7 +19,7 @@ use cer_proto::wire::{Frame, Item, WireTombstone, MAX_BATCH, MAX_FRAME_BYTES};
 use cer_proto::{EnvelopeId, Fingerprint};
 use tokio::sync::mpsc;
 
-use super::transport::{FrameReceiver, FrameSender, LinkHandle, MeshError};
+use super::transport::{CloseCode, FrameReceiver, FrameSender, LinkHandle, MeshError};
 use crate::node::Node;
 use crate::store::{StoredEnvelope, Tombstone};
 
@@ -100,8 +100,21 @@ pub(super) fn spawn<T: From<FromLink> + Send + 'static>(
 ) -> Outboxes {
     let (bulk, bulk_rx) = mpsc::channel(OUTBOX_CAPACITY);
     let (live, live_rx) = mpsc::channel(OUTBOX_CAPACITY);
-    tokio::spawn(outbox_task(node.clone(), sender, bulk_rx, sent.clone()));
-    tokio::spawn(live_task(node, handle.clone(), live_rx, sent));
+    // A link whose sending side stopped (a write failed) is closed, so
+    // the peer and the engine start afresh instead of a link that only
+    // listens.
+    let closer = handle.clone();
+    let bulk_task = outbox_task(node.clone(), sender, bulk_rx, sent.clone());
+    tokio::spawn(async move {
+        bulk_task.await;
+        closer.close(CloseCode::Normal, "frame stream ended");
+    });
+    let closer = handle.clone();
+    let live_task = live_task(node, handle.clone(), live_rx, sent);
+    tokio::spawn(async move {
+        live_task.await;
+        closer.close(CloseCode::Normal, "live stream ended");
+    });
     tokio::spawn(reader_task(peer, link, receiver, handle, inbox));
     Outboxes { bulk, live }
 }
