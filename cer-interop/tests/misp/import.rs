@@ -484,3 +484,33 @@ fn an_event_date_outside_four_digit_years_is_skipped() {
     assert!(report.incidents[0].incident.occurred.is_none());
     serde_json::to_vec(&report.incidents[0].incident).expect("the filing serializes");
 }
+
+/// Found by fuzzing: a URL under the length limit as written but over it
+/// once percent-encoded was imported, and its filing did not read back
+/// through the API. It is now refused with its place.
+#[test]
+fn a_url_too_long_once_normalized_is_refused() {
+    let wide = format!("http://x.example/{}", "é".repeat(3000));
+    let event = json!({"Event": {
+        "uuid": "9a7b8c9d-0000-4000-8000-000000000002",
+        "info": "Wide URL",
+        "Attribute": [
+            {"type": "url", "value": wide, "to_ids": true},
+            {"type": "ip-dst", "value": "198.51.100.8", "to_ids": true}
+        ]
+    }});
+    let bytes = serde_json::to_vec(&event).unwrap();
+    let report = misp::import(&bytes, &options("wide.json")).unwrap();
+    assert_eq!(report.incidents.len(), 1);
+    let problems: Vec<String> = lines(&report.skipped)
+        .into_iter()
+        .chain(lines(&report.invalid))
+        .collect();
+    assert!(
+        problems.iter().any(|l| l.contains("once normalized")),
+        "{problems:?}"
+    );
+    let filing = serde_json::to_vec(&report.incidents[0].incident).unwrap();
+    let back: cer_proto::api::FileIncident = serde_json::from_slice(&filing).expect("reads back");
+    assert_eq!(back.indicators.len(), 1);
+}
