@@ -127,7 +127,17 @@ pub(super) fn open(dir: &Path) -> Store {
 }
 
 pub(super) fn assert_consistent(dir: &Path) {
-    let report = check(&dir.join("store"), &Accept).unwrap();
+    // sled's own background jobs may hold the lock for a moment after the
+    // store is dropped: wait until it is released.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let report = loop {
+        match check(&dir.join("store"), &Accept) {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            result => break result.unwrap(),
+        }
+    };
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
 
