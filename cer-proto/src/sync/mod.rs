@@ -870,36 +870,36 @@ impl Sync {
     /// lazy both ways, and the peer is told (again if a Prune sent a while
     /// ago has not taken effect).
     fn prune(&mut self, peer: &PeerId, now: Instant) {
-        let Some(p) = self.peers.get_mut(peer) else {
-            return;
-        };
-        p.eager = false;
-        if told_lately(p.told, Mode::Prune, now, self.config.graft_timeout) {
-            return;
-        }
-        p.told = Some((Mode::Prune, now));
-        self.stats.prunes_sent += 1;
-        self.actions.push_back(Action::Send {
-            peer: peer.clone(),
-            frame: Frame::Prune,
-        });
+        self.set_mode(peer, Mode::Prune, now);
     }
 
     /// Makes the link to `peer` eager, telling it (again if a Graft sent a
     /// while ago has not taken effect).
     fn make_eager(&mut self, peer: &PeerId, now: Instant) {
+        self.set_mode(peer, Mode::Graft, now);
+    }
+
+    /// Sets the link's mode and says so, unless the same word went out
+    /// less than [`Config::graft_timeout`] ago.
+    fn set_mode(&mut self, peer: &PeerId, mode: Mode, now: Instant) {
         let Some(p) = self.peers.get_mut(peer) else {
             return;
         };
-        if p.eager && told_lately(p.told, Mode::Graft, now, self.config.graft_timeout) {
+        let eager = mode == Mode::Graft;
+        let settled = p.eager == eager && told_lately(p.told, mode, now, self.config.graft_timeout);
+        p.eager = eager;
+        if settled {
             return;
         }
-        p.eager = true;
-        p.told = Some((Mode::Graft, now));
-        self.stats.grafts_sent += 1;
+        p.told = Some((mode, now));
+        let (count, frame) = match mode {
+            Mode::Prune => (&mut self.stats.prunes_sent, Frame::Prune),
+            Mode::Graft => (&mut self.stats.grafts_sent, Frame::Graft),
+        };
+        *count += 1;
         self.actions.push_back(Action::Send {
             peer: peer.clone(),
-            frame: Frame::Graft,
+            frame,
         });
     }
 

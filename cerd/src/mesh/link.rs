@@ -293,9 +293,22 @@ fn read_pushes(
     store: &crate::store::Store,
     pushes: Vec<(Fingerprint, u64, bool)>,
 ) -> Vec<(bool, Item)> {
-    let mut items: Vec<(Fingerprint, u8, (bool, Item))> = Vec::with_capacity(pushes.len());
+    // Consecutive seqs of one author (a relay passing on a catch-up) are
+    // read as one range.
+    let mut runs: Vec<(Fingerprint, u64, u64, bool)> = Vec::new();
     for (author, seq, flood) in pushes {
-        let stored = match store.chain_range(&author, seq, seq) {
+        match runs.last_mut() {
+            Some((a, _, to, f))
+                if *a == author && *f == flood && to.checked_add(1) == Some(seq) =>
+            {
+                *to = seq;
+            }
+            _ => runs.push((author, seq, seq, flood)),
+        }
+    }
+    let mut items: Vec<(Fingerprint, u8, (bool, Item))> = Vec::with_capacity(runs.len());
+    for (author, from, to, flood) in runs {
+        let stored = match store.chain_range(&author, from, to) {
             Ok(stored) => stored,
             Err(e) => {
                 tracing::error!(error = %e, "reading an envelope to push");
