@@ -1037,6 +1037,17 @@ async fn within_auth_timeout<T>(
 fn handshake_error(error: ConnectionError) -> MeshError {
     match error {
         ConnectionError::TimedOut => MeshError::Unreachable,
+        // The peer's application dropped the connection before the
+        // handshake completed (a dialer's spare handshake, or a shutdown):
+        // a close, not a failure.
+        ConnectionError::ConnectionClosed(close)
+            if close.error_code == quinn::TransportErrorCode::APPLICATION_ERROR =>
+        {
+            MeshError::Closed(LinkClosed::ByPeer {
+                code: CloseCode::Normal as u64,
+                reason: String::from_utf8_lossy(&close.reason).into_owned(),
+            })
+        }
         // A refusal by the peer's application is not a handshake failure.
         ConnectionError::ApplicationClosed(_) | ConnectionError::LocallyClosed => closed(error),
         other => MeshError::Handshake(other.to_string()),
